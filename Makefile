@@ -1,0 +1,42 @@
+# pvc: `make` builds dist/pvc; `make test` installs what is missing, builds, lints and tests.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: all deps build lint format test test-unit test-integration test-chaos bench rpm clean
+
+all: build
+
+deps:
+	@./scripts/install-deps
+
+build: deps
+	@./scripts/build-zipapp
+
+lint: deps
+	$(VENV)/bin/ruff check pvc tests scripts
+	$(VENV)/bin/ruff format --check pvc tests scripts
+
+format: deps
+	$(VENV)/bin/ruff format pvc tests scripts
+
+test: build lint
+	$(VENV)/bin/pytest -q tests
+
+test-unit: deps
+	$(VENV)/bin/pytest -q tests/unit
+
+test-integration: build
+	$(VENV)/bin/pytest -q tests/integration
+
+test-chaos: build
+	$(VENV)/bin/pytest -q tests/chaos
+
+bench: build
+	@for bench in scripts/bench/*; do [ -x "$$bench" ] && "$$bench"; done; true
+
+rpm: build
+	rpmbuild -bb pvc.spec --define "_sourcedir $(CURDIR)" --define "_topdir $(CURDIR)/build/rpm"
+
+clean:
+	rm -rf build dist .pytest_cache

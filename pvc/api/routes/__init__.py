@@ -1,0 +1,10 @@
+"""The API's endpoints, one module per noun; importing a module registers its endpoints."""
+
+import importlib
+
+MODULES = ("root", "cluster")
+
+
+def load() -> None:
+    for name in MODULES:
+        importlib.import_module(f"pvc.api.routes.{name}")

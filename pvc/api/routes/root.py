@@ -1,0 +1,11 @@
+"""The API root: name and version."""
+
+from typing import Any
+
+import pvc
+from pvc.api.app import Context, endpoint
+
+
+@endpoint("GET", "/", summary="API name and version", tags=("root",), public=True)
+def get_root(ctx: Context) -> dict[str, Any]:
+    return {"name": "pvc", "version": pvc.__version__}

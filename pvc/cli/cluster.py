@@ -1,0 +1,81 @@
+"""Usage:
+  pvc cluster init [--name NAME] [--overwrite] [--yes]
+  pvc cluster status [--format FORMAT]
+  pvc cluster maintenance (on | off)
+  pvc cluster -h | --help
+
+Commands:
+  init         Create the cluster's Zookeeper tree. An initialised cluster is refused unless
+               --overwrite, which wipes ALL cluster data (asks first unless --yes).
+  status       The cluster's name, versions, maintenance mode, primary node and nodes.
+  maintenance  Turn maintenance mode on or off (suppresses fencing and automatic actions).
+
+Options:
+  --name NAME                 the cluster's name [default: pvc]
+  --overwrite                 wipe an initialised cluster and start afresh
+  -y, --yes                   do not ask for confirmation
+  -f FORMAT, --format FORMAT  output: pretty, json or json-pretty [default: pretty]
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+from pvc.cli import client
+from pvc.cli.format import check_format, key_values, render, table
+from pvc.cli.parse import parse
+from pvc.errors import PvcError
+
+if TYPE_CHECKING:
+    from pvc.__main__ import Globals
+
+OVERWRITE_QUESTION = "Wipe ALL cluster data and reinitialise? [y/N] "
+
+
+def main(args: list[str], options: Globals) -> int:
+    arguments = parse(__doc__, args, "cluster")
+    if arguments["status"]:
+        output_format = check_format(arguments["--format"])
+        status = client.for_options(options).get("/status")
+        print(render(status, output_format, status_text))
+        return 0
+    if arguments["init"]:
+        overwrite = arguments["--overwrite"]
+        if overwrite and not arguments["--yes"] and not confirm(OVERWRITE_QUESTION):
+            raise PvcError("aborted")
+        params = {"overwrite": overwrite, "name": arguments["--name"]}
+        answer = client.for_options(options).post("/initialize", params)
+    else:
+        answer = client.for_options(options).post("/status", {"maintenance": arguments["on"]})
+    print(answer["message"])
+    return 0
+
+
+def confirm(question: str) -> bool:
+    """Asks on standard error, reads standard input; only y or yes is a yes."""
+    print(question, end="", file=sys.stderr, flush=True)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def status_text(status: dict[str, Any]) -> str:
+    """The pretty form of GET /status: a summary block, then a table of the nodes."""
+    nodes = status["nodes"]
+    by_state = ", ".join(f"{state} {count}" for state, count in sorted(nodes["by_state"].items()))
+    summary = key_values(
+        [
+            ("cluster", status["cluster"]),
+            ("pvc version", status["pvc_version"]),
+            ("schema version", status["schema_version"]),
+            ("maintenance", "on" if status["maintenance"] else "off"),
+            ("primary node", status["primary_node"]),
+            ("nodes", f"{nodes['total']}" + (f" ({by_state})" if by_state else "")),
+            ("vms", status["vms"]["total"]),
+            ("networks", status["networks"]["total"]),
+        ]
+    )
+    if not nodes["list"]:
+        return summary
+    columns = ("name", "daemon_state", "coordinator_state")
+    rows = [[node[column] for column in columns] for node in nodes["list"]]
+    return summary + "\n\n" + table(("NODE", "DAEMON", "COORDINATOR"), rows)

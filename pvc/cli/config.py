@@ -1,0 +1,28 @@
+"""Usage:
+  pvc config sample
+  pvc config check
+  pvc config -h | --help
+
+Commands:
+  sample   Print a fully commented sample node configuration.
+  check    Validate the node configuration (--config or $PVC_CONFIG, else /etc/pvc/pvc.conf).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pvc import config as node_config
+from pvc.cli.parse import parse
+
+if TYPE_CHECKING:
+    from pvc.__main__ import Globals
+
+
+def main(args: list[str], options: Globals) -> int:
+    arguments = parse(__doc__, args, "config")
+    if arguments["sample"]:
+        print(node_config.sample(), end="")
+    else:
+        print(f"config OK: {node_config.load(options.config).path}")
+    return 0

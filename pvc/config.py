@@ -1,0 +1,284 @@
+"""The node configuration: `/etc/pvc/pvc.conf` (YAML) read into a typed, validated `Config`.
+
+One declarative table, `SPEC`, names every key with its type, default and a line of
+documentation; validation, defaults and `pvc config sample` all come from it, so they cannot
+drift apart. Every key has a default except `cluster.coordinators`. An unknown key or a wrong
+type is reported as one `ConfigError` naming the key path.
+"""
+
+import os
+import secrets
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pvc.errors import ConfigError
+
+DEFAULT_PATH = "/etc/pvc/pvc.conf"
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Field:
+    kind: type | tuple[type, ...]
+    default: Any
+    doc: str
+    check: Callable[[Any], str | None] | None = None  # returns a complaint, or None if fine
+
+
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def _non_negative(value: Any) -> str | None:
+    return None if value >= 0 else "must be 0 or greater"
+
+
+def _port(value: Any) -> str | None:
+    return None if 0 < value < 65536 else "must be a port number (1-65535)"
+
+
+def _strings(value: Any) -> str | None:
+    if all(isinstance(item, str) and item for item in value):
+        return None
+    return "must be a list of non-empty strings"
+
+
+def _api_keys(value: Any) -> str | None:
+    for item in value:
+        if not (isinstance(item, dict) and isinstance(item.get("key"), str) and item["key"]):
+            return "must be a list of {key: ..., description: ...} entries with a non-empty key"
+        if set(item) - {"key", "description"}:
+            return "entries take only 'key' and 'description'"
+    return None
+
+
+def _log_level(value: Any) -> str | None:
+    return (
+        None
+        if value in ("debug", "info", "warning", "error")
+        else "must be debug|info|warning|error"
+    )
+
+
+def _short_hostname() -> str:
+    return socket.gethostname().split(".")[0]
+
+
+SPEC: dict[str, Any] = {
+    "node": {
+        "name": Field(str, None, "This node's name; defaults to the short hostname."),
+    },
+    "cluster": {
+        "name": Field(str, "pvc", "A name for the cluster, shown in status output."),
+        "coordinators": Field(
+            list, REQUIRED, "Names of the coordinator nodes (3 or 5 in production).", _strings
+        ),
+        "floating_ip": Field(
+            (str, type(None)), None, "Cluster floating address held by the primary (a.b.c.d/nn)."
+        ),
+        "floating_interface": Field(
+            (str, type(None)), None, "Interface that carries the floating address."
+        ),
+    },
+    "zookeeper": {
+        "hosts": Field(
+            (str, type(None)),
+            None,
+            "Zookeeper connect string host:port,...[/chroot]; default: coordinators on 2181.",
+        ),
+        "connect_timeout": Field(
+            (int, float),
+            5.0,
+            "Seconds to wait for a Zookeeper connection before failing.",
+            _positive,
+        ),
+        "session_timeout": Field(
+            (int, float), 10.0, "Zookeeper session timeout in seconds.", _positive
+        ),
+    },
+    "api": {
+        "listen_address": Field(str, "0.0.0.0", "Address the API listens on."),
+        "listen_port": Field(int, 7370, "Port the API listens on.", _port),
+        "authentication": {
+            "enabled": Field(bool, True, "Require an X-Api-Key header on every request."),
+            "keys": Field(list, [], "Accepted API keys: a list of {key, description}.", _api_keys),
+        },
+        "tls": {
+            "enabled": Field(bool, False, "Serve the API over TLS."),
+            "cert_file": Field((str, type(None)), None, "PEM certificate (chain) file."),
+            "key_file": Field((str, type(None)), None, "PEM private key file (mode 0600)."),
+        },
+    },
+    "timers": {
+        "keepalive_interval": Field(
+            (int, float), 5.0, "Seconds between node keepalives.", _positive
+        ),
+        "fence_intervals": Field(
+            int, 6, "Missed keepalives before a node is considered dead.", _positive
+        ),
+        "suicide_intervals": Field(
+            int, 0, "Missed keepalives before a node fences itself (0: never).", _non_negative
+        ),
+        "vm_shutdown_timeout": Field(
+            (int, float), 180.0, "Seconds a graceful VM shutdown may take.", _positive
+        ),
+    },
+    "logging": {
+        "level": Field(str, "info", "Log level: debug, info, warning or error.", _log_level),
+        "file": Field((str, type(None)), None, "Log file; logs go to standard error when empty."),
+        "log_keepalives": Field(bool, True, "Log one line per keepalive."),
+    },
+}
+
+
+class Config:
+    """A validated configuration: nested sections reachable by attribute or by dotted `get`."""
+
+    def __init__(self, values: dict[str, Any], path: str | None = None):
+        self._values = values
+        self.path = path
+
+    def get(self, dotted: str) -> Any:
+        value: Any = self._values
+        for part in dotted.split("."):
+            value = value[part]
+        return value
+
+    def as_dict(self) -> dict[str, Any]:
+        return self._values
+
+    @property
+    def node_name(self) -> str:
+        return self.get("node.name")
+
+    @property
+    def coordinators(self) -> list[str]:
+        return self.get("cluster.coordinators")
+
+    @property
+    def zookeeper_hosts(self) -> str:
+        return self.get("zookeeper.hosts")
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    names |= {list: "a list", type(None): "empty"}
+    return " or ".join(names[k] for k in kinds if not (k is int and float in kinds))
+
+
+def _apply(spec: dict[str, Any], given: Any, prefix: str) -> dict[str, Any]:
+    if given is None:
+        given = {}
+    if not isinstance(given, dict):
+        raise ConfigError(f"config: '{prefix.rstrip('.') or '(top)'}' must be a mapping of keys")
+    unknown = sorted(set(given) - set(spec))
+    if unknown:
+        raise ConfigError(f"config: unknown key '{prefix}{unknown[0]}'")
+    out: dict[str, Any] = {}
+    for key, field in spec.items():
+        path = f"{prefix}{key}"
+        if isinstance(field, dict):
+            out[key] = _apply(field, given.get(key), path + ".")
+            continue
+        if key not in given:
+            if field.default is REQUIRED:
+                raise ConfigError(f"config: '{path}' must be set")
+            out[key] = list(field.default) if isinstance(field.default, list) else field.default
+            continue
+        value = given[key]
+        kinds = field.kind if isinstance(field.kind, tuple) else (field.kind,)
+        is_bool = isinstance(value, bool)
+        if not isinstance(value, kinds) or (is_bool and bool not in kinds):
+            raise ConfigError(f"config: '{path}' must be {_type_name(field.kind)}, not {value!r}")
+        complaint = field.check(value) if field.check and value is not None else None
+        if complaint:
+            raise ConfigError(f"config: '{path}' {complaint}")
+        out[key] = value
+    return out
+
+
+def from_dict(given: Any, path: str | None = None) -> Config:
+    """Validates a parsed YAML document and fills in defaults and derived values."""
+    values = _apply(SPEC, given, "")
+    if values["node"]["name"] is None:
+        values["node"]["name"] = _short_hostname()
+    if values["zookeeper"]["hosts"] is None:
+        values["zookeeper"]["hosts"] = ",".join(
+            f"{name}:2181" for name in values["cluster"]["coordinators"]
+        )
+    tls = values["api"]["tls"]
+    if tls["enabled"] and not (tls["cert_file"] and tls["key_file"]):
+        raise ConfigError("config: 'api.tls' is enabled but cert_file or key_file is not set")
+    auth = values["api"]["authentication"]
+    if auth["enabled"] and not auth["keys"]:
+        raise ConfigError(
+            "config: 'api.authentication.keys' is empty; add a key or set enabled: false"
+        )
+    return Config(values, path)
+
+
+def config_path(explicit: str | None = None) -> str:
+    """The config file to read: --config, then $PVC_CONFIG, then /etc/pvc/pvc.conf."""
+    return explicit or os.environ.get("PVC_CONFIG") or DEFAULT_PATH
+
+
+def load(explicit: str | None = None) -> Config:
+    """Reads and validates the configuration file; every failure is one ConfigError line."""
+    import yaml
+
+    path = config_path(explicit)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            document = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config: {path} does not exist (set --config or PVC_CONFIG)") from None
+    except OSError as exc:
+        raise ConfigError(f"config: cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "malformed YAML"
+        raise ConfigError(f"config: {path}{where}: {problem}") from None
+    return from_dict(document, path)
+
+
+def sample() -> str:
+    """A fully commented sample configuration, generated from SPEC, with a new API key."""
+    lines = [
+        "# pvc configuration (/etc/pvc/pvc.conf). Every key but cluster.coordinators has the",
+        "# default shown; remove the leading '# ' of a key to change it.",
+    ]
+
+    def render(spec: dict[str, Any], depth: int) -> None:
+        pad = "  " * depth
+        for key, field in spec.items():
+            if isinstance(field, dict):
+                lines.append(f"{pad}{key}:")
+                render(field, depth + 1)
+                continue
+            lines.append(f"{pad}# {field.doc}")
+            if field.default is REQUIRED:
+                lines.append(f"{pad}{key}: [node1, node2, node3]")
+            elif field.check is _api_keys:
+                # a fresh random key, so the sample is usable as it is and never shared
+                lines.append(f"{pad}{key}:")
+                lines.append(f"{pad}  - description: admin")
+                lines.append(f"{pad}    key: {secrets.token_urlsafe(32)}")
+            else:
+                lines.append(f"{pad}# {key}: {_yaml_scalar(field.default)}")
+
+    render(SPEC, 0)
+    return "\n".join(lines) + "\n"
+
+
+def _yaml_scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[]"
+    return str(value)

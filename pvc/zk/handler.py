@@ -1,0 +1,308 @@
+"""ZKHandler: pvc's one door to Zookeeper, a thin layer over a kazoo client.
+
+It connects to the coordinators' connect string with retry and backoff, tells listeners about
+session state changes, reads and writes values typed by the schema, and writes many keys as
+ONE Zookeeper transaction (`multi`) with version checks: either every change lands or none
+does, and a concurrent writer makes the whole write fail with `ConcurrentChange`.
+
+Keys are schema names, optionally with their placeholders: `"base.config.maintenance"` or
+`("node.keepalive", "node1")`. Raw paths are never accepted from callers.
+"""
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import (
+    BadVersionError,
+    ConnectionLoss,
+    KazooException,
+    NodeExistsError,
+    NoNodeError,
+    NotEmptyError,
+    RolledBackError,
+    SessionExpiredError,
+)
+from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.retry import KazooRetry
+
+from pvc.errors import ConcurrentChange, Unavailable
+from pvc.zk import schema
+
+Key = str | tuple[str, ...]
+log = logging.getLogger("pvc.zk")
+
+# How a session state reads to listeners: "connected", "suspended" or "lost".
+STATE_NAMES = {
+    KazooState.CONNECTED: "connected",
+    KazooState.SUSPENDED: "suspended",
+    KazooState.LOST: "lost",
+}
+
+
+def resolve(key: Key) -> tuple[str, Any]:
+    """A schema key (name, or name plus placeholder values) -> (path, value type)."""
+    if isinstance(key, str):
+        return schema.path(key), schema.kind(key)
+    name, *args = key
+    return schema.path(name, *args), schema.kind(name)
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = path.strip("/").split("/")[:-1]
+    return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+class ZKHandler:
+    """A connection to Zookeeper with typed, transactional reads and writes."""
+
+    def __init__(
+        self,
+        hosts: str,
+        *,
+        connect_timeout: float = 5.0,
+        session_timeout: float = 10.0,
+    ):
+        self.hosts = hosts
+        self.connect_timeout = connect_timeout
+        self.session_timeout = session_timeout
+        self._listeners: list[Callable[[str], None]] = []
+        # Reconnection after a drop: keep trying forever, backing off to 1 s between tries.
+        retry = KazooRetry(max_tries=-1, delay=0.1, backoff=2, max_delay=1.0)
+        self.client = KazooClient(
+            hosts=hosts,
+            timeout=session_timeout,
+            connection_retry=retry,
+            logger=logging.getLogger("pvc.zk.kazoo"),
+        )
+        self.client.add_listener(self._on_state)
+
+    # --- connection -------------------------------------------------------------------------
+
+    def connect(self) -> "ZKHandler":
+        """Connects within `connect_timeout` seconds, or raises Unavailable and stops trying."""
+        try:
+            self.client.start(timeout=self.connect_timeout)
+        except (KazooTimeoutError, KazooException, OSError):
+            self.client.stop()
+            self.client.close()
+            raise Unavailable(
+                f"cannot reach Zookeeper at {self.hosts} within {self.connect_timeout:g} s"
+            ) from None
+        return self
+
+    def close(self) -> None:
+        try:
+            self.client.stop()
+        finally:
+            self.client.close()
+
+    @property
+    def connected(self) -> bool:
+        return self.client.state == KazooState.CONNECTED
+
+    @property
+    def session_id(self) -> int | None:
+        ids = self.client.client_id
+        return ids[0] if ids else None
+
+    def add_listener(self, callback: Callable[[str], None]) -> None:
+        """Calls `callback(state)` with "connected", "suspended" or "lost" on each change.
+
+        Callbacks run on kazoo's event thread and must not block (hand work to a thread).
+        """
+        self._listeners.append(callback)
+
+    def remove_listener(self, callback: Callable[[str], None]) -> None:
+        if callback in self._listeners:
+            self._listeners.remove(callback)
+
+    def _on_state(self, state: str) -> None:
+        name = STATE_NAMES[state]
+        log.info("zookeeper session %s", name)
+        for callback in list(self._listeners):
+            try:
+                callback(name)
+            except Exception:  # a listener's bug must not break kazoo's thread
+                log.exception("zookeeper state listener failed")
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def exists(self, key: Key) -> bool:
+        return self._call(self.client.exists, resolve(key)[0]) is not None
+
+    def read(self, key: Key) -> Any:
+        """The key's typed value, or None if it is missing or empty."""
+        return self.read_versioned(key)[0]
+
+    def read_versioned(self, key: Key) -> tuple[Any, int]:
+        """(value, version) of a key; a missing key reads as (None, -1)."""
+        path, kind = resolve(key)
+        try:
+            raw, stat = self._call(self.client.get, path)
+        except NoNodeError:
+            return None, -1
+        return schema.decode(raw, kind), stat.version
+
+    def read_many(self, keys: Iterable[Key]) -> list[Any]:
+        """Reads several keys with pipelined requests (one round trip's latency, not N)."""
+        resolved = [resolve(key) for key in keys]
+        asyncs = [self.client.get_async(path) for path, _ in resolved]
+        values = []
+        for (_, kind), pending in zip(resolved, asyncs, strict=True):
+            try:
+                values.append(schema.decode(self._call(pending.get)[0], kind))
+            except NoNodeError:
+                values.append(None)
+        return values
+
+    def children(self, key: Key) -> list[str]:
+        """Names of the key's children, sorted; a missing key has none."""
+        try:
+            return sorted(self._call(self.client.get_children, resolve(key)[0]))
+        except NoNodeError:
+            return []
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def write(
+        self,
+        values: Mapping[Key, Any] | Iterable[tuple[Key, Any]],
+        *,
+        expect: Mapping[Key, int] | None = None,
+        delete: Iterable[Key] = (),
+    ) -> None:
+        """Sets, creates and deletes keys in ONE transaction: all of it happens, or none.
+
+        Every existing key written is checked against the version read just before commit;
+        `expect` adds checks of versions the caller read earlier (-1: must not exist), so a
+        read-check-write sequence fails as a whole if anyone changed what it read. Missing
+        parents are created in the same transaction; deletes are recursive. Raises
+        ConcurrentChange when a check fails.
+        """
+        items = list(values.items()) if isinstance(values, Mapping) else list(values)
+        expected = {resolve(key)[0]: version for key, version in (expect or {}).items()}
+        txn = self.client.transaction()
+        # Deletes go first, so a key can be removed and written anew in the same write.
+        removed: set[str] = set()
+        for key in delete:
+            for path, version in self._subtree_bottom_up(resolve(key)[0]):
+                txn.delete(path, version=expected.pop(path, version))
+                removed.add(path)
+        created: set[str] = set()
+
+        def missing(path: str) -> bool:
+            if path in created:
+                return False
+            return path in removed or self._call(self.client.exists, path) is None
+
+        for key, value in items:
+            path, kind = resolve(key)
+            data = schema.encode(value, kind)
+            want = expected.pop(path, None)
+            if path in created:  # made earlier in this write as another key's parent
+                txn.set_data(path, data)
+                continue
+            stat = None if path in removed else self._call(self.client.exists, path)
+            if stat is None:
+                if want not in (None, -1) and path not in removed:
+                    raise ConcurrentChange(f"{path} was removed by another writer")
+                for parent in _ancestors(path):
+                    if missing(parent):
+                        txn.create(parent, b"")
+                        created.add(parent)
+                txn.create(path, data)
+                created.add(path)
+            else:
+                if want == -1:
+                    raise ConcurrentChange(f"{path} was created by another writer")
+                txn.set_data(path, data, version=stat.version if want is None else want)
+        for path, version in expected.items():
+            if version == -1:
+                # kazoo transactions cannot check absence: create then delete asserts it.
+                txn.create(path, b"")
+                txn.delete(path)
+            else:
+                txn.check(path, version)
+        self._commit(txn)
+
+    def delete(self, key: Key) -> None:
+        """Deletes a key and everything below it, in one transaction; missing is fine."""
+        self.write({}, delete=[key])
+
+    def _subtree_bottom_up(self, path: str) -> list[tuple[str, int]]:
+        try:
+            stat = self._call(self.client.exists, path)
+            if stat is None:
+                return []
+            found: list[tuple[str, int]] = []
+            for child in self._call(self.client.get_children, path):
+                found.extend(self._subtree_bottom_up(f"{path.rstrip('/')}/{child}"))
+        except NoNodeError:
+            return []
+        found.append((path, stat.version))
+        return found
+
+    def _commit(self, txn: Any) -> None:
+        if not txn.operations:
+            return
+        results = self._call(txn.commit)
+        failures = [
+            r for r in results if isinstance(r, Exception) and not isinstance(r, RolledBackError)
+        ]
+        if not failures:
+            return
+        failure = failures[0]
+        if isinstance(failure, BadVersionError | NoNodeError | NodeExistsError | NotEmptyError):
+            raise ConcurrentChange(
+                "the cluster state changed while this change was being written; "
+                "nothing was written, try again"
+            )
+        raise Unavailable(f"Zookeeper refused the change: {type(failure).__name__}")
+
+    # --- watches ----------------------------------------------------------------------------
+
+    def watch_data(self, key: Key, callback: Callable[[Any, int], Any]) -> Any:
+        """Calls `callback(value, version)` now and on every change (version -1: deleted).
+
+        Returning False from the callback stops the watch.
+        """
+        path, kind = resolve(key)
+
+        def on_change(data: bytes | None, stat: Any, *_: Any) -> Any:
+            return callback(schema.decode(data, kind), stat.version if stat else -1)
+
+        return self.client.DataWatch(path, on_change)
+
+    def watch_children(self, key: Key, callback: Callable[[list[str]], Any]) -> Any:
+        """Calls `callback(sorted children)` now and on every change; False stops it."""
+        path = resolve(key)[0]
+        self.client.ensure_path(path)
+        return self.client.ChildrenWatch(path, lambda names: callback(sorted(names)))
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def ensure(self, key: Key) -> None:
+        """Creates an (empty) key and its parents if missing; for lock parents and such."""
+        self._call(self.client.ensure_path, resolve(key)[0])
+
+    def create_ephemeral(self, key: Key, value: Any = None) -> None:
+        """Creates a key that lives exactly as long as this session; NodeExistsError if taken."""
+        path, kind = resolve(key)
+        self._call(self.client.create, path, schema.encode(value, kind), ephemeral=True)
+
+    def _call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (ConnectionLoss, SessionExpiredError, KazooTimeoutError) as exc:
+            raise Unavailable(f"lost contact with Zookeeper ({type(exc).__name__})") from None
+
+
+def connect(config: Any) -> ZKHandler:
+    """A connected handler for the node configuration `config`."""
+    return ZKHandler(
+        config.zookeeper_hosts,
+        connect_timeout=config.get("zookeeper.connect_timeout"),
+        session_timeout=config.get("zookeeper.session_timeout"),
+    ).connect()

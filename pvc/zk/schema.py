@@ -1,0 +1,126 @@
+"""Every Zookeeper path pvc uses, named once, with the type of the value it holds.
+
+Code elsewhere never builds a path string: it asks `path("node.keepalive", name)`. Values are
+stored as UTF-8 text and converted by the key's declared type on read and write (see
+`encode`/`decode`), so `read("node.keepalive", n)` returns a float.
+
+The tree is versioned: `/schema/version` holds the version the tree was written in, and
+`MIGRATIONS` (in pvc.zk.migrations) upgrade an older tree step by step to `VERSION`.
+Version 0 is the original PVC layout of v0.7 (top-level `/primary_node`, `/maintenance`,
+`/upstream_ip`, no `/schema`); version 1 moves configuration under `/config`.
+"""
+
+import json
+from typing import Any
+
+VERSION = 1
+
+# name -> (path template, value type). Types: str, int, float, bool, "json".
+KEYS: dict[str, tuple[str, Any]] = {
+    # base tree
+    "base.schema": ("/schema", str),
+    "base.schema.version": ("/schema/version", int),
+    "base.config": ("/config", str),
+    "base.config.cluster_name": ("/config/cluster_name", str),
+    "base.config.maintenance": ("/config/maintenance", bool),
+    "base.config.primary_node": ("/config/primary_node", str),
+    "base.config.upstream_ip": ("/config/upstream_ip", str),
+    "base.config.initialized": ("/config/initialized", float),
+    "base.nodes": ("/nodes", str),
+    "base.domains": ("/domains", str),
+    "base.networks": ("/networks", str),
+    "base.ceph": ("/ceph", str),
+    "base.locks": ("/locks", str),
+    # locks (children are the lock recipes' contender nodes)
+    "lock.primary_node": ("/locks/primary_node", str),
+    "lock.primary_sync": ("/locks/primary_sync", str),
+    "lock.node_name": ("/locks/node_name/{node}", str),
+    # nodes
+    "node": ("/nodes/{node}", str),
+    "node.mode": ("/nodes/{node}/daemonmode", str),
+    "node.state.daemon": ("/nodes/{node}/daemonstate", str),
+    "node.state.router": ("/nodes/{node}/routerstate", str),
+    "node.state.domain": ("/nodes/{node}/domainstate", str),
+    "node.alive": ("/nodes/{node}/alive", str),
+    "node.static": ("/nodes/{node}/staticdata", "json"),
+    "node.version": ("/nodes/{node}/pvcversion", str),
+    "node.keepalive": ("/nodes/{node}/keepalive", float),
+    "node.stats": ("/nodes/{node}/stats", "json"),
+    # schema version 0 (original PVC v0.7): read only by the migration to version 1
+    "v0.primary_node": ("/primary_node", str),
+    "v0.maintenance": ("/maintenance", bool),
+    "v0.upstream_ip": ("/upstream_ip", str),
+}
+
+# Paths `pvc cluster init` creates, with their initial values.
+INITIAL_TREE: dict[str, Any] = {
+    "base.schema": "",
+    "base.schema.version": VERSION,
+    "base.config": "",
+    "base.config.maintenance": False,
+    "base.config.primary_node": "none",
+    "base.config.upstream_ip": "",
+    "base.nodes": "",
+    "base.domains": "",
+    "base.networks": "",
+    "base.ceph": "",
+    "base.locks": "",
+    "lock.primary_node": "",
+    "lock.primary_sync": "",
+}
+
+# The top-level keys pvc owns, in every schema version; `cluster init --overwrite` removes
+# exactly these.
+ROOTS = (
+    "base.schema",
+    "base.config",
+    "base.nodes",
+    "base.domains",
+    "base.networks",
+    "base.ceph",
+    "base.locks",
+    "v0.primary_node",
+    "v0.maintenance",
+    "v0.upstream_ip",
+)
+
+
+def path(key: str, *args: str, **kwargs: str) -> str:
+    """The Zookeeper path of `key`, with its placeholders filled in order or by name."""
+    template = KEYS[key][0]
+    if args:
+        names = [part[1:-1] for part in template.split("/") if part.startswith("{")]
+        kwargs = dict(zip(names, args, strict=True)) | kwargs
+    for value in kwargs.values():
+        if not value or "/" in value:
+            raise ValueError(f"invalid name for {key}: {value!r}")
+    return template.format(**kwargs)
+
+
+def kind(key: str) -> Any:
+    return KEYS[key][1]
+
+
+def encode(value: Any, value_kind: Any = None) -> bytes:
+    """Typed value -> stored bytes (bools as true/false, json as compact JSON, None as empty)."""
+    if value is None:
+        return b""
+    if value_kind == "json" or isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"), sort_keys=True).encode()
+    if isinstance(value, bool):
+        return b"true" if value else b"false"
+    return str(value).encode()
+
+
+def decode(raw: bytes | None, value_kind: Any) -> Any:
+    """Stored bytes -> typed value; an empty or missing value reads as None."""
+    if raw is None or raw == b"":
+        return None
+    text = raw.decode()
+    if value_kind is str:
+        return text
+    if value_kind is bool:
+        return text.lower() in ("true", "1", "yes", "on")
+    if value_kind == "json":
+        return json.loads(text)
+    return value_kind(text)

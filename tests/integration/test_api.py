@@ -1,0 +1,144 @@
+"""The REST API over real HTTP (dist/pvc api serve) on a real Zookeeper."""
+
+import json
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from openapi_spec_validator import validate
+
+from tests.conftest import free_port, write_config
+
+
+def call(server, method, path, body=None, key="default", raw=None, headers=None):
+    """(status, decoded JSON) of one request; key="default" sends the server's key."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(server.url + path, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if key:
+        request.add_header("X-Api-Key", server.key if key == "default" else key)
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        assert error.headers["Content-Type"].startswith("application/json")
+        return error.code, json.loads(error.read())
+
+
+def test_root_is_public_and_says_the_version(api_server):
+    status, body = call(api_server, "GET", "/", key=None)
+    assert status == 200 and body["name"] == "pvc" and body["version"]
+
+
+@pytest.mark.parametrize("key", [None, "wrong-key"])
+def test_missing_or_wrong_key_is_401(api_server, key):
+    status, body = call(api_server, "GET", "/status", key=key)
+    assert status == 401
+    assert "API key" in body["message"]
+
+
+def test_initialize_status_and_maintenance(api_server):
+    assert call(api_server, "GET", "/status")[0] == 404  # not initialised yet
+    status, body = call(api_server, "POST", "/initialize", {"name": "lab"})
+    assert status == 200 and "initialised" in body["message"]
+    status, body = call(api_server, "POST", "/initialize", {})
+    assert status == 409 and "already initialised" in body["message"]
+    status, body = call(api_server, "GET", "/status")
+    assert status == 200
+    assert body["cluster"] == "lab" and body["maintenance"] is False
+    assert body["schema_version"] == 1 and body["nodes"]["total"] == 0
+    assert call(api_server, "POST", "/status", {"maintenance": True})[0] == 200
+    assert call(api_server, "GET", "/status")[1]["maintenance"] is True
+    # parameters may come in the query string too
+    assert call(api_server, "POST", "/status?maintenance=false")[0] == 200
+    assert call(api_server, "GET", "/status")[1]["maintenance"] is False
+    status, body = call(api_server, "POST", "/initialize", {"overwrite": True, "name": "new"})
+    assert status == 200
+    assert call(api_server, "GET", "/status")[1]["cluster"] == "new"
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "must be a JSON object"),
+        (b'{"maintenance": "perhaps"}', "must be true or false"),
+        (b'{"maintenance": true, "colour": "red"}', "unknown parameter 'colour'"),
+        (b"{}", "'maintenance' is required"),
+    ],
+)
+def test_malformed_bodies_are_400(api_server, raw, expected):
+    status, body = call(api_server, "POST", "/status", raw=raw)
+    assert status == 400
+    assert expected in body["message"]
+
+
+def test_unknown_path_and_method_are_json(api_server):
+    status, body = call(api_server, "GET", "/no/such/thing")
+    assert status == 404 and "no such endpoint" in body["message"]
+    status, body = call(api_server, "DELETE", "/status")
+    assert status == 405 and "not allowed" in body["message"]
+
+
+def test_openapi_document_is_valid_and_generated_from_routes(api_server):
+    status, document = call(api_server, "GET", "/openapi.json", key=None)
+    assert status == 200
+    validate(document)
+    assert set(document["paths"]["/status"]) == {"get", "post"}
+    post = document["paths"]["/status"]["post"]
+    assert post["requestBody"]["content"]["application/json"]["schema"]["required"] == [
+        "maintenance"
+    ]
+    assert "401" in post["responses"]
+    assert document["paths"]["/"]["get"]["security"] == []
+
+
+def test_authentication_can_be_disabled(start_api):
+    server = start_api(api={"authentication": {"enabled": False, "keys": []}})
+    assert call(server, "POST", "/initialize", {}, key=None)[0] == 200
+
+
+def test_tls(start_api, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server = start_api(api={"tls": {"enabled": True, "cert_file": str(cert), "key_file": str(key)}})
+    context = ssl.create_default_context(cafile=str(cert))
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            with urllib.request.urlopen(server.url + "/", context=context, timeout=5) as reply:
+                assert json.loads(reply.read())["name"] == "pvc"
+            break
+        except urllib.error.URLError:
+            assert time.monotonic() < deadline, "TLS API did not come up"
+            time.sleep(0.1)
+    with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):
+        urllib.request.urlopen(server.url + "/", timeout=5)  # system CAs do not know it
+
+
+def test_unreachable_zookeeper_is_one_line_and_exit_1(tmp_path, pvc_bin):
+    hosts = f"127.0.0.1:{free_port()}"
+    config = write_config(
+        tmp_path / "pvc.conf",
+        hosts,
+        zookeeper={"connect_timeout": 1},
+        api={"authentication": {"enabled": False}},
+    )
+    started = time.monotonic()
+    result = subprocess.run(
+        [pvc_bin, "api", "serve", "--config", str(config)], capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert time.monotonic() - started < 5
+    assert result.stderr.splitlines() == [f"pvc: cannot reach Zookeeper at {hosts} within 1 s"]
