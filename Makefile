@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: all deps build lint format test test-unit test-integration test-chaos bench rpm clean
+.PHONY: all deps build lint format test test-unit test-integration test-chaos bench run stop rpm clean
 
 all: build
 
@@ -31,6 +31,12 @@ test-integration: build
 
 test-chaos: build
 	$(VENV)/bin/pytest -q tests/chaos
+
+run: build
+	@./scripts/local-cluster start
+
+stop:
+	@./scripts/local-cluster stop
 
 bench: build
 	@for bench in scripts/bench/*; do [ -x "$$bench" ] && "$$bench"; done; true

@@ -28,6 +28,7 @@ Run 'pvc <group> --help' for a group's commands. Exit codes: 0 ok, 1 the operati
 """
 
 import importlib
+import os
 import sys
 from dataclasses import dataclass
 
@@ -114,6 +115,17 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # output piped into e.g. head, which stopped reading
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as exc:
+        if os.environ.get("PVC_DEBUG"):
+            raise
+        print(
+            f"pvc: unexpected error: {type(exc).__name__}: {exc} (PVC_DEBUG=1 shows where)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def entry() -> None:

@@ -95,11 +95,17 @@ SPEC: dict[str, Any] = {
             _positive,
         ),
         "session_timeout": Field(
-            (int, float), 10.0, "Zookeeper session timeout in seconds.", _positive
+            (int, float),
+            4.0,
+            "Zookeeper session timeout in seconds: a crashed primary is replaced this much later.",
+            _positive,
         ),
     },
     "api": {
-        "listen_address": Field(str, "0.0.0.0", "Address the API listens on."),
+        "serve_on_primary": Field(bool, True, "The primary coordinator's daemon serves the API."),
+        "listen_address": Field(
+            str, "0.0.0.0", "Address the API listens on (e.g. the floating address)."
+        ),
         "listen_port": Field(int, 7370, "Port the API listens on.", _port),
         "authentication": {
             "enabled": Field(bool, True, "Require an X-Api-Key header on every request."),
@@ -117,6 +123,9 @@ SPEC: dict[str, Any] = {
         ),
         "fence_intervals": Field(
             int, 6, "Missed keepalives before a node is considered dead.", _positive
+        ),
+        "relinquish_timeout": Field(
+            (int, float), 10.0, "Seconds a stopping primary waits for a successor.", _positive
         ),
         "suicide_intervals": Field(
             int, 0, "Missed keepalives before a node fences itself (0: never).", _non_negative

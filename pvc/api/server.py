@@ -30,7 +30,8 @@ class _TlsListener(ssl.SSLSocket):
         return conn, address
 
 
-def _listening_socket(config: Config) -> socket.socket:
+def listening_socket(config: Config) -> socket.socket:
+    """The API's listening socket, TLS-wrapped when the configuration asks for TLS."""
     address = config.get("api.listen_address")
     port = config.get("api.listen_port")
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
@@ -56,6 +57,10 @@ def _listening_socket(config: Config) -> socket.socket:
     return context.wrap_socket(sock, server_side=True)
 
 
+def url_scheme(config: Config) -> str:
+    return "https" if config.get("api.tls.enabled") else "http"
+
+
 def serve(config: Config) -> int:
     """Connects to Zookeeper, upgrades an old schema, and serves until SIGTERM or SIGINT."""
     import waitress
@@ -66,10 +71,10 @@ def serve(config: Config) -> int:
     zk = handler.connect(config)
     migrations.upgrade(zk)
     app = make_app(Context(zk, config))
-    sock = _listening_socket(config)
+    sock = listening_socket(config)
     if not config.get("api.authentication.enabled"):
         log.warning("API authentication is DISABLED: anyone who reaches the port has full control")
-    scheme = "https" if config.get("api.tls.enabled") else "http"
+    scheme = url_scheme(config)
     address, port = sock.getsockname()[:2]
     log.info("API serving on %s://%s:%s/api/v1", scheme, address, port)
 

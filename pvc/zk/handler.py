@@ -49,6 +49,23 @@ def resolve(key: Key) -> tuple[str, Any]:
     return schema.path(name, *args), schema.kind(name)
 
 
+class _KazooLog(logging.LoggerAdapter):
+    """kazoo's logger, also catching the session timeout the server granted.
+
+    kazoo keeps the negotiated timeout only in a log message; the primary lease must know it
+    (the server may grant less than was asked for), so we read it from there.
+    """
+
+    def __init__(self, owner: "ZKHandler"):
+        super().__init__(logging.getLogger("pvc.zk.kazoo"), {})
+        self.owner = owner
+
+    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        if isinstance(msg, str) and msg.startswith("Session created") and len(args) >= 3:
+            self.owner.negotiated_session_timeout = args[2] / 1000.0
+        super().log(level, msg, *args, **kwargs)
+
+
 def _ancestors(path: str) -> list[str]:
     parts = path.strip("/").split("/")[:-1]
     return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
@@ -67,6 +84,7 @@ class ZKHandler:
         self.hosts = hosts
         self.connect_timeout = connect_timeout
         self.session_timeout = session_timeout
+        self.negotiated_session_timeout = session_timeout  # updated at each (re)connection
         self._listeners: list[Callable[[str], None]] = []
         # Reconnection after a drop: keep trying forever, backing off to 1 s between tries.
         retry = KazooRetry(max_tries=-1, delay=0.1, backoff=2, max_delay=1.0)
@@ -74,7 +92,7 @@ class ZKHandler:
             hosts=hosts,
             timeout=session_timeout,
             connection_retry=retry,
-            logger=logging.getLogger("pvc.zk.kazoo"),
+            logger=_KazooLog(self),
         )
         self.client.add_listener(self._on_state)
 
@@ -106,6 +124,14 @@ class ZKHandler:
     def session_id(self) -> int | None:
         ids = self.client.client_id
         return ids[0] if ids else None
+
+    def round_trip(self) -> bool:
+        """One cheap request to the server; True if it was answered."""
+        try:
+            self._call(self.client.exists, "/")
+            return True
+        except (Unavailable, KazooException):
+            return False
 
     def add_listener(self, callback: Callable[[str], None]) -> None:
         """Calls `callback(state)` with "connected", "suspended" or "lost" on each change.
@@ -220,9 +246,13 @@ class ZKHandler:
                 txn.set_data(path, data, version=stat.version if want is None else want)
         for path, version in expected.items():
             if version == -1:
-                # kazoo transactions cannot check absence: create then delete asserts it.
-                txn.create(path, b"")
-                txn.delete(path)
+                # kazoo transactions cannot check absence: creating the key (and its missing
+                # parents) and deleting them again asserts it without leaving a trace.
+                made = [p for p in _ancestors(path) if missing(p)] + [path]
+                for made_path in made:
+                    txn.create(made_path, b"")
+                for made_path in reversed(made):
+                    txn.delete(made_path)
             else:
                 txn.check(path, version)
         self._commit(txn)
@@ -287,10 +317,21 @@ class ZKHandler:
         """Creates an (empty) key and its parents if missing; for lock parents and such."""
         self._call(self.client.ensure_path, resolve(key)[0])
 
-    def create_ephemeral(self, key: Key, value: Any = None) -> None:
-        """Creates a key that lives exactly as long as this session; NodeExistsError if taken."""
+    def claim_ephemeral(self, key: Key, value: Any = None) -> bool:
+        """Creates a key that lives exactly as long as this session.
+
+        True if it is now ours (created, or already held by this session); False if another
+        live session holds it.
+        """
         path, kind = resolve(key)
-        self._call(self.client.create, path, schema.encode(value, kind), ephemeral=True)
+        try:
+            self._call(
+                self.client.create, path, schema.encode(value, kind), ephemeral=True, makepath=True
+            )
+            return True
+        except NodeExistsError:
+            stat = self._call(self.client.exists, path)
+            return stat is not None and stat.ephemeralOwner == self.session_id
 
     def _call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:

@@ -2,7 +2,7 @@
 
 import importlib
 
-MODULES = ("root", "cluster")
+MODULES = ("root", "cluster", "node")
 
 
 def load() -> None:

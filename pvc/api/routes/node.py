@@ -1,0 +1,96 @@
+"""Node endpoints: list and describe nodes, their states, moving the primary coordinator role."""
+
+from typing import Any
+
+from pvc.api.app import Context, Param, endpoint
+from pvc.errors import InvalidInput
+from pvc.ops import node as node_ops
+
+NOT_FOUND = "The node does not exist, or the cluster is not initialised"
+BAD_NAME = "Invalid node name"
+
+
+@endpoint(
+    "GET",
+    "/node",
+    summary="All nodes: states, liveness, version, hardware and resource use",
+    tags=("node",),
+    params=(Param("limit", str, "Only nodes whose name contains this text"),),
+    responses={400: "Bad parameter", 404: "The cluster is not initialised"},
+)
+def get_nodes(ctx: Context, limit: str | None) -> list[dict[str, Any]]:
+    return node_ops.list_nodes(ctx.zk, limit)
+
+
+@endpoint(
+    "GET",
+    "/node/<node>",
+    summary="One node: states, liveness, version, hardware and resource use",
+    tags=("node",),
+    responses={400: BAD_NAME, 404: NOT_FOUND},
+)
+def get_node(ctx: Context, node: str) -> dict[str, Any]:
+    return node_ops.info(ctx.zk, node)
+
+
+@endpoint(
+    "GET",
+    "/node/<node>/daemon-state",
+    summary="The node daemon's state: init, run, shutdown, stop or dead",
+    tags=("node",),
+    responses={400: BAD_NAME, 404: NOT_FOUND},
+)
+def get_daemon_state(ctx: Context, node: str) -> dict[str, Any]:
+    return node_ops.state(ctx.zk, node, "daemon")
+
+
+@endpoint(
+    "GET",
+    "/node/<node>/coordinator-state",
+    summary="The node's coordinator state: client, secondary, takeover, primary or relinquish",
+    tags=("node",),
+    responses={400: BAD_NAME, 404: NOT_FOUND},
+)
+def get_coordinator_state(ctx: Context, node: str) -> dict[str, Any]:
+    return node_ops.state(ctx.zk, node, "coordinator")
+
+
+@endpoint(
+    "POST",
+    "/node/<node>/coordinator-state",
+    summary="Make a coordinator primary, or make the primary give up its role",
+    tags=("node",),
+    params=(
+        Param("state", str, "The role to move to", required=True, choices=("primary", "secondary")),
+        Param(
+            "force",
+            bool,
+            "secondary only: give up the role even if no other coordinator can take over",
+            default=False,
+        ),
+    ),
+    responses={
+        400: "Bad parameter or name, a hypervisor, a node not alive or running, "
+        "or (secondary) a node that is not primary",
+        404: NOT_FOUND,
+        409: "No other coordinator can take over (secondary without force), "
+        "or the primary changed meanwhile",
+    },
+)
+def post_coordinator_state(ctx: Context, node: str, state: str, force: bool) -> dict[str, Any]:
+    if state == "secondary":
+        return node_ops.set_secondary(ctx.zk, node, force=force)
+    if force:
+        raise InvalidInput("parameter 'force' applies only to state secondary")
+    return node_ops.set_primary(ctx.zk, node)
+
+
+@endpoint(
+    "GET",
+    "/node/<node>/domain-state",
+    summary="The node's VM hosting state: ready, flush, flushed or unflush",
+    tags=("node",),
+    responses={400: BAD_NAME, 404: NOT_FOUND},
+)
+def get_domain_state(ctx: Context, node: str) -> dict[str, Any]:
+    return node_ops.state(ctx.zk, node, "domain")

@@ -1,0 +1,211 @@
+"""`pvc node run`: the node daemon.
+
+Life cycle (daemon state in Zookeeper): init -> run -> shutdown -> stop.
+1. Read the configuration; a node not in `cluster.coordinators` runs as a hypervisor.
+2. Connect to Zookeeper, retrying with backoff (each try logged) until it answers or we are
+   told to stop. Bring an older tree up to the current schema; create the tree if there is none.
+3. Register: claim the ephemeral liveness node `/nodes/<name>/alive`. If another session holds
+   it (a daemon of the same name elsewhere, or this node's previous, crashed run), wait up to a
+   session timeout for it to go; if it stays, another daemon is alive: refuse to start.
+4. Coordinators start primary contention (pvc.node.primary_contention); the watchdog process
+   that enforces the primary lease starts with them.
+5. Keepalive every `timers.keepalive_interval`; the first one sets the daemon state `run`
+   (then the node may contend) and tells systemd READY=1. After a lost session the next
+   keepalive comes at once and registers the node again in the new session.
+SIGTERM/SIGINT: shut down cleanly (a primary hands its role over first); SIGHUP: reopen logs.
+"""
+
+import logging
+import signal
+import threading
+import time
+from typing import Any
+
+from pvc import config as pvc_config
+from pvc import logs
+from pvc.config import Config
+from pvc.errors import Conflict, PvcError, Unavailable
+from pvc.node import keepalive, sdnotify
+from pvc.zk import handler, migrations
+
+log = logging.getLogger("pvc.node")
+
+
+def connect_with_backoff(config: Config, stopping: threading.Event) -> handler.ZKHandler | None:
+    """Connects to Zookeeper, retrying forever with a backoff of up to 10 s; None if stopped."""
+    delay = 0.5
+    attempt = 1
+    while not stopping.is_set():
+        try:
+            return handler.connect(config)
+        except Unavailable as exc:
+            log.warning("attempt %d: %s; retrying in %.1f s", attempt, exc.message, delay)
+        if stopping.wait(delay):
+            return None
+        delay = min(delay * 2, 10.0)
+        attempt += 1
+    return None
+
+
+class NodeDaemon:
+    def __init__(self, config: Config):
+        self.config = config
+        self.name = config.node_name
+        self.coordinator_mode = self.name in config.coordinators
+        self.stopping = threading.Event()
+        self.registered = threading.Event()
+        self.wakeup = threading.Event()  # an early keepalive: session change or stop
+        self.zk: handler.ZKHandler | None = None
+        self.coordinator: Any = None
+        self.lease: Any = None
+
+    # --- start --------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, lambda *_: self._stop())
+        signal.signal(signal.SIGINT, lambda *_: self._stop())
+        signal.signal(signal.SIGHUP, lambda *_: logs.reopen())
+        mode = "coordinator" if self.coordinator_mode else "hypervisor"
+        if not self.coordinator_mode:
+            log.info("%s is not in cluster.coordinators: running as a hypervisor", self.name)
+        log.info("pvc node daemon starting: %s (%s)", self.name, mode)
+        self.zk = connect_with_backoff(self.config, self.stopping)
+        if self.zk is None:
+            return 0
+        try:
+            self._prepare_tree()
+            self._register(mode)
+            if self.coordinator_mode:
+                self._start_coordinator()
+            self.zk.add_listener(self._on_session)
+            self._keepalive_loop()
+        finally:
+            self._shutdown()
+        return 0
+
+    def _prepare_tree(self) -> None:
+        from pvc.ops import cluster
+
+        migrations.upgrade(self.zk)
+        if not cluster.is_initialized(self.zk):
+            try:
+                cluster.initialize(self.zk, name=self.config.get("cluster.name"))
+                log.info("no cluster tree in Zookeeper: created a new one")
+            except Conflict:
+                pass  # another daemon created it first
+
+    def _register(self, mode: str) -> None:
+        """Claims the liveness node and writes this node's static data, in this session."""
+        deadline = time.monotonic() + self.zk.negotiated_session_timeout + 2
+        while not self.zk.claim_ephemeral(("node.alive", self.name), str(self.zk.session_id)):
+            if time.monotonic() > deadline:
+                raise Conflict(
+                    f"a node daemon named {self.name} is already running (its Zookeeper "
+                    "session is alive); refusing to start a second one"
+                )
+            if self.stopping.wait(0.2):
+                return
+        self.zk.write(
+            {
+                ("node", self.name): mode,
+                ("node.mode", self.name): mode,
+                ("node.state.daemon", self.name): "init",
+                ("node.static", self.name): keepalive.static_data(),
+            }
+        )
+        if not self.zk.exists(("node.state.router", self.name)) or not self.coordinator_mode:
+            self.zk.write(
+                {
+                    ("node.state.router", self.name): "secondary"
+                    if self.coordinator_mode
+                    else "client"
+                }
+            )
+        if not self.zk.exists(("node.state.domain", self.name)):
+            self.zk.write({("node.state.domain", self.name): "ready"})
+        self.registered.set()
+        log.info("registered in Zookeeper (session 0x%x)", self.zk.session_id or 0)
+
+    def _start_coordinator(self) -> None:
+        from pvc.node.lease import PrimaryLease
+        from pvc.node.primary_contention import Coordinator
+        from pvc.node.primary_services import for_node
+
+        cidr = self.config.get("cluster.floating_ip")
+        interface = self.config.get("cluster.floating_interface")
+        self.lease = PrimaryLease(self.zk, interface, cidr)
+        self.coordinator = Coordinator(
+            self.zk, self.name, for_node(self.zk, self.config), self.lease
+        )
+        self.coordinator.stop_timeout = self.config.get("timers.relinquish_timeout")
+        self.coordinator.start()
+
+    def _on_session(self, state: str) -> None:
+        if state == "lost":
+            self.registered.clear()  # the liveness node went with the session
+        self.wakeup.set()
+
+    def _stop(self) -> None:
+        self.stopping.set()
+        self.wakeup.set()
+
+    # --- run ----------------------------------------------------------------------------------
+
+    def _keepalive_loop(self) -> None:
+        interval = self.config.get("timers.keepalive_interval")
+        verbose = self.config.get("logging.log_keepalives")
+        first = True
+        while not self.stopping.is_set():
+            self.wakeup.clear()
+            try:
+                if not self.registered.is_set() and self.zk.connected:
+                    self._register(self.zk.read(("node.mode", self.name)) or "hypervisor")
+                if self.registered.is_set():
+                    router = self.coordinator.state if self.coordinator else "client"
+                    keepalive.send(self.zk, self.name, "run", router, verbose)
+                    if first:
+                        first = False
+                        if self.coordinator:
+                            self.coordinator.eligible.set()
+                            self.coordinator.wake("daemon running")
+                        sdnotify.notify("READY=1")
+                        log.info("node daemon running")
+            except PvcError as exc:
+                log.warning("keepalive failed: %s", exc.message)
+            self.wakeup.wait(interval)
+
+    # --- stop ---------------------------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        sdnotify.notify("STOPPING=1")
+        log.info("node daemon shutting down")
+        self._set_daemon_state("shutdown")
+        if self.coordinator:
+            self.coordinator.stop(self.config.get("timers.relinquish_timeout"))
+        if self.lease:
+            self.lease.close()
+        self._set_daemon_state("stop")
+        if self.zk:
+            self.zk.close()
+        log.info("node daemon stopped")
+
+    def _set_daemon_state(self, state: str) -> None:
+        if self.zk is None or not self.registered.is_set():
+            return
+        try:
+            self.zk.write({("node.state.daemon", self.name): state})
+        except PvcError as exc:
+            log.warning("could not record daemon state %s: %s", state, exc.message)
+
+
+def main(config_path: str | None) -> int:
+    config = pvc_config.load(config_path)
+    logs.setup(config)
+    try:
+        return NodeDaemon(config).run()
+    except PvcError as exc:
+        log.error("node daemon failed: %s", exc.message)
+        raise
+    except Exception:
+        log.exception("node daemon failed")
+        raise

@@ -1,0 +1,112 @@
+"""The primary lease: how long this node may keep acting as primary without hearing from
+Zookeeper.
+
+Timeline (T = the session timeout the server granted, L = LEASE_FRACTION x T):
+- The lease is renewed after every successful round trip to Zookeeper in the session in which
+  this node became primary, to (time the request was SENT) + L. The server heard from us at or
+  after that time, so it cannot expire the session before sent + T.
+- When the lease runs out (the connection is suspended or lost, or the daemon froze), the
+  daemon stops its primary services by itself, and the watchdog process (pvc.node.watchdog)
+  removes the floating address even if the daemon is frozen or dead.
+- Other coordinators take over only after the session's liveness node is gone (at sent + T at
+  the earliest) plus the 0.5 s transition delay, so the old primary has dropped everything at
+  least (1 - LEASE_FRACTION) x T + 0.5 s before the new one starts anything.
+A renewal in a different session (after the old one was lost) never counts.
+"""
+
+import logging
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from pvc.zk.handler import ZKHandler
+
+LEASE_FRACTION = 0.6
+log = logging.getLogger("pvc.node.lease")
+
+
+def watchdog_command() -> list[str]:
+    """Runs pvc.node.watchdog from the same zipapp or source tree as this process."""
+    root = str(Path(__file__).resolve().parents[2])
+    code = f"import sys; sys.path.insert(0, {root!r}); from pvc.node.watchdog import main; main()"
+    return [sys.executable, "-c", code]
+
+
+class PrimaryLease:
+    """The lease, its renewal thread and the watchdog process that enforces it."""
+
+    def __init__(self, zk: ZKHandler, interface: str | None, cidr: str | None):
+        self.zk = zk
+        self.interface = interface
+        self.cidr = cidr
+        self._session: int | None = None
+        self._expires = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watchdog = subprocess.Popen(watchdog_command(), stdin=subprocess.PIPE)
+        self._thread = threading.Thread(target=self._renew_loop, name="lease", daemon=True)
+        self._thread.start()
+
+    @property
+    def duration(self) -> float:
+        return LEASE_FRACTION * self.zk.negotiated_session_timeout
+
+    def valid(self) -> bool:
+        with self._lock:
+            return self._session is not None and time.monotonic() < self._expires
+
+    def grant(self) -> bool:
+        """Starts holding the lease in the current session; True once a round trip confirms it."""
+        with self._lock:
+            self._session = self.zk.session_id
+        return self._renew()
+
+    def release(self) -> None:
+        with self._lock:
+            self._session = None
+            self._expires = 0.0
+        self._tell("disarm")
+
+    def close(self) -> None:
+        """Stops renewing; the watchdog drops whatever it still holds and exits."""
+        self._stop.set()
+        self.release()
+        if self._watchdog.stdin:
+            self._watchdog.stdin.close()
+        try:
+            self._watchdog.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._watchdog.kill()
+
+    def _renew(self) -> bool:
+        session = self._session
+        if session is None:
+            return False
+        sent = time.monotonic()
+        if not self.zk.round_trip():
+            return False
+        with self._lock:
+            if self._session != session or self.zk.session_id != session:
+                return False  # released meanwhile, or the session changed under us
+            self._expires = sent + self.duration
+            expires = self._expires
+        if self.interface and self.cidr:
+            self._tell(f"arm {expires:.6f} {self.interface} {self.cidr}")
+        return True
+
+    def _renew_loop(self) -> None:
+        while not self._stop.wait(max(0.05, self.duration / 10)):
+            try:
+                self._renew()
+            except Exception:
+                log.exception("lease renewal failed")
+
+    def _tell(self, message: str) -> None:
+        try:
+            assert self._watchdog.stdin is not None
+            self._watchdog.stdin.write(message.encode() + b"\n")
+            self._watchdog.stdin.flush()
+        except (OSError, ValueError):
+            log.error("the primary watchdog is gone (exit code %s)", self._watchdog.poll())

@@ -1,0 +1,133 @@
+"""Node verbs: list and describe nodes, read their states, move the primary coordinator role.
+
+The node daemons write their records; these verbs read them, and move the primary role only by
+writing `base.config.primary_node` (a node name, or "none" for an election among the live
+coordinators), which the daemons watch and act on.
+"""
+
+import re
+import time
+from typing import Any
+
+from pvc.errors import Conflict, InvalidInput, NotFound
+from pvc.ops.cluster import require_initialized
+from pvc.zk.handler import ZKHandler
+
+# Node names are host names; anything else cannot be a Zookeeper path component safely.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+# What a node record holds: JSON field -> schema key, in the order the records show them.
+FIELDS = {
+    "mode": "node.mode",
+    "daemon_state": "node.state.daemon",
+    "coordinator_state": "node.state.router",
+    "domain_state": "node.state.domain",
+    "keepalive": "node.keepalive",
+    "version": "node.version",
+    "static": "node.static",
+    "stats": "node.stats",
+}
+
+# The states GET /node/<node>/<kind>-state reports.
+STATE_KEYS = {
+    "daemon": "node.state.daemon",
+    "coordinator": "node.state.router",
+    "domain": "node.state.domain",
+}
+
+
+def list_nodes(zk: ZKHandler, limit: str | None = None) -> list[dict[str, Any]]:
+    """Every node's record, sorted by name; `limit` keeps the names containing that text."""
+    require_initialized(zk)
+    names = [name for name in zk.children("base.nodes") if not limit or limit in name]
+    return _records(zk, names)
+
+
+def info(zk: ZKHandler, name: str) -> dict[str, Any]:
+    """One node's record: states, liveness, keepalive and its age, version, hardware, stats."""
+    _require_node(zk, name)
+    return _records(zk, [name])[0]
+
+
+def state(zk: ZKHandler, name: str, kind: str) -> dict[str, Any]:
+    """{"name", "state"} for the node's daemon, coordinator or domain state."""
+    _require_node(zk, name)
+    return {"name": name, "state": zk.read((STATE_KEYS[kind], name))}
+
+
+def set_primary(zk: ZKHandler, name: str) -> dict[str, Any]:
+    """Hands the primary role to a live, running coordinator."""
+    node = info(zk, name)
+    _require_coordinator(node)
+    if not node["alive"]:
+        raise InvalidInput(f"node '{name}' is not alive: its daemon is not connected to Zookeeper")
+    if node["daemon_state"] != "run":
+        raise InvalidInput(
+            f"node '{name}' is not running (daemon state: {node['daemon_state'] or 'unknown'})"
+        )
+    primary, version = zk.read_versioned("base.config.primary_node")
+    if primary == name:
+        return {"message": f"node '{name}' is already primary"}
+    zk.write({"base.config.primary_node": name}, expect={"base.config.primary_node": version})
+    return {"message": f"primary role moving to '{name}'"}
+
+
+def set_secondary(zk: ZKHandler, name: str, force: bool = False) -> dict[str, Any]:
+    """Makes the primary give up its role, for another live coordinator to take over.
+
+    Refused (Conflict) when no other coordinator is alive and running, unless `force`, which
+    leaves the cluster without a primary until one is.
+    """
+    node = info(zk, name)
+    _require_coordinator(node)
+    primary, version = zk.read_versioned("base.config.primary_node")
+    if primary != name:
+        current = "none" if primary in (None, "none") else f"'{primary}'"
+        raise InvalidInput(f"node '{name}' is not primary (primary: {current})")
+    can_take_over = any(
+        other["name"] != name and _can_be_primary(other) for other in list_nodes(zk)
+    )
+    if not can_take_over and not force:
+        raise Conflict(
+            "no other coordinator is alive to take over; "
+            "use force to leave the cluster without a primary"
+        )
+    zk.write({"base.config.primary_node": "none"}, expect={"base.config.primary_node": version})
+    after = "another coordinator takes over" if can_take_over else "the cluster has no primary"
+    return {"message": f"node '{name}' is giving up the primary role; {after}"}
+
+
+def _require_node(zk: ZKHandler, name: str) -> None:
+    if not NAME_PATTERN.fullmatch(name):
+        raise InvalidInput(
+            f"invalid node name {name!r}: use letters, digits, '.', '-' and '_', "
+            "starting with a letter or digit"
+        )
+    require_initialized(zk)
+    if not zk.exists(("node", name)):
+        raise NotFound(f"node '{name}' does not exist")
+
+
+def _require_coordinator(node: dict[str, Any]) -> None:
+    if node["mode"] != "coordinator":
+        mode = "a hypervisor" if node["mode"] == "hypervisor" else f"of mode {node['mode']}"
+        raise InvalidInput(f"node '{node['name']}' is {mode}, not a coordinator")
+
+
+def _can_be_primary(node: dict[str, Any]) -> bool:
+    return node["mode"] == "coordinator" and node["alive"] and node["daemon_state"] == "run"
+
+
+def _records(zk: ZKHandler, names: list[str]) -> list[dict[str, Any]]:
+    keys = list(FIELDS.values())
+    values = zk.read_many([(key, name) for name in names for key in keys])
+    now = time.time()
+    records = []
+    for index, name in enumerate(names):
+        stored = values[index * len(keys) : (index + 1) * len(keys)]
+        record = {"name": name, **dict(zip(FIELDS, stored, strict=True))}
+        record["alive"] = zk.exists(("node.alive", name))
+        keepalive = record["keepalive"]
+        record["keepalive_age"] = None if keepalive is None else round(now - keepalive, 1)
+        records.append(record)
+    return records
