@@ -55,6 +55,7 @@ class NodeDaemon:
         self.stopping = threading.Event()
         self.registered = threading.Event()
         self.wakeup = threading.Event()  # an early keepalive: session change or stop
+        self.reopen_logs = threading.Event()
         self.zk: handler.ZKHandler | None = None
         self.coordinator: Any = None
         self.lease: Any = None
@@ -64,7 +65,7 @@ class NodeDaemon:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, lambda *_: self._stop())
         signal.signal(signal.SIGINT, lambda *_: self._stop())
-        signal.signal(signal.SIGHUP, lambda *_: logs.reopen())
+        signal.signal(signal.SIGHUP, lambda *_: self._request_log_reopen())
         mode = "coordinator" if self.coordinator_mode else "hypervisor"
         if not self.coordinator_mode:
             log.info("%s is not in cluster.coordinators: running as a hypervisor", self.name)
@@ -149,6 +150,11 @@ class NodeDaemon:
         self.stopping.set()
         self.wakeup.set()
 
+    def _request_log_reopen(self) -> None:
+        # Not in the signal handler itself: logging there could deadlock on the logging lock.
+        self.reopen_logs.set()
+        self.wakeup.set()
+
     # --- run ----------------------------------------------------------------------------------
 
     def _keepalive_loop(self) -> None:
@@ -157,6 +163,10 @@ class NodeDaemon:
         first = True
         while not self.stopping.is_set():
             self.wakeup.clear()
+            if self.reopen_logs.is_set():
+                self.reopen_logs.clear()
+                logs.reopen()
+                log.info("log file reopened")
             try:
                 if not self.registered.is_set() and self.zk.connected:
                     self._register(self.zk.read(("node.mode", self.name)) or "hypervisor")

@@ -1,0 +1,199 @@
+"""A real local cluster for tests, chaos runs and benchmarks.
+
+Node daemons (`dist/pvc node run`) run as real processes, each in its own network namespace
+joined to the others by a bridge, so the floating address really moves between namespaces.
+Zookeeper runs on the host, listening on the bridge address. Used by tests/ (fixtures),
+scripts/chaos-primary and scripts/bench/failover.
+"""
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import yaml
+
+from pvc.zk.handler import ZKHandler
+
+REPO = Path(__file__).resolve().parent.parent
+PVC_BIN = REPO / "dist" / "pvc"
+
+
+def sh(*args: str) -> None:
+    subprocess.run(args, check=True, capture_output=True)
+
+
+class LocalCluster:
+    """`nodes` coordinators named node1..nodeN on bridge `<prefix>br`, subnet `<subnet>.0/24`."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        nodes: int = 3,
+        *,
+        prefix: str = "pvct",
+        subnet: str = "10.201.0",
+        session_timeout: float = 2.0,
+        keepalive_interval: float = 1.0,
+        zk_port: int = 2181,
+    ):
+        self.workdir = Path(workdir)
+        self.names = [f"node{i}" for i in range(1, nodes + 1)]
+        self.prefix = prefix
+        self.subnet = subnet
+        self.bridge = f"{prefix}br"
+        self.floating = f"{subnet}.254"
+        self.zk_hosts = f"{subnet}.1:{zk_port}"
+        self.zk_port = zk_port
+        self.session_timeout = session_timeout
+        self.keepalive_interval = keepalive_interval
+        self.api_key = uuid.uuid4().hex
+        self.api_url = f"http://{self.floating}:7370/api/v1"
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    # --- set-up -------------------------------------------------------------------------------
+
+    def namespace(self, name: str) -> str:
+        return f"{self.prefix}-{name}"
+
+    def up(self) -> "LocalCluster":
+        self.down_network()
+        sh("ip", "link", "add", self.bridge, "type", "bridge")
+        sh("ip", "addr", "add", f"{self.subnet}.1/24", "dev", self.bridge)
+        sh("ip", "link", "set", self.bridge, "up")
+        for index, name in enumerate(self.names, start=1):
+            ns = self.namespace(name)
+            sh("ip", "netns", "add", ns)
+            veth = f"{self.prefix}v{index}"
+            sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
+            sh("ip", "link", "set", veth, "master", self.bridge, "up")
+            sh("ip", "-n", ns, "addr", "add", f"{self.subnet}.{10 + index}/24", "dev", "eth0")
+            sh("ip", "-n", ns, "link", "set", "eth0", "up")
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+        zk_dir = self.workdir / "zookeeper"
+        subprocess.run(
+            [str(REPO / "scripts" / "zookeeper"), "start", str(zk_dir), str(self.zk_port),
+             f"{self.subnet}.1"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        for name in self.names:
+            self.write_config(name)
+        return self
+
+    def write_config(self, name: str) -> Path:
+        folder = self.workdir / name
+        folder.mkdir(parents=True, exist_ok=True)
+        document = {
+            "node": {"name": name},
+            "cluster": {
+                "coordinators": self.names,
+                "floating_ip": f"{self.floating}/24",
+                "floating_interface": "eth0",
+            },
+            "zookeeper": {"hosts": self.zk_hosts, "session_timeout": self.session_timeout},
+            "api": {
+                "listen_address": self.floating,
+                "authentication": {"keys": [{"key": self.api_key}]},
+            },
+            "timers": {"keepalive_interval": self.keepalive_interval, "relinquish_timeout": 5},
+            "logging": {"file": str(folder / "pvc.log"), "log_keepalives": False},
+        }
+        path = folder / "pvc.conf"
+        path.write_text(yaml.safe_dump(document))
+        path.chmod(0o600)
+        return path
+
+    # --- daemons ------------------------------------------------------------------------------
+
+    def start(self, name: str) -> subprocess.Popen:
+        config = self.workdir / name / "pvc.conf"
+        with open(self.workdir / name / "stderr.log", "ab") as stderr:
+            process = subprocess.Popen(
+                ["ip", "netns", "exec", self.namespace(name), str(PVC_BIN), "node", "run",
+                 "--config", str(config)],
+                stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
+            )  # fmt: skip
+        self.processes[name] = process
+        return process
+
+    def start_all(self) -> None:
+        for name in self.names:
+            self.start(name)
+
+    def signal(self, name: str, signum: int) -> None:
+        """Signals the daemon process only (not its watchdog)."""
+        os.kill(self.processes[name].pid, signum)
+
+    def stop(self, name: str, timeout: float = 15) -> int | None:
+        """Graceful stop (SIGTERM); kills it if it takes longer than `timeout`."""
+        process = self.processes.pop(name, None)
+        if process is None or process.poll() is not None:
+            return None if process is None else process.returncode
+        process.send_signal(signal.SIGCONT)
+        process.terminate()
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill(name, process)
+            return None
+
+    def kill(self, name: str, process: subprocess.Popen | None = None) -> None:
+        """kill -9 of the daemon; its watchdog sees the pipe close and exits by itself."""
+        process = process or self.processes.pop(name)
+        process.kill()
+        process.wait()
+
+    def alive(self, name: str) -> bool:
+        process = self.processes.get(name)
+        return process is not None and process.poll() is None
+
+    # --- observation --------------------------------------------------------------------------
+
+    def observer(self) -> ZKHandler:
+        """An independent Zookeeper session for watching the cluster."""
+        return ZKHandler(self.zk_hosts, connect_timeout=10, session_timeout=10).connect()
+
+    def floating_holders(self) -> list[str]:
+        """The nodes whose namespace has the floating address right now."""
+        holders = []
+        for name in self.names:
+            result = subprocess.run(
+                ["ip", "-n", self.namespace(name), "-o", "-4", "addr", "show", "dev", "eth0"],
+                capture_output=True, text=True,
+            )  # fmt: skip
+            if f" {self.floating}/" in result.stdout:
+                holders.append(name)
+        return holders
+
+    def wait_for_primary(self, zk: ZKHandler, timeout: float, not_: str | None = None) -> str:
+        """Waits until one node is primary (router state) and named primary; returns it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            primary = zk.read("base.config.primary_node")
+            named = primary not in (None, "none", not_)
+            if named and zk.read(("node.state.router", primary)) == "primary":
+                return primary
+            time.sleep(0.02)
+        raise TimeoutError(f"no primary within {timeout} s")
+
+    # --- tear-down ----------------------------------------------------------------------------
+
+    def down(self) -> None:
+        for name in list(self.processes):
+            process = self.processes.pop(name)
+            if process.poll() is None:
+                process.send_signal(signal.SIGCONT)
+                process.kill()
+                process.wait()
+        subprocess.run(
+            [str(REPO / "scripts" / "zookeeper"), "stop", str(self.workdir / "zookeeper")],
+            check=False, capture_output=True,
+        )  # fmt: skip
+        self.down_network()
+
+    def down_network(self) -> None:
+        for name in self.names:
+            subprocess.run(["ip", "netns", "del", self.namespace(name)], capture_output=True)
+        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
