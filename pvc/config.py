@@ -39,10 +39,10 @@ def _port(value: Any) -> str | None:
     return None if 0 < value < 65536 else "must be a port number (1-65535)"
 
 
-def _strings(value: Any) -> str | None:
-    if all(isinstance(item, str) and item for item in value):
+def _names(value: Any) -> str | None:
+    if all(isinstance(item, str) and _name(item) is None for item in value):
         return None
-    return "must be a list of non-empty strings"
+    return "must be a list of node names"
 
 
 def _api_keys(value: Any) -> str | None:
@@ -52,6 +52,12 @@ def _api_keys(value: Any) -> str | None:
         if set(item) - {"key", "description"}:
             return "entries take only 'key' and 'description'"
     return None
+
+
+def _name(value: Any) -> str | None:
+    from pvc.zk import schema
+
+    return None if schema.valid_name(value) else f"is not a valid name: {schema.NAME_RULE}"
 
 
 def _log_level(value: Any) -> str | None:
@@ -68,12 +74,12 @@ def _short_hostname() -> str:
 
 SPEC: dict[str, Any] = {
     "node": {
-        "name": Field(str, None, "This node's name; defaults to the short hostname."),
+        "name": Field(str, None, "This node's name; defaults to the short hostname.", _name),
     },
     "cluster": {
         "name": Field(str, "pvc", "A name for the cluster, shown in status output."),
         "coordinators": Field(
-            list, REQUIRED, "Names of the coordinator nodes (3 or 5 in production).", _strings
+            list, REQUIRED, "Names of the coordinator nodes (3 or 5 in production).", _names
         ),
         "floating_ip": Field(
             (str, type(None)), None, "Cluster floating address held by the primary (a.b.c.d/nn)."

@@ -5,17 +5,15 @@ writing `base.config.primary_node` (a node name, or "none" for an election among
 coordinators), which the daemons watch and act on.
 """
 
-import re
 import time
 from typing import Any
 
 from pvc.errors import Conflict, InvalidInput, NotFound
 from pvc.ops.cluster import require_initialized
+from pvc.zk import schema
 from pvc.zk.handler import ZKHandler
 
 # Node names are host names; anything else cannot be a Zookeeper path component safely.
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-
 # What a node record holds: JSON field -> schema key, in the order the records show them.
 FIELDS = {
     "mode": "node.mode",
@@ -98,11 +96,8 @@ def set_secondary(zk: ZKHandler, name: str, force: bool = False) -> dict[str, An
 
 
 def _require_node(zk: ZKHandler, name: str) -> None:
-    if not NAME_PATTERN.fullmatch(name):
-        raise InvalidInput(
-            f"invalid node name {name!r}: use letters, digits, '.', '-' and '_', "
-            "starting with a letter or digit"
-        )
+    if not schema.valid_name(name):
+        raise InvalidInput(f"invalid node name {name!r}: {schema.NAME_RULE}")
     require_initialized(zk)
     if not zk.exists(("node", name)):
         raise NotFound(f"node '{name}' does not exist")

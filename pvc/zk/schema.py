@@ -11,6 +11,7 @@ Version 0 is the original PVC layout of v0.7 (top-level `/primary_node`, `/maint
 """
 
 import json
+import re
 from typing import Any
 
 VERSION = 1
@@ -85,6 +86,15 @@ ROOTS = (
 )
 
 
+# What a name (node, VM, network, ...) may look like: it becomes one path component.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+NAME_RULE = "use letters, digits, '.', '-' and '_', starting with a letter or digit"
+
+
+def valid_name(name: str) -> bool:
+    return bool(NAME_PATTERN.fullmatch(name))
+
+
 def path(key: str, *args: str, **kwargs: str) -> str:
     """The Zookeeper path of `key`, with its placeholders filled in order or by name."""
     template = KEYS[key][0]
@@ -92,7 +102,7 @@ def path(key: str, *args: str, **kwargs: str) -> str:
         names = [part[1:-1] for part in template.split("/") if part.startswith("{")]
         kwargs = dict(zip(names, args, strict=True)) | kwargs
     for value in kwargs.values():
-        if not value or "/" in value:
+        if not valid_name(value):
             raise ValueError(f"invalid name for {key}: {value!r}")
     return template.format(**kwargs)
 

@@ -38,6 +38,8 @@ def test_node_name_defaults_to_short_hostname(monkeypatch):
         ({**MINIMAL}, "'api.authentication.keys' is empty"),
         ({**MINIMAL, "api": {"tls": {"enabled": True}}}, "'api.tls' is enabled but"),
         ({**MINIMAL, "logging": {"level": "loud"}}, "'logging.level' must be debug"),
+        ({**MINIMAL, "node": {"name": "../etc"}}, "'node.name' is not a valid name"),
+        ({"cluster": {"coordinators": ["a", ""]}}, "must be a list of node names"),
     ],
 )
 def test_bad_documents_name_the_key(document, message):
