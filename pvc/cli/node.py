@@ -48,8 +48,10 @@ LIST_HEADERS = (
 def main(args: list[str], options: Globals) -> int:
     arguments = parse(__doc__, args, "node")
     if arguments["run"]:
+        from pvc import zipapp
         from pvc.node import daemon
 
+        zipapp.pin()  # an upgrade of dist/pvc must not pull code from under the running daemon
         return daemon.main(options.config)
     api = client.for_options(options)
     name = arguments["<name>"]

@@ -21,6 +21,7 @@ import threading
 import time
 from pathlib import Path
 
+from pvc import zipapp
 from pvc.zk.handler import ZKHandler
 
 LEASE_FRACTION = 0.6
@@ -45,7 +46,9 @@ class PrimaryLease:
         self._expires = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._watchdog = subprocess.Popen(watchdog_command(), stdin=subprocess.PIPE)
+        self._watchdog = subprocess.Popen(
+            watchdog_command(), stdin=subprocess.PIPE, pass_fds=zipapp.pinned_descriptors()
+        )
         self._thread = threading.Thread(target=self._renew_loop, name="lease", daemon=True)
         self._thread.start()
 
