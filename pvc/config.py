@@ -60,6 +60,12 @@ def _name(value: Any) -> str | None:
     return None if schema.valid_name(value) else f"is not a valid name: {schema.NAME_RULE}"
 
 
+def _selector(value: Any) -> str | None:
+    from pvc.ops.placement import SELECTORS
+
+    return None if value in SELECTORS else f"must be one of {', '.join(SELECTORS)}"
+
+
 def _log_level(value: Any) -> str | None:
     return (
         None
@@ -122,6 +128,32 @@ SPEC: dict[str, Any] = {
             "cert_file": Field((str, type(None)), None, "PEM certificate (chain) file."),
             "key_file": Field((str, type(None)), None, "PEM private key file (mode 0600)."),
         },
+    },
+    "vm": {
+        "default_selector": Field(
+            str, "mem", "How to place VMs: mem, memprov, load, vcpus or vms.", _selector
+        ),
+        "memory_overcommit_ratio": Field(
+            (int, float),
+            1.0,
+            "Refuse to start VMs past this multiple of a node's memory.",
+            _positive,
+        ),
+        "console_log_lines": Field(
+            int, 1000, "Lines of each VM's serial console kept in Zookeeper.", _positive
+        ),
+        "migration_max_downtime": Field(
+            int, 300, "Longest pause of a live migration, in milliseconds.", _positive
+        ),
+    },
+    "libvirt": {
+        "enabled": Field(bool, True, "Run VMs on this node (false: a node without libvirt)."),
+        "uri": Field(str, "qemu:///system", "How this node's daemon reaches its libvirt."),
+        "migration_uri": Field(
+            (str, type(None)),
+            None,
+            "How other nodes reach this node's libvirt; default qemu+tcp://<node name>/system.",
+        ),
     },
     "timers": {
         "keepalive_interval": Field(

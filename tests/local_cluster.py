@@ -8,6 +8,7 @@ scripts/chaos-primary and scripts/bench/failover.
 
 import os
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -38,6 +39,7 @@ class LocalCluster:
         session_timeout: float = 2.0,
         keepalive_interval: float = 1.0,
         zk_port: int = 2181,
+        libvirt_uri: str = "test:///default",
     ):
         self.workdir = Path(workdir)
         self.names = [f"node{i}" for i in range(1, nodes + 1)]
@@ -49,6 +51,7 @@ class LocalCluster:
         self.zk_port = zk_port
         self.session_timeout = session_timeout
         self.keepalive_interval = keepalive_interval
+        self.libvirt_uri = libvirt_uri  # test:///default: each daemon its own private driver
         self.api_key = uuid.uuid4().hex
         self.api_url = f"http://{self.floating}:7370/api/v1"
         self.processes: dict[str, subprocess.Popen] = {}
@@ -97,6 +100,7 @@ class LocalCluster:
                 "listen_address": self.floating,
                 "authentication": {"keys": [{"key": self.api_key}]},
             },
+            "libvirt": {"uri": self.libvirt_uri},
             "timers": {"keepalive_interval": self.keepalive_interval, "relinquish_timeout": 5},
             "logging": {"file": str(folder / "pvc.log"), "log_keepalives": False},
         }
@@ -167,6 +171,10 @@ class LocalCluster:
                 holders.append(name)
         return holders
 
+    def floating_probe(self) -> "FloatingProbe":
+        """A faster floating_holders(), for polling: close it after use."""
+        return FloatingProbe(self)
+
     def wait_for_primary(self, zk: ZKHandler, timeout: float, not_: str | None = None) -> str:
         """Waits until one node is primary (router state) and named primary; returns it."""
         deadline = time.monotonic() + timeout
@@ -197,3 +205,25 @@ class LocalCluster:
         for name in self.names:
             subprocess.run(["ip", "netns", "del", self.namespace(name)], capture_output=True)
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
+
+
+class FloatingProbe:
+    """Which namespaces hold the floating address, through one netlink socket opened in each
+    namespace: about 0.7 ms per namespace, against 2 ms for a run of `ip -n`."""
+
+    def __init__(self, cluster: LocalCluster):
+        from pyroute2 import IPRoute
+
+        self.floating = cluster.floating
+        self.sockets = {name: IPRoute(netns=cluster.namespace(name)) for name in cluster.names}
+
+    def holders(self) -> list[str]:
+        return [
+            name
+            for name, netlink in self.sockets.items()
+            if netlink.get_addr(family=socket.AF_INET, address=self.floating)
+        ]
+
+    def close(self) -> None:
+        for netlink in self.sockets.values():
+            netlink.close()

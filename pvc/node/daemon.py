@@ -59,6 +59,7 @@ class NodeDaemon:
         self.zk: handler.ZKHandler | None = None
         self.coordinator: Any = None
         self.lease: Any = None
+        self.vms: Any = None
 
     # --- start --------------------------------------------------------------------------------
 
@@ -78,6 +79,8 @@ class NodeDaemon:
             self._register(mode)
             if self.coordinator_mode:
                 self._start_coordinator()
+            if self.config.get("libvirt.enabled"):
+                self._start_vms()
             self.zk.add_listener(self._on_session)
             self._keepalive_loop()
         finally:
@@ -111,7 +114,7 @@ class NodeDaemon:
                 ("node", self.name): mode,
                 ("node.mode", self.name): mode,
                 ("node.state.daemon", self.name): "init",
-                ("node.static", self.name): keepalive.static_data(),
+                ("node.static", self.name): keepalive.static_data(self._libvirt_peer_uri()),
             }
         )
         if not self.zk.exists(("node.state.router", self.name)) or not self.coordinator_mode:
@@ -126,6 +129,15 @@ class NodeDaemon:
             self.zk.write({("node.state.domain", self.name): "ready"})
         self.registered.set()
         log.info("registered in Zookeeper (session 0x%x)", self.zk.session_id or 0)
+
+    def _libvirt_peer_uri(self) -> str:
+        return self.config.get("libvirt.migration_uri") or f"qemu+tcp://{self.name}/system"
+
+    def _start_vms(self) -> None:
+        from pvc.node.vms import VmController
+
+        self.vms = VmController(self.zk, self.name, self.config)
+        self.vms.start()
 
     def _start_coordinator(self) -> None:
         from pvc.node.lease import PrimaryLease
@@ -172,7 +184,8 @@ class NodeDaemon:
                     self._register(self.zk.read(("node.mode", self.name)) or "hypervisor")
                 if self.registered.is_set():
                     router = self.coordinator.state if self.coordinator else "client"
-                    keepalive.send(self.zk, self.name, "run", router, verbose)
+                    figures = self.vms.figures() if self.vms else {}
+                    keepalive.send(self.zk, self.name, router, figures, verbose)
                     if first:
                         first = False
                         if self.coordinator:
@@ -194,6 +207,8 @@ class NodeDaemon:
             self.coordinator.stop(self.config.get("timers.relinquish_timeout"))
         if self.lease:
             self.lease.close()
+        if self.vms:
+            self.vms.stop()
         self._set_daemon_state("stop")
         if self.zk:
             self.zk.close()

@@ -1,13 +1,10 @@
-"""The node keepalive: this node's resources and a timestamp, in ONE transaction per interval.
-
-Later issues add the VM figures (allocated and provisioned memory, vCPUs, VM counts) from the
-VM controller; until then they are zero.
-"""
+"""The node keepalive: this node's resources and a timestamp, in ONE transaction per interval."""
 
 import logging
 import os
 import platform
 import time
+import urllib.parse
 from typing import Any
 
 import pvc
@@ -16,13 +13,15 @@ from pvc.zk.handler import ZKHandler
 log = logging.getLogger("pvc.node.keepalive")
 
 
-def static_data() -> dict[str, Any]:
-    """What does not change while the daemon runs."""
+def static_data(libvirt_uri: str) -> dict[str, Any]:
+    """What does not change while the daemon runs, with how other nodes reach its libvirt."""
     return {
         "cores": os.cpu_count() or 1,
         "kernel": platform.release(),
         "os": _os_name(),
         "arch": platform.machine(),
+        "libvirt_uri": libvirt_uri,
+        "address": urllib.parse.urlparse(libvirt_uri).hostname,
     }
 
 
@@ -48,33 +47,42 @@ def memory_mib() -> dict[str, int]:
     return {"mem_total": total, "mem_used": total - available, "mem_free": available}
 
 
-def stats() -> dict[str, Any]:
+def stats(vm_figures: dict[str, int]) -> dict[str, Any]:
+    """Memory and load of the host, and what its VMs hold (from the VM controller)."""
     return {
         **memory_mib(),
         "mem_allocated": 0,
         "mem_provisioned": 0,
         "vcpus_allocated": 0,
-        "load": round(os.getloadavg()[0], 2),
-        "vms_total": 0,
         "vms_running": 0,
+        "vms_total": 0,
+        **vm_figures,
+        "load": round(os.getloadavg()[0], 2),
     }
 
 
-def send(zk: ZKHandler, name: str, daemon_state: str, router_state: str, verbose: bool) -> None:
-    """Writes one keepalive (and the daemon state) in one transaction."""
-    figures = stats()
+def send(
+    zk: ZKHandler,
+    name: str,
+    router_state: str,
+    vm_figures: dict[str, int],
+    verbose: bool,
+) -> None:
+    """Writes one keepalive (and the daemon state `run`) in one transaction."""
+    figures = stats(vm_figures)
     zk.write(
         {
             ("node.stats", name): figures,
             ("node.keepalive", name): round(time.time(), 3),
-            ("node.state.daemon", name): daemon_state,
+            ("node.state.daemon", name): "run",
             ("node.version", name): pvc.__version__,
         }
     )
     if verbose:
         log.info(
-            "keepalive: %s, load %.2f, memory %d/%d MiB used",
+            "keepalive: %s, %d VMs running, load %.2f, memory %d/%d MiB used",
             router_state,
+            figures["vms_running"],
             figures["load"],
             figures["mem_used"],
             figures["mem_total"],

@@ -1,0 +1,132 @@
+"""The node's hypervisor, through libvirt (python3-libvirt from Debian).
+
+Contract:
+- Domains are always transient: started with `createXML` from the XML in Zookeeper, so
+  libvirt never keeps a definition that could disagree with the cluster's.
+- `domains()` is what runs here now: {uuid: state}, state one of running, paused, shutoff,
+  crashed, other. A domain that is not listed does not exist here.
+- `start`, `shutdown` (ACPI, returns at once), `destroy` and `migrate` raise `HypervisorError`
+  with libvirt's message; `destroy` of a domain that is not here succeeds.
+- Lifecycle events call the callback given to `Hypervisor(..., on_event)` with the domain's
+  UUID, from libvirt's event loop thread: it must not block.
+The URI selects the driver: qemu:///system on real nodes, test:///default for many-node tests.
+"""
+
+import logging
+import threading
+from collections.abc import Callable
+
+from pvc.drivers import import_binding
+from pvc.errors import PvcError
+
+log = logging.getLogger("pvc.libvirt")
+_event_loop_started = threading.Lock()
+_event_loop_running = False
+
+
+class HypervisorError(PvcError):
+    """libvirt refused or failed an operation."""
+
+
+def _libvirt():
+    return import_binding("libvirt")
+
+
+def _start_event_loop() -> None:
+    """libvirt's default event loop, on a daemon thread; once per process, before any open."""
+    global _event_loop_running
+    libvirt = _libvirt()
+    with _event_loop_started:
+        if _event_loop_running:
+            return
+        libvirt.registerErrorHandler(lambda *_: None, None)  # errors come back as exceptions
+        libvirt.virEventRegisterDefaultImpl()
+
+        def run() -> None:
+            while True:
+                libvirt.virEventRunDefaultImpl()
+
+        threading.Thread(target=run, name="libvirt-events", daemon=True).start()
+        _event_loop_running = True
+
+
+_STATES = {1: "running", 2: "other", 3: "paused", 4: "shutdown", 5: "shutoff", 6: "crashed",
+           7: "paused"}  # fmt: skip
+
+
+class Hypervisor:
+    def __init__(self, uri: str, on_event: Callable[[str], None] | None = None):
+        libvirt = _libvirt()
+        _start_event_loop()
+        self.uri = uri
+        try:
+            self.conn = libvirt.open(uri)
+        except libvirt.libvirtError as exc:
+            raise HypervisorError(f"cannot connect to libvirt at {uri}: {exc}") from None
+        if on_event is not None:
+            self.conn.domainEventRegisterAny(
+                None,
+                libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                lambda _conn, dom, *_: on_event(dom.UUIDString()),
+                None,
+            )
+
+    def _error(self) -> type[Exception]:
+        return _libvirt().libvirtError
+
+    def domains(self) -> dict[str, str]:
+        try:
+            found = self.conn.listAllDomains(0)
+            return {dom.UUIDString(): _STATES.get(dom.state()[0], "other") for dom in found}
+        except self._error() as exc:
+            raise HypervisorError(f"cannot list domains: {exc}") from None
+
+    def state(self, uuid: str) -> str | None:
+        try:
+            return _STATES.get(self.conn.lookupByUUIDString(uuid).state()[0], "other")
+        except self._error():
+            return None
+
+    def start(self, xml: str) -> None:
+        try:
+            self.conn.createXML(xml, 0)
+        except self._error() as exc:
+            raise HypervisorError(str(exc)) from None
+
+    def shutdown(self, uuid: str) -> None:
+        try:
+            self.conn.lookupByUUIDString(uuid).shutdown()
+        except self._error() as exc:
+            if self.state(uuid) is not None:
+                raise HypervisorError(str(exc)) from None
+
+    def destroy(self, uuid: str) -> None:
+        try:
+            self.conn.lookupByUUIDString(uuid).destroy()
+        except self._error() as exc:
+            if self.state(uuid) not in (None, "shutoff"):
+                raise HypervisorError(str(exc)) from None
+
+    def migrate(self, uuid: str, peer_uri: str, address: str | None, max_downtime_ms: int) -> None:
+        """Live, peer-to-peer migration to the libvirt at `peer_uri`; the guest moves at once
+        or stays here (libvirt pauses it here only once it runs there)."""
+        libvirt = _libvirt()
+        flags = libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER
+        params = {}
+        if address:
+            params[libvirt.VIR_MIGRATE_PARAM_URI] = f"tcp://{address}"
+        try:
+            domain = self.conn.lookupByUUIDString(uuid)
+            domain.migrateSetMaxDowntime(max_downtime_ms, 0)
+            domain.migrateToURI3(peer_uri, params, flags)
+        except self._error() as exc:
+            raise HypervisorError(f"live migration to {peer_uri} failed: {exc}") from None
+
+    def total_memory_mib(self) -> int:
+        return int(self.conn.getInfo()[1])
+
+    def close(self) -> None:
+        try:
+            self.conn.close()
+        except self._error():
+            pass
