@@ -142,6 +142,9 @@ SPEC: dict[str, Any] = {
         "console_log_lines": Field(
             int, 1000, "Lines of each VM's serial console kept in Zookeeper.", _positive
         ),
+        "autoflush": Field(
+            bool, False, "Move this node's VMs away when its daemon stops (and wait for it)."
+        ),
         "migration_max_downtime": Field(
             int, 300, "Longest pause of a live migration, in milliseconds.", _positive
         ),

@@ -4,6 +4,8 @@
   pvc node info <name> [--format FORMAT]
   pvc node primary <name> [--wait]
   pvc node secondary <name> [--force] [--wait]
+  pvc node flush <name> [--wait]
+  pvc node (ready | unflush) <name> [--wait]
   pvc node -h | --help
 
 Commands:
@@ -14,10 +16,14 @@ Commands:
   primary    Make a live coordinator the primary: the current primary hands its role over.
   secondary  Make the primary give up its role to another live coordinator; refused when no
              other coordinator can take over, unless --force.
+  flush      Move every VM off the node (one at a time), e.g. before maintenance.
+  ready      Take the node's VMs back (those migrated away by a flush) and start its
+             autostart VMs; unflush is the same.
 
 Options:
   -f FORMAT, --format FORMAT  output: pretty, json or json-pretty [default: pretty]
-  -w, --wait                  wait until the role has moved (at most 30 s)
+  -w, --wait                  wait until the role has moved (at most 30 s), or the flush or
+                              ready is done (at most 600 s)
   --force                     give up the primary role even if no coordinator can take over
 """
 
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import time
 import urllib.parse
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pvc.cli import client
@@ -36,6 +43,7 @@ if TYPE_CHECKING:
     from pvc.__main__ import Globals
 
 WAIT_TIMEOUT = 30.0
+FLUSH_TIMEOUT = 600.0
 POLL_INTERVAL = 0.2
 # Polls during --wait give up quickly: the API moves with the primary role and may not answer.
 POLL_REQUEST_TIMEOUT = 2.0
@@ -64,6 +72,10 @@ def main(args: list[str], options: Globals) -> int:
         output_format = check_format(arguments["--format"])
         print(render(api.get(node_path(name)), output_format, info_text))
         return 0
+    if arguments["flush"]:
+        return set_domain_state(api, name, "flush", arguments["--wait"])
+    if arguments["ready"] or arguments["unflush"]:
+        return set_domain_state(api, name, "ready", arguments["--wait"])
     return move_role(
         api,
         name,
@@ -118,22 +130,51 @@ def role_moved(status: dict[str, Any], name: str, primary: bool) -> bool:
 def wait_for_role(
     api: client.ApiClient, name: str, primary: bool, timeout: float = WAIT_TIMEOUT
 ) -> float:
-    """Polls GET /status until `role_moved`; returns the seconds taken.
+    """Polls GET /status until `role_moved`; returns the seconds taken."""
+    goal = "become primary" if primary else "hand the primary role to another node"
+    return poll_until(
+        lambda: role_moved(api.get("/status"), name, primary),
+        timeout,
+        f"{name} did not {goal} within {timeout:g} s; see 'pvc cluster status'",
+    )
 
-    An API that does not answer is polled again: it moves with the primary role. Raises
-    PvcError after `timeout` seconds.
+
+def poll_until(done: Callable[[], bool], timeout: float, failure: str) -> float:
+    """Calls `done` until it is true; returns the seconds taken.
+
+    An API that does not answer is polled again (it moves with the primary role); after
+    `timeout` seconds, raises PvcError(`failure`).
     """
     started = time.monotonic()
     while True:
         try:
-            if role_moved(api.get("/status"), name, primary):
+            if done():
                 return time.monotonic() - started
         except Unavailable:
             pass
         if time.monotonic() - started >= timeout:
-            goal = "become primary" if primary else "hand the primary role to another node"
-            raise PvcError(f"{name} did not {goal} within {timeout:g} s; see 'pvc cluster status'")
+            raise PvcError(failure)
         time.sleep(POLL_INTERVAL)
+
+
+def set_domain_state(api: client.ApiClient, name: str, action: str, wait: bool) -> int:
+    """Flush a node or make it ready; `wait` until its daemon has moved the VMs."""
+    print(api.post(node_path(name, "/domain-state"), {"state": action})["message"])
+    if not wait:
+        return 0
+    goal = "flushed" if action == "flush" else "ready"
+    print(f"waiting for {name} to be {goal}...", end="", flush=True)
+    try:
+        took = poll_until(
+            lambda: api.get(node_path(name, "/domain-state"))["state"] == goal,
+            FLUSH_TIMEOUT,
+            f"{name} was not {goal} within {FLUSH_TIMEOUT:g} s; see 'pvc vm list --node {name}'",
+        )
+    except PvcError:
+        print()
+        raise
+    print(f" done in {took:.1f} s")
+    return 0
 
 
 def list_text(nodes: list[dict[str, Any]]) -> str:

@@ -134,10 +134,13 @@ class NodeDaemon:
         return self.config.get("libvirt.migration_uri") or f"qemu+tcp://{self.name}/system"
 
     def _start_vms(self) -> None:
+        from pvc.node.flush import Flusher
         from pvc.node.vms import VmController
+        from pvc.ops.vm import Policy
 
         self.vms = VmController(self.zk, self.name, self.config)
         self.vms.start()
+        Flusher(self.zk, self.name, Policy.from_config(self.config)).start()
 
     def _start_coordinator(self) -> None:
         from pvc.node.lease import PrimaryLease
@@ -203,6 +206,8 @@ class NodeDaemon:
         sdnotify.notify("STOPPING=1")
         log.info("node daemon shutting down")
         self._set_daemon_state("shutdown")
+        if self.vms and self.config.get("vm.autoflush"):
+            self._autoflush()
         if self.coordinator:
             self.coordinator.stop(self.config.get("timers.relinquish_timeout"))
         if self.lease:
@@ -213,6 +218,22 @@ class NodeDaemon:
         if self.zk:
             self.zk.close()
         log.info("node daemon stopped")
+
+    def _autoflush(self, timeout: float = 600) -> None:
+        """Moves this node's VMs away before it stops, waiting up to `timeout` seconds."""
+        from pvc.ops import node as node_ops
+
+        try:
+            node_ops.set_domain_state(self.zk, self.name, "flush")
+            log.info("autoflush: moving VMs away before stopping")
+            deadline = time.monotonic() + timeout
+            while self.zk.read(("node.state.domain", self.name)) != "flushed":
+                if time.monotonic() > deadline:
+                    log.warning("autoflush did not finish within %g s", timeout)
+                    return
+                time.sleep(0.2)
+        except PvcError as exc:
+            log.warning("autoflush failed: %s", exc.message)
 
     def _set_daemon_state(self, state: str) -> None:
         if self.zk is None or not self.registered.is_set():

@@ -302,8 +302,13 @@ class VmController:
         """What runs here (libvirt) and what is assigned here (Zookeeper), for the keepalive."""
         if self.hypervisor is None:
             return {}
-        running = [u for u, state in self.hypervisor.domains().items() if state in RUNNING]
         uuids = self.zk.children("base.domains")
+        known = set(uuids)
+        running = [
+            uuid
+            for uuid, state in self.hypervisor.domains().items()
+            if state in RUNNING and uuid in known  # pvc's VMs only
+        ]
         nodes = self.zk.read_many([("domain.node", uuid) for uuid in uuids])
         assigned = [uuid for uuid, node in zip(uuids, nodes, strict=True) if node == self.name]
         keys = ("domain.memory", "domain.vcpus")

@@ -126,3 +126,24 @@ def _records(zk: ZKHandler, names: list[str]) -> list[dict[str, Any]]:
         record["keepalive_age"] = None if keepalive is None else round(now - keepalive, 1)
         records.append(record)
     return records
+
+
+def set_domain_state(zk: ZKHandler, name: str, action: str) -> dict[str, Any]:
+    """Asks a node to flush (move its VMs away) or to become ready (take its VMs back).
+
+    The node's daemon does the work (pvc.node.flush); a new request cancels one in progress.
+    """
+    if action not in ("flush", "ready"):
+        raise InvalidInput("the domain state action must be flush or ready")
+    node = info(zk, name)
+    if not node["alive"] and action == "ready":
+        raise InvalidInput(f"node '{name}' is not running; it cannot take VMs back")
+    target = "flush" if action == "flush" else "unflush"
+    current, version = zk.read_versioned(("node.state.domain", name))
+    if (action == "flush" and current in ("flush", "flushed")) or (
+        action == "ready" and current in ("unflush", "ready")
+    ):
+        return {"message": f"node '{name}' is already {current}"}
+    zk.write({("node.state.domain", name): target}, expect={("node.state.domain", name): version})
+    verb = "flushing: its VMs move to other nodes" if target == "flush" else "taking its VMs back"
+    return {"message": f"node '{name}' {verb}"}

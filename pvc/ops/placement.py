@@ -32,7 +32,8 @@ class NodeLoad:
 
     @property
     def usable(self) -> bool:
-        return self.daemon_state == "run" and self.domain_state == "ready"
+        """It may take VMs: running, and ready (or taking its own VMs back)."""
+        return self.daemon_state == "run" and self.domain_state in ("ready", "unflush")
 
 
 @dataclass(frozen=True)

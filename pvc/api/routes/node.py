@@ -94,3 +94,15 @@ def post_coordinator_state(ctx: Context, node: str, state: str, force: bool) -> 
 )
 def get_domain_state(ctx: Context, node: str) -> dict[str, Any]:
     return node_ops.state(ctx.zk, node, "domain")
+
+
+@endpoint(
+    "POST",
+    "/node/<node>/domain-state",
+    summary="Flush a node (move its VMs away) or make it ready (take them back)",
+    tags=("node",),
+    params=(Param("state", str, "flush or ready", required=True, choices=("flush", "ready")),),
+    responses={400: "Bad parameter or name, or a stopped node", 404: NOT_FOUND},
+)
+def post_domain_state(ctx: Context, node: str, state: str) -> dict[str, Any]:
+    return node_ops.set_domain_state(ctx.zk, node, state)
