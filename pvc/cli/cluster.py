@@ -72,6 +72,7 @@ def status_text(status: dict[str, Any]) -> str:
             ("nodes", f"{nodes['total']}" + (f" ({by_state})" if by_state else "")),
             ("vms", status["vms"]["total"]),
             ("networks", status["networks"]["total"]),
+            ("N+1", _n_plus_one(status["survives_node_loss"])),
         ]
     )
     if not nodes["list"]:
@@ -79,3 +80,14 @@ def status_text(status: dict[str, Any]) -> str:
     columns = ("name", "daemon_state", "coordinator_state")
     rows = [[node[column] for column in columns] for node in nodes["list"]]
     return summary + "\n\n" + table(("NODE", "DAEMON", "COORDINATOR"), rows)
+
+
+def _n_plus_one(report: dict[str, Any]) -> str:
+    """Whether the running VMs survive the loss of the largest node, with the numbers."""
+    verdict = "yes" if report["ok"] else "NO"
+    largest = report.get("largest_node")
+    without = f"without {largest}" if largest else "with no usable node"
+    return (
+        f"{verdict}: {report['allocated']} MiB of running VMs, "
+        f"{report['capacity_without_largest']} MiB {without}"
+    )

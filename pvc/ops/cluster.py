@@ -42,8 +42,11 @@ def set_maintenance(zk: ZKHandler, enabled: bool) -> dict[str, Any]:
     return {"message": f"maintenance mode {state}"}
 
 
-def status(zk: ZKHandler) -> dict[str, Any]:
-    """A summary of the cluster: version, primary, maintenance, nodes by state."""
+def status(zk: ZKHandler, overcommit_ratio: float = 1.0) -> dict[str, Any]:
+    """A summary of the cluster: version, primary, maintenance, nodes by state, and whether
+    every running VM would still fit if the largest node were lost (N+1)."""
+    from pvc.ops import placement, vm
+
     require_initialized(zk)
     name, maintenance, primary, version = zk.read_many(
         [
@@ -80,5 +83,8 @@ def status(zk: ZKHandler) -> dict[str, Any]:
         "primary_node": None if primary in (None, "none") else primary,
         "nodes": {"total": len(nodes), "by_state": by_state, "list": nodes},
         "vms": {"total": len(zk.children("base.domains"))},
+        "survives_node_loss": placement.survives_largest_node_loss(
+            vm.node_loads(zk).values(), overcommit_ratio
+        ),
         "networks": {"total": len(zk.children("base.networks"))},
     }

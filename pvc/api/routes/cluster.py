@@ -14,7 +14,7 @@ from pvc.ops import cluster
     responses={404: "The cluster is not initialised"},
 )
 def get_status(ctx: Context) -> dict[str, Any]:
-    return cluster.status(ctx.zk)
+    return cluster.status(ctx.zk, ctx.config.get("vm.memory_overcommit_ratio"))
 
 
 @endpoint(
