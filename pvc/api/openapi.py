@@ -34,7 +34,8 @@ def _operation(ep: Any) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "summary": ep.summary,
         "tags": list(ep.tags),
-        "operationId": ep.func.__name__,
+        # unique across route modules: routes/vm.py and routes/node.py may both have get_node
+        "operationId": f"{ep.func.__module__.rsplit('.', 1)[-1]}_{ep.func.__name__}",
         "responses": {"200": {"description": "Success", "content": {"application/json": {}}}},
     }
     path_args = _PATH_ARG.findall(ep.path)
