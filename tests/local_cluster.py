@@ -202,8 +202,11 @@ class LocalCluster:
         self.down_network()
 
     def down_network(self) -> None:
-        for name in self.names:
+        for index, name in enumerate(self.names, start=1):
             subprocess.run(["ip", "netns", "del", self.namespace(name)], capture_output=True)
+            # a namespace outlives `ip netns del` while a process (an earlier, killed run's)
+            # is in it; deleting our end of the pair frees the name for this run
+            subprocess.run(["ip", "link", "del", f"{self.prefix}v{index}"], capture_output=True)
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
 
 

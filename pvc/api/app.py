@@ -19,9 +19,11 @@ import bottle
 from pvc.api import auth
 from pvc.config import Config
 from pvc.errors import InvalidInput, PvcError
+from pvc.zk.cache import CachedView
 from pvc.zk.handler import ZKHandler
 
 PREFIX = "/api/v1"
+CACHED_TREES = ("base.nodes", "base.domains", "base.names")
 log = logging.getLogger("pvc.api")
 
 
@@ -189,6 +191,8 @@ def make_app(ctx: Context) -> bottle.Bottle:
     from pvc.api import openapi, routes
 
     routes.load()
+    # Lists come from memory kept current by watches, not from thousands of reads per request.
+    ctx = Context(CachedView(ctx.zk, CACHED_TREES), ctx.config)
     app = bottle.Bottle()
     app.default_error_handler = _error_page
     keys = auth.KeyCheck.from_config(ctx.config)

@@ -30,7 +30,7 @@ log = logging.getLogger("pvc.node.lease")
 
 def watchdog_command() -> list[str]:
     """Runs pvc.node.watchdog from the same zipapp or source tree as this process."""
-    root = str(Path(__file__).resolve().parents[2])
+    root = zipapp.archive_path() or str(Path(__file__).resolve().parents[2])
     code = f"import sys; sys.path.insert(0, {root!r}); from pvc.node.watchdog import main; main()"
     return [sys.executable, "-c", code]
 

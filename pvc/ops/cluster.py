@@ -26,7 +26,7 @@ def initialize(zk: ZKHandler, *, overwrite: bool = False, name: str = "pvc") -> 
     transaction, so no reader ever sees a half-made tree.
     """
     present = [key for key in schema.ROOTS if zk.exists(key)]
-    if present and not overwrite:
+    if is_initialized(zk) and not overwrite:
         raise Conflict("the cluster is already initialised; use overwrite to wipe and recreate it")
     values: dict[Any, Any] = dict(schema.INITIAL_TREE)
     values["base.config.cluster_name"] = name

@@ -1,0 +1,110 @@
+"""A read cache of whole subtrees, kept current by Zookeeper watches (kazoo's TreeCache).
+
+The API answers lists (every VM, every node) from memory instead of reading thousands of keys
+per request. `CachedView` offers the ZKHandler interface: reads of keys inside a cached
+subtree come from the cache; everything else, and every versioned read (what verbs check
+before writing), goes to Zookeeper. After its own writes it waits (briefly) until the cache
+shows them, so a client that changes something and reads it back sees its change.
+"""
+
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from kazoo.recipe.cache import TreeCache, TreeEvent
+
+from pvc.zk import schema
+from pvc.zk.handler import Key, ZKHandler, resolve
+
+SYNC_TIMEOUT = 2.0
+
+
+class CachedView:
+    def __init__(self, zk: ZKHandler, roots: Iterable[Key]):
+        self.zk = zk
+        self._trees: dict[str, TreeCache] = {}
+        ready = []
+        for root in roots:
+            path = resolve(root)[0]
+            tree = TreeCache(zk.client, path)
+            event = threading.Event()
+            tree.listen(
+                lambda e, ev=event: ev.set() if e.event_type == TreeEvent.INITIALIZED else None
+            )
+            tree.start()
+            self._trees[path] = tree
+            ready.append(event)
+        for event in ready:
+            event.wait(30)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.zk, name)  # everything not overridden: straight to Zookeeper
+
+    def _tree(self, path: str) -> TreeCache | None:
+        for root, tree in self._trees.items():
+            if path == root or path.startswith(root + "/"):
+                return tree
+        return None
+
+    def _node(self, key: Key) -> tuple[bool, Any]:
+        """(cached?, NodeData or None) for a key."""
+        path, _ = resolve(key)
+        tree = self._tree(path)
+        if tree is None:
+            return False, None
+        return True, tree.get_data(path)
+
+    def read(self, key: Key) -> Any:
+        cached, node = self._node(key)
+        if not cached:
+            return self.zk.read(key)
+        return None if node is None else schema.decode(node.data, resolve(key)[1])
+
+    def read_many(self, keys: Iterable[Key]) -> list[Any]:
+        return [self.read(key) for key in keys]
+
+    def exists(self, key: Key) -> bool:
+        cached, node = self._node(key)
+        return node is not None if cached else self.zk.exists(key)
+
+    def children(self, key: Key) -> list[str]:
+        path = resolve(key)[0]
+        tree = self._tree(path)
+        if tree is None:
+            return self.zk.children(key)
+        return sorted(tree.get_children(path) or ())
+
+    def write(
+        self,
+        values: Mapping[Key, Any] | Iterable[tuple[Key, Any]],
+        *,
+        expect: Mapping[Key, int] | None = None,
+        delete: Iterable[Key] = (),
+    ) -> None:
+        items = list(values.items()) if isinstance(values, Mapping) else list(values)
+        delete = list(delete)
+        self.zk.write(items, expect=expect, delete=delete)
+        self._await(items, delete)
+
+    def delete(self, key: Key) -> None:
+        self.write({}, delete=[key])
+
+    def _await(self, items: list[tuple[Key, Any]], deleted: list[Key]) -> None:
+        """Waits until the cache shows this process's own write (read-your-writes)."""
+        wanted = [(key, schema.encode(value, resolve(key)[1])) for key, value in items]
+        deadline = time.monotonic() + SYNC_TIMEOUT
+        while time.monotonic() < deadline:
+            stale = [key for key, data in wanted if self._stale(key, data)]
+            stale += [key for key in deleted if self._node(key)[1] is not None]
+            if not stale:
+                return
+            time.sleep(0.002)
+
+    def _stale(self, key: Key, data: bytes) -> bool:
+        cached, node = self._node(key)
+        return cached and (node is None or node.data != data)
+
+    def close(self) -> None:
+        for tree in self._trees.values():
+            tree.close()
