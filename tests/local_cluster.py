@@ -52,6 +52,7 @@ class LocalCluster:
         self.session_timeout = session_timeout
         self.keepalive_interval = keepalive_interval
         self.libvirt_uri = libvirt_uri  # test:///default: each daemon its own private driver
+        self.libvirt: dict[str, dict[str, str]] = {}  # per node: real libvirtd settings
         self.api_key = uuid.uuid4().hex
         self.api_url = f"http://{self.floating}:7370/api/v1"
         self.processes: dict[str, subprocess.Popen] = {}
@@ -100,7 +101,7 @@ class LocalCluster:
                 "listen_address": self.floating,
                 "authentication": {"keys": [{"key": self.api_key}]},
             },
-            "libvirt": {"uri": self.libvirt_uri},
+            "libvirt": self.libvirt.get(name, {"uri": self.libvirt_uri}),
             "timers": {"keepalive_interval": self.keepalive_interval, "relinquish_timeout": 5},
             "logging": {"file": str(folder / "pvc.log"), "log_keepalives": False},
         }
@@ -108,6 +109,12 @@ class LocalCluster:
         path.write_text(yaml.safe_dump(document))
         path.chmod(0o600)
         return path
+
+    def use_libvirt(self, nodes: list) -> None:
+        """Points each node's daemon at its own libvirtd (tests.libvirt_nodes.LibvirtNode)."""
+        for node in nodes:
+            self.libvirt[node.name] = {"uri": node.uri, "migration_uri": node.tcp_uri}
+            self.write_config(node.name)
 
     # --- daemons ------------------------------------------------------------------------------
 

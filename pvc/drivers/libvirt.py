@@ -14,6 +14,7 @@ The URI selects the driver: qemu:///system on real nodes, test:///default for ma
 
 import logging
 import threading
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 
 from pvc.drivers import import_binding
@@ -121,6 +122,22 @@ class Hypervisor:
             domain.migrateToURI3(peer_uri, params, flags)
         except self._error() as exc:
             raise HypervisorError(f"live migration to {peer_uri} failed: {exc}") from None
+
+    def console_file(self, uuid: str) -> str | None:
+        """The file the domain's serial console is written to (a pty's <log file>, or a
+        file-type serial's source), if it has one."""
+        try:
+            root = ET.fromstring(self.conn.lookupByUUIDString(uuid).XMLDesc(0))
+        except self._error():
+            return None
+        for serial in root.iterfind("devices/serial"):
+            log_element = serial.find("log")
+            if log_element is not None and log_element.get("file"):
+                return log_element.get("file")
+            source = serial.find("source")
+            if serial.get("type") == "file" and source is not None and source.get("path"):
+                return source.get("path")
+        return None
 
     def total_memory_mib(self) -> int:
         return int(self.conn.getInfo()[1])

@@ -60,9 +60,10 @@ class VmController:
             thread = threading.Thread(target=self._work, name=f"vm-{index}", daemon=True)
             thread.start()
             self._threads.append(thread)
-        resync = threading.Thread(target=self._resync_loop, name="vm-resync", daemon=True)
-        resync.start()
-        self._threads.append(resync)
+        for target, name in ((self._resync_loop, "vm-resync"), (self._console_loop, "vm-console")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self) -> None:
         self._stop.set()
@@ -116,6 +117,27 @@ class VmController:
                 continue
             for uuid in uuids:
                 self.enqueue(uuid)
+
+    def _console_loop(self) -> None:
+        """Every second, the tail of each local VM's console log goes to Zookeeper if it
+        changed, so `pvc vm log` works from anywhere."""
+        lines = self.config.get("vm.console_log_lines")
+        sent: dict[str, str] = {}
+        while not self._stop.wait(1.0):
+            if self.hypervisor is None:
+                continue
+            try:
+                known = set(self.zk.children("base.domains"))
+                for uuid, state in self.hypervisor.domains().items():
+                    path = self.hypervisor.console_file(uuid) if uuid in known else None
+                    if state not in RUNNING or path is None:
+                        continue
+                    text = tail(path, lines)
+                    if text is not None and sent.get(uuid) != text:
+                        self.zk.write({("domain.console_log", uuid): text})
+                        sent[uuid] = text
+            except PvcError as exc:
+                log.debug("console capture: %s", exc.message)
 
     def _work(self) -> None:
         while not self._stop.is_set():
@@ -181,6 +203,8 @@ class VmController:
             elif observed.get("node") == self.name and observed.get("state") == "running":
                 self._report(uuid, "shutoff")  # it stopped here while assigned elsewhere
             return
+        if state == "migrate" and here == "paused":
+            return  # an incoming live migration: it has arrived only once it runs here
         if state in ("start", "migrate"):
             if running_here:
                 self._report(uuid, "running")
@@ -321,3 +345,17 @@ class VmController:
             "vcpus_allocated": sum(value or 0 for value in values[1::2]),
             "mem_provisioned": sum(value or 0 for value in provisioned),
         }
+
+
+def tail(path: str, lines: int) -> str | None:
+    """The last `lines` lines of a file (reading at most 256 KiB from its end)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(0, size - 262144))
+            data = handle.read()
+    except OSError:
+        return None
+    text = data.decode("utf-8", errors="replace").replace("\r", "")
+    return "\n".join(text.splitlines()[-lines:])

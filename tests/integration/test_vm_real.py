@@ -1,0 +1,98 @@
+"""The real path: two node daemons, each with its own libvirtd in its own namespaces, run the
+tiny Linux guest defined through the API, live-migrate it while its console keeps ticking,
+shut it down and remove it."""
+
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+
+from tests.conftest import free_port
+from tests.libvirt_nodes import LibvirtNodes, build_guest, linux_domain_xml
+from tests.local_cluster import LocalCluster
+
+
+@pytest.fixture
+def cluster(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("real")  # short: it holds the libvirtd sockets
+    local = LocalCluster(workdir, 2, prefix="pvcr", subnet="10.205.0", zk_port=free_port())
+    libvirt = LibvirtNodes(workdir / "libvirt")
+    try:
+        local.up()
+        local.use_libvirt(libvirt.start_cluster(local))
+        local.start_all()
+        yield local
+    finally:
+        local.down()
+        libvirt.stop()
+
+
+def api(cluster, method, path, params=None):
+    data = json.dumps(params).encode() if params is not None else None
+    request = urllib.request.Request(cluster.api_url + path, data=data, method=method)
+    request.add_header("X-Api-Key", cluster.api_key)
+    if data:
+        request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        return json.loads(reply.read())
+
+
+def until(check, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except (urllib.error.URLError, OSError):
+            pass  # the API is not up yet
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def console_ticks(cluster, name):
+    lines = api(cluster, "GET", f"/vm/{name}/console?lines=1000")["lines"]
+    return [int(line.split()[1]) for line in lines if line.startswith("tick ")]
+
+
+def test_tiny_guest_lives_migrates_and_goes(cluster, tmp_path):
+    observer = cluster.observer()
+    cluster.wait_for_primary(observer, 30)
+    guest = build_guest()
+    name = "demo"
+    xml = linux_domain_xml(name, str(uuid.uuid4()), guest, tmp_path / "console.log")
+    until(lambda: api(cluster, "GET", "/node"), 10, "the API")
+    defined = api(cluster, "POST", "/vm", {"xml": xml, "node": "node1"})
+    assert defined["node"] == "node1"
+    api(cluster, "POST", f"/vm/{name}/state", {"state": "start"})
+    until(lambda: len(console_ticks(cluster, name)) >= 3, 60, "the guest to tick")
+
+    before = console_ticks(cluster, name)[-1]
+    api(cluster, "POST", f"/vm/{name}/node", {"action": "migrate", "node": "node2"})
+
+    def migrated():
+        record = api(cluster, "GET", f"/vm/{name}")
+        observed = record["observed"] or {}
+        return (
+            record["state"] == "start"
+            and observed == {**observed, "node": "node2", "state": "running"}
+            and record
+        )
+
+    record = until(migrated, 60, "the live migration")  # fmt: skip
+    assert record["lastnode"] == "node1"
+    log = cluster.workdir / "node1" / "pvc.log"
+    until(lambda: "migrated live to node2" in log.read_text(), 10, "the sender's report")
+    assert "shutting it down to start it there" not in log.read_text()  # live, no fallback
+    until(lambda: console_ticks(cluster, name)[-1] >= before + 3, 30, "ticks after migration")
+    ticks = console_ticks(cluster, name)
+    assert ticks == list(range(ticks[0], ticks[-1] + 1))  # never restarted, no gap
+
+    api(cluster, "POST", f"/vm/{name}/state", {"state": "shutdown"})
+    until(lambda: api(cluster, "GET", f"/vm/{name}")["state"] == "stop", 60, "the shutdown")
+    api(cluster, "DELETE", f"/vm/{name}")
+    assert name not in [vm["name"] for vm in api(cluster, "GET", "/vm")]
+    observer.close()
