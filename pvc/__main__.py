@@ -37,7 +37,7 @@ from dataclasses import dataclass
 GROUPS = {
     "node": "pvc.cli.node",
     "api": "pvc.cli.api",
-    "vm": None,
+    "vm": "pvc.cli.vm",
     "network": None,
     "storage": None,
     "provisioner": None,

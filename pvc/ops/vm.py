@@ -117,7 +117,14 @@ def _matcher(pattern: str) -> Any:
 
 
 def info(zk: ZKHandler, vm: str) -> dict[str, Any]:
-    return _records(zk, [find(zk, vm)])[0]
+    return _record(zk, find(zk, vm), vm)
+
+
+def _record(zk: ZKHandler, uuid: str, vm: str) -> dict[str, Any]:
+    records = _records(zk, [uuid])
+    if not records:
+        raise NotFound(f"VM '{vm}' does not exist")
+    return records[0]
 
 
 def dump(zk: ZKHandler, vm: str) -> str:
@@ -241,7 +248,8 @@ def define(
     """Adds a VM (stopped) from its libvirt XML; refuses a duplicate name or UUID."""
     require_initialized(zk)
     spec = domain_xml.parse(xml)
-    options = _options(limit, selector, migration_method)
+    _options(limit, selector, migration_method)  # validates them
+    _check_tags(tags or [])
     if zk.exists(("name.domain", spec.name)):
         raise Conflict(f"a VM named '{spec.name}' already exists")
     if zk.exists(("domain", spec.uuid)):
@@ -264,7 +272,6 @@ def define(
         ("domain.failed_reason", spec.uuid): "",
         ("name.domain", spec.name): spec.uuid,
     }
-    values.update({(key, spec.uuid): value for key, value in options.items()})
     zk.write(values, expect={("name.domain", spec.name): -1, ("domain", spec.uuid): -1})
     return {"message": f"VM '{spec.name}' defined on {target}", "uuid": spec.uuid, "node": target}
 
@@ -300,6 +307,8 @@ def _rename_changes(
 ) -> dict[Any, Any]:
     if not schema.valid_name(new):
         raise InvalidInput(f"invalid VM name {new!r}: {schema.NAME_RULE}")
+    if new == old:
+        raise InvalidInput(f"VM '{old}' already has that name")
     if zk.exists(("name.domain", new)):
         raise Conflict(f"a VM named '{new}' already exists")
     expect[("name.domain", new)] = -1
@@ -344,12 +353,16 @@ def set_meta(
 def set_tags(zk: ZKHandler, vm: str, add: list[str], remove: list[str]) -> dict[str, Any]:
     uuid = find(zk, vm)
     tags, version = zk.read_versioned(("domain.tags", uuid))
-    for tag in add:
-        if not schema.valid_name(tag):
-            raise InvalidInput(f"invalid tag {tag!r}: {schema.NAME_RULE}")
+    _check_tags(add)
     new = sorted((set(tags or []) | set(add)) - set(remove))
     zk.write({("domain.tags", uuid): new}, expect={("domain.tags", uuid): version})
     return {"name": vm, "tags": new}
+
+
+def _check_tags(tags: list[str]) -> None:
+    for tag in tags:
+        if not schema.valid_name(tag):
+            raise InvalidInput(f"invalid tag {tag!r}: {schema.NAME_RULE}")
 
 
 def undefine(zk: ZKHandler, vm: str, force: bool = False) -> dict[str, Any]:
@@ -357,7 +370,7 @@ def undefine(zk: ZKHandler, vm: str, force: bool = False) -> dict[str, Any]:
     refused unless `force`, which removes the record anyway: its node then destroys it."""
     uuid = find(zk, vm)
     name, version = zk.read_versioned(("domain", uuid))
-    record = _records(zk, [uuid])[0]
+    record = _record(zk, uuid, vm)
     if _is_running(record) and not force:
         raise Conflict(f"VM '{name}' is running; stop it first or use force")
     zk.write(
@@ -376,26 +389,31 @@ def _is_running(record: dict[str, Any]) -> bool:
 
 def _set_state(
     zk: ZKHandler, vm: str, state: str, allowed_from: tuple[str, ...] | None = None, **extra: Any
-) -> tuple[str, str, dict[str, Any]]:
-    """Writes a new state (and extra keys) guarded by the state read; returns uuid, old state."""
+) -> None:
+    """Writes a new state (and extra keys), guarded by the state read and `allowed_from`."""
     uuid = find(zk, vm)
     current, version = zk.read_versioned(("domain.state", uuid))
     if allowed_from is not None and current not in allowed_from:
         raise Conflict(f"VM '{vm}' is {current}; cannot {state} it now")
     values = {("domain.state", uuid): state, **{(k, uuid): v for k, v in extra.items()}}
     zk.write(values, expect={("domain.state", uuid): version})
-    return uuid, current, values
 
 
 def start(zk: ZKHandler, policy: Policy, vm: str, force: bool = False) -> dict[str, Any]:
-    uuid = find(zk, vm)
-    record = _records(zk, [uuid])[0]
+    record = info(zk, vm)
     if record["state"] == "disable" and not force:
         raise Conflict(f"VM '{vm}' is disabled; use force to start it anyway")
     if record["state"] in ("start", "restart", "migrate"):
         return {"message": f"VM '{vm}' is already {record['state']}"}
+    node = node_loads(zk).get(record["node"])
+    if node is None or not node.usable:
+        why = "does not exist" if node is None else f"is {node.daemon_state}/{node.domain_state}"
+        raise InvalidInput(
+            f"VM '{vm}' belongs on node {record['node']}, which {why}; move it to another node"
+        )
     _check_memory(zk, policy, record["node"], record["memory"])
-    _set_state(zk, vm, "start", None, **{"domain.failed_reason": ""})
+    allowed = ("stop", "fail", "disable") if force else ("stop", "fail")
+    _set_state(zk, vm, "start", allowed, **{"domain.failed_reason": ""})
     return {"message": f"VM '{vm}' starting on {record['node']}"}
 
 
@@ -449,8 +467,10 @@ def _relocate(
     home: bool = False,
 ) -> dict[str, Any]:
     uuid = find(zk, vm)
-    record = _records(zk, [uuid])[0]
-    current = record["node"]
+    record = _record(zk, uuid, vm)
+    current, node_version = zk.read_versioned(("domain.node", uuid))
+    if record["state"] == "shutdown":
+        raise Conflict(f"VM '{vm}' is shutting down; move it once it is stopped")
     if record["lastnode"] and not permanent and not force:
         raise Conflict(
             f"VM '{vm}' is already migrated (from {record['lastnode']}); "
@@ -459,32 +479,38 @@ def _relocate(
     target = _target(zk, policy, record, node, exclude=(current,))
     state, version = zk.read_versioned(("domain.state", uuid))
     running = state in ("start", "restart", "migrate")
+    if running and record["migration_method"] == "none":
+        raise InvalidInput(f"VM '{vm}' has migration method none: shut it down to move it")
     if running:
         _check_memory(zk, policy, target, record["memory"])
     values: dict[Any, Any] = {("domain.node", uuid): target}
-    if home or permanent:
-        values[("domain.lastnode", uuid)] = ""
-    else:
-        values[("domain.lastnode", uuid)] = record["lastnode"] or current
+    lastnode = "" if home or permanent else record["lastnode"] or current
+    values[("domain.lastnode", uuid)] = "" if lastnode == target else lastnode  # back home
     if running:
         values[("domain.state", uuid)] = "migrate"
-    zk.write(values, expect={("domain.state", uuid): version})
+    zk.write(values, expect={("domain.state", uuid): version, ("domain.node", uuid): node_version})
     verb = "returning" if home else ("moving" if permanent else "migrating")
     how = "" if running else " (it is not running: only its assignment changes)"
     return {"message": f"VM '{vm}' {verb} from {current} to {target}{how}", "node": target}
 
 
 def wait_for(zk: ZKHandler, vm: str, states: tuple[str, ...], timeout: float) -> dict[str, Any]:
-    """Polls until the VM's state is one of `states` (and observed where it should run)."""
+    """Polls until the VM is in one of `states` AND its node reports it so (running where it
+    should run for start; not running for stop/disable); returns the record. Also returns
+    when it failed: state fail, or back to start with a reason (a shutdown that timed out)."""
     deadline = time.monotonic() + timeout
     while True:
         record = info(zk, vm)
         observed = record["observed"] or {}
-        settled = record["state"] in states and (
-            record["state"] != "start"
-            or (observed.get("node") == record["node"] and observed.get("state") == "running")
-        )
-        if settled or record["state"] == "fail":
+        running = observed.get("state") in ("running", "paused")
+        if record["state"] == "start":
+            settled = running and observed.get("node") == record["node"]
+        else:
+            settled = not running or observed.get("node") != record["node"]
+        if record["state"] in states and settled:
+            return record
+        gave_up = record["state"] == "start" and "start" not in states and record["failed_reason"]
+        if record["state"] == "fail" or gave_up:
             return record
         if time.monotonic() > deadline:
             raise Conflict(f"VM '{vm}' did not reach {'/'.join(states)} within {timeout:g} s")

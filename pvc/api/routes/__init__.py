@@ -2,7 +2,7 @@
 
 import importlib
 
-MODULES = ("root", "cluster", "node")
+MODULES = ("root", "cluster", "node", "vm")
 
 
 def load() -> None:

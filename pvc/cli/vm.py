@@ -1,0 +1,410 @@
+"""Usage:
+  pvc vm define <xmlfile> [--node NODE] [--limit NODES] [--selector SEL] [--autostart]
+                [--method METHOD] [--tag TAG]...
+  pvc vm modify <vm> <xmlfile> [--restart]
+  pvc vm meta <vm> [--limit NODES] [--selector SEL] [--autostart | --no-autostart]
+              [--method METHOD]
+  pvc vm rename <vm> <new_name>
+  pvc vm undefine <vm> [--force]
+  pvc vm remove <vm> [--force] [--yes]
+  pvc vm start <vm> [--force] [--wait]
+  pvc vm restart <vm> [--wait]
+  pvc vm shutdown <vm> [--force] [--wait]
+  pvc vm stop <vm> [--wait]
+  pvc vm disable <vm> [--wait]
+  pvc vm move <vm> [<node>] [--wait]
+  pvc vm migrate <vm> [<node>] [--force] [--wait]
+  pvc vm unmigrate <vm> [--wait]
+  pvc vm info <vm> [--format FORMAT]
+  pvc vm list [<match>] [--node NODE] [--state STATE] [--format FORMAT]
+  pvc vm dump <vm>
+  pvc vm log <vm> [--lines LINES] [--follow]
+  pvc vm tag <vm> [--add TAG]... [--remove TAG]...
+  pvc vm -h | --help
+
+A <vm> is a VM's name or UUID.
+
+Commands:
+  define     Add a VM, stopped, from its libvirt domain XML (<xmlfile>, or - for standard
+             input); it is assigned to --node, or to the node its selector picks.
+  modify     Replace a VM's XML (same UUID; another <name> renames it); --restart restarts
+             a running VM to apply it.
+  meta       Change a VM's placement settings; without options, show them.
+  rename     Rename a stopped VM.
+  undefine   Remove a VM's definition; a running VM only with --force (its node destroys it).
+  remove     Like undefine, asking first unless --yes (pvc does not manage disks yet).
+  start      Start a VM on its node; a disabled VM only with --force.
+  restart    Restart a running VM.
+  shutdown   Shut a VM down gracefully; --force turns it off if the guest does not stop in time.
+  stop       Turn a VM off at once.
+  disable    Turn a VM off and keep it off (autostart and recovery leave it alone).
+  move       Move a VM to <node> (or the node its selector picks) for good.
+  migrate    Move a VM for a while: unmigrate brings it back; --force migrates an already
+             migrated VM again.
+  unmigrate  Move a migrated VM back to the node it came from.
+  info       One VM's state, node, placement settings, resources and tags.
+  list       The VMs, or those whose name matches <match> (a glob with *, ? or [...], or else
+             a regular expression searched in the name).
+  dump       Print a VM's libvirt domain XML.
+  log        Print the last lines of a VM's serial console; --follow keeps printing new lines
+             until interrupted.
+  tag        Add and remove a VM's tags; without options, show them.
+
+Options:
+  --node NODE                 define: the node to assign; list: only VMs on this node
+  --limit NODES               comma-separated nodes the VM may run on (empty: any)
+  --selector SEL              how to choose its node: mem, memprov, load, vcpus or vms
+  --autostart                 start the VM whenever its node becomes ready
+  --no-autostart              do not start it automatically
+  --method METHOD             how to move it between nodes: live, shutdown or none
+  --tag TAG                   a tag (repeat for more)
+  --add TAG                   a tag to add (repeat for more)
+  --remove TAG                a tag to remove (repeat for more)
+  --restart                   restart the VM if it runs
+  --force                     see the command
+  -y, --yes                   do not ask for confirmation
+  -w, --wait                  wait until the VM got there (at most 120 s; shutdown, restart
+                              and moves 200 s)
+  --state STATE               only VMs in this state
+  -f FORMAT, --format FORMAT  output: pretty, json or json-pretty [default: pretty]
+  -l LINES, --lines LINES     how many lines [default: 100]
+  --follow                    keep printing new lines (every second) until interrupted
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import urllib.parse
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from pvc.cli import client
+from pvc.cli.cluster import confirm
+from pvc.cli.format import check_format, key_values, render, table
+from pvc.cli.parse import parse
+from pvc.errors import PvcError, Unavailable, UsageError
+
+if TYPE_CHECKING:
+    from pvc.__main__ import Globals
+
+WAIT_TIMEOUT = 120.0
+SHUTDOWN_WAIT_TIMEOUT = 200.0  # a graceful shutdown may take timers.vm_shutdown_timeout (180 s)
+POLL_INTERVAL = 0.5
+POLL_REQUEST_TIMEOUT = 2.0  # the API moves with the primary role and may not answer a while
+FOLLOW_INTERVAL = 1.0
+FOLLOW_LINES = 1000  # lines fetched per poll of --follow, to find where the last poll ended
+RUNNING = ("running", "paused")
+STATE_VERBS = ("start", "restart", "shutdown", "stop", "disable")
+NODE_VERBS = ("move", "migrate", "unmigrate")
+REMOVE_QUESTION = "Remove VM '{vm}'? Its disks stay (pvc does not manage disks yet). [y/N] "
+REASON_WIDTH = 40
+LIST_HEADERS = (
+    "NAME", "STATE", "NODE", "LASTNODE", "MEMORY (MiB)", "VCPUS", "AUTOSTART", "OBSERVED",
+    "FAILED REASON",
+)  # fmt: skip
+
+
+def main(args: list[str], options: Globals) -> int:
+    arguments = parse(__doc__, args, "vm")
+    lines = _count(arguments["--lines"])
+    api = client.for_options(options)
+    vm = arguments["<vm>"]
+    if arguments["list"]:
+        params = {
+            "node": arguments["--node"],
+            "state": arguments["--state"],
+            "match": arguments["<match>"],
+        }
+        listed = api.get("/vm", params)
+        print(render(listed, check_format(arguments["--format"]), list_text))
+    elif arguments["info"]:
+        print(render(api.get(vm_path(vm)), check_format(arguments["--format"]), info_text))
+    elif arguments["dump"]:
+        xml = api.get(vm_path(vm, "/xml"))["xml"]
+        sys.stdout.write(xml if xml.endswith("\n") else xml + "\n")
+    elif arguments["log"]:
+        show_log(api, vm, lines, arguments["--follow"])
+    elif arguments["tag"]:
+        changes = {"add": ",".join(arguments["--add"]), "remove": ",".join(arguments["--remove"])}
+        if any(changes.values()):
+            tags = api.post(vm_path(vm, "/tags"), changes)["tags"]
+        else:
+            tags = api.get(vm_path(vm, "/tags"))["tags"]
+        print(", ".join(tags) or "no tags")
+    elif arguments["meta"] and not _meta_params(arguments):
+        print(meta_text(api.get(vm_path(vm, "/meta"))))
+    elif any(arguments[verb] for verb in STATE_VERBS + NODE_VERBS):
+        return change(api, arguments)
+    else:
+        print(edit(api, arguments)["message"])
+    return 0
+
+
+def edit(api: client.ApiClient, arguments: dict[str, Any]) -> dict[str, Any]:
+    """define, modify, meta, rename, undefine and remove: one request each."""
+    vm = arguments["<vm>"]
+    if arguments["define"]:
+        params = {
+            "xml": read_xml(arguments["<xmlfile>"]),
+            "node": arguments["--node"],
+            "tags": ",".join(arguments["--tag"]) or None,
+        }
+        return api.post("/vm", params | _meta_params(arguments))
+    if arguments["modify"]:
+        params = {"xml": read_xml(arguments["<xmlfile>"]), "restart": arguments["--restart"]}
+        return api.request("PUT", vm_path(vm), params)
+    if arguments["meta"]:
+        return api.post(vm_path(vm, "/meta"), _meta_params(arguments))
+    if arguments["rename"]:
+        return api.post(vm_path(vm, "/rename"), {"new_name": arguments["<new_name>"]})
+    asked = arguments["remove"] and not arguments["--yes"]
+    if asked and not confirm(REMOVE_QUESTION.format(vm=vm)):
+        raise PvcError("aborted")
+    return api.request("DELETE", vm_path(vm), {"force": arguments["--force"]})
+
+
+def _meta_params(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The placement options given (define, meta), as API parameters."""
+    params = {
+        "limit": arguments["--limit"],
+        "selector": arguments["--selector"],
+        "migration_method": arguments["--method"],
+    }
+    if arguments["--autostart"] or arguments["--no-autostart"]:
+        params["autostart"] = arguments["--autostart"]
+    return {name: value for name, value in params.items() if value is not None}
+
+
+def read_xml(path: str) -> str:
+    """The text of `path`, or of standard input for '-'."""
+    try:
+        if path == "-":
+            return sys.stdin.read()
+        with open(path, encoding="utf-8") as file:
+            return file.read()
+    except OSError as exc:
+        raise PvcError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise PvcError(f"cannot read {path}: it is not UTF-8 text") from None
+
+
+def _count(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(f"--lines must be a whole number, not {text!r}") from None
+
+
+def vm_path(vm: str, tail: str = "") -> str:
+    """The API path of a VM (its name or UUID URL-quoted), plus `tail`."""
+    return f"/vm/{urllib.parse.quote(vm, safe='')}{tail}"
+
+
+# --- state changes and --wait ----------------------------------------------------------------
+
+
+def change(api: client.ApiClient, arguments: dict[str, Any]) -> int:
+    """A state change or move; with --wait, follows the VM until it got there."""
+    vm = arguments["<vm>"]
+    verb = next(verb for verb in STATE_VERBS + NODE_VERBS if arguments[verb])
+    force = arguments["--force"] or None
+    if verb in STATE_VERBS:
+        answer = api.post(vm_path(vm, "/state"), {"state": verb, "force": force})
+    else:
+        params = {"action": verb, "node": arguments["<node>"], "force": force}
+        answer = api.post(vm_path(vm, "/node"), params)
+    print(answer["message"])
+    if arguments["--wait"]:
+        wait(_poller(api), vm, verb)
+    return 0
+
+
+def _poller(api: client.ApiClient) -> client.ApiClient:
+    """A client of the same API whose requests give up quickly, for polling."""
+    return client.ApiClient(
+        api.connection,
+        insecure=api.insecure,
+        connect_timeout=POLL_REQUEST_TIMEOUT,
+        read_timeout=POLL_REQUEST_TIMEOUT,
+    )
+
+
+def runs_on_its_node(record: dict[str, Any]) -> bool:
+    """State start, and its node reports it running."""
+    observed = record["observed"] or {}
+    return (
+        record["state"] == "start"
+        and observed.get("node") == record["node"]
+        and observed.get("state") == "running"
+    )
+
+
+def is_off(record: dict[str, Any]) -> bool:
+    """State stop or disable, and no node reports it running."""
+    observed = record["observed"] or {}
+    return record["state"] in ("stop", "disable") and observed.get("state") not in RUNNING
+
+
+def moved(record: dict[str, Any]) -> bool:
+    """Runs on its (new) node, or it was not running and stays off."""
+    return runs_on_its_node(record) or record["state"] in ("stop", "disable")
+
+
+# verb -> (done, states on the way, goal text with the VM's record)
+GOALS: dict[str, tuple[Callable[[dict[str, Any]], bool], tuple[str, ...], str]] = {
+    "start": (runs_on_its_node, ("start", "restart", "migrate"), "start on {node}"),
+    "restart": (runs_on_its_node, ("restart", "start", "migrate"), "restart on {node}"),
+    "shutdown": (is_off, ("shutdown", "stop", "disable"), "shut down"),
+    "stop": (is_off, ("stop", "disable"), "stop"),
+    "disable": (is_off, ("stop", "disable"), "stop"),
+    "move": (moved, ("migrate", "start"), "move to {node}"),
+    "migrate": (moved, ("migrate", "start"), "move to {node}"),
+    "unmigrate": (moved, ("migrate", "start"), "move back to {node}"),
+}
+
+
+def wait(api: client.ApiClient, vm: str, verb: str, timeout: float | None = None) -> float:
+    """Polls the VM until GOALS[verb] is done, printing progress; returns the seconds taken.
+
+    Raises PvcError when the VM leaves the states on the way (e.g. fails: with the reason), or
+    after `timeout` seconds (default: 200 s for what involves a shutdown, else 120 s).
+    """
+    done, on_the_way, goal = GOALS[verb]
+    if timeout is None:
+        slow = verb in ("restart", "shutdown", *NODE_VERBS)
+        timeout = SHUTDOWN_WAIT_TIMEOUT if slow else WAIT_TIMEOUT
+    started = time.monotonic()
+    record = _poll(api, vm, started + timeout)
+    goal = goal.format(node=record["node"])
+    print(f"waiting for {record['name']} to {goal}...", end="", flush=True)
+    try:
+        while not done(record):
+            if record["state"] not in on_the_way:
+                reason = record["failed_reason"] or "see 'pvc vm info'"
+                raise PvcError(
+                    f"{record['name']} did not {goal}: state {record['state']} ({reason})"
+                )
+            if time.monotonic() - started >= timeout:
+                raise PvcError(
+                    f"{record['name']} did not {goal} within {timeout:g} s; see 'pvc vm info {vm}'"
+                )
+            time.sleep(POLL_INTERVAL)
+            record = _poll(api, vm, started + timeout)
+    except PvcError:
+        print()
+        raise
+    took = time.monotonic() - started
+    print(f" done in {took:.1f} s")
+    return took
+
+
+def _poll(api: client.ApiClient, vm: str, deadline: float) -> dict[str, Any]:
+    """The VM's record; an API that does not answer is asked again until `deadline`."""
+    while True:
+        try:
+            return api.get(vm_path(vm))
+        except Unavailable:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(POLL_INTERVAL)
+
+
+# --- console log -----------------------------------------------------------------------------
+
+
+def show_log(api: client.ApiClient, vm: str, lines: int, follow: bool) -> None:
+    """Prints the last `lines` console lines; `follow`: then new ones every second, forever."""
+    shown = api.get(vm_path(vm, "/console"), {"lines": lines})["lines"]
+    _print_lines(shown)
+    if not follow:
+        return
+    poller = _poller(api)
+    while True:
+        time.sleep(FOLLOW_INTERVAL)
+        try:
+            current = poller.get(vm_path(vm, "/console"), {"lines": FOLLOW_LINES})["lines"]
+        except Unavailable:
+            continue
+        _print_lines(new_lines(shown, current))
+        shown = current
+
+
+def new_lines(before: list[str], now: list[str]) -> list[str]:
+    """The lines of `now` after its longest overlap with the end of `before`."""
+    for overlap in range(min(len(before), len(now)), 0, -1):
+        if before[-overlap:] == now[:overlap]:
+            return now[overlap:]
+    return now
+
+
+def _print_lines(lines: list[str]) -> None:
+    if lines:
+        print("\n".join(lines), flush=True)
+
+
+# --- pretty output ---------------------------------------------------------------------------
+
+
+def _observed(record: dict[str, Any]) -> str | None:
+    observed = record["observed"]
+    return f"{observed.get('state')}@{observed.get('node')}" if observed else None
+
+
+def _short(text: str | None, width: int = REASON_WIDTH) -> str | None:
+    if not text:
+        return None
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def list_text(vms: list[dict[str, Any]]) -> str:
+    """The pretty form of GET /vm: one row per VM."""
+    rows = [
+        [
+            vm["name"],
+            vm["state"],
+            vm["node"],
+            vm["lastnode"] or None,
+            vm["memory"],
+            vm["vcpus"],
+            vm["node_autostart"],
+            _observed(vm),
+            _short(vm["failed_reason"]),
+        ]
+        for vm in vms
+    ]
+    return table(LIST_HEADERS, rows) if rows else "no VMs"
+
+
+def _meta_pairs(record: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [
+        ("node limit", ", ".join(record["node_limit"]) or "any node"),
+        ("node selector", record["node_selector"] or "cluster default"),
+        ("autostart", record["node_autostart"]),
+        ("migration method", record["migration_method"]),
+    ]
+
+
+def meta_text(record: dict[str, Any]) -> str:
+    """The pretty form of GET /vm/<vm>/meta."""
+    return key_values([("name", record["name"]), *_meta_pairs(record)])
+
+
+def info_text(record: dict[str, Any]) -> str:
+    """The pretty form of GET /vm/<vm>: one labelled line per field."""
+    memory = record["memory"]
+    return key_values(
+        [
+            ("name", record["name"]),
+            ("uuid", record["uuid"]),
+            ("state", record["state"]),
+            ("node", record["node"]),
+            ("last node", record["lastnode"] or None),
+            ("observed", _observed(record)),
+            ("failed reason", record["failed_reason"] or None),
+            ("memory", None if memory is None else f"{memory} MiB"),
+            ("vcpus", record["vcpus"]),
+            *_meta_pairs(record),
+            ("tags", ", ".join(record["tags"]) or None),
+        ]
+    )

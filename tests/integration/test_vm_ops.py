@@ -1,0 +1,546 @@
+"""pvc.ops.vm on a real Zookeeper: defining and changing VMs, placement, state changes, moves.
+
+Node records are written as the node daemons would; no daemon acts on the VMs, so a state
+written by a verb stays as written (tests play the daemon where they need one).
+"""
+
+import threading
+import time
+import uuid as uuid_module
+
+import pytest
+
+from pvc.errors import Conflict, InvalidInput, NotFound, PvcError
+from pvc.ops import cluster, vm
+from tests.integration.test_node_ops import add_node
+
+POLICY = vm.Policy("mem", 1.0)
+MEM_TOTAL = 4096
+
+
+def domain_xml(name: str, uuid: str | None = None, memory: int = 128, vcpus: int = 1) -> str:
+    """A minimal valid libvirt domain."""
+    uuid = uuid or str(uuid_module.uuid4())
+    return (
+        f"<domain type='qemu'><name>{name}</name><uuid>{uuid}</uuid>"
+        f"<memory unit='MiB'>{memory}</memory><vcpu>{vcpus}</vcpu>"
+        "<os><type>hvm</type></os></domain>"
+    )
+
+
+def add_hypervisor(
+    zk, name, mem_free=MEM_TOTAL, mem_total=MEM_TOTAL, load=0.0, daemon="run", domain="ready"
+):
+    """A live hypervisor node with the figures placement reads."""
+    stats = {"mem_total": mem_total, "mem_free": mem_free, "load": load}
+    add_node(zk, name, mode="hypervisor", daemon=daemon, stats=stats, **{"state.domain": domain})
+
+
+@pytest.fixture
+def nodes(zk):
+    """An initialised cluster of three hypervisors; node1 has the most free memory."""
+    cluster.initialize(zk)
+    add_hypervisor(zk, "node1", mem_free=3000)
+    add_hypervisor(zk, "node2", mem_free=2000)
+    add_hypervisor(zk, "node3", mem_free=1000)
+    return zk
+
+
+def define(zk, name, policy=POLICY, memory=128, vcpus=1, **options):
+    """Defines a VM; returns its UUID."""
+    return vm.define(zk, policy, domain_xml(name, memory=memory, vcpus=vcpus), **options)["uuid"]
+
+
+def set_state(zk, name, state):
+    """Writes a VM's state directly, as its node daemon would."""
+    zk.write({("domain.state", vm.find(zk, name)): state})
+
+
+def snapshot(zk) -> dict:
+    """Every key under /domains and /names with its value and version."""
+    found = {}
+
+    def walk(path):
+        if zk.client.exists(path) is None:
+            return
+        data, stat = zk.client.get(path)
+        found[path] = (data, stat.version)
+        for child in zk.client.get_children(path):
+            walk(f"{path}/{child}")
+
+    walk("/domains")
+    walk("/names")
+    return found
+
+
+# --- define ----------------------------------------------------------------------------------
+
+
+def test_define_writes_a_stopped_vm(nodes):
+    uuid = str(uuid_module.uuid4())
+    xml = domain_xml("vm1", uuid, memory=512, vcpus=2)
+    answer = vm.define(nodes, POLICY, xml, autostart=True, tags=["web", "prod", "web"])
+    assert answer == {"message": "VM 'vm1' defined on node1", "uuid": uuid, "node": "node1"}
+    record = vm.info(nodes, "vm1")
+    assert record == {
+        "name": "vm1", "uuid": uuid, "state": "stop", "node": "node1", "lastnode": "",
+        "node_limit": [], "node_selector": None, "node_autostart": True,
+        "migration_method": "live", "memory": 512, "vcpus": 2, "tags": ["prod", "web"],
+        "failed_reason": None, "observed": None,
+    }  # fmt: skip
+    assert vm.dump(nodes, "vm1") == xml
+    assert vm.info(nodes, uuid) == record
+    assert vm.info(nodes, uuid.upper()) == record
+    assert nodes.read(("name.domain", "vm1")) == uuid
+
+
+def test_define_keeps_limit_selector_and_method(nodes):
+    define(nodes, "vm1", limit=["node2", "node3"], selector="vms", migration_method="shutdown")
+    record = vm.info(nodes, "vm1")
+    assert record["node_limit"] == ["node2", "node3"]
+    assert (record["node_selector"], record["migration_method"]) == ("vms", "shutdown")
+    assert record["node"] == "node2"
+
+
+EXISTING_UUID = "6f3c1a52-0e0b-4a8e-9a53-3c1d2b7e9f10"
+
+
+@pytest.mark.parametrize(
+    "xml, options, error, message",
+    [
+        ("<domain><name>vm2</name>", {}, InvalidInput, "the XML does not parse: no element found"),
+        ("<domain type='qemu'><name>vm2</nome></domain>", {}, InvalidInput,
+         "the XML does not parse: mismatched tag: line 1, column"),
+        ("<network><name>vm2</name></network>", {}, InvalidInput, "its root is <network>"),
+        (domain_xml("vm2").replace("<name>vm2</name>", ""), {}, InvalidInput, "has no <name>"),
+        (domain_xml("vm2").replace("<uuid>", "<x>").replace("</uuid>", "</x>"), {},
+         InvalidInput, "has no <uuid>"),
+        (domain_xml("vm2").replace("memory", "mem"), {}, InvalidInput, "has no <memory>"),
+        (domain_xml("vm2").replace("vcpu", "cpu"), {}, InvalidInput, "has no <vcpu>"),
+        (domain_xml("vm2", uuid="not-a-uuid"), {}, InvalidInput, "<uuid> is not a UUID"),
+        (domain_xml("vm2", memory=0), {}, InvalidInput, "at least 1 MiB of memory and 1 vCPU"),
+        (domain_xml("a/b"), {}, InvalidInput, "invalid VM name 'a/b'"),
+        (domain_xml("vm1"), {}, Conflict, "a VM named 'vm1' already exists"),
+        (domain_xml("vm2", uuid=EXISTING_UUID), {}, Conflict,
+         f"a VM with UUID {EXISTING_UUID} already exists"),
+        (domain_xml("vm2"), {"node": "ghost"}, NotFound, "node 'ghost' does not exist"),
+        (domain_xml("vm2"), {"node": "node1", "limit": ["node2"]}, InvalidInput,
+         r"node node1 is outside the VM's node limit \(node2\)"),
+        (domain_xml("vm2"), {"node": "init1"}, InvalidInput,
+         "node init1 cannot take VMs: daemon init, domain state ready"),
+        (domain_xml("vm2"), {"node": "flushed1"}, InvalidInput,
+         "node flushed1 cannot take VMs: daemon run, domain state flushed"),
+        (domain_xml("vm2"), {"limit": ["init1", "flushed1"]}, InvalidInput,
+         "no node in run and ready state can take the VM"),
+        (domain_xml("vm2"), {"limit": ["a b"]}, InvalidInput, "invalid node name"),
+        (domain_xml("vm2"), {"selector": "random"}, InvalidInput, "unknown node selector"),
+        (domain_xml("vm2"), {"migration_method": "teleport"}, InvalidInput,
+         "migration method must be one of live, shutdown, none"),
+    ],
+)  # fmt: skip
+def test_define_refusals_leave_nothing_behind(nodes, xml, options, error, message):
+    vm.define(nodes, POLICY, domain_xml("vm1", uuid=EXISTING_UUID))
+    add_hypervisor(nodes, "init1", daemon="init")
+    add_hypervisor(nodes, "flushed1", domain="flushed")
+    before = snapshot(nodes)
+    with pytest.raises(error, match=message):
+        vm.define(nodes, POLICY, xml, **options)
+    assert snapshot(nodes) == before
+
+
+def test_define_refuses_a_bad_tag(nodes):
+    with pytest.raises(InvalidInput, match="invalid tag"):
+        define(nodes, "vm1", tags=["a b"])
+
+
+def test_an_uninitialised_cluster_says_so(zk):
+    with pytest.raises(NotFound, match="not initialised"):
+        vm.define(zk, POLICY, domain_xml("vm1"))
+    with pytest.raises(NotFound, match="not initialised"):
+        vm.list_vms(zk)
+
+
+@pytest.mark.parametrize("name", ["ghost", "a b", str(uuid_module.uuid4())])
+def test_an_unknown_vm_is_not_found(nodes, name):
+    for call in (vm.info, vm.dump, vm.undefine, vm.stop, lambda zk, n: vm.start(zk, POLICY, n)):
+        with pytest.raises(NotFound, match=f"VM '{name}' does not exist"):
+            call(nodes, name)
+
+
+# --- placement -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "selector, figures, expected",
+    [
+        ("mem", {}, "node1"),  # most free memory
+        ("load", {"node1": {"load": 2.0}, "node2": {"load": 0.5}, "node3": {"load": 1.0}}, "node2"),
+        ("memprov", {"node3": {"mem_total": 8192}}, "node3"),  # most memory not provisioned
+    ],
+)
+def test_the_selector_picks_the_node(nodes, selector, figures, expected):
+    for name, values in figures.items():
+        add_hypervisor(nodes, name, **{"mem_free": 1000} | values)
+    define(nodes, "vm1", selector=selector)
+    assert vm.info(nodes, "vm1")["node"] == expected
+
+
+def test_the_policy_selector_applies_when_the_vm_has_none(nodes):
+    define(nodes, "vm1", policy=vm.Policy("memprov"))
+    define(nodes, "vm2", policy=vm.Policy("memprov"))
+    assert [r["node"] for r in vm.list_vms(nodes)] == ["node1", "node2"]
+
+
+def test_defining_several_vms_spreads_them_by_count(nodes):
+    for index in range(6):
+        define(nodes, f"vm{index}", selector="vms")
+    placed = [record["node"] for record in vm.list_vms(nodes)]
+    assert placed == ["node1", "node2", "node3"] * 2
+
+
+def test_vcpus_counts_only_running_vms(nodes):
+    define(nodes, "big", node="node1", vcpus=8)
+    define(nodes, "small", node="node2", vcpus=2)
+    define(nodes, "idle", node="node3", vcpus=16)  # stopped: allocates nothing
+    set_state(nodes, "big", "start")
+    set_state(nodes, "small", "start")
+    define(nodes, "new", selector="vcpus")
+    assert vm.info(nodes, "new")["node"] == "node3"
+
+
+def test_nodes_not_ready_are_skipped(nodes):
+    add_hypervisor(nodes, "node1", mem_free=3000, domain="flush")
+    define(nodes, "vm1")
+    assert vm.info(nodes, "vm1")["node"] == "node2"
+
+
+# --- start, stop and friends -----------------------------------------------------------------
+
+
+def test_start_and_the_other_state_changes(nodes):
+    define(nodes, "vm1")
+    assert vm.start(nodes, POLICY, "vm1") == {"message": "VM 'vm1' starting on node1"}
+    assert vm.info(nodes, "vm1")["state"] == "start"
+    assert vm.start(nodes, POLICY, "vm1") == {"message": "VM 'vm1' is already start"}
+    assert vm.restart(nodes, "vm1") == {"message": "VM 'vm1' restarting"}
+    set_state(nodes, "vm1", "start")
+    assert vm.shutdown(nodes, "vm1", force=True) == {"message": "VM 'vm1' shutting down"}
+    uuid = vm.find(nodes, "vm1")
+    assert nodes.read(("domain.shutdown_force", uuid)) is True
+    assert vm.stop(nodes, "vm1")["message"] == "VM 'vm1' stopping (forced off)"
+    assert vm.disable(nodes, "vm1")["message"].startswith("VM 'vm1' disabled")
+    assert vm.info(nodes, "vm1")["state"] == "disable"
+
+
+@pytest.mark.parametrize(
+    "verb, state",
+    [(vm.restart, "stop"), (vm.shutdown, "stop"), (vm.shutdown, "disable"), (vm.restart, "fail")],
+)
+def test_restart_and_shutdown_need_a_running_vm(nodes, verb, state):
+    define(nodes, "vm1")
+    set_state(nodes, "vm1", state)
+    with pytest.raises(Conflict, match=f"VM 'vm1' is {state}; cannot"):
+        verb(nodes, "vm1")
+    assert vm.info(nodes, "vm1")["state"] == state
+
+
+def test_a_disabled_vm_starts_only_with_force(nodes):
+    define(nodes, "vm1")
+    vm.disable(nodes, "vm1")
+    with pytest.raises(Conflict, match="VM 'vm1' is disabled; use force"):
+        vm.start(nodes, POLICY, "vm1")
+    assert vm.info(nodes, "vm1")["state"] == "disable"
+    vm.start(nodes, POLICY, "vm1", force=True)
+    assert vm.info(nodes, "vm1")["state"] == "start"
+
+
+def test_start_clears_the_failed_reason(nodes):
+    uuid = define(nodes, "vm1")
+    nodes.write({("domain.state", uuid): "fail", ("domain.failed_reason", uuid): "no disk"})
+    vm.start(nodes, POLICY, "vm1")
+    assert vm.info(nodes, "vm1")["failed_reason"] is None
+
+
+def test_start_refuses_to_over_commit_memory(nodes):
+    add_hypervisor(nodes, "node1", mem_total=1024)
+    define(nodes, "vm1", memory=768, node="node1")
+    define(nodes, "vm2", memory=512, node="node1")
+    vm.start(nodes, POLICY, "vm1")
+    message = (
+        r"refused: node node1 would have 1280 MiB allocated to VMs, more than its "
+        r"1024 MiB x 1 = 1024 MiB"
+    )
+    with pytest.raises(Conflict, match=message):
+        vm.start(nodes, POLICY, "vm2")
+    assert vm.info(nodes, "vm2")["state"] == "stop"
+    vm.start(nodes, vm.Policy("mem", 1.5), "vm2")
+    assert vm.info(nodes, "vm2")["state"] == "start"
+
+
+# --- moves -----------------------------------------------------------------------------------
+
+
+def test_migrate_unmigrate_and_move(nodes):
+    define(nodes, "vm1", node="node1")
+    set_state(nodes, "vm1", "start")
+    answer = vm.migrate(nodes, POLICY, "vm1", "node3")
+    assert answer == {"message": "VM 'vm1' migrating from node1 to node3", "node": "node3"}
+    record = vm.info(nodes, "vm1")
+    assert (record["node"], record["lastnode"], record["state"]) == ("node3", "node1", "migrate")
+    set_state(nodes, "vm1", "start")  # the daemons finished the migration
+    with pytest.raises(Conflict, match=r"already migrated \(from node1\); use force"):
+        vm.migrate(nodes, POLICY, "vm1", "node2")
+    assert vm.info(nodes, "vm1")["node"] == "node3"
+    vm.migrate(nodes, POLICY, "vm1", "node2", force=True)
+    record = vm.info(nodes, "vm1")
+    assert (record["node"], record["lastnode"]) == ("node2", "node1")  # home stays node1
+    set_state(nodes, "vm1", "start")
+    answer = vm.unmigrate(nodes, POLICY, "vm1")
+    assert answer["message"] == "VM 'vm1' returning from node2 to node1"
+    record = vm.info(nodes, "vm1")
+    assert (record["node"], record["lastnode"], record["state"]) == ("node1", "", "migrate")
+    with pytest.raises(InvalidInput, match="VM 'vm1' is not migrated"):
+        vm.unmigrate(nodes, POLICY, "vm1")
+    set_state(nodes, "vm1", "start")
+    vm.migrate(nodes, POLICY, "vm1", "node2")
+    set_state(nodes, "vm1", "start")
+    assert vm.move(nodes, POLICY, "vm1", "node3")["message"].startswith("VM 'vm1' moving")
+    record = vm.info(nodes, "vm1")
+    assert (record["node"], record["lastnode"]) == ("node3", "")
+
+
+def test_a_forced_migration_back_home_clears_lastnode(nodes):
+    define(nodes, "vm1", node="node1")
+    set_state(nodes, "vm1", "start")
+    vm.migrate(nodes, POLICY, "vm1", "node3")
+    set_state(nodes, "vm1", "start")
+    vm.migrate(nodes, POLICY, "vm1", None, force=True)  # the selector picks node1
+    record = vm.info(nodes, "vm1")
+    assert (record["node"], record["lastnode"]) == ("node1", "")
+
+
+def test_moving_a_stopped_vm_only_reassigns_it(nodes):
+    define(nodes, "vm1", node="node1")
+    answer = vm.migrate(nodes, POLICY, "vm1", "node2")
+    assert answer["message"].endswith("(it is not running: only its assignment changes)")
+    record = vm.info(nodes, "vm1")
+    assert (record["node"], record["lastnode"], record["state"]) == ("node2", "node1", "stop")
+
+
+@pytest.mark.parametrize(
+    "target, options, error, message",
+    [
+        ("node1", {}, InvalidInput, "the VM is already on node node1"),
+        ("ghost", {}, NotFound, "node 'ghost' does not exist"),
+        ("node3", {"limit": ["node1", "node2"]}, InvalidInput, "outside the VM's node limit"),
+        (None, {"limit": ["node1"]}, InvalidInput, "no node in run and ready state"),
+    ],
+)
+def test_move_refusals_change_nothing(nodes, target, options, error, message):
+    define(nodes, "vm1", node="node1", **options)
+    before = snapshot(nodes)
+    with pytest.raises(error, match=message):
+        vm.move(nodes, POLICY, "vm1", target)
+    assert snapshot(nodes) == before
+
+
+def test_migrating_a_running_vm_checks_the_target_memory(nodes):
+    add_hypervisor(nodes, "node2", mem_total=1024)
+    define(nodes, "vm1", node="node1", memory=2048)
+    set_state(nodes, "vm1", "start")
+    with pytest.raises(Conflict, match="node node2 would have 2048 MiB allocated"):
+        vm.migrate(nodes, POLICY, "vm1", "node2")
+    assert vm.info(nodes, "vm1")["node"] == "node1"
+
+
+# --- changes of the definition ---------------------------------------------------------------
+
+
+def test_rename_a_stopped_vm(nodes):
+    uuid = define(nodes, "vm1")
+    define(nodes, "vm2")
+    assert vm.rename(nodes, "vm1", "web1") == {"message": "VM 'vm1' renamed to 'web1'"}
+    assert vm.info(nodes, "web1")["uuid"] == uuid
+    assert "<name>web1</name>" in vm.dump(nodes, uuid)
+    assert nodes.read(("name.domain", "vm1")) is None
+    with pytest.raises(Conflict, match="a VM named 'vm2' already exists"):
+        vm.rename(nodes, "web1", "vm2")
+    with pytest.raises(InvalidInput, match="invalid VM name 'a b'"):
+        vm.rename(nodes, "web1", "a b")
+    set_state(nodes, "web1", "start")
+    before = snapshot(nodes)
+    with pytest.raises(Conflict, match=r"VM 'web1' must be stopped to be renamed \(it is start\)"):
+        vm.rename(nodes, "web1", "web2")
+    assert snapshot(nodes) == before
+
+
+def test_modify_replaces_the_xml(nodes):
+    uuid = define(nodes, "vm1")
+    xml = domain_xml("vm1", uuid, memory=1024, vcpus=4)
+    assert vm.modify(nodes, "vm1", xml, restart=True) == {"message": "VM 'vm1' modified"}
+    record = vm.info(nodes, "vm1")
+    assert (record["memory"], record["vcpus"], record["state"]) == (1024, 4, "stop")
+    assert vm.dump(nodes, "vm1") == xml
+    set_state(nodes, "vm1", "start")
+    answer = vm.modify(nodes, "vm1", xml, restart=True)
+    assert answer == {"message": "VM 'vm1' modified, restarting it"}
+    assert vm.info(nodes, "vm1")["state"] == "restart"
+
+
+def test_modify_renames_through_the_xml(nodes):
+    uuid = define(nodes, "vm1")
+    define(nodes, "vm2")
+    vm.modify(nodes, "vm1", domain_xml("web1", uuid))
+    assert vm.info(nodes, "web1")["uuid"] == uuid
+    assert nodes.read(("name.domain", "vm1")) is None
+    before = snapshot(nodes)
+    with pytest.raises(Conflict, match="a VM named 'vm2' already exists"):
+        vm.modify(nodes, "web1", domain_xml("vm2", uuid))
+    assert snapshot(nodes) == before
+
+
+def test_modify_keeps_the_uuid(nodes):
+    uuid = define(nodes, "vm1")
+    other = str(uuid_module.uuid4())
+    before = snapshot(nodes)
+    with pytest.raises(InvalidInput, match=f"the new XML has UUID {other}, not the VM's {uuid}"):
+        vm.modify(nodes, "vm1", domain_xml("vm1", other))
+    with pytest.raises(InvalidInput, match="does not parse"):
+        vm.modify(nodes, "vm1", "<domain>")
+    assert snapshot(nodes) == before
+
+
+def test_meta(nodes):
+    define(nodes, "vm1")
+    with pytest.raises(InvalidInput, match="nothing to change"):
+        vm.set_meta(nodes, "vm1")
+    vm.set_meta(nodes, "vm1", limit=["node1"], selector="load", autostart=True,
+                migration_method="none")  # fmt: skip
+    record = vm.info(nodes, "vm1")
+    assert (record["node_limit"], record["node_selector"]) == (["node1"], "load")
+    assert (record["node_autostart"], record["migration_method"]) == (True, "none")
+    vm.set_meta(nodes, "vm1", limit=[], autostart=False)
+    record = vm.info(nodes, "vm1")
+    assert (record["node_limit"], record["node_autostart"]) == ([], False)
+    with pytest.raises(InvalidInput, match="unknown node selector"):
+        vm.set_meta(nodes, "vm1", selector="random")
+
+
+def test_tags(nodes):
+    define(nodes, "vm1", tags=["a"])
+    assert vm.set_tags(nodes, "vm1", ["c", "b"], ["a"]) == {"name": "vm1", "tags": ["b", "c"]}
+    assert vm.set_tags(nodes, "vm1", [], ["b", "x"])["tags"] == ["c"]
+    with pytest.raises(InvalidInput, match="invalid tag 'a b'"):
+        vm.set_tags(nodes, "vm1", ["a b"], [])
+    assert vm.info(nodes, "vm1")["tags"] == ["c"]
+
+
+def test_list_filters(nodes):
+    for name, node in [("web1", "node1"), ("web2", "node2"), ("db1", "node1"), ("web10", "node3")]:
+        define(nodes, name, node=node)
+    set_state(nodes, "web2", "start")
+
+    def names(**filters):
+        return [record["name"] for record in vm.list_vms(nodes, **filters)]
+
+    assert names() == ["db1", "web1", "web10", "web2"]
+    assert names(node="node1") == ["db1", "web1"]
+    assert names(state="start") == ["web2"]
+    assert names(state="stop", node="node1") == ["db1", "web1"]
+    assert names(pattern="web?") == ["web1", "web2"]  # a glob matches the whole name
+    assert names(pattern="web[12]*") == ["web1", "web10", "web2"]
+    assert names(pattern="1$") == ["db1", "web1"]  # a regex is searched in the name
+    assert names(pattern="eb") == ["web1", "web10", "web2"]
+    assert names(node="ghost") == []
+    with pytest.raises(InvalidInput, match="invalid name pattern"):
+        names(pattern="web(")
+
+
+def test_console_log(nodes):
+    uuid = define(nodes, "vm1")
+    assert vm.console_log(nodes, "vm1", 10) == {"name": "vm1", "lines": []}
+    nodes.write({("domain.console_log", uuid): "one\ntwo\nthree\n"})
+    assert vm.console_log(nodes, "vm1", 2)["lines"] == ["two", "three"]
+    with pytest.raises(InvalidInput, match="lines must be 1 or more"):
+        vm.console_log(nodes, "vm1", 0)
+
+
+def test_undefine(nodes):
+    uuid = define(nodes, "vm1")
+    define(nodes, "vm2")
+    set_state(nodes, "vm1", "start")
+    before = snapshot(nodes)
+    with pytest.raises(Conflict, match="VM 'vm1' is running; stop it first or use force"):
+        vm.undefine(nodes, "vm1")
+    assert snapshot(nodes) == before
+    assert vm.undefine(nodes, "vm1", force=True) == {"message": "VM 'vm1' removed"}
+    assert not any(uuid in path or path.endswith("/vm1") for path in snapshot(nodes))
+    assert vm.undefine(nodes, "vm2") == {"message": "VM 'vm2' removed"}
+    assert nodes.children("base.domains") == []
+    assert [path for path in snapshot(nodes) if path.startswith("/names/domains/")] == []
+
+
+def test_a_vm_stopped_but_observed_running_is_running(nodes):
+    uuid = define(nodes, "vm1")
+    nodes.write({("domain.observed", uuid): {"node": "node1", "state": "running"}})
+    with pytest.raises(Conflict, match="is running"):
+        vm.undefine(nodes, "vm1")
+
+
+# --- waiting ---------------------------------------------------------------------------------
+
+
+def later(seconds: float, action) -> threading.Thread:
+    """Runs `action()` after `seconds` on a thread (a node daemon's part)."""
+
+    def run():
+        time.sleep(seconds)
+        action()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_wait_for_a_start_needs_the_node_to_report_it(nodes):
+    uuid = define(nodes, "vm1", node="node2")
+    vm.start(nodes, POLICY, "vm1")
+    report = {("domain.observed", uuid): {"node": "node2", "state": "running"}}
+    daemon = later(0.3, lambda: nodes.write(report))
+    record = vm.wait_for(nodes, "vm1", ("start",), timeout=10)
+    daemon.join()
+    assert record["observed"] == {"node": "node2", "state": "running"}
+
+
+def test_wait_for_returns_a_failure(nodes):
+    uuid = define(nodes, "vm1")
+    vm.start(nodes, POLICY, "vm1")
+    failure = {("domain.state", uuid): "fail", ("domain.failed_reason", uuid): "no such disk"}
+    later(0.2, lambda: nodes.write(failure))
+    record = vm.wait_for(nodes, "vm1", ("start",), timeout=10)
+    assert (record["state"], record["failed_reason"]) == ("fail", "no such disk")
+
+
+def test_wait_for_times_out(nodes):
+    define(nodes, "vm1")
+    vm.start(nodes, POLICY, "vm1")
+    started = time.monotonic()
+    with pytest.raises(Conflict, match="VM 'vm1' did not reach start within 0.3 s"):
+        vm.wait_for(nodes, "vm1", ("start",), timeout=0.3)
+    assert time.monotonic() - started < 2
+
+
+def test_wait_for_a_stop_needs_the_node_to_report_it_off(nodes):
+    uuid = define(nodes, "vm1")
+    vm.start(nodes, POLICY, "vm1")
+    nodes.write({("domain.observed", uuid): {"node": "node1", "state": "running"}})
+    vm.stop(nodes, "vm1")
+    with pytest.raises(Conflict, match="did not reach"):
+        vm.wait_for(nodes, "vm1", ("stop", "disable"), timeout=0.3)
+
+
+def test_starting_a_vm_whose_node_is_gone_says_so(nodes):
+    define(nodes, "vm1", node="node3")
+    nodes.delete(("node", "node3"))
+    with pytest.raises(PvcError, match="node3"):
+        vm.start(nodes, POLICY, "vm1")
