@@ -75,19 +75,20 @@ def find(zk: ZKHandler, vm: str) -> str:
 
 
 def _records(zk: ZKHandler, uuids: list[str]) -> list[dict[str, Any]]:
-    keys = ["domain", *FIELDS.values()]
-    values = zk.read_many([(key, uuid) for uuid in uuids for key in keys])
-    records = []
-    for index, uuid in enumerate(uuids):
-        name, *rest = values[index * len(keys) : (index + 1) * len(keys)]
-        if name is None:
-            continue  # removed while we read
-        record = {"name": name, "uuid": uuid, **dict(zip(FIELDS, rest, strict=True))}
-        record["lastnode"] = record["lastnode"] or ""
-        record["node_limit"] = record["node_limit"] or []
-        record["tags"] = record["tags"] or []
-        records.append(record)
-    return records
+    """The VMs' records (from the API's cache, built once per change of the VM)."""
+    built = [zk.memoized(("domain", uuid), lambda u=uuid: _build_record(zk, u)) for uuid in uuids]
+    return [dict(record) for record in built if record is not None]  # callers may change them
+
+
+def _build_record(zk: ZKHandler, uuid: str) -> dict[str, Any] | None:
+    name, *rest = zk.read_many([(key, uuid) for key in ("domain", *FIELDS.values())])
+    if name is None:
+        return None  # removed while we read
+    record = {"name": name, "uuid": uuid, **dict(zip(FIELDS, rest, strict=True))}
+    record["lastnode"] = record["lastnode"] or ""
+    record["node_limit"] = record["node_limit"] or []
+    record["tags"] = record["tags"] or []
+    return record
 
 
 def list_vms(

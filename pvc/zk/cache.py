@@ -24,19 +24,53 @@ class CachedView:
     def __init__(self, zk: ZKHandler, roots: Iterable[Key]):
         self.zk = zk
         self._trees: dict[str, TreeCache] = {}
+        # Built objects (a VM's whole record, say) per group path such as /domains/<uuid>,
+        # each with the generation of its group when it was built; any change under the
+        # group bumps the generation, which makes the object stale.
+        self._memo: dict[str, tuple[int, Any]] = {}
+        self._generation: dict[str, int] = {}
+        self._memo_lock = threading.Lock()
         ready = []
         for root in roots:
             path = resolve(root)[0]
             tree = TreeCache(zk.client, path)
             event = threading.Event()
-            tree.listen(
-                lambda e, ev=event: ev.set() if e.event_type == TreeEvent.INITIALIZED else None
-            )
+            tree.listen(lambda e, ev=event: self._on_event(e, ev))
             tree.start()
             self._trees[path] = tree
             ready.append(event)
         for event in ready:
             event.wait(30)
+
+    def _on_event(self, event: Any, initialized: threading.Event) -> None:
+        if event.event_type == TreeEvent.INITIALIZED:
+            initialized.set()
+        elif event.event_data is not None:
+            self._bump(event.event_data.path)
+
+    def _group(self, path: str) -> str:
+        """/domains/<uuid>/xml -> /domains/<uuid>: the root's child a path belongs to."""
+        return "/".join(path.split("/")[:3])
+
+    def _bump(self, path: str) -> None:
+        group = self._group(path)
+        with self._memo_lock:
+            self._generation[group] = self._generation.get(group, 0) + 1
+            self._memo.pop(group, None)
+
+    def memoized(self, group: Key, build: Any) -> Any:
+        """`build()`, or what it returned last time if nothing under `group` changed since."""
+        path = resolve(group)[0]
+        with self._memo_lock:
+            generation = self._generation.get(path, 0)
+            entry = self._memo.get(path)
+        if entry is not None and entry[0] == generation:
+            return entry[1]
+        value = build()
+        with self._memo_lock:
+            if self._generation.get(path, 0) == generation:
+                self._memo[path] = (generation, value)
+        return value
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.zk, name)  # everything not overridden: straight to Zookeeper
@@ -86,6 +120,8 @@ class CachedView:
         delete = list(delete)
         self.zk.write(items, expect=expect, delete=delete)
         self._await(items, delete)
+        for key in [key for key, _ in items] + delete:
+            self._bump(resolve(key)[0])  # our own change: stale at once, not at its event
 
     def delete(self, key: Key) -> None:
         self.write({}, delete=[key])

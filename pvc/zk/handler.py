@@ -190,6 +190,10 @@ class ZKHandler:
         except NoNodeError:
             return []
 
+    def memoized(self, group: Key, build: Callable[[], Any]) -> Any:
+        """`build()`: without a cache (pvc.zk.cache.CachedView) nothing is kept."""
+        return build()
+
     # --- writes -----------------------------------------------------------------------------
 
     def write(
