@@ -47,6 +47,7 @@ class VmController:
         self._lock = threading.Lock()
         self._watched: set[str] = set()
         self._removed: set[str] = set()  # VMs undefined while this daemon ran
+        self._assigned: dict[str, str] = {}  # VM -> its node, kept by the watches
         self._ignored: set[str] = set()  # libvirt domains that are not pvc's
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -92,16 +93,21 @@ class VmController:
         for uuid in uuids:
             if uuid not in self._watched:
                 self._watched.add(uuid)
-                for key in ("domain.state", "domain.node"):
-                    self.zk.watch_data((key, uuid), lambda *_, u=uuid: self._on_change(u))
+                self.zk.watch_data(("domain.state", uuid), lambda *_, u=uuid: self._on_change(u))
+                self.zk.watch_data(
+                    ("domain.node", uuid), lambda node, _, u=uuid: self._on_change(u, node)
+                )
         for uuid in self._watched - set(uuids):
             self._watched.discard(uuid)
             self._removed.add(uuid)
             self.enqueue(uuid)  # removed: destroy it if it runs here
 
-    def _on_change(self, uuid: str) -> bool:
+    def _on_change(self, uuid: str, node: str | None = None) -> bool:
         if uuid not in self._watched:
+            self._assigned.pop(uuid, None)
             return False
+        if node is not None:
+            self._assigned[uuid] = node
         self.enqueue(uuid)
         return True
 
@@ -111,7 +117,9 @@ class VmController:
             if not self._connect():
                 continue
             try:
-                uuids = set(self.zk.children("base.domains")) | set(self.hypervisor.domains())
+                # what is assigned here or runs here: the others are other nodes' business
+                mine = {uuid for uuid, node in self._assigned.items() if node == self.name}
+                uuids = mine | set(self.hypervisor.domains())
             except PvcError as exc:
                 log.warning("VM resync: %s", exc.message)
                 continue

@@ -9,6 +9,7 @@ Keys are schema names, optionally with their placeholders: `"base.config.mainten
 `("node.keepalive", "node1")`. Raw paths are never accepted from callers.
 """
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -41,8 +42,10 @@ STATE_NAMES = {
 }
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def resolve(key: Key) -> tuple[str, Any]:
-    """A schema key (name, or name plus placeholder values) -> (path, value type)."""
+    """A schema key (name, or name plus placeholder values) -> (path, value type); remembered,
+    since lists of thousands of VMs resolve the same keys again and again."""
     if isinstance(key, str):
         return schema.path(key), schema.kind(key)
     name, *args = key
