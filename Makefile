@@ -13,12 +13,14 @@ deps:
 build: deps
 	@./scripts/build-zipapp
 
+PY_SCRIPTS := scripts/chaos-primary $(wildcard scripts/bench/*)
+
 lint: deps
-	$(VENV)/bin/ruff check pvc tests scripts
-	$(VENV)/bin/ruff format --check pvc tests scripts
+	$(VENV)/bin/ruff check pvc tests $(PY_SCRIPTS)
+	$(VENV)/bin/ruff format --check pvc tests $(PY_SCRIPTS)
 
 format: deps
-	$(VENV)/bin/ruff format pvc tests scripts
+	$(VENV)/bin/ruff format pvc tests $(PY_SCRIPTS)
 
 test: build lint
 	$(VENV)/bin/pytest -q tests
