@@ -6,9 +6,11 @@ Zookeeper runs on the host, listening on the bridge address. Used by tests/ (fix
 scripts/chaos-primary and scripts/bench/failover.
 """
 
+import ctypes
 import os
 import signal
 import socket
+import struct
 import subprocess
 import time
 import uuid
@@ -20,6 +22,13 @@ from pvc.zk.handler import ZKHandler
 
 REPO = Path(__file__).resolve().parent.parent
 PVC_BIN = REPO / "dist" / "pvc"
+# rtnetlink, for FloatingProbe (linux/netlink.h, linux/rtnetlink.h, linux/if_addr.h, sched.h)
+CLONE_NEWNET = 0x40000000
+RTM_GETADDR = 22
+NLM_F_REQUEST_DUMP = 0x1 | 0x300  # NLM_F_REQUEST | NLM_F_DUMP
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+IFA_LOCAL = 2
 
 
 def sh(*args: str) -> None:
@@ -218,22 +227,57 @@ class LocalCluster:
 
 
 class FloatingProbe:
-    """Which namespaces hold the floating address, through one netlink socket opened in each
-    namespace: about 0.7 ms per namespace, against 2 ms for a run of `ip -n`."""
+    """Which namespaces hold the floating address, through one rtnetlink socket opened in each
+    namespace and asked for its IPv4 addresses: about 0.05 ms per namespace, against 2 ms for a
+    run of `ip -n` (and 5 ms for pyroute2's IPRoute, whose event loop also holds the GIL)."""
 
     def __init__(self, cluster: LocalCluster):
-        from pyroute2 import IPRoute
-
-        self.floating = cluster.floating
-        self.sockets = {name: IPRoute(netns=cluster.namespace(name)) for name in cluster.names}
+        self.address = socket.inet_aton(cluster.floating)
+        self.sockets = {name: _netlink_socket_in(cluster.namespace(name)) for name in cluster.names}
 
     def holders(self) -> list[str]:
         return [
-            name
-            for name, netlink in self.sockets.items()
-            if netlink.get_addr(family=socket.AF_INET, address=self.floating)
+            name for name, sock in self.sockets.items() if self.address in _ipv4_addresses(sock)
         ]
 
     def close(self) -> None:
-        for netlink in self.sockets.values():
-            netlink.close()
+        for sock in self.sockets.values():
+            sock.close()
+
+
+def _netlink_socket_in(namespace: str) -> socket.socket:
+    """A NETLINK_ROUTE socket of the network namespace: this thread enters the namespace just to
+    create it (a netlink socket stays in the namespace it was made in), then comes back."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    with open(f"/run/netns/{namespace}") as target, open("/proc/thread-self/ns/net") as home:
+        if libc.setns(target.fileno(), CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"cannot enter network namespace {namespace}")
+        try:
+            return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        finally:
+            if libc.setns(home.fileno(), CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "cannot return to the network namespace")
+
+
+def _ipv4_addresses(sock: socket.socket) -> set[bytes]:
+    """Every IPv4 address (IFA_LOCAL, packed) in the socket's namespace: one RTM_GETADDR dump."""
+    # nlmsghdr (length, type, flags, sequence, port) + ifaddrmsg (family AF_INET, zeros)
+    sock.send(struct.pack("=IHHII", 24, RTM_GETADDR, NLM_F_REQUEST_DUMP, 1, 0)
+              + struct.pack("=BBBBI", socket.AF_INET, 0, 0, 0, 0))  # fmt: skip
+    found: set[bytes] = set()
+    while True:
+        data = sock.recv(65536)
+        offset = 0
+        while offset < len(data):
+            length, kind = struct.unpack_from("=IH", data, offset)
+            if kind == NLMSG_DONE:
+                return found
+            if kind == NLMSG_ERROR:
+                raise OSError(-struct.unpack_from("=i", data, offset + 16)[0], "RTM_GETADDR")
+            attribute = offset + 16 + 8  # past nlmsghdr and ifaddrmsg
+            while attribute < offset + length:
+                size, name = struct.unpack_from("=HH", data, attribute)
+                if name == IFA_LOCAL:
+                    found.add(data[attribute + 4 : attribute + size])
+                attribute += (size + 3) & ~3
+            offset += (length + 3) & ~3
