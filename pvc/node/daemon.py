@@ -117,14 +117,10 @@ class NodeDaemon:
                 ("node.static", self.name): keepalive.static_data(self._libvirt_peer_uri()),
             }
         )
-        if not self.zk.exists(("node.state.router", self.name)) or not self.coordinator_mode:
-            self.zk.write(
-                {
-                    ("node.state.router", self.name): "secondary"
-                    if self.coordinator_mode
-                    else "client"
-                }
-            )
+        # A new session holds no primary lease, so whatever an earlier process (or session)
+        # left here, this node is not primary now; a successor waits for this to say so.
+        router = "secondary" if self.coordinator_mode else "client"
+        self.zk.write({("node.state.router", self.name): router})
         if not self.zk.exists(("node.state.domain", self.name)):
             self.zk.write({("node.state.domain", self.name): "ready"})
         self.registered.set()
@@ -159,6 +155,9 @@ class NodeDaemon:
     def _on_session(self, state: str) -> None:
         if state == "lost":
             self.registered.clear()  # the liveness node went with the session
+            if self.coordinator:
+                # no contention or takeover until this node is registered in its new session
+                self.coordinator.eligible.clear()
         self.wakeup.set()
 
     def _stop(self) -> None:
@@ -189,11 +188,11 @@ class NodeDaemon:
                     router = self.coordinator.state if self.coordinator else "client"
                     figures = self.vms.figures() if self.vms else {}
                     keepalive.send(self.zk, self.name, router, figures, verbose)
+                    if self.coordinator and not self.coordinator.eligible.is_set():
+                        self.coordinator.eligible.set()
+                        self.coordinator.wake("daemon running")
                     if first:
                         first = False
-                        if self.coordinator:
-                            self.coordinator.eligible.set()
-                            self.coordinator.wake("daemon running")
                         sdnotify.notify("READY=1")
                         log.info("node daemon running")
             except PvcError as exc:

@@ -58,6 +58,7 @@ def main() -> int:
     armed: Armed | None = None
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C is for the daemon
     signal.signal(signal.SIGTERM, lambda *_: (drop(armed, "terminated"), sys.exit(0)))
+    netlink.warm_up()  # a removal must not wait for imports when it matters
     fd = sys.stdin.fileno()
     pending = b""
     while True:
