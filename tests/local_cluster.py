@@ -65,6 +65,7 @@ class LocalCluster:
         self.api_key = uuid.uuid4().hex
         self.api_url = f"http://{self.floating}:7370/api/v1"
         self.processes: dict[str, subprocess.Popen] = {}
+        self._started: list[subprocess.Popen] = []
 
     # --- set-up -------------------------------------------------------------------------------
 
@@ -136,6 +137,7 @@ class LocalCluster:
                 stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
             )  # fmt: skip
         self.processes[name] = process
+        self._started.append(process)
         return process
 
     def start_all(self) -> None:
@@ -205,12 +207,15 @@ class LocalCluster:
     # --- tear-down ----------------------------------------------------------------------------
 
     def down(self) -> None:
-        for name in list(self.processes):
-            process = self.processes.pop(name)
+        # every daemon ever started, not only the current ones: a chaos event that restarts
+        # a node while another thread tracks it must not leave a daemon behind
+        for process in self._started:
             if process.poll() is None:
                 process.send_signal(signal.SIGCONT)
                 process.kill()
                 process.wait()
+        self.processes.clear()
+        self._started.clear()
         subprocess.run(
             [str(REPO / "scripts" / "zookeeper"), "stop", str(self.workdir / "zookeeper")],
             check=False, capture_output=True,
