@@ -15,7 +15,7 @@ from typing import Any
 from kazoo.recipe.cache import TreeCache, TreeEvent
 
 from pvc.zk import schema
-from pvc.zk.handler import Key, ZKHandler, resolve
+from pvc.zk.handler import Key, ZKHandler, changes, resolve
 
 SYNC_TIMEOUT = 2.0
 
@@ -116,7 +116,7 @@ class CachedView:
         expect: Mapping[Key, int] | None = None,
         delete: Iterable[Key] = (),
     ) -> None:
-        items = list(values.items()) if isinstance(values, Mapping) else list(values)
+        items = changes(values)
         delete = list(delete)
         self.zk.write(items, expect=expect, delete=delete)
         self._await(items, delete)

@@ -69,6 +69,11 @@ class _KazooLog(logging.LoggerAdapter):
         super().log(level, msg, *args, **kwargs)
 
 
+def changes(values: Mapping[Key, Any] | Iterable[tuple[Key, Any]]) -> list[tuple[Key, Any]]:
+    """What `write` takes (a mapping, or pairs) as a list of (key, value) pairs."""
+    return list(values.items()) if isinstance(values, Mapping) else list(values)
+
+
 def _ancestors(path: str) -> list[str]:
     parts = path.strip("/").split("/")[:-1]
     return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
@@ -214,7 +219,7 @@ class ZKHandler:
         parents are created in the same transaction; deletes are recursive. Raises
         ConcurrentChange when a check fails.
         """
-        items = list(values.items()) if isinstance(values, Mapping) else list(values)
+        items = changes(values)
         expected = {resolve(key)[0]: version for key, version in (expect or {}).items()}
         txn = self.client.transaction()
         # Deletes go first, so a key can be removed and written anew in the same write.
