@@ -27,6 +27,7 @@ from pvc.config import Config
 from pvc.errors import Conflict, PvcError, Unavailable
 from pvc.node import keepalive, sdnotify
 from pvc.zk import handler, migrations
+from pvc.zk.cache import open_mirror
 
 log = logging.getLogger("pvc.node")
 
@@ -60,6 +61,7 @@ class NodeDaemon:
         self.coordinator: Any = None
         self.lease: Any = None
         self.vms: Any = None
+        self.mirror: Any = None
 
     # --- start --------------------------------------------------------------------------------
 
@@ -77,6 +79,7 @@ class NodeDaemon:
         try:
             self._prepare_tree()
             self._register(mode)
+            self.mirror = open_mirror(self.zk)
             if self.coordinator_mode:
                 self._start_coordinator()
             if self.config.get("libvirt.enabled"):
@@ -134,7 +137,7 @@ class NodeDaemon:
         from pvc.node.vms import VmController
         from pvc.ops.vm import Policy
 
-        self.vms = VmController(self.zk, self.name, self.config)
+        self.vms = VmController(self.zk, self.name, self.config, self.mirror)
         self.vms.start()
         Flusher(self.zk, self.name, Policy.from_config(self.config)).start()
 
@@ -147,7 +150,7 @@ class NodeDaemon:
         interface = self.config.get("cluster.floating_interface")
         self.lease = PrimaryLease(self.zk, interface, cidr)
         self.coordinator = Coordinator(
-            self.zk, self.name, for_node(self.zk, self.config), self.lease
+            self.zk, self.name, for_node(self.zk, self.config, self.mirror), self.lease
         )
         self.coordinator.stop_timeout = self.config.get("timers.relinquish_timeout")
         self.coordinator.start()

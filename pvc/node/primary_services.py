@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from pvc.config import Config
 from pvc.drivers import netlink
 from pvc.zk.handler import ZKHandler
+from pvc.zk.mirror import TreeMirror
 
 log = logging.getLogger("pvc.node.primary")
 
@@ -51,12 +52,12 @@ class ApiService:
 
     name = "API"
 
-    def __init__(self, zk: ZKHandler, config: Config):
+    def __init__(self, zk: ZKHandler, config: Config, mirror: TreeMirror):
         from pvc.api.app import Context, make_app
 
         self.zk = zk
         self.config = config
-        self._app = make_app(Context(zk, config))  # built now, so takeover is quick
+        self._app = make_app(Context(zk, config), mirror)  # built now, so takeover is quick
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -117,7 +118,7 @@ class PrimaryServices:
                 service.start()
 
 
-def for_node(zk: ZKHandler, config: Config) -> PrimaryServices:
+def for_node(zk: ZKHandler, config: Config, mirror: TreeMirror) -> PrimaryServices:
     """The primary services this node's configuration asks for."""
     services: list[PrimaryService] = []
     cidr, interface = config.get("cluster.floating_ip"), config.get("cluster.floating_interface")
@@ -126,5 +127,5 @@ def for_node(zk: ZKHandler, config: Config) -> PrimaryServices:
         address.running()  # loads the netlink code now, not during a takeover
         services.append(address)
     if config.get("api.serve_on_primary"):
-        services.append(ApiService(zk, config))
+        services.append(ApiService(zk, config, mirror))
     return PrimaryServices(services)

@@ -1,8 +1,10 @@
 """The VM controller: makes libvirt on this node match what Zookeeper says about its VMs.
 
-Watches (the list of VMs, each VM's state and node) and libvirt lifecycle events put VM UUIDs
-on a queue, and a resync every `timers.keepalive_interval` puts all of them there. Workers
-take one UUID at a time (never the same one on two workers) and take one idempotent step:
+Changes seen in the daemon's mirror of Zookeeper (a VM's state, node or observed report, its
+removal) and libvirt lifecycle events put VM UUIDs on a queue, for VMs that are, or were, assigned
+here; a resync every `timers.keepalive_interval` puts every VM assigned or running here there.
+Workers take one UUID at a time (never the same one on two workers) and take one idempotent
+step:
 
 - assigned here, state start: running here -> report it; not here -> start it from the XML in
   Zookeeper, unless another node still reports it running (a migration not finished).
@@ -28,7 +30,9 @@ from typing import Any
 
 from pvc.config import Config
 from pvc.errors import ConcurrentChange, PvcError
-from pvc.zk.handler import ZKHandler
+from pvc.zk.cache import CachedView
+from pvc.zk.handler import ZKHandler, resolve
+from pvc.zk.mirror import TreeMirror
 
 log = logging.getLogger("pvc.node.vms")
 RUNNING = ("running", "paused")
@@ -36,8 +40,10 @@ WORKERS = 4
 
 
 class VmController:
-    def __init__(self, zk: ZKHandler, name: str, config: Config):
-        self.zk = zk
+    def __init__(self, zk: ZKHandler, name: str, config: Config, mirror: TreeMirror):
+        self.zk = zk  # what a step acts on: read from Zookeeper itself, with versions
+        self.view = CachedView(zk, mirror)  # figures and the console: from memory
+        self.mirror = mirror
         self.name = name
         self.config = config
         self.hypervisor: Any = None
@@ -45,9 +51,8 @@ class VmController:
         self._busy: set[str] = set()
         self._again: set[str] = set()
         self._lock = threading.Lock()
-        self._watched: set[str] = set()
         self._removed: set[str] = set()  # VMs undefined while this daemon ran
-        self._assigned: dict[str, str] = {}  # VM -> its node, kept by the watches
+        self._assigned: dict[str, str] = {}  # VM -> its node, kept from the mirror
         self._ignored: set[str] = set()  # libvirt domains that are not pvc's
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -56,7 +61,9 @@ class VmController:
     # --- life cycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.zk.watch_children("base.domains", self._on_domains)
+        self.mirror.listen(self._on_mirror)
+        for uuid in self.view.children("base.domains"):
+            self._on_change(uuid, self.view.read(("domain.node", uuid)) or "")
         for index in range(WORKERS):
             thread = threading.Thread(target=self._work, name=f"vm-{index}", daemon=True)
             thread.start()
@@ -89,27 +96,29 @@ class VmController:
     def enqueue(self, uuid: str) -> None:
         self._queue.put(uuid)
 
-    def _on_domains(self, uuids: list[str]) -> None:
-        for uuid in uuids:
-            if uuid not in self._watched:
-                self._watched.add(uuid)
-                self.zk.watch_data(("domain.state", uuid), lambda *_, u=uuid: self._on_change(u))
-                self.zk.watch_data(
-                    ("domain.node", uuid), lambda node, _, u=uuid: self._on_change(u, node)
-                )
-        for uuid in self._watched - set(uuids):
-            self._watched.discard(uuid)
-            self._removed.add(uuid)
-            self.enqueue(uuid)  # removed: destroy it if it runs here
+    def _on_mirror(self, path: str, data: bytes | None) -> None:
+        parts = path.split("/")  # /domains/<uuid>[/<key>]
+        if len(parts) < 3 or resolve("base.domains")[0] != f"/{parts[1]}":
+            return
+        uuid = parts[2]
+        if len(parts) == 3:
+            if data is None:  # removed: destroy it if it runs here
+                self._removed.add(uuid)
+                self._assigned.pop(uuid, None)
+                self.enqueue(uuid)
+        elif data is None:
+            return  # a key of a VM being removed (its own removal follows)
+        elif path == resolve(("domain.node", uuid))[0]:
+            self._on_change(uuid, (data or b"").decode())
+        elif path in (resolve(("domain.state", uuid))[0], resolve(("domain.observed", uuid))[0]):
+            self._on_change(uuid, self._assigned.get(uuid, ""))
 
-    def _on_change(self, uuid: str, node: str | None = None) -> bool:
-        if uuid not in self._watched:
-            self._assigned.pop(uuid, None)
-            return False
-        if node is not None:
-            self._assigned[uuid] = node
-        self.enqueue(uuid)
-        return True
+    def _on_change(self, uuid: str, node: str) -> None:
+        """A VM's state, node or report changed: this node acts if it is or was its node."""
+        previous = self._assigned.get(uuid)
+        self._assigned[uuid] = node
+        if self.name in (node, previous):
+            self.enqueue(uuid)
 
     def _resync_loop(self) -> None:
         interval = self.config.get("timers.keepalive_interval")
@@ -118,7 +127,7 @@ class VmController:
                 continue
             try:
                 # what is assigned here or runs here: the others are other nodes' business
-                mine = {uuid for uuid, node in self._assigned.items() if node == self.name}
+                mine = {uuid for uuid, node in list(self._assigned.items()) if node == self.name}
                 uuids = mine | set(self.hypervisor.domains())
             except PvcError as exc:
                 log.warning("VM resync: %s", exc.message)
@@ -135,7 +144,7 @@ class VmController:
             if self.hypervisor is None:
                 continue
             try:
-                known = set(self.zk.children("base.domains"))
+                known = set(self.view.children("base.domains"))
                 for uuid, state in self.hypervisor.domains().items():
                     path = self.hypervisor.console_file(uuid) if uuid in known else None
                     if state not in RUNNING or path is None:
@@ -334,18 +343,16 @@ class VmController:
         """What runs here (libvirt) and what is assigned here (Zookeeper), for the keepalive."""
         if self.hypervisor is None:
             return {}
-        uuids = self.zk.children("base.domains")
-        known = set(uuids)
+        known = set(self.view.children("base.domains"))
         running = [
             uuid
             for uuid, state in self.hypervisor.domains().items()
             if state in RUNNING and uuid in known  # pvc's VMs only
         ]
-        nodes = self.zk.read_many([("domain.node", uuid) for uuid in uuids])
-        assigned = [uuid for uuid, node in zip(uuids, nodes, strict=True) if node == self.name]
+        assigned = [uuid for uuid, node in list(self._assigned.items()) if node == self.name]
         keys = ("domain.memory", "domain.vcpus")
-        values = self.zk.read_many([(key, uuid) for uuid in running for key in keys])
-        provisioned = self.zk.read_many([("domain.memory", uuid) for uuid in assigned])
+        values = self.view.read_many([(key, uuid) for uuid in running for key in keys])
+        provisioned = self.view.read_many([("domain.memory", uuid) for uuid in assigned])
         return {
             "vms_running": len(running),
             "vms_total": len(assigned),

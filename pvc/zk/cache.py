@@ -1,4 +1,4 @@
-"""A read cache of whole subtrees, kept current by Zookeeper watches (kazoo's TreeCache).
+"""A read cache of whole subtrees: the ZKHandler interface over a TreeMirror.
 
 The API answers lists (every VM, every node) from memory instead of reading thousands of keys
 per request. `CachedView` offers the ZKHandler interface: reads of keys inside a cached
@@ -7,46 +7,42 @@ before writing), goes to Zookeeper. After its own writes it waits (briefly) unti
 shows them, so a client that changes something and reads it back sees its change.
 """
 
+import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from kazoo.recipe.cache import TreeCache, TreeEvent
-
 from pvc.zk import schema
 from pvc.zk.handler import Key, ZKHandler, changes, resolve
+from pvc.zk.mirror import TreeMirror
+
+log = logging.getLogger("pvc.zk.cache")
 
 SYNC_TIMEOUT = 2.0
+# What a process keeps in memory: small, or read in bulk (every VM for a list).
+MIRRORED = ("base.schema", "base.config", "base.nodes", "base.domains", "base.names")
+
+
+def open_mirror(zk: ZKHandler) -> TreeMirror:
+    """A mirror of MIRRORED on zk's session, loaded (or, if slow, still loading)."""
+    mirror = TreeMirror(zk.client, [resolve(key)[0] for key in MIRRORED])
+    if not mirror.start():
+        log.warning("the cluster tree is still loading into memory")
+    return mirror
 
 
 class CachedView:
-    def __init__(self, zk: ZKHandler, roots: Iterable[Key]):
+    def __init__(self, zk: ZKHandler, mirror: TreeMirror):
         self.zk = zk
-        self._trees: dict[str, TreeCache] = {}
+        self.mirror = mirror
         # Built objects (a VM's whole record, say) per group path such as /domains/<uuid>,
         # each with the generation of its group when it was built; any change under the
         # group bumps the generation, which makes the object stale.
         self._memo: dict[str, tuple[int, Any]] = {}
         self._generation: dict[str, int] = {}
         self._memo_lock = threading.Lock()
-        ready = []
-        for root in roots:
-            path = resolve(root)[0]
-            tree = TreeCache(zk.client, path)
-            event = threading.Event()
-            tree.listen(lambda e, ev=event: self._on_event(e, ev))
-            tree.start()
-            self._trees[path] = tree
-            ready.append(event)
-        for event in ready:
-            event.wait(30)
-
-    def _on_event(self, event: Any, initialized: threading.Event) -> None:
-        if event.event_type == TreeEvent.INITIALIZED:
-            initialized.set()
-        elif event.event_data is not None:
-            self._bump(event.event_data.path)
+        mirror.listen(lambda path, _: self._bump(path))
 
     def _group(self, path: str) -> str:
         """/domains/<uuid>/xml -> /domains/<uuid>: the root's child a path belongs to."""
@@ -75,25 +71,18 @@ class CachedView:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.zk, name)  # everything not overridden: straight to Zookeeper
 
-    def _tree(self, path: str) -> TreeCache | None:
-        for root, tree in self._trees.items():
-            if path == root or path.startswith(root + "/"):
-                return tree
-        return None
-
-    def _node(self, key: Key) -> tuple[bool, Any]:
-        """(cached?, NodeData or None) for a key."""
+    def _node(self, key: Key) -> tuple[bool, bytes | None]:
+        """(cached?, the cached data or None) for a key."""
         path, _ = resolve(key)
-        tree = self._tree(path)
-        if tree is None:
+        if not self.mirror.covers(path):
             return False, None
-        return True, tree.get_data(path)
+        return True, self.mirror.get(path)
 
     def read(self, key: Key) -> Any:
-        cached, node = self._node(key)
+        cached, data = self._node(key)
         if not cached:
             return self.zk.read(key)
-        return None if node is None else schema.decode(node.data, resolve(key)[1])
+        return schema.decode(data, resolve(key)[1])
 
     def read_many(self, keys: Iterable[Key]) -> list[Any]:
         return [self.read(key) for key in keys]
@@ -104,10 +93,9 @@ class CachedView:
 
     def children(self, key: Key) -> list[str]:
         path = resolve(key)[0]
-        tree = self._tree(path)
-        if tree is None:
+        if not self.mirror.covers(path):
             return self.zk.children(key)
-        return sorted(tree.get_children(path) or ())
+        return self.mirror.children(path)
 
     def write(
         self,
@@ -138,9 +126,5 @@ class CachedView:
             time.sleep(0.002)
 
     def _stale(self, key: Key, data: bytes) -> bool:
-        cached, node = self._node(key)
-        return cached and (node is None or node.data != data)
-
-    def close(self) -> None:
-        for tree in self._trees.values():
-            tree.close()
+        cached, cached_data = self._node(key)
+        return cached and cached_data != data

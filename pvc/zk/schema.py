@@ -130,6 +130,38 @@ def path(key: str, *args: str, **kwargs: str) -> str:
     return template.format(**kwargs)
 
 
+# Keys whose children the schema does not name: the lock recipes' contender nodes.
+UNNAMED_CHILDREN = ("lock.primary_node", "lock.primary_sync", "lock.node_name")
+
+
+def _template_leaves() -> dict[int, list[tuple[tuple[str | None, ...], bool]]]:
+    """Per path depth: each template as its components (None for a placeholder), and whether
+    it is a leaf (no template continues below it)."""
+    templates = {template for template, _ in KEYS.values()}
+    parents = {KEYS[key][0] for key in UNNAMED_CHILDREN}
+    by_depth: dict[int, list[tuple[tuple[str | None, ...], bool]]] = {}
+    for template in templates:
+        parts = tuple(None if p.startswith("{") else p for p in template.strip("/").split("/"))
+        leaf = template not in parents and not any(
+            other.startswith(template + "/") for other in templates
+        )
+        by_depth.setdefault(len(parts), []).append((parts, leaf))
+    return by_depth
+
+
+_TEMPLATES_BY_DEPTH = _template_leaves()
+
+
+def is_leaf(path: str) -> bool:
+    """True when the schema puts nothing below `path` (paths it does not know may have
+    children)."""
+    parts = path.strip("/").split("/")
+    for template, leaf in _TEMPLATES_BY_DEPTH.get(len(parts), ()):
+        if all(t is None or t == p for t, p in zip(template, parts, strict=True)):
+            return leaf
+    return False
+
+
 def kind(key: str) -> Any:
     return KEYS[key][1]
 

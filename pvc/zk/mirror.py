@@ -1,0 +1,200 @@
+"""An in-memory copy of Zookeeper subtrees, kept current by watches.
+
+Why not kazoo's TreeCache: it loads a tree one request at a time through kazoo's callback
+thread (about 0.7 ms a node: 10 s for 1,000 VMs, a minute for 5,000) and sets a children watch
+on every leaf. The mirror pipelines its loads (thousands of requests in flight), asks the schema
+which paths are leaves, and is shared in a process: the node daemon's VM controller and the API
+it serves as primary read the same copy.
+
+Ordering: every request is issued and linked to its completion under one lock, and kazoo runs
+completions on one thread in the order the server answered, so they are applied in server
+order; a one-shot watch that fires makes the mirror read the path again (which re-arms it), so
+the last read of a path always reflects its newest state. A session loss drops every watch:
+on the new session the mirror reloads its roots in full.
+"""
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
+from kazoo.protocol.states import EventType, KazooState, WatchedEvent
+
+from pvc.zk import schema
+
+log = logging.getLogger("pvc.zk.mirror")
+Listener = Callable[[str, bytes | None], None]  # (path, new data or None when removed)
+
+
+class TreeMirror:
+    def __init__(self, client: KazooClient, roots: Iterable[str]):
+        self.client = client
+        self.roots = tuple(roots)
+        self._data: dict[str, bytes] = {}
+        self._children: dict[str, set[str]] = {}
+        self._lock = threading.Lock()  # guards _data/_children against readers
+        self._issue = threading.Lock()  # keeps completions in the order requests were sent
+        self._pending = 0
+        self._loaded = threading.Event()
+        self._listeners: list[Listener] = []
+        self._session_lost = False
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    def start(self, timeout: float = 120.0) -> bool:
+        """Loads the roots; True once everything is in memory (False: still loading)."""
+        self.client.add_listener(self._on_state)
+        self._load_roots()
+        return self._loaded.wait(timeout)
+
+    def close(self) -> None:
+        self.client.remove_listener(self._on_state)
+
+    def listen(self, listener: Listener) -> None:
+        """Calls `listener(path, data)` on every change (on kazoo's thread: keep it short)."""
+        self._listeners.append(listener)
+
+    def covers(self, path: str) -> bool:
+        return any(path == root or path.startswith(root + "/") for root in self.roots)
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def get(self, path: str) -> bytes | None:
+        return self._data.get(path)
+
+    def children(self, path: str) -> list[str]:
+        with self._lock:
+            return sorted(self._children.get(path, ()))
+
+    # --- loading ----------------------------------------------------------------------------
+
+    def _on_state(self, state: str) -> None:
+        if state == KazooState.LOST:
+            self._session_lost = True
+            self._loaded.clear()
+        elif state == KazooState.CONNECTED and self._session_lost:
+            self._session_lost = False
+            log.info("new Zookeeper session: reloading %s", ", ".join(self.roots))
+            self.client.handler.spawn(self._load_roots)
+
+    def _load_roots(self) -> None:
+        self._pending_change(+1)  # so the count cannot touch zero before every root is asked
+        for root in self.roots:
+            self._load(root, full=True)
+        self._pending_change(-1)
+
+    def _pending_change(self, delta: int) -> None:
+        with self._lock:
+            self._pending += delta
+            if self._pending == 0:
+                self._loaded.set()
+
+    def _send(self, request: Callable, path: str, done: Callable, watch: Callable | None) -> None:
+        self._pending_change(+1)
+        with self._issue:
+            request(path, watch=watch).rawlink(done)
+
+    def _load(self, path: str, full: bool = False) -> None:
+        """Reads a path's data and (unless the schema says it is a leaf) its children; `full`
+        also re-reads every child found, at any depth."""
+        self._send(self.client.get_async, path, lambda r: self._on_data(path, r), self._on_watch)
+        if not schema.is_leaf(path):
+            self._send(
+                self.client.get_children_async,
+                path,
+                lambda r: self._on_children(path, r, full),
+                self._on_watch,
+            )
+
+    def _on_watch(self, event: WatchedEvent) -> None:
+        if event.type == EventType.CHILD:
+            self._send(
+                self.client.get_children_async,
+                event.path,
+                lambda r: self._on_children(event.path, r, False),
+                self._on_watch,
+            )
+        elif event.type == EventType.CREATED:  # a root that was missing
+            self._load(event.path, full=True)
+        else:  # CHANGED, DELETED: read it again (a deletion then reads as missing)
+            self._send(
+                self.client.get_async,
+                event.path,
+                lambda r: self._on_data(event.path, r),
+                self._on_watch,
+            )
+
+    def _on_data(self, path: str, result) -> None:
+        try:
+            data = result.get()[0]
+        except NoNodeError:
+            self._drop(path)
+        except Exception as exc:  # a connection loss: the reload after reconnecting repairs
+            log.debug("read of %s failed: %s", path, exc)
+        else:
+            if self._data.get(path) != data:
+                self._data[path] = data  # one writer (this thread); readers need no lock
+                self._notify(path, data)
+        finally:
+            self._pending_change(-1)
+
+    def _on_children(self, path: str, result, full: bool) -> None:
+        try:
+            names = set(result.get())
+        except NoNodeError:
+            self._drop(path)
+        except Exception as exc:
+            log.debug("children of %s failed: %s", path, exc)
+        else:
+            with self._lock:
+                known = self._children.setdefault(path, set())
+                gone, new = known - names, names - known
+                known.update(new)
+            for name in gone:
+                self._drop(f"{path}/{name}")
+            for name in names if full else new:
+                self._load(f"{path}/{name}", full)
+        finally:
+            self._pending_change(-1)
+
+    def _drop(self, path: str) -> None:
+        """Forgets a removed path and everything under it; a removed root is watched until
+        it comes back."""
+        removed = []
+        with self._lock:
+            stack = [path]
+            while stack:
+                current = stack.pop()
+                stack.extend(f"{current}/{name}" for name in self._children.pop(current, ()))
+                if self._data.pop(current, None) is not None:
+                    removed.append(current)
+            parent, name = path.rsplit("/", 1)
+            self._children.get(parent, set()).discard(name)
+        for gone in removed:
+            self._notify(gone, None)
+        if path in self.roots:
+            self._send(
+                self.client.exists_async,
+                path,
+                lambda r: self._on_root_exists(path, r),
+                self._on_watch,
+            )
+
+    def _on_root_exists(self, root: str, result) -> None:
+        try:
+            stat = result.get()
+        except Exception as exc:
+            log.debug("exists of %s failed: %s", root, exc)
+        else:
+            if stat is not None:  # it came back between the read and the watch
+                self._load(root, full=True)
+        finally:
+            self._pending_change(-1)
+
+    def _notify(self, path: str, data: bytes | None) -> None:
+        for listener in self._listeners:
+            try:
+                listener(path, data)
+            except Exception:  # a listener's bug must not stop the mirror
+                log.exception("mirror listener failed on %s", path)

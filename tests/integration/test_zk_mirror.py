@@ -1,0 +1,125 @@
+"""The in-memory mirror of Zookeeper subtrees (pvc.zk.mirror) on a real Zookeeper."""
+
+import threading
+import time
+
+from kazoo.client import KazooClient
+
+from pvc.ops import cluster
+from pvc.zk.cache import CachedView, open_mirror
+from pvc.zk.handler import ZKHandler
+from pvc.zk.mirror import TreeMirror
+
+
+def wait_until(check, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def vm_values(uuid: str, name: str, state: str = "stop") -> dict:
+    return {
+        ("domain", uuid): name,
+        ("domain.state", uuid): state,
+        ("domain.node", uuid): "node1",
+        ("name.domain", name): uuid,
+    }
+
+
+def uuid_of(index: int) -> str:
+    return f"00000000-0000-4000-8000-{index:012d}"
+
+
+def test_loads_an_existing_tree_and_follows_changes(zk: ZKHandler):
+    cluster.initialize(zk)
+    for index in range(50):
+        zk.write(vm_values(uuid_of(index), f"vm{index}"))
+    mirror = TreeMirror(zk.client, ["/domains", "/names"])
+    events: list[tuple[str, bytes | None]] = []
+    mirror.listen(lambda path, data: events.append((path, data)))
+    assert mirror.start(30)
+    assert mirror.children("/domains") == sorted(uuid_of(i) for i in range(50))
+    assert mirror.get(f"/domains/{uuid_of(7)}") == b"vm7"
+    assert mirror.get(f"/domains/{uuid_of(7)}/state") == b"stop"
+    assert mirror.get("/names/domains/vm7") == uuid_of(7).encode()
+
+    events.clear()
+    zk.write({("domain.state", uuid_of(7)): "start"})
+    assert wait_until(lambda: mirror.get(f"/domains/{uuid_of(7)}/state") == b"start")
+    assert (f"/domains/{uuid_of(7)}/state", b"start") in events
+
+    zk.write(vm_values(uuid_of(99), "vm99", "start"))  # a new VM, several keys at once
+    assert wait_until(lambda: mirror.get(f"/domains/{uuid_of(99)}/node") == b"node1")
+    assert uuid_of(99) in mirror.children("/domains")
+
+    zk.write({}, delete=[("domain", uuid_of(7)), ("name.domain", "vm7")])
+    assert wait_until(lambda: uuid_of(7) not in mirror.children("/domains"))
+    assert mirror.get(f"/domains/{uuid_of(7)}/state") is None
+    assert mirror.get("/names/domains/vm7") is None
+    assert (f"/domains/{uuid_of(7)}", None) in events
+    mirror.close()
+
+
+def test_follows_a_root_that_is_removed_and_created_again(zk: ZKHandler):
+    mirror = TreeMirror(zk.client, ["/domains"])
+    assert mirror.start(10)  # not initialised: nothing there yet
+    assert mirror.children("/domains") == []
+    cluster.initialize(zk)
+    zk.write(vm_values(uuid_of(1), "one"))
+    assert wait_until(lambda: mirror.get(f"/domains/{uuid_of(1)}") == b"one")
+    cluster.initialize(zk, overwrite=True)  # removes every root and creates them again
+    assert wait_until(lambda: mirror.children("/domains") == [])
+    zk.write(vm_values(uuid_of(2), "two"))
+    assert wait_until(lambda: mirror.get(f"/domains/{uuid_of(2)}/state") == b"stop")
+    mirror.close()
+
+
+def test_reloads_after_the_session_is_lost(zk: ZKHandler, zk_hosts: str):
+    cluster.initialize(zk)
+    zk.write(vm_values(uuid_of(1), "one"))
+    mirror = TreeMirror(zk.client, ["/domains"])
+    assert mirror.start(10)
+    lost = threading.Event()
+    zk.add_listener(lambda state: state == "lost" and lost.set())
+    # Expire the session the way a server does: another client takes it over and closes it.
+    session_id, password = zk.client.client_id
+    other = KazooClient(hosts=zk_hosts)
+    other._session_id, other._session_passwd = session_id, password
+    other.start(10)
+    other.stop()
+    assert lost.wait(15)
+    writer = ZKHandler(zk_hosts, connect_timeout=10, session_timeout=4).connect()
+    try:
+        # changed while the mirror's session was gone: no watch reports these
+        writer.write({("domain.state", uuid_of(1)): "start"})
+        writer.write(vm_values(uuid_of(2), "two"))
+        assert wait_until(lambda: mirror.get(f"/domains/{uuid_of(1)}/state") == b"start", 20)
+        assert wait_until(lambda: mirror.get(f"/domains/{uuid_of(2)}") == b"two", 5)
+        # and it keeps following on the new session
+        writer.write({("domain.state", uuid_of(2)): "start"})
+        assert wait_until(lambda: mirror.get(f"/domains/{uuid_of(2)}/state") == b"start")
+    finally:
+        writer.close()
+        mirror.close()
+
+
+def test_keeps_children_the_schema_does_not_name(zk: ZKHandler):
+    """Lock contenders live under keys with no named children: the mirror must see them."""
+    zk.client.ensure_path("/locks/primary_node/contender-1")
+    mirror = TreeMirror(zk.client, ["/locks"])
+    assert mirror.start(10)
+    assert mirror.children("/locks/primary_node") == ["contender-1"]
+    mirror.close()
+
+
+def test_cached_view_reads_its_own_writes(zk: ZKHandler):
+    cluster.initialize(zk)
+    view = CachedView(zk, open_mirror(zk))
+    for index in range(20):
+        view.write({("domain.state", uuid_of(1)): f"s{index}"})
+        assert view.read(("domain.state", uuid_of(1))) == f"s{index}"
+    view.delete(("domain.state", uuid_of(1)))
+    assert not view.exists(("domain.state", uuid_of(1)))
