@@ -74,6 +74,10 @@ def _log_level(value: Any) -> str | None:
     )
 
 
+def _fence(value: Any) -> str | None:
+    return None if value in ("migrate", "none") else "must be migrate or none"
+
+
 def _short_hostname() -> str:
     return socket.gethostname().split(".")[0]
 
@@ -111,6 +115,11 @@ SPEC: dict[str, Any] = {
             4.0,
             "Zookeeper session timeout in seconds: a crashed primary is replaced this much later.",
             _positive,
+        ),
+        "secret": Field(
+            (str, type(None)),
+            None,
+            "Shared by every daemon of the cluster: only holders read private keys (IPMI).",
         ),
     },
     "api": {
@@ -174,6 +183,23 @@ SPEC: dict[str, Any] = {
         "vm_shutdown_timeout": Field(
             (int, float), 180.0, "Seconds a graceful VM shutdown may take.", _positive
         ),
+    },
+    "fencing": {
+        "successful_fence": Field(
+            str, "migrate", "After a fence: migrate (restart the VMs elsewhere) or none.", _fence
+        ),
+        "failed_fence": Field(
+            str,
+            "none",
+            "When IPMI fails: migrate (only with self-fencing, after its deadline) or none.",
+            _fence,
+        ),
+    },
+    "ipmi": {
+        "host": Field((str, type(None)), None, "This node's BMC, for fencing it (null: none)."),
+        "port": Field(int, 623, "The BMC's IPMI port (UDP).", _port),
+        "user": Field((str, type(None)), None, "BMC user allowed to control power."),
+        "password": Field((str, type(None)), None, "BMC password (kept in a private key)."),
     },
     "logging": {
         "level": Field(str, "info", "Log level: debug, info, warning or error.", _log_level),
@@ -317,6 +343,8 @@ def sample() -> str:
                 lines.append(f"{pad}{key}:")
                 lines.append(f"{pad}  - description: admin")
                 lines.append(f"{pad}    key: {secrets.token_urlsafe(32)}")
+            elif key == "secret":  # the same in every node's file: copy it over with the file
+                lines.append(f"{pad}{key}: {secrets.token_urlsafe(32)}")
             else:
                 lines.append(f"{pad}# {key}: {_yaml_scalar(field.default)}")
 

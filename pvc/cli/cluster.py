@@ -79,7 +79,14 @@ def status_text(status: dict[str, Any]) -> str:
         return summary
     columns = ("name", "daemon_state", "coordinator_state")
     rows = [[node[column] for column in columns] for node in nodes["list"]]
-    return summary + "\n\n" + table(("NODE", "DAEMON", "COORDINATOR"), rows)
+    text = summary + "\n\n" + table(("NODE", "DAEMON", "COORDINATOR"), rows)
+    if status["fencing"]:
+        fenced = [
+            [node["name"], node["daemon_state"], (node["last_event"] or {}).get("detail")]
+            for node in status["fencing"]
+        ]
+        text += "\n\ndead or fenced nodes:\n" + table(("NODE", "STATE", "LAST EVENT"), fenced)
+    return text
 
 
 def _n_plus_one(report: dict[str, Any]) -> str:

@@ -227,7 +227,18 @@ def info_text(node: dict[str, Any]) -> str:
             ("vcpus allocated", stats.get("vcpus_allocated")),
             ("vms running/total", _ratio(stats.get("vms_running"), stats.get("vms_total"))),
         ]
-    )
+    ) + _fence_log_text(node["fence_log"])
+
+
+def _fence_log_text(entries: list[dict[str, Any]]) -> str:
+    """The node's fencing history, newest last (nothing if it was never fenced)."""
+    if not entries:
+        return ""
+    rows = [
+        [time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["time"])), e["event"], e["detail"]]
+        for e in entries
+    ]
+    return "\n\nfencing history:\n" + table(("TIME", "EVENT", "DETAIL"), rows)
 
 
 def _age(seconds: float | None, suffix: str = "") -> str | None:

@@ -7,11 +7,14 @@ Life cycle (daemon state in Zookeeper): init -> run -> shutdown -> stop.
 3. Register: claim the ephemeral liveness node `/nodes/<name>/alive`. If another session holds
    it (a daemon of the same name elsewhere, or this node's previous, crashed run), wait up to a
    session timeout for it to go; if it stays, another daemon is alive: refuse to start.
-4. Coordinators start primary contention (pvc.node.primary_contention); the watchdog process
-   that enforces the primary lease starts with them.
+   Publish this node's BMC (ipmi.*) in a private key, for whoever must fence it.
+4. Start the watchdog process (pvc.node.watchdog). Coordinators start primary contention
+   (pvc.node.primary_contention), whose lease the watchdog enforces, and the fence monitor
+   (pvc.node.fencing), which acts only on the primary.
 5. Keepalive every `timers.keepalive_interval`; the first one sets the daemon state `run`
    (then the node may contend) and tells systemd READY=1. After a lost session the next
-   keepalive comes at once and registers the node again in the new session.
+   keepalive comes at once and registers the node again in the new session. With
+   self-fencing on, each keepalive written moves the watchdog's self-fence deadline.
 SIGTERM/SIGINT: shut down cleanly (a primary hands its role over first); SIGHUP: reopen logs.
 """
 
@@ -26,6 +29,7 @@ from pvc import logs
 from pvc.config import Config
 from pvc.errors import Conflict, PvcError, Unavailable
 from pvc.node import keepalive, sdnotify
+from pvc.node.watchdog_process import WatchdogProcess
 from pvc.zk import handler, migrations
 from pvc.zk.cache import open_mirror
 
@@ -60,8 +64,14 @@ class NodeDaemon:
         self.zk: handler.ZKHandler | None = None
         self.coordinator: Any = None
         self.lease: Any = None
+        self.fence_monitor: Any = None
         self.vms: Any = None
         self.mirror: Any = None
+        self.watchdog: WatchdogProcess | None = None
+        interval = config.get("timers.keepalive_interval")
+        self.self_fence_after = config.get("timers.suicide_intervals") * interval
+        if not config.get("libvirt.enabled"):
+            self.self_fence_after = 0  # no VMs here to fence
 
     # --- start --------------------------------------------------------------------------------
 
@@ -79,7 +89,9 @@ class NodeDaemon:
         try:
             self._prepare_tree()
             self._register(mode)
+            self._publish_bmc()
             self.mirror = open_mirror(self.zk)
+            self.watchdog = WatchdogProcess()
             if self.coordinator_mode:
                 self._start_coordinator()
             if self.config.get("libvirt.enabled"):
@@ -129,6 +141,19 @@ class NodeDaemon:
         self.registered.set()
         log.info("registered in Zookeeper (session 0x%x)", self.zk.session_id or 0)
 
+    def _publish_bmc(self) -> None:
+        """This node's BMC and credentials, readable only by daemons (zookeeper.secret)."""
+        host = self.config.get("ipmi.host")
+        if not host:
+            log.warning("no IPMI configured (ipmi.host): this node cannot be fenced")
+            return
+        if not self.zk.secret:
+            log.warning("zookeeper.secret is not set: IPMI credentials not published; "
+                        "this node cannot be fenced")  # fmt: skip
+            return
+        bmc = {key: self.config.get(f"ipmi.{key}") for key in ("host", "port", "user", "password")}
+        self.zk.write_private(("private.ipmi", self.name), bmc)
+
     def _libvirt_peer_uri(self) -> str:
         return self.config.get("libvirt.migration_uri") or f"qemu+tcp://{self.name}/system"
 
@@ -142,18 +167,24 @@ class NodeDaemon:
         Flusher(self.zk, self.name, Policy.from_config(self.config)).start()
 
     def _start_coordinator(self) -> None:
+        from pvc.node.fencing import FenceMonitor
         from pvc.node.lease import PrimaryLease
         from pvc.node.primary_contention import Coordinator
         from pvc.node.primary_services import for_node
+        from pvc.zk.cache import CachedView
 
         cidr = self.config.get("cluster.floating_ip")
         interface = self.config.get("cluster.floating_interface")
-        self.lease = PrimaryLease(self.zk, interface, cidr)
+        assert self.watchdog is not None
+        self.lease = PrimaryLease(self.zk, self.watchdog, interface, cidr)
         self.coordinator = Coordinator(
             self.zk, self.name, for_node(self.zk, self.config, self.mirror), self.lease
         )
         self.coordinator.stop_timeout = self.config.get("timers.relinquish_timeout")
         self.coordinator.start()
+        view = CachedView(self.zk, self.mirror)
+        self.fence_monitor = FenceMonitor(self.zk, view, self.name, self.config, self.lease)
+        self.fence_monitor.start()
 
     def _on_session(self, state: str) -> None:
         if state == "lost":
@@ -190,7 +221,11 @@ class NodeDaemon:
                 if self.registered.is_set():
                     router = self.coordinator.state if self.coordinator else "client"
                     figures = self.vms.figures() if self.vms else {}
+                    sent = time.monotonic()
                     keepalive.send(self.zk, self.name, router, figures, verbose)
+                    if self.self_fence_after and self.watchdog:
+                        uri = self.config.get("libvirt.uri")
+                        self.watchdog.tell(f"guard {sent + self.self_fence_after:.6f} {uri}")
                     if self.coordinator and not self.coordinator.eligible.is_set():
                         self.coordinator.eligible.set()
                         self.coordinator.wake("daemon running")
@@ -214,6 +249,11 @@ class NodeDaemon:
             self.coordinator.stop(self.config.get("timers.relinquish_timeout"))
         if self.lease:
             self.lease.close()
+        if self.fence_monitor:
+            self.fence_monitor.stop()
+        if self.watchdog:
+            self.watchdog.tell("unguard")  # stopping cleanly: not dead, never fenced
+            self.watchdog.close()
         if self.vms:
             self.vms.stop()
         self._set_daemon_state("stop")

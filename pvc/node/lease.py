@@ -15,30 +15,22 @@ A renewal in a different session (after the old one was lost) never counts.
 """
 
 import logging
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
-from pvc import zipapp
+from pvc.node.watchdog_process import WatchdogProcess
 from pvc.zk.handler import ZKHandler
 
 LEASE_FRACTION = 0.6
 log = logging.getLogger("pvc.node.lease")
 
 
-def watchdog_command() -> list[str]:
-    """Runs pvc.node.watchdog from the same zipapp or source tree as this process."""
-    root = zipapp.archive_path() or str(Path(__file__).resolve().parents[2])
-    code = f"import sys; sys.path.insert(0, {root!r}); from pvc.node.watchdog import main; main()"
-    return [sys.executable, "-c", code]
-
-
 class PrimaryLease:
     """The lease, its renewal thread and the watchdog process that enforces it."""
 
-    def __init__(self, zk: ZKHandler, interface: str | None, cidr: str | None):
+    def __init__(
+        self, zk: ZKHandler, watchdog: WatchdogProcess, interface: str | None, cidr: str | None
+    ):
         self.zk = zk
         self.interface = interface
         self.cidr = cidr
@@ -46,9 +38,7 @@ class PrimaryLease:
         self._expires = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._watchdog = subprocess.Popen(
-            watchdog_command(), stdin=subprocess.PIPE, pass_fds=zipapp.pinned_descriptors()
-        )
+        self._watchdog = watchdog
         self._thread = threading.Thread(target=self._renew_loop, name="lease", daemon=True)
         self._thread.start()
 
@@ -70,18 +60,12 @@ class PrimaryLease:
         with self._lock:
             self._session = None
             self._expires = 0.0
-        self._tell("disarm")
+        self._watchdog.tell("disarm")
 
     def close(self) -> None:
-        """Stops renewing; the watchdog drops whatever it still holds and exits."""
+        """Stops renewing and releases the lease."""
         self._stop.set()
         self.release()
-        if self._watchdog.stdin:
-            self._watchdog.stdin.close()
-        try:
-            self._watchdog.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._watchdog.kill()
 
     def _renew(self) -> bool:
         session = self._session
@@ -96,7 +80,7 @@ class PrimaryLease:
             self._expires = sent + self.duration
             expires = self._expires
         if self.interface and self.cidr:
-            self._tell(f"arm {expires:.6f} {self.interface} {self.cidr}")
+            self._watchdog.tell(f"arm {expires:.6f} {self.interface} {self.cidr}")
         return True
 
     def _renew_loop(self) -> None:
@@ -105,11 +89,3 @@ class PrimaryLease:
                 self._renew()
             except Exception:
                 log.exception("lease renewal failed")
-
-    def _tell(self, message: str) -> None:
-        try:
-            assert self._watchdog.stdin is not None
-            self._watchdog.stdin.write(message.encode() + b"\n")
-            self._watchdog.stdin.flush()
-        except (OSError, ValueError):
-            log.error("the primary watchdog is gone (exit code %s)", self._watchdog.poll())

@@ -1,5 +1,6 @@
-"""The primary watchdog: a small process beside the node daemon that drops the floating address
-when the daemon can no longer prove it is the primary.
+"""The node watchdog: a small process beside the node daemon that drops the floating address
+when the daemon can no longer prove it is the primary, and destroys this node's VMs when the
+daemon has not reached Zookeeper for the self-fence time (timers.suicide_intervals).
 
 Why a separate process: a daemon that is frozen (SIGSTOP, a stuck kernel call, swap storm) or
 killed cannot remove its own floating address, yet the other coordinators take over as soon as
@@ -8,11 +9,21 @@ with it after every successful Zookeeper round trip (pvc.node.lease); the lease 
 the server could expire the session, and when it ends, or the daemon's pipe closes because the
 daemon died, the watchdog removes the address at once.
 
+Self-fencing: after each keepalive the daemon wrote, it moves the deadline by which it must
+write the next one (the last write + suicide_intervals x keepalive_interval). The fence monitor
+of the cluster trusts this: once the deadline (plus a margin) passed with no keepalive, it may
+restart the node's VMs elsewhere without IPMI. So the watchdog destroys every running domain of
+the node's libvirt at the deadline, whether the daemon is cut off, frozen or dead.
+
 Protocol, one line per message on standard input:
   arm DEADLINE INTERFACE CIDR   hold the address until DEADLINE (time.monotonic(), which is
                                 the same clock in every process of the host)
   disarm                        the daemon released the address itself
-End of input: the daemon is gone; drop the address and exit. SIGTERM: the same.
+  guard DEADLINE URI            destroy the running domains of libvirt URI at DEADLINE
+  unguard                       the daemon stops cleanly: no self-fence
+End of input: the daemon is gone; drop the address, and keep a guard to its deadline (a
+daemon that died without `unguard` may have been declared dead), then exit. SIGTERM: drop the
+address and exit.
 """
 
 import logging
@@ -46,40 +57,75 @@ def drop(armed: Armed | None, why: str) -> None:
         log.error("could not remove %s from %s: %s", armed.cidr, armed.interface, exc)
 
 
-def parse(line: str) -> Armed | None:
+@dataclass
+class Guard:
+    deadline: float
+    uri: str
+
+
+def self_fence(guard: Guard) -> None:
+    """Destroys every running domain of the node's libvirt (a VM that may be running elsewhere
+    by now must not go on here)."""
+    try:
+        import libvirt
+
+        libvirt.registerErrorHandler(lambda *_: None, None)
+        conn = libvirt.open(guard.uri)
+        try:
+            for domain in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+                domain.destroy()
+                log.warning("self-fence: destroyed VM %s", domain.name())
+        finally:
+            conn.close()
+        log.warning("self-fence: no word from Zookeeper in time; this node's VMs are off")
+    except Exception as exc:
+        log.error("self-fence failed: %s", exc)
+
+
+def parse(line: str, armed: Armed | None, guard: Guard | None) -> tuple[Armed | None, Guard | None]:
+    """The watchdog's state after one message."""
     words = line.split()
-    if words and words[0] == "arm" and len(words) == 4:
-        return Armed(float(words[1]), words[2], words[3])
-    return None
+    if words == ["disarm"]:
+        return None, guard
+    if words == ["unguard"]:
+        return armed, None
+    if len(words) == 4 and words[0] == "arm":
+        return Armed(float(words[1]), words[2], words[3]), guard
+    if len(words) == 3 and words[0] == "guard":
+        return armed, Guard(float(words[1]), words[2])
+    return armed, guard
 
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format=FORMAT)
     armed: Armed | None = None
+    guard: Guard | None = None
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's ^C is for the daemon
     signal.signal(signal.SIGTERM, lambda *_: (drop(armed, "terminated"), sys.exit(0)))
     netlink.warm_up()  # a removal must not wait for imports when it matters
-    fd = sys.stdin.fileno()
+    fd: int | None = sys.stdin.fileno()
     pending = b""
-    while True:
-        timeout = None if armed is None else max(0.0, armed.deadline - time.monotonic())
-        readable, _, _ = select.select([fd], [], [], timeout)
-        if not readable:
+    while fd is not None or guard is not None:
+        deadlines = [state.deadline for state in (armed, guard) if state is not None]
+        timeout = None if not deadlines else max(0.0, min(deadlines) - time.monotonic())
+        readable, _, _ = select.select([fd] if fd is not None else [], [], [], timeout)
+        if readable:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                drop(armed, "the node daemon exited")
+                armed, fd = None, None
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                armed, guard = parse(line.decode(), armed, guard)
+        now = time.monotonic()
+        if armed is not None and armed.deadline <= now:
             drop(armed, "lease expired (the daemon lost contact with Zookeeper or froze)")
             armed = None
-            continue
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            drop(armed, "the node daemon exited")
-            return 0
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            text = line.decode()
-            armed = None if text.strip() == "disarm" else parse(text) or armed
-        if armed is not None and armed.deadline <= time.monotonic():
-            drop(armed, "lease expired before it reached the watchdog")
-            armed = None
+        if guard is not None and guard.deadline <= now:
+            self_fence(guard)
+            guard = None
+    return 0
 
 
 if __name__ == "__main__":

@@ -13,6 +13,10 @@ def is_initialized(zk: ZKHandler) -> bool:
     return migrations.tree_version(zk) is not None
 
 
+# Daemon states of a node the fence monitor is dealing with, or has dealt with.
+FENCE_STATES = ("dead", "fenced", "fence-failed")
+
+
 def require_initialized(zk: ZKHandler) -> None:
     if not is_initialized(zk):
         raise NotFound("the cluster is not initialised; run 'pvc cluster init'")
@@ -75,6 +79,16 @@ def status(zk: ZKHandler, overcommit_ratio: float = 1.0) -> dict[str, Any]:
     by_state: dict[str, int] = {}
     for node in nodes:
         by_state[node["daemon_state"]] = by_state.get(node["daemon_state"], 0) + 1
+    troubled = [node for node in nodes if node["daemon_state"] in FENCE_STATES]
+    logs = zk.read_many([("node.fence_log", node["name"]) for node in troubled])
+    fencing = [
+        {
+            "name": node["name"],
+            "daemon_state": node["daemon_state"],
+            "last_event": (log or [None])[-1],
+        }
+        for node, log in zip(troubled, logs, strict=True)
+    ]
     return {
         "cluster": name or "pvc",
         "pvc_version": pvc.__version__,
@@ -82,6 +96,7 @@ def status(zk: ZKHandler, overcommit_ratio: float = 1.0) -> dict[str, Any]:
         "maintenance": bool(maintenance),
         "primary_node": None if primary in (None, "none") else primary,
         "nodes": {"total": len(nodes), "by_state": by_state, "list": nodes},
+        "fencing": fencing,
         "vms": {"total": len(zk.children("base.domains"))},
         "survives_node_loss": placement.survives_largest_node_loss(
             vm.node_loads(zk).values(), overcommit_ratio

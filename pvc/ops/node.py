@@ -24,6 +24,7 @@ FIELDS = {
     "version": "node.version",
     "static": "node.static",
     "stats": "node.stats",
+    "fence_log": "node.fence_log",
 }
 
 # The states GET /node/<node>/<kind>-state reports.
@@ -122,6 +123,7 @@ def _records(zk: ZKHandler, names: list[str]) -> list[dict[str, Any]]:
         stored = values[index * len(keys) : (index + 1) * len(keys)]
         record = {"name": name, **dict(zip(FIELDS, stored, strict=True))}
         record["alive"] = zk.exists(("node.alive", name))
+        record["fence_log"] = record["fence_log"] or []
         keepalive = record["keepalive"]
         record["keepalive_age"] = None if keepalive is None else round(now - keepalive, 1)
         records.append(record)

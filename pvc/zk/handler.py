@@ -19,6 +19,7 @@ from kazoo.exceptions import (
     BadVersionError,
     ConnectionLoss,
     KazooException,
+    NoAuthError,
     NodeExistsError,
     NoNodeError,
     NotEmptyError,
@@ -27,12 +28,15 @@ from kazoo.exceptions import (
 )
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
+from kazoo.security import make_digest_acl
 
-from pvc.errors import ConcurrentChange, Unavailable
+from pvc.errors import ConcurrentChange, PvcError, Unavailable
 from pvc.zk import schema
 
 Key = str | tuple[str, ...]
 log = logging.getLogger("pvc.zk")
+# The Zookeeper digest user every daemon authenticates as, with zookeeper.secret as password.
+PRIVATE_USER = "pvc"
 
 # How a session state reads to listeners: "connected", "suspended" or "lost".
 STATE_NAMES = {
@@ -88,8 +92,10 @@ class ZKHandler:
         *,
         connect_timeout: float = 5.0,
         session_timeout: float = 10.0,
+        secret: str | None = None,
     ):
         self.hosts = hosts
+        self.secret = secret
         self.connect_timeout = connect_timeout
         self.session_timeout = session_timeout
         self.negotiated_session_timeout = session_timeout  # updated at each (re)connection
@@ -101,6 +107,7 @@ class ZKHandler:
             timeout=session_timeout,
             connection_retry=retry,
             logger=_KazooLog(self),
+            auth_data=[("digest", f"{PRIVATE_USER}:{secret}")] if secret else None,
         )
         self.client.add_listener(self._on_state)
 
@@ -325,6 +332,28 @@ class ZKHandler:
 
     # --- helpers ----------------------------------------------------------------------------
 
+    def write_private(self, key: Key, value: Any) -> None:
+        """Writes a key that only sessions holding the cluster secret can read or change (a
+        Zookeeper digest ACL), for credentials; refused without a secret."""
+        if not self.secret:
+            raise PvcError("zookeeper.secret is not set: private keys cannot be protected")
+        path, kind = resolve(key)
+        data = schema.encode(value, kind)
+        acl = [make_digest_acl(PRIVATE_USER, self.secret, all=True)]
+        self._call(self.client.ensure_path, path.rsplit("/", 1)[0])
+        try:
+            self._call(self.client.create, path, data, acl=acl)
+        except NodeExistsError:
+            self._call(self.client.set_acls, path, acl)
+            self._call(self.client.set, path, data)
+
+    def read_private(self, key: Key) -> Any:
+        """A private key's value; None when it is missing or this session may not read it."""
+        try:
+            return self.read(key)
+        except NoAuthError:
+            return None
+
     def ensure(self, key: Key) -> None:
         """Creates an (empty) key and its parents if missing; for lock parents and such."""
         self._call(self.client.ensure_path, resolve(key)[0])
@@ -358,4 +387,5 @@ def connect(config: Any) -> ZKHandler:
         config.zookeeper_hosts,
         connect_timeout=config.get("zookeeper.connect_timeout"),
         session_timeout=config.get("zookeeper.session_timeout"),
+        secret=config.get("zookeeper.secret"),
     ).connect()

@@ -47,6 +47,11 @@ KEYS: dict[str, tuple[str, Any]] = {
     "node.version": ("/nodes/{node}/pvcversion", str),
     "node.keepalive": ("/nodes/{node}/keepalive", float),
     "node.stats": ("/nodes/{node}/stats", "json"),
+    # fencing: what happened to the node ({time, event, detail} entries, newest last)
+    "node.fence_log": ("/nodes/{node}/fencelog", "json"),
+    # private keys (readable only with zookeeper.secret): a node's BMC and credentials
+    "base.private": ("/private", str),
+    "private.ipmi": ("/private/ipmi/{node}", "json"),
     # virtual machines, by UUID; the value of /domains/<uuid> is the VM's name
     "domain": ("/domains/{uuid}", str),
     "domain.xml": ("/domains/{uuid}/xml", str),
@@ -103,6 +108,7 @@ ROOTS = (
     "base.ceph",
     "base.locks",
     "base.names",
+    "base.private",
     "v0.primary_node",
     "v0.maintenance",
     "v0.upstream_ip",

@@ -71,7 +71,7 @@ def test_info_has_every_field_and_list_the_same_records(three):
     record = node_ops.info(three, "node3")
     assert set(record) == {
         "name", "mode", "daemon_state", "coordinator_state", "domain_state", "alive",
-        "keepalive", "keepalive_age", "version", "static", "stats",
+        "keepalive", "keepalive_age", "version", "static", "stats", "fence_log",
     }  # fmt: skip
     assert (record["name"], record["mode"], record["version"]) == ("node3", "coordinator", "1.2.3")
     assert (record["daemon_state"], record["coordinator_state"]) == ("run", "secondary")
@@ -89,8 +89,9 @@ def test_a_bare_node_reads_as_unknowns(three):
     three.write({("node", "new"): ""})
     record = node_ops.info(three, "new")
     assert record["alive"] is False
-    assert all(record[field] is None for field in node_ops.FIELDS)
+    assert all(record[field] is None for field in node_ops.FIELDS if field != "fence_log")
     assert record["keepalive_age"] is None
+    assert record["fence_log"] == []
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,195 @@
+"""The fence monitor: finds dead nodes, powers them off through their BMC, recovers their VMs.
+
+Who runs it: the primary coordinator, and it acts only while this node holds the primary lease
+(pvc.node.lease). The lease ends before Zookeeper could expire this node's session, and another
+coordinator becomes primary only after that expiry, so two monitors never act at once, even when
+the primary is cut off from Zookeeper (a lock of its own would not do: a lock's holder cut off
+from Zookeeper goes on believing it holds the lock until it hears otherwise). Every step that
+acts (marking a node dead, powering it off, recovering its VMs) checks the lease first.
+
+Detection uses this monitor's clock only (node clocks may differ): a node is dead when the
+monitor has seen no new keepalive from it for keepalive_interval x fence_intervals, counted from
+when this monitor started (a new primary gives every node the whole time), and its daemon state
+says it should be running (run, init or dead; a node stopped cleanly says stop and is never
+fenced). Maintenance mode suppresses fencing. Saving throws: the node is marked `dead` and
+watched for SAVING_THROWS more intervals; a keepalive cancels everything.
+
+The fence: power off, verify off, recover the VMs (pvc.ops.fence), power on, verify on; the
+node ends `fenced`. If IPMI fails (or the node has none), it ends `fence-failed` and its VMs
+stay where they are, unless fencing.failed_fence is migrate and self-fencing is on
+(timers.suicide_intervals): then the monitor waits until the node must have fenced itself
+(its last keepalive seen + suicide_intervals x keepalive_interval + a margin) and recovers.
+"""
+
+import logging
+import threading
+import time
+from typing import Any
+
+from pvc.config import Config
+from pvc.ops import fence as fence_ops
+from pvc.ops import vm as vm_ops
+from pvc.zk.cache import CachedView
+from pvc.zk.handler import ZKHandler
+
+log = logging.getLogger("pvc.node.fencing")
+SAVING_THROWS = 3  # keepalive intervals a node marked dead gets to show a sign of life
+MAY_BE_ALIVE = ("run", "init", "dead")
+VERIFY_TIMEOUT = 10.0
+
+
+def self_fence_margin(keepalive_interval: float) -> float:
+    """What the monitor adds to a node's self-fence deadline before trusting it: the node's
+    watchdog acts within a poll of its deadline, and the two clocks may drift a little."""
+    return 2 * keepalive_interval + 1.0
+
+
+class FenceMonitor:
+    def __init__(self, zk: ZKHandler, view: CachedView, name: str, config: Config, lease: Any):
+        self.zk = zk
+        self.view = view  # reads of the cluster tree, from memory
+        self.name = name
+        self.config = config
+        self.lease = lease
+        self.interval = config.get("timers.keepalive_interval")
+        self.window = self.interval * config.get("timers.fence_intervals")
+        self.policy = vm_ops.Policy.from_config(config)
+        self._seen: dict[str, tuple[Any, float]] = {}  # node -> (its keepalive, when it changed)
+        self._fencing: set[str] = set()
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        threading.Thread(target=self._loop, name="fence-monitor", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # --- detection ----------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.wait(min(1.0, self.interval / 2)):
+            try:
+                self._check()
+            except Exception:
+                log.exception("fence monitor check failed; trying again")
+
+    def _check(self) -> None:
+        if not self.lease.valid():
+            self._seen.clear()  # not primary: a future term starts counting afresh
+            return
+        now = time.monotonic()
+        for node in self.view.children("base.nodes"):
+            self.last_sign(node, now)
+        if self.view.read("base.config.maintenance"):
+            return
+        for node, (_, since) in list(self._seen.items()):
+            if node == self.name or node in self._fencing or now - since < self.window:
+                continue
+            if self.view.read(("node.state.daemon", node)) in MAY_BE_ALIVE:
+                self._fencing.add(node)
+                threading.Thread(
+                    target=self._fence_node, args=(node, since), name=f"fence-{node}", daemon=True
+                ).start()
+
+    def last_sign(self, node: str, now: float | None = None) -> float:
+        """When this monitor last saw the node's keepalive change (monotonic time)."""
+        keepalive = self.view.read(("node.keepalive", node))
+        seen = self._seen.get(node)
+        if seen is None or seen[0] != keepalive:
+            seen = self._seen[node] = (keepalive, now or time.monotonic())
+        return seen[1]
+
+    # --- one node -----------------------------------------------------------------------------
+
+    def _fence_node(self, node: str, since: float) -> None:
+        try:
+            if self._dead_after_saving_throws(node, since):
+                self._fence(node, since)
+        except Exception:
+            log.exception("fencing %s failed", node)
+        finally:
+            self._fencing.discard(node)
+
+    def _dead_after_saving_throws(self, node: str, since: float) -> bool:
+        state, version = self.zk.read_versioned(("node.state.daemon", node))
+        if state not in MAY_BE_ALIVE or not self.lease.valid():
+            return False
+        silent = time.monotonic() - since
+        self.zk.write(
+            {("node.state.daemon", node): "dead"}, expect={("node.state.daemon", node): version}
+        )
+        fence_ops.record(self.zk, node, "dead", f"no keepalive for {silent:.1f} s")
+        deadline = time.monotonic() + SAVING_THROWS * self.interval
+        while time.monotonic() < deadline:
+            if self._stop.wait(0.2) or not self.lease.valid():
+                return False
+            if self.last_sign(node) != since:
+                fence_ops.record(self.zk, node, "alive", "keepalive resumed: fence cancelled")
+                return False
+            if self.view.read("base.config.maintenance"):
+                fence_ops.record(self.zk, node, "cancelled", "maintenance mode: not fenced")
+                return False
+        return True
+
+    def _fence(self, node: str, since: float) -> None:
+        from pvc.drivers import ipmi
+
+        recovered: list[str] = []
+
+        def recover() -> None:
+            if not self.lease.valid():
+                raise RuntimeError("this node is no longer primary: recovery left to the next")
+            if self.config.get("fencing.successful_fence") == "migrate":
+                recovered.extend(fence_ops.recover_vms(self.zk, self.policy, node))
+
+        bmc = self._bmc(node)
+        if bmc is None:
+            reason = "no IPMI configured for the node (or not readable without zookeeper.secret)"
+        elif not self.lease.valid():
+            return
+        else:
+            result = ipmi.fence(bmc, VERIFY_TIMEOUT, when_off=recover)
+            if result.fenced:
+                detail = f"{result.reason} in {result.seconds:.1f} s; " + (
+                    "; ".join(recovered) or "no VM to recover"
+                )
+                fence_ops.record(self.zk, node, "fenced", detail, state="fenced")
+                return
+            reason = result.reason
+        fence_ops.record(self.zk, node, "fence-failed", reason, state="fence-failed")
+        self._recover_after_self_fence(node, since)
+
+    def _recover_after_self_fence(self, node: str, since: float) -> None:
+        suicide = self.config.get("timers.suicide_intervals")
+        if self.config.get("fencing.failed_fence") != "migrate" or not suicide:
+            fence_ops.record(
+                self.zk,
+                node,
+                "vms-kept",
+                "its VMs stay assigned to it (failed_fence: none, or "
+                "self-fencing is off): bring the node back or move them by hand",
+            )
+            return
+        deadline = since + suicide * self.interval + self_fence_margin(self.interval)
+        while time.monotonic() < deadline:
+            if self._stop.wait(0.2) or not self.lease.valid():
+                return
+            if self.last_sign(node) != since:
+                fence_ops.record(self.zk, node, "alive", "keepalive resumed: recovery cancelled")
+                return
+        recovered = fence_ops.recover_vms(self.zk, self.policy, node)
+        fence_ops.record(
+            self.zk,
+            node,
+            "recovered",
+            "its self-fence deadline passed; " + ("; ".join(recovered) or "no VM to recover"),
+        )
+
+    def _bmc(self, node: str) -> Any:
+        from pvc.drivers import ipmi
+
+        found = self.zk.read_private(("private.ipmi", node))
+        if not found or not found.get("host"):
+            return None
+        return ipmi.Bmc(found["host"], found.get("user") or "", found.get("password") or "",
+                        found.get("port") or 623)  # fmt: skip

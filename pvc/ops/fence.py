@@ -1,0 +1,118 @@
+"""Fencing's cluster operations: a node's fence log and state, and recovery of a fenced node's VMs.
+
+The fence monitor (pvc.node.fencing) decides when a node is dead and powers it off; what it
+then writes to the cluster lives here, next to the other cluster operations.
+
+Recovery is safe only once the dead node cannot run anything: after its BMC reported the chassis
+off, or after its self-fence deadline passed. Then, for each VM:
+- reported running on the dead node (`observed`): the report becomes "fenced", so a node waiting
+  for that VM to be let go (a migration in flight) may start it;
+- assigned to the dead node and meant to run: if it runs on another node (a migration from
+  there had not finished) it stays there; otherwise it starts on the node its selector picks,
+  with `lastnode` recorded so `unmigrate` or `node ready` brings it home; with no such node
+  it is stopped with autostart set, to start when the node is ready again.
+Each VM is written in one transaction guarded by the versions read, so a user's concurrent
+change wins and the VM is looked at again. The node ends `flushed`.
+Storage-level fencing (Ceph RBD locks) has its seam in `release_storage`, a no-op until pvc
+manages storage.
+"""
+
+import logging
+import time
+from typing import Any
+
+from pvc.errors import ConcurrentChange
+from pvc.ops import placement
+from pvc.ops import vm as vm_ops
+from pvc.zk.handler import ZKHandler
+
+log = logging.getLogger("pvc.ops.fence")
+LOG_ENTRIES = 50
+SHOULD_RUN = ("start", "restart", "migrate", "shutdown")
+
+
+def record(zk: ZKHandler, node: str, event: str, detail: str, state: str | None = None) -> None:
+    """Appends to a node's fence log (and sets its daemon state), in one transaction."""
+    entries = zk.read(("node.fence_log", node)) or []
+    entries = [*entries, {"time": round(time.time(), 3), "event": event, "detail": detail}]
+    values: dict[Any, Any] = {("node.fence_log", node): entries[-LOG_ENTRIES:]}
+    if state is not None:
+        values[("node.state.daemon", node)] = state
+    zk.write(values)
+    log.warning("node %s: %s: %s", node, event, detail)
+
+
+def release_storage(zk: ZKHandler, uuid: str, dead: str) -> None:
+    """Where a fenced node's hold on a VM's disks (Ceph RBD locks) will be broken."""
+
+
+def recover_vms(zk: ZKHandler, policy: vm_ops.Policy, dead: str) -> list[str]:
+    """Restarts elsewhere what the fenced node `dead` ran; one line per VM acted on."""
+    done = []
+    for uuid in zk.children("base.domains"):
+        for _ in range(5):  # a concurrent change: read again and retry
+            try:
+                line = _recover(zk, policy, dead, uuid)
+                break
+            except ConcurrentChange:
+                continue
+        else:
+            line = f"VM {uuid}: kept changing; left as it is"
+        if line:
+            done.append(line)
+            log.info("recovery from %s: %s", dead, line)
+    zk.write({("node.state.domain", dead): "flushed"})
+    return done
+
+
+def _recover(zk: ZKHandler, policy: vm_ops.Policy, dead: str, uuid: str) -> str | None:
+    state, state_version = zk.read_versioned(("domain.state", uuid))
+    observed, observed_version = zk.read_versioned(("domain.observed", uuid))
+    name, node, lastnode = zk.read_many(
+        [("domain", uuid), ("domain.node", uuid), ("domain.lastnode", uuid)]
+    )
+    observed = observed or {}
+    values: dict[Any, Any] = {}
+    if observed.get("node") == dead:
+        values[("domain.observed", uuid)] = {"node": dead, "state": "fenced"}
+    line = None
+    if node == dead and state in SHOULD_RUN and name is not None:
+        release_storage(zk, uuid, dead)
+        elsewhere = observed.get("node") not in (None, dead) and observed.get("state") in (
+            "running",
+            "paused",
+        )
+        if elsewhere:
+            values |= {("domain.node", uuid): observed["node"], ("domain.state", uuid): "start"}
+            line = f"VM {name} keeps running on {observed['node']}"
+        else:
+            target = _target(zk, policy, uuid, dead)
+            if target:
+                values |= {
+                    ("domain.node", uuid): target,
+                    ("domain.lastnode", uuid): lastnode or dead,
+                    ("domain.state", uuid): "start",
+                }
+                line = f"VM {name} starts on {target}"
+            else:
+                values |= {("domain.state", uuid): "stop", ("domain.node_autostart", uuid): True}
+                line = f"VM {name} stopped (no node can take it); it starts when {dead} is ready"
+    if not values:
+        return None
+    expect = {("domain.state", uuid): state_version, ("domain.observed", uuid): observed_version}
+    zk.write(values, expect=expect)
+    return line or f"VM {name or uuid}: released from {dead}"
+
+
+def _target(zk: ZKHandler, policy: vm_ops.Policy, uuid: str, dead: str) -> str | None:
+    """The node the VM's selector picks, among nodes with room for its memory."""
+    limit, selector, memory = zk.read_many(
+        [("domain.node_limit", uuid), ("domain.node_selector", uuid), ("domain.memory", uuid)]
+    )
+    nodes = vm_ops.node_loads(zk)
+    room = [
+        node
+        for node in nodes.values()
+        if placement.overcommit_complaint(node, memory or 0, policy.overcommit_ratio) is None
+    ]
+    return placement.choose_target_node(room, selector or policy.selector, limit or None, (dead,))

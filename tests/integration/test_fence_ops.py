@@ -1,0 +1,114 @@
+"""Fencing's cluster operations on a real Zookeeper: the fence log, recovery of a dead node's
+VMs, and the private key that holds IPMI credentials."""
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoAuthError
+
+from pvc.errors import NotFound
+from pvc.ops import cluster, fence, vm
+from pvc.ops import node as node_ops
+from pvc.zk.handler import ZKHandler
+from tests.integration.test_vm_ops import POLICY, add_hypervisor, define, nodes  # noqa: F401
+
+
+def place(zk, name, node, state="start", observed_state="running", lastnode=""):
+    """Puts a VM (defined now unless it exists) on `node`, as its daemon would report it."""
+    try:
+        uuid = vm.find(zk, name)
+    except NotFound:
+        uuid = define(zk, name)
+    zk.write(
+        {
+            ("domain.node", uuid): node,
+            ("domain.state", uuid): state,
+            ("domain.lastnode", uuid): lastnode,
+            ("domain.observed", uuid): {"node": node, "state": observed_state},
+        }
+    )
+    return uuid
+
+
+def test_recovery_restarts_what_should_run_and_releases_the_dead_node(nodes):  # noqa: F811
+    zk = nodes
+    running = place(zk, "running", "node3")
+    elsewhere = place(zk, "back-home", "node3", lastnode="node2")
+    stopped = place(zk, "stopped", "node3", state="stop", observed_state="shutoff")
+    # migrating from node3 to node2 when node3 died: node2 waits for node3 to let go
+    arriving = place(zk, "arriving", "node2", state="migrate")
+    zk.write({("domain.observed", arriving): {"node": "node3", "state": "running"}})
+    # migrating from node1 to node3: it still runs on node1 and stays there
+    leaving = place(zk, "leaving", "node3", state="migrate")
+    zk.write({("domain.observed", leaving): {"node": "node1", "state": "running"}})
+    zk.write({("node.state.daemon", "node3"): "dead"})
+
+    lines = fence.recover_vms(zk, POLICY, "node3")
+
+    def record(uuid):
+        return vm.info(zk, uuid)
+
+    assert record(running)["node"] in ("node1", "node2")
+    assert (record(running)["state"], record(running)["lastnode"]) == ("start", "node3")
+    assert record(running)["observed"] == {"node": "node3", "state": "fenced"}
+    assert record(elsewhere)["lastnode"] == "node2"  # an earlier migration's home is kept
+    assert (record(stopped)["node"], record(stopped)["state"]) == ("node3", "stop")
+    assert record(arriving)["observed"]["state"] == "fenced"  # node2 may start it now
+    assert (record(arriving)["node"], record(arriving)["state"]) == ("node2", "migrate")
+    assert (record(leaving)["node"], record(leaving)["state"]) == ("node1", "start")
+    assert zk.read(("node.state.domain", "node3")) == "flushed"
+    assert any("running starts on" in line for line in lines)
+    assert any("leaving keeps running on node1" in line for line in lines)
+
+
+def test_recovery_without_room_stops_the_vm_with_autostart(nodes):  # noqa: F811
+    zk = nodes
+    big = define(zk, "big", memory=4500)
+    place(zk, "big", "node3")
+    fence.recover_vms(zk, POLICY, "node3")  # more than any node's 4096 MiB
+    record = vm.info(zk, big)
+    assert (record["node"], record["state"], record["node_autostart"]) == ("node3", "stop", True)
+
+
+def test_recovery_respects_the_node_limit(nodes):  # noqa: F811
+    zk = nodes
+    define(zk, "pinned", limit=["node2", "node3"])
+    uuid = place(zk, "pinned", "node3")
+    fence.recover_vms(zk, POLICY, "node3")
+    assert vm.info(zk, uuid)["node"] == "node2"
+
+
+def test_the_fence_log_keeps_the_newest_entries_and_shows_in_node_info(nodes):  # noqa: F811
+    zk = nodes
+    for index in range(fence.LOG_ENTRIES + 5):
+        fence.record(zk, "node3", "dead", f"try {index}")
+    fence.record(zk, "node3", "fenced", "power off verified", state="fenced")
+    log = node_ops.info(zk, "node3")["fence_log"]
+    assert len(log) == fence.LOG_ENTRIES
+    assert (log[-1]["event"], log[-1]["detail"]) == ("fenced", "power off verified")
+    status = cluster.status(zk)
+    assert status["fencing"] == [{"name": "node3", "daemon_state": "fenced", "last_event": log[-1]}]
+
+
+def test_ipmi_credentials_are_readable_only_with_the_secret(zk_hosts):
+    owner = ZKHandler(zk_hosts, connect_timeout=10, session_timeout=4, secret="s3cret").connect()
+    stranger = ZKHandler(zk_hosts, connect_timeout=10, session_timeout=4).connect()
+    wrong = ZKHandler(zk_hosts, connect_timeout=10, session_timeout=4, secret="nope").connect()
+    try:
+        bmc = {"host": "10.0.0.9", "port": 623, "user": "admin", "password": "hunter22"}
+        owner.write_private(("private.ipmi", "node1"), bmc)
+        owner.write_private(("private.ipmi", "node1"), bmc | {"password": "changed"})
+        assert owner.read_private(("private.ipmi", "node1"))["password"] == "changed"
+        assert stranger.read_private(("private.ipmi", "node1")) is None
+        assert wrong.read_private(("private.ipmi", "node1")) is None
+        raw = KazooClient(hosts=zk_hosts)
+        raw.start(10)
+        try:
+            with pytest.raises(NoAuthError):
+                raw.get("/private/ipmi/node1")
+        finally:
+            raw.stop()
+        with pytest.raises(Exception, match="zookeeper.secret"):
+            stranger.write_private(("private.ipmi", "node2"), bmc)
+    finally:
+        for handler in (owner, stranger, wrong):
+            handler.close()
