@@ -7,28 +7,30 @@
   pvc vm rename <vm> <new_name>
   pvc vm undefine <vm> [--force]
   pvc vm remove <vm> [--force] [--yes]
-  pvc vm start <vm> [--force] [--wait]
-  pvc vm restart <vm> [--wait]
-  pvc vm shutdown <vm> [--force] [--wait]
-  pvc vm stop <vm> [--wait]
-  pvc vm disable <vm> [--wait]
-  pvc vm move <vm> [<node>] [--wait]
-  pvc vm migrate <vm> [<node>] [--force] [--wait]
-  pvc vm unmigrate <vm> [--wait]
+  pvc vm start <vm> [--force] [--wait [--timeout SECONDS]]
+  pvc vm restart <vm> [--wait [--timeout SECONDS]]
+  pvc vm shutdown <vm> [--force] [--wait [--timeout SECONDS]]
+  pvc vm stop <vm> [--wait [--timeout SECONDS]]
+  pvc vm disable <vm> [--wait [--timeout SECONDS]]
+  pvc vm move <vm> [<node>] [--wait [--timeout SECONDS]]
+  pvc vm migrate <vm> [<node>] [--force] [--wait [--timeout SECONDS]]
+  pvc vm unmigrate <vm> [--wait [--timeout SECONDS]]
   pvc vm info <vm> [--format FORMAT]
-  pvc vm list [<match>] [--node NODE] [--state STATE] [--format FORMAT]
+  pvc vm list [<match> [--regex]] [--node NODE] [--state STATE] [--format FORMAT]
   pvc vm dump <vm>
   pvc vm log <vm> [--lines LINES] [--follow]
   pvc vm tag <vm> [--add TAG]... [--remove TAG]...
   pvc vm -h | --help
 
-A <vm> is a VM's name or UUID.
+A <vm> is a VM's name or UUID. Asking for what already holds (start of a running VM, stop or
+shutdown of a stopped or disabled one) changes nothing and says so; a disabled VM stays
+disabled until started with --force.
 
 Commands:
   define     Add a VM, stopped, from its libvirt domain XML (<xmlfile>, or - for standard
              input); it is assigned to --node, or to the node its selector picks.
-  modify     Replace a VM's XML (same UUID; another <name> renames it); --restart restarts
-             a running VM to apply it.
+  modify     Replace a VM's XML (same UUID and <name>: use rename to rename it); --restart
+             restarts a running VM to apply it, if its node's memory allows (as for start).
   meta       Change a VM's placement settings; without options, show them.
   rename     Rename a stopped VM.
   undefine   Remove a VM's definition; a running VM only with --force (its node destroys it).
@@ -43,8 +45,9 @@ Commands:
              migrated VM again.
   unmigrate  Move a migrated VM back to the node it came from.
   info       One VM's state, node, placement settings, resources and tags.
-  list       The VMs, or those whose name matches <match> (a glob with *, ? or [...], or else
-             a regular expression searched in the name).
+  list       The VMs, or those whose whole name matches the shell glob <match> (*, ?, [abc],
+             [!abc]; any other character, '.' too, stands for itself); with --regex, <match>
+             is a regular expression searched anywhere in the name (anchor it with ^ and $).
   dump       Print a VM's libvirt domain XML.
   log        Print the last lines of a VM's serial console; --follow keeps printing new lines
              until interrupted.
@@ -53,7 +56,8 @@ Commands:
 Options:
   --node NODE                 define: the node to assign; list: only VMs on this node
   --limit NODES               comma-separated nodes the VM may run on (empty: any)
-  --selector SEL              how to choose its node: mem, memprov, load, vcpus or vms
+  --selector SEL              how to choose its node: mem, memprov, load, vcpus or vms;
+                              default (or empty): the cluster's vm.default_selector
   --autostart                 start the VM whenever its node becomes ready
   --no-autostart              do not start it automatically
   --method METHOD             how to move it between nodes: live, shutdown or none
@@ -63,8 +67,11 @@ Options:
   --restart                   restart the VM if it runs
   --force                     see the command
   -y, --yes                   do not ask for confirmation
-  -w, --wait                  wait until the VM got there (at most 120 s; shutdown, restart
-                              and moves 200 s)
+  -w, --wait                  wait until the VM got there; if it is still on its way when
+                              the wait runs out, say where it is and exit 1
+  --timeout SECONDS           how long --wait waits at most (default 120 s; shutdown,
+                              restart and moves 200 s)
+  --regex                     <match> is a regular expression
   --state STATE               only VMs in this state
   -f FORMAT, --format FORMAT  output: pretty, json or json-pretty [default: pretty]
   -l LINES, --lines LINES     how many lines [default: 100]
@@ -108,6 +115,11 @@ LIST_HEADERS = (
 def main(args: list[str], options: Globals) -> int:
     arguments = parse(__doc__, args, "vm")
     lines = _count(arguments["--lines"])
+    timeout = _seconds(arguments["--timeout"])
+    if arguments["--regex"] and arguments["<match>"] is None:
+        raise UsageError("--regex needs a <match> pattern; see 'pvc vm --help'")
+    if timeout is not None and not arguments["--wait"]:
+        raise UsageError("--timeout applies only with --wait; see 'pvc vm --help'")
     api = client.for_options(options)
     vm = arguments["<vm>"]
     if arguments["list"]:
@@ -115,6 +127,7 @@ def main(args: list[str], options: Globals) -> int:
             "node": arguments["--node"],
             "state": arguments["--state"],
             "match": arguments["<match>"],
+            "regex": arguments["--regex"] or None,
         }
         listed = api.get("/vm", params)
         print(render(listed, check_format(arguments["--format"]), list_text))
@@ -135,7 +148,7 @@ def main(args: list[str], options: Globals) -> int:
     elif arguments["meta"] and not _meta_params(arguments):
         print(meta_text(api.get(vm_path(vm, "/meta"))))
     elif any(arguments[verb] for verb in STATE_VERBS + NODE_VERBS):
-        return change(api, arguments)
+        return change(api, arguments, timeout)
     else:
         print(edit(api, arguments)["message"])
     return 0
@@ -204,8 +217,9 @@ def vm_path(vm: str, tail: str = "") -> str:
 # --- state changes and --wait ----------------------------------------------------------------
 
 
-def change(api: client.ApiClient, arguments: dict[str, Any]) -> int:
-    """A state change or move; with --wait, follows the VM until it got there."""
+def change(api: client.ApiClient, arguments: dict[str, Any], timeout: float | None) -> int:
+    """A state change or move; with --wait, follows the VM until it got there (or `timeout`
+    seconds passed, if given)."""
     vm = arguments["<vm>"]
     verb = next(verb for verb in STATE_VERBS + NODE_VERBS if arguments[verb])
     force = arguments["--force"] or None
@@ -216,8 +230,21 @@ def change(api: client.ApiClient, arguments: dict[str, Any]) -> int:
         answer = api.post(vm_path(vm, "/node"), params)
     print(answer["message"])
     if arguments["--wait"]:
-        wait(_poller(api), vm, verb)
+        wait(_poller(api), answer.get("uuid") or vm, verb, timeout)
     return 0
+
+
+def _seconds(text: str | None) -> float | None:
+    """--timeout as seconds (None: not given)."""
+    if text is None:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise UsageError(f"--timeout must be a positive number of seconds, not {text!r}")
+    return seconds
 
 
 def _poller(api: client.ApiClient) -> client.ApiClient:
@@ -268,7 +295,8 @@ def wait(api: client.ApiClient, vm: str, verb: str, timeout: float | None = None
     """Polls the VM until GOALS[verb] is done, printing progress; returns the seconds taken.
 
     Raises PvcError when the VM leaves the states on the way (e.g. fails: with the reason), or
-    after `timeout` seconds (default: 200 s for what involves a shutdown, else 120 s).
+    after `timeout` seconds (default: 200 s for what involves a shutdown, else 120 s), saying
+    it is still on its way and where it is now.
     """
     done, on_the_way, goal = GOALS[verb]
     if timeout is None:
@@ -287,7 +315,8 @@ def wait(api: client.ApiClient, vm: str, verb: str, timeout: float | None = None
                 )
             if time.monotonic() - started >= timeout:
                 raise PvcError(
-                    f"{record['name']} did not {goal} within {timeout:g} s; see 'pvc vm info {vm}'"
+                    f"{record['name']} is still on its way to {goal} after {timeout:g} s "
+                    f"(now: {progress(record)}); see 'pvc vm info {record['name']}'"
                 )
             time.sleep(POLL_INTERVAL)
             record = _poll(api, vm, started + timeout)
@@ -297,6 +326,14 @@ def wait(api: client.ApiClient, vm: str, verb: str, timeout: float | None = None
     took = time.monotonic() - started
     print(f" done in {took:.1f} s")
     return took
+
+
+def progress(record: dict[str, Any]) -> str:
+    """Where a VM is now, in words: its state and what its node reports."""
+    observed = record["observed"]
+    if not observed:
+        return f"state {record['state']}, no node reports it yet"
+    return f"state {record['state']}, {observed.get('node')} reports it {observed.get('state')}"
 
 
 def _poll(api: client.ApiClient, vm: str, deadline: float) -> dict[str, Any]:

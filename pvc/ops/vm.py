@@ -8,17 +8,23 @@ follow the VM until it gets there.
 
 States (`state`): start, restart, shutdown, stop, disable, migrate, fail. `node` is where the
 VM runs or should run; `lastnode` where it returns on `unmigrate` (empty unless migrated).
+
+Every answer names the VM by its real `name` and `uuid`, whichever of the two it was given by.
+Asking for a state the VM is already in (start of a running VM, stop or shutdown of a stopped
+or disabled one, disable of a disabled one) is a no-op answer that says so; a disabled VM
+stays disabled.
 """
 
 import fnmatch
 import re
 import time
 import uuid as uuid_module
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pvc.config import Config
-from pvc.errors import Conflict, InvalidInput, NotFound
+from pvc.errors import Conflict, InvalidInput, NotFound, PvcError
 from pvc.ops import domain_xml, placement
 from pvc.ops.cluster import require_initialized
 from pvc.zk import schema
@@ -41,6 +47,30 @@ FIELDS = {
     "failed_reason": "domain.failed_reason",
     "observed": "domain.observed",
 }
+# A node selector meaning "none of the VM's own: the cluster's vm.default_selector".
+DEFAULT_SELECTOR = "default"
+# How answers describe a VM that already is where a verb would take it.
+ALREADY = {
+    "start": "running",
+    "restart": "restarting",
+    "migrate": "migrating",
+    "stop": "stopped",
+    "disable": "disabled",
+    "shutdown": "shutting down",
+}
+
+
+class StillGoing(PvcError):
+    """A wait ended before the VM got there: the change was accepted and goes on.
+
+    `record` is the VM as it is now; the API answers 202 Accepted with it.
+    """
+
+    http_status = 202
+
+    def __init__(self, message: str, record: dict[str, Any]):
+        super().__init__(message)
+        self.record = record
 
 
 @dataclass(frozen=True)
@@ -74,6 +104,20 @@ def find(zk: ZKHandler, vm: str) -> str:
     return uuid
 
 
+def _identify(zk: ZKHandler, vm: str) -> tuple[str, str]:
+    """(uuid, name) of a VM given by name or UUID; NotFound otherwise."""
+    uuid = find(zk, vm)
+    name = zk.read(("domain", uuid))
+    if name is None:
+        raise NotFound(f"VM '{vm}' does not exist")  # removed meanwhile
+    return uuid, name
+
+
+def _answer(uuid: str, name: str, message: str, **extra: Any) -> dict[str, Any]:
+    """A verb's answer: its message and the VM it acted on."""
+    return {"message": message, "name": name, "uuid": uuid, **extra}
+
+
 def _records(zk: ZKHandler, uuids: list[str]) -> list[dict[str, Any]]:
     """The VMs' records (from the API's cache, built once per change of the VM)."""
     built = [zk.memoized(("domain", uuid), lambda u=uuid: _build_record(zk, u)) for uuid in uuids]
@@ -94,7 +138,7 @@ def _build_record(zk: ZKHandler, uuid: str) -> dict[str, Any] | None:
 def list_vms(
     zk: ZKHandler, node: str | None = None, state: str | None = None, pattern: str | None = None
 ) -> list[dict[str, Any]]:
-    """VMs sorted by name; filters: node, state, and a name pattern (glob or regex)."""
+    """VMs sorted by name; filters: node, state, and a name `pattern` (a glob, see _matcher)."""
     require_initialized(zk)
     records = _records(zk, zk.children("base.domains"))
     if node:
@@ -107,13 +151,33 @@ def list_vms(
     return sorted(records, key=lambda r: r["name"])
 
 
-def _matcher(pattern: str) -> Any:
-    if any(c in pattern for c in "*?["):
+def list_matching(
+    zk: ZKHandler,
+    node: str | None = None,
+    state: str | None = None,
+    match: str | None = None,
+    regex: bool = False,
+) -> list[dict[str, Any]]:
+    """list_vms with the name rule of the API and CLI: `match` is a glob matched against the
+    whole name or, with `regex`, a regular expression searched in the name."""
+    if regex and match is None:
+        raise InvalidInput("regex applies only to a name pattern (match)")
+    if not regex:
+        return list_vms(zk, node, state, match)
+    matcher = _matcher(match or "", regex=True)  # a bad expression is refused before reading
+    return [record for record in list_vms(zk, node, state) if matcher(record["name"])]
+
+
+def _matcher(pattern: str, regex: bool = False) -> Callable[[str], bool]:
+    """A name test: a shell glob (*, ?, [abc], [!abc]; everything else literal, '.' too)
+    matched against the whole name, or with `regex` a Python regular expression searched
+    anywhere in it (anchor it with ^ and $)."""
+    if not regex:
         return lambda name: fnmatch.fnmatchcase(name, pattern)
     try:
         compiled = re.compile(pattern)
     except re.error as exc:
-        raise InvalidInput(f"invalid name pattern {pattern!r}: {exc}") from None
+        raise InvalidInput(f"invalid regular expression {pattern!r}: {exc}") from None
     return lambda name: compiled.search(name) is not None
 
 
@@ -128,15 +192,19 @@ def _record(zk: ZKHandler, uuid: str, vm: str) -> dict[str, Any]:
     return records[0]
 
 
-def dump(zk: ZKHandler, vm: str) -> str:
-    return zk.read(("domain.xml", find(zk, vm)))
+def dump(zk: ZKHandler, vm: str) -> dict[str, Any]:
+    """The VM's libvirt domain XML, with its name and UUID."""
+    uuid, name = _identify(zk, vm)
+    return {"name": name, "uuid": uuid, "xml": zk.read(("domain.xml", uuid))}
 
 
 def console_log(zk: ZKHandler, vm: str, lines: int) -> dict[str, Any]:
+    """The last `lines` lines of the VM's serial console."""
     if lines < 1:
         raise InvalidInput("lines must be 1 or more")
-    text = zk.read(("domain.console_log", find(zk, vm))) or ""
-    return {"name": vm, "lines": text.splitlines()[-lines:]}
+    uuid, name = _identify(zk, vm)
+    text = zk.read(("domain.console_log", uuid)) or ""
+    return {"name": name, "uuid": uuid, "lines": text.splitlines()[-lines:]}
 
 
 # --- placement -------------------------------------------------------------------------------
@@ -226,12 +294,24 @@ def _options(limit: list[str] | None, selector: str | None, method: str | None) 
             raise InvalidInput(f"invalid node name in the node limit: {bad[0]!r}")
         options["domain.node_limit"] = limit
     if selector is not None:
-        options["domain.node_selector"] = placement.check_selector(selector)
+        options["domain.node_selector"] = _selector(selector)
     if method is not None:
         if method not in MIGRATION_METHODS:
             raise InvalidInput(f"migration method must be one of {', '.join(MIGRATION_METHODS)}")
         options["domain.migration_method"] = method
     return options
+
+
+def _selector(selector: str) -> str:
+    """A VM's node selector as stored: "" for the cluster default ('default' or empty)."""
+    if selector in ("", DEFAULT_SELECTOR):
+        return ""
+    if selector not in placement.SELECTORS:
+        raise InvalidInput(
+            f"unknown node selector '{selector}' (use {', '.join(placement.SELECTORS)}, "
+            f"or {DEFAULT_SELECTOR} for the cluster's vm.default_selector)"
+        )
+    return selector
 
 
 def define(
@@ -249,7 +329,7 @@ def define(
     """Adds a VM (stopped) from its libvirt XML; refuses a duplicate name or UUID."""
     require_initialized(zk)
     spec = domain_xml.parse(xml)
-    _options(limit, selector, migration_method)  # validates them
+    selector = _options(limit, selector, migration_method).get("domain.node_selector")
     _check_tags(tags or [])
     if zk.exists(("name.domain", spec.name)):
         raise Conflict(f"a VM named '{spec.name}' already exists")
@@ -274,33 +354,43 @@ def define(
         ("name.domain", spec.name): spec.uuid,
     }
     zk.write(values, expect={("name.domain", spec.name): -1, ("domain", spec.uuid): -1})
-    return {"message": f"VM '{spec.name}' defined on {target}", "uuid": spec.uuid, "node": target}
+    return _answer(spec.uuid, spec.name, f"VM '{spec.name}' defined on {target}", node=target)
 
 
-def modify(zk: ZKHandler, vm: str, xml: str, restart: bool = False) -> dict[str, Any]:
-    """Replaces the XML (same UUID; a new name renames); optionally restarts a running VM."""
+def modify(
+    zk: ZKHandler, policy: Policy, vm: str, xml: str, restart: bool = False
+) -> dict[str, Any]:
+    """Replaces the XML (same UUID and name: a new name is refused, rename does that);
+    `restart` restarts a running VM to apply it, if its node's memory allows, as for start."""
     uuid = find(zk, vm)
+    name, name_version = zk.read_versioned(("domain", uuid))
+    if name is None:
+        raise NotFound(f"VM '{vm}' does not exist")
     spec = domain_xml.parse(xml)
     if spec.uuid != uuid:
         raise InvalidInput(f"the new XML has UUID {spec.uuid}, not the VM's {uuid}")
-    old_name, name_version = zk.read_versioned(("domain", uuid))
+    if spec.name != name:
+        raise Conflict(
+            f"the XML names the VM '{spec.name}', not '{name}': modify keeps the name; "
+            "use rename (on a stopped VM) to change it"
+        )
+    xml_version = zk.read_versioned(("domain.xml", uuid))[1]
+    memory = zk.read(("domain.memory", uuid)) or 0
+    state, state_version = zk.read_versioned(("domain.state", uuid))
     values: dict[Any, Any] = {
         ("domain.xml", uuid): xml,
         ("domain.memory", uuid): spec.memory,
         ("domain.vcpus", uuid): spec.vcpus,
     }
-    delete = []
-    expect: dict[Any, int] = {("domain", uuid): name_version}
-    if spec.name != old_name:
-        values.update(_rename_changes(zk, uuid, old_name, spec.name, expect))
-        delete.append(("name.domain", old_name))
-    state, state_version = zk.read_versioned(("domain.state", uuid))
-    if restart and state == "start":
+    expect: dict[Any, int] = {("domain", uuid): name_version, ("domain.xml", uuid): xml_version}
+    restarting = restart and state == "start"
+    if restarting:
+        # Its node counts the memory it runs with now; the restart runs it with the new.
+        _check_memory(zk, policy, zk.read(("domain.node", uuid)), spec.memory - memory)
         values[("domain.state", uuid)] = "restart"
         expect[("domain.state", uuid)] = state_version
-    zk.write(values, expect=expect, delete=delete)
-    then = ", restarting it" if restart and state == "start" else ""
-    return {"message": f"VM '{spec.name}' modified{then}"}
+    zk.write(values, expect=expect)
+    return _answer(uuid, name, f"VM '{name}' modified{', restarting it' if restarting else ''}")
 
 
 def _rename_changes(
@@ -320,6 +410,8 @@ def rename(zk: ZKHandler, vm: str, new_name: str) -> dict[str, Any]:
     """Renames a stopped VM (its XML <name> too)."""
     uuid = find(zk, vm)
     old, name_version = zk.read_versioned(("domain", uuid))
+    if old is None:
+        raise NotFound(f"VM '{vm}' does not exist")
     state, state_version = zk.read_versioned(("domain.state", uuid))
     if state not in ("stop", "disable", "fail"):
         raise Conflict(f"VM '{old}' must be stopped to be renamed (it is {state})")
@@ -327,7 +419,7 @@ def rename(zk: ZKHandler, vm: str, new_name: str) -> dict[str, Any]:
     values = _rename_changes(zk, uuid, old, new_name, expect)
     values[("domain.xml", uuid)] = domain_xml.renamed(zk.read(("domain.xml", uuid)), new_name)
     zk.write(values, expect=expect, delete=[("name.domain", old)])
-    return {"message": f"VM '{old}' renamed to '{new_name}'"}
+    return _answer(uuid, new_name, f"VM '{old}' renamed to '{new_name}'")
 
 
 def set_meta(
@@ -339,7 +431,9 @@ def set_meta(
     autostart: bool | None = None,
     migration_method: str | None = None,
 ) -> dict[str, Any]:
-    uuid = find(zk, vm)
+    """Changes the placement settings given; an empty limit means any node, an empty or
+    'default' selector the cluster's vm.default_selector."""
+    uuid, name = _identify(zk, vm)
     values = {
         (key, uuid): value for key, value in _options(limit, selector, migration_method).items()
     }
@@ -348,16 +442,17 @@ def set_meta(
     if not values:
         raise InvalidInput("nothing to change: give limit, selector, autostart or migration_method")
     zk.write(values, expect={("domain", uuid): zk.read_versioned(("domain", uuid))[1]})
-    return {"message": f"VM '{vm}' metadata updated"}
+    return _answer(uuid, name, f"VM '{name}' metadata updated")
 
 
 def set_tags(zk: ZKHandler, vm: str, add: list[str], remove: list[str]) -> dict[str, Any]:
-    uuid = find(zk, vm)
+    """Adds and removes tags; answers the VM's tags after the change."""
+    uuid, name = _identify(zk, vm)
     tags, version = zk.read_versioned(("domain.tags", uuid))
     _check_tags(add)
     new = sorted((set(tags or []) | set(add)) - set(remove))
     zk.write({("domain.tags", uuid): new}, expect={("domain.tags", uuid): version})
-    return {"name": vm, "tags": new}
+    return {"name": name, "uuid": uuid, "tags": new}
 
 
 def _check_tags(tags: list[str]) -> None:
@@ -377,7 +472,7 @@ def undefine(zk: ZKHandler, vm: str, force: bool = False) -> dict[str, Any]:
     zk.write(
         {}, delete=[("domain", uuid), ("name.domain", name)], expect={("domain", uuid): version}
     )
-    return {"message": f"VM '{name}' removed"}
+    return _answer(uuid, name, f"VM '{name}' removed")
 
 
 def _is_running(record: dict[str, Any]) -> bool:
@@ -389,53 +484,95 @@ def _is_running(record: dict[str, Any]) -> bool:
 
 
 def _set_state(
-    zk: ZKHandler, vm: str, state: str, allowed_from: tuple[str, ...] | None = None, **extra: Any
-) -> None:
-    """Writes a new state (and extra keys), guarded by the state read and `allowed_from`."""
-    uuid = find(zk, vm)
+    zk: ZKHandler,
+    vm: str,
+    state: str,
+    allowed_from: tuple[str, ...] | None = None,
+    noop_from: tuple[str, ...] | None = None,
+    **extra: Any,
+) -> tuple[str, str, str | None]:
+    """Writes a new state (and extra keys), guarded by the state read and `allowed_from`.
+
+    A VM in one of `noop_from` (default: `state` itself) is left alone. Returns (uuid, name,
+    the state it was left in, or None when the new state was written).
+    """
+    uuid, name = _identify(zk, vm)
     current, version = zk.read_versioned(("domain.state", uuid))
+    if current in (noop_from or (state,)):
+        return uuid, name, current
     if allowed_from is not None and current not in allowed_from:
-        raise Conflict(f"VM '{vm}' is {current}; cannot {state} it now")
+        raise Conflict(f"VM '{name}' is in state {current}; cannot {state} it now")
     values = {("domain.state", uuid): state, **{(k, uuid): v for k, v in extra.items()}}
     zk.write(values, expect={("domain.state", uuid): version})
+    return uuid, name, None
+
+
+def _already(uuid: str, name: str, state: str, off: bool = False) -> dict[str, Any]:
+    """The no-op answer for a VM already where a verb would take it (`off`: off was asked)."""
+    note = " (and so off)" if off and state == "disable" else ""
+    return _answer(uuid, name, f"VM '{name}' is already {ALREADY[state]}{note}; nothing changed")
 
 
 def start(zk: ZKHandler, policy: Policy, vm: str, force: bool = False) -> dict[str, Any]:
+    """Starts a VM on its node, if that node can take it (memory over-commit included); a
+    disabled VM only with `force`."""
     record = info(zk, vm)
+    uuid, name = record["uuid"], record["name"]
     if record["state"] == "disable" and not force:
-        raise Conflict(f"VM '{vm}' is disabled; use force to start it anyway")
+        raise Conflict(f"VM '{name}' is disabled; use force to start it anyway")
     if record["state"] in ("start", "restart", "migrate"):
-        return {"message": f"VM '{vm}' is already {record['state']}"}
+        return _already(uuid, name, record["state"])
     node = node_loads(zk).get(record["node"])
     if node is None or not node.usable:
         why = "does not exist" if node is None else f"is {node.daemon_state}/{node.domain_state}"
         raise InvalidInput(
-            f"VM '{vm}' belongs on node {record['node']}, which {why}; move it to another node"
+            f"VM '{name}' belongs on node {record['node']}, which {why}; move it to another node"
         )
     _check_memory(zk, policy, record["node"], record["memory"])
     allowed = ("stop", "fail", "disable") if force else ("stop", "fail")
-    _set_state(zk, vm, "start", allowed, **{"domain.failed_reason": ""})
-    return {"message": f"VM '{vm}' starting on {record['node']}"}
+    noop = ("start", "restart", "migrate")
+    _, _, already = _set_state(zk, uuid, "start", allowed, noop, **{"domain.failed_reason": ""})
+    if already:  # started meanwhile
+        return _already(uuid, name, already)
+    return _answer(uuid, name, f"VM '{name}' starting on {record['node']}")
 
 
 def restart(zk: ZKHandler, vm: str) -> dict[str, Any]:
-    _set_state(zk, vm, "restart", ("start",))
-    return {"message": f"VM '{vm}' restarting"}
+    """Restarts a running VM."""
+    uuid, name, already = _set_state(zk, vm, "restart", ("start",))
+    if already:
+        return _already(uuid, name, already)
+    return _answer(uuid, name, f"VM '{name}' restarting")
+
+
+# A VM off (stopped, or disabled: it stays disabled) needs no stop or shutdown.
+OFF = ("stop", "disable")
 
 
 def shutdown(zk: ZKHandler, vm: str, force: bool = False) -> dict[str, Any]:
-    _set_state(zk, vm, "shutdown", ("start", "restart"), **{"domain.shutdown_force": force})
-    return {"message": f"VM '{vm}' shutting down"}
+    """Shuts a running VM down gracefully (`force`: then off if it does not stop in time)."""
+    extra = {"domain.shutdown_force": force}
+    noop = (*OFF, "shutdown")
+    uuid, name, already = _set_state(zk, vm, "shutdown", ("start", "restart"), noop, **extra)
+    if already:
+        return _already(uuid, name, already, off=True)
+    return _answer(uuid, name, f"VM '{name}' shutting down")
 
 
 def stop(zk: ZKHandler, vm: str) -> dict[str, Any]:
-    _set_state(zk, vm, "stop")
-    return {"message": f"VM '{vm}' stopping (forced off)"}
+    """Turns a VM off at once."""
+    uuid, name, already = _set_state(zk, vm, "stop", None, OFF)
+    if already:
+        return _already(uuid, name, already, off=True)
+    return _answer(uuid, name, f"VM '{name}' stopping (forced off)")
 
 
 def disable(zk: ZKHandler, vm: str) -> dict[str, Any]:
-    _set_state(zk, vm, "disable")
-    return {"message": f"VM '{vm}' disabled (stopped and kept off)"}
+    """Turns a VM off and keeps it off (autostart and recovery leave it alone)."""
+    uuid, name, already = _set_state(zk, vm, "disable")
+    if already:
+        return _already(uuid, name, already)
+    return _answer(uuid, name, f"VM '{name}' disabled (stopped and kept off)")
 
 
 def migrate(
@@ -451,9 +588,10 @@ def move(zk: ZKHandler, policy: Policy, vm: str, node: str | None) -> dict[str, 
 
 
 def unmigrate(zk: ZKHandler, policy: Policy, vm: str) -> dict[str, Any]:
+    """Moves a migrated VM back to its `lastnode`."""
     record = info(zk, vm)
     if not record["lastnode"]:
-        raise InvalidInput(f"VM '{vm}' is not migrated (no lastnode)")
+        raise InvalidInput(f"VM '{record['name']}' is not migrated (no lastnode)")
     return _relocate(zk, policy, vm, record["lastnode"], permanent=True, home=True)
 
 
@@ -469,19 +607,20 @@ def _relocate(
 ) -> dict[str, Any]:
     uuid = find(zk, vm)
     record = _record(zk, uuid, vm)
+    name = record["name"]
     current, node_version = zk.read_versioned(("domain.node", uuid))
     if record["state"] == "shutdown":
-        raise Conflict(f"VM '{vm}' is shutting down; move it once it is stopped")
+        raise Conflict(f"VM '{name}' is shutting down; move it once it is stopped")
     if record["lastnode"] and not permanent and not force:
         raise Conflict(
-            f"VM '{vm}' is already migrated (from {record['lastnode']}); "
+            f"VM '{name}' is already migrated (from {record['lastnode']}); "
             "use force to migrate it again, or unmigrate"
         )
     target = _target(zk, policy, record, node, exclude=(current,))
     state, version = zk.read_versioned(("domain.state", uuid))
     running = state in ("start", "restart", "migrate")
     if running and record["migration_method"] == "none":
-        raise InvalidInput(f"VM '{vm}' has migration method none: shut it down to move it")
+        raise InvalidInput(f"VM '{name}' has migration method none: shut it down to move it")
     if running:
         _check_memory(zk, policy, target, record["memory"])
     values: dict[Any, Any] = {("domain.node", uuid): target}
@@ -492,13 +631,19 @@ def _relocate(
     zk.write(values, expect={("domain.state", uuid): version, ("domain.node", uuid): node_version})
     verb = "returning" if home else ("moving" if permanent else "migrating")
     how = "" if running else " (it is not running: only its assignment changes)"
-    return {"message": f"VM '{vm}' {verb} from {current} to {target}{how}", "node": target}
+    return _answer(uuid, name, f"VM '{name}' {verb} from {current} to {target}{how}", node=target)
 
 
-def wait_for(zk: ZKHandler, vm: str, states: tuple[str, ...], timeout: float) -> dict[str, Any]:
+def wait_for(
+    zk: ZKHandler, vm: str, states: tuple[str, ...], timeout: float, goal: str | None = None
+) -> dict[str, Any]:
     """Polls until the VM is in one of `states` AND its node reports it so (running where it
     should run for start; not running for stop/disable); returns the record. Also returns
-    when it failed: state fail, or back to start with a reason (a shutdown that timed out)."""
+    when it failed: state fail, or back to start with a reason (a shutdown that timed out).
+
+    Raises StillGoing, with the current record, if `timeout` seconds pass first; `goal` (by
+    default the states) says in its message where the VM was going.
+    """
     deadline = time.monotonic() + timeout
     while True:
         record = info(zk, vm)
@@ -514,5 +659,17 @@ def wait_for(zk: ZKHandler, vm: str, states: tuple[str, ...], timeout: float) ->
         if record["state"] == "fail" or gave_up:
             return record
         if time.monotonic() > deadline:
-            raise Conflict(f"VM '{vm}' did not reach {'/'.join(states)} within {timeout:g} s")
+            raise StillGoing(
+                f"VM '{record['name']}' is still on its way to {goal or '/'.join(states)} after "
+                f"{timeout:g} s (now: {progress(record)})",
+                record,
+            )
         time.sleep(0.1)
+
+
+def progress(record: dict[str, Any]) -> str:
+    """Where a VM is now, in words: its state and what its node reports."""
+    observed = record["observed"]
+    if not observed:
+        return f"state {record['state']}, no node reports it yet"
+    return f"state {record['state']}, {observed.get('node')} reports it {observed.get('state')}"

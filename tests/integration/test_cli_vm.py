@@ -118,7 +118,6 @@ def test_list_json_and_pretty(pvc, vm1, zk, api_server):
     assert call(api_server, "GET", "/vm") == (200, listed)
     assert json.loads(ok(pvc("vm", "list", "-f", "json-pretty"))) == listed
     assert names(pvc, "--node", "node2") == ["db1"]
-    assert names(pvc, "^v") == ["vm1"]
     assert names(pvc, "*1") == ["db1", "vm1"]
     reason = "the guest did not shut down within 180 s; it still runs"
     zk.write({("domain.state", UUID1): "start", ("domain.failed_reason", UUID1): reason})
@@ -150,8 +149,39 @@ def test_info_json_and_pretty(pvc, vm1):
     assert pretty["last node"] == "-" and pretty["autostart"] == "no"
 
 
-def test_dump_prints_the_xml(pvc, vm1):
+def test_list_matches_a_glob_or_with_regex_a_regex(pvc, vm1, api_server):
+    for name in ("db1", "web.1", "webx1"):
+        ok(pvc("vm", "define", "-", input=domain_xml(name)))
+    assert names(pvc, "web.1") == ["web.1"]  # a glob: '.' is a dot
+    assert names(pvc, "v*") == ["vm1"]
+    assert names(pvc, "m1") == []  # the whole name
+    assert names(pvc, "^v") == []
+    assert names(pvc, "^v", "--regex") == ["vm1"]
+    assert names(pvc, "web.1", "--regex") == ["web.1", "webx1"]
+    assert names(pvc, "--regex", "m1") == ["vm1"]
+    assert fails(pvc("vm", "list", "web(", "--regex")) == (
+        "pvc: invalid regular expression 'web(': missing ), unterminated subpattern at position 3"
+    )
+    assert fails(pvc("vm", "list", "--regex"), code=2) == (
+        "pvc: --regex needs a <match> pattern; see 'pvc vm --help'"
+    )
+    line = fails(pvc("vm", "stop", "vm1", "--timeout", "5"), code=2)
+    assert line == "pvc: --timeout applies only with --wait; see 'pvc vm --help'"
+    line = fails(pvc("vm", "stop", "vm1", "-w", "--timeout", "-1"), code=2)
+    assert line == "pvc: --timeout must be a positive number of seconds, not '-1'"
+    assert call(api_server, "GET", "/vm?match=%5Ev&regex=true")[1][0]["name"] == "vm1"
+    status, reply = call(api_server, "GET", "/vm?regex=true")
+    assert status == 400 and reply["message"] == "regex applies only to a name pattern (match)"
+    status, reply = call(api_server, "GET", "/vm?match=*&regex=true")
+    assert status == 400 and reply["message"].startswith("invalid regular expression '*': ")
+
+
+def test_dump_prints_the_xml(pvc, vm1, api_server):
     assert ok(pvc("vm", "dump", "vm1")) == vm1.read_text() + "\n"
+    assert ok(pvc("vm", "dump", UUID1)) == vm1.read_text() + "\n"
+    answer = {"name": "vm1", "uuid": UUID1, "xml": vm1.read_text()}
+    assert call(api_server, "GET", f"/vm/{UUID1}/xml") == (200, answer)
+    assert call(api_server, "GET", "/vm/vm1/xml") == (200, answer)
 
 
 # --- changes ---------------------------------------------------------------------------------
@@ -164,12 +194,32 @@ def test_start_stop_and_other_state_messages(pvc, vm1, zk):
     zk.write({("domain.state", UUID1): "start"})
     assert ok(pvc("vm", "shutdown", "vm1", "--force")).strip() == "VM 'vm1' shutting down"
     assert zk.read(("domain.shutdown_force", UUID1)) is True
-    assert ok(pvc("vm", "stop", UUID1)).strip() == f"VM '{UUID1}' stopping (forced off)"
+    assert ok(pvc("vm", "stop", UUID1)).strip() == "VM 'vm1' stopping (forced off)"
     assert ok(pvc("vm", "disable", "vm1")).strip().startswith("VM 'vm1' disabled")
     line = fails(pvc("vm", "start", "vm1"))
     assert line == "pvc: VM 'vm1' is disabled; use force to start it anyway"
     assert ok(pvc("vm", "start", "vm1", "--force")).strip() == "VM 'vm1' starting on node1"
     assert fails(pvc("vm", "shutdown", "ghost")) == "pvc: VM 'ghost' does not exist"
+
+
+def test_a_disabled_vm_stays_disabled(pvc, vm1, zk, api_server):
+    """stop and shutdown of a VM already off change nothing and say so (200, as a start of a
+    running VM does); a disabled VM is not turned into a stopped one."""
+    ok(pvc("vm", "disable", "vm1"))
+    for verb in ("stop", "shutdown"):
+        line = ok(pvc("vm", verb, UUID1, "--wait")).splitlines()[0]
+        assert line == "VM 'vm1' is already disabled (and so off); nothing changed"
+        assert zk.read(("domain.state", UUID1)) == "disable"
+    line = ok(pvc("vm", "disable", "vm1")).strip()
+    assert line == "VM 'vm1' is already disabled; nothing changed"
+    status, reply = call(api_server, "POST", "/vm/vm1/state", {"state": "stop"})
+    assert status == 200 and reply["message"].startswith("VM 'vm1' is already disabled")
+    assert (reply["name"], reply["uuid"]) == ("vm1", UUID1)
+    ok(pvc("vm", "start", "vm1", "--force"))
+    assert ok(pvc("vm", "start", "vm1")).strip() == "VM 'vm1' is already running; nothing changed"
+    ok(pvc("vm", "stop", "vm1"))
+    assert ok(pvc("vm", "stop", "vm1")).strip() == "VM 'vm1' is already stopped; nothing changed"
+    assert zk.read(("domain.state", UUID1)) == "stop"
 
 
 def test_migrate_unmigrate_and_move(pvc, vm1, zk):
@@ -183,6 +233,8 @@ def test_migrate_unmigrate_and_move(pvc, vm1, zk):
     assert ok(pvc("vm", "move", "vm1", "node2")).strip() == "VM 'vm1' moving from node1 to node2"
     assert (record(pvc)["node"], record(pvc)["lastnode"]) == ("node2", "")
     assert fails(pvc("vm", "move", "vm1", "node2")) == "pvc: the VM is already on node node2"
+    line = ok(pvc("vm", "move", UUID1, "node1")).strip()
+    assert line == "VM 'vm1' moving from node2 to node1"
 
 
 def test_modify_meta_rename_and_tags(pvc, vm1, zk, tmp_path):
@@ -192,6 +244,12 @@ def test_modify_meta_rename_and_tags(pvc, vm1, zk, tmp_path):
     assert record(pvc)["memory"] == 512
     line = fails(pvc("vm", "modify", "vm1", "-", input=domain_xml("vm1")))
     assert line.startswith("pvc: the new XML has UUID ")
+    line = fails(pvc("vm", "modify", UUID1, "-", input=domain_xml("web1", UUID1)))
+    assert line == (
+        "pvc: the XML names the VM 'web1', not 'vm1': modify keeps the name; use rename (on a "
+        "stopped VM) to change it"
+    )
+    assert zk.read(("name.domain", "web1")) is None and record(pvc)["name"] == "vm1"
     assert ok(pvc("vm", "meta", "vm1", "--limit", "node1", "--no-autostart", "--method", "none"))
     meta = dict(line.split(":", 1) for line in ok(pvc("vm", "meta", "vm1")).splitlines())
     assert [value.strip() for value in meta.values()] == ["vm1", "node1", "cluster default",
@@ -201,6 +259,18 @@ def test_modify_meta_rename_and_tags(pvc, vm1, zk, tmp_path):
     assert (info["node_limit"], info["node_autostart"], info["node_selector"]) == (
         [], True, "load"
     )  # fmt: skip
+    line = ok(pvc("vm", "meta", UUID1, "--selector", "default")).strip()
+    assert line == "VM 'vm1' metadata updated"
+    assert record(pvc)["node_selector"] is None
+    meta = dict(line.split(":", 1) for line in ok(pvc("vm", "meta", "vm1")).splitlines())
+    assert meta["node selector"].strip() == "cluster default"
+    ok(pvc("vm", "meta", "vm1", "--selector", "vms"))
+    ok(pvc("vm", "meta", "vm1", "--selector", ""))
+    assert record(pvc)["node_selector"] is None
+    assert fails(pvc("vm", "meta", "vm1", "--selector", "random")) == (
+        "pvc: unknown node selector 'random' (use mem, memprov, load, vcpus, vms, or default "
+        "for the cluster's vm.default_selector)"
+    )
     assert ok(pvc("vm", "rename", "vm1", "web1")).strip() == "VM 'vm1' renamed to 'web1'"
     assert ok(pvc("vm", "tag", "web1")).strip() == "no tags"
     assert ok(pvc("vm", "tag", "web1", "--add", "b", "--add", "a")).strip() == "a, b"
@@ -211,6 +281,21 @@ def test_modify_meta_rename_and_tags(pvc, vm1, zk, tmp_path):
     )
     zk.write({("domain.state", UUID1): "start"})
     assert fails(pvc("vm", "rename", "web1", "web2")).startswith("pvc: VM 'web1' must be stopped")
+
+
+def test_modify_with_restart_checks_memory_as_start_does(pvc, vm1, zk):
+    ok(pvc("vm", "start", "vm1"))
+    before = record(pvc)
+    line = fails(pvc("vm", "modify", "vm1", "-", "--restart",
+                     input=domain_xml("vm1", UUID1, memory=8192)))  # fmt: skip
+    assert line == (
+        "pvc: refused: node node1 would have 8192 MiB allocated to VMs, more than its "
+        "4096 MiB x 1 = 4096 MiB"
+    )
+    assert record(pvc) == before
+    answer = pvc("vm", "modify", "vm1", "-", "--restart", input=domain_xml("vm1", UUID1, 4096))
+    assert ok(answer).strip() == "VM 'vm1' modified, restarting it"
+    assert (record(pvc)["memory"], record(pvc)["state"]) == (4096, "restart")
 
 
 def test_undefine_and_remove(pvc, vm1, zk):
@@ -231,8 +316,10 @@ def test_undefine_and_remove(pvc, vm1, zk):
 # --- console log -----------------------------------------------------------------------------
 
 
-def test_log(pvc, vm1, zk):
+def test_log(pvc, vm1, zk, api_server):
     assert ok(pvc("vm", "log", "vm1")) == ""
+    reply = call(api_server, "GET", f"/vm/{UUID1}/console")[1]
+    assert reply == {"name": "vm1", "uuid": UUID1, "lines": []}
     zk.write({("domain.console_log", UUID1): "boot\nlogin: \nroot\n"})
     assert ok(pvc("vm", "log", "vm1", "-l", "2")) == "login: \nroot\n"
     assert fails(pvc("vm", "log", "vm1", "--lines", "0")) == "pvc: lines must be 1 or more"
@@ -340,11 +427,52 @@ def test_wait_times_out(api_server, pvc, vm1, zk, capsys):
     zk.write({("domain.state", UUID1): "start"})
     connection = Connection("test", "127.0.0.1", api_server.port, api_key=api_server.key)
     api = client.ApiClient(connection)
+    deadline = time.monotonic() + 10
+    while api.get(f"/vm/{UUID1}")["state"] != "start":  # the API's mirror follows the write
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     started = time.monotonic()
-    with pytest.raises(PvcError, match=r"vm1 did not start on node1 within 1 s; see 'pvc vm info"):
-        vm_cli.wait(api, "vm1", "start", timeout=1.0)
+    message = (
+        r"vm1 is still on its way to start on node1 after 1 s \(now: state start, no node "
+        r"reports it yet\); see 'pvc vm info vm1'"
+    )
+    with pytest.raises(PvcError, match=message):
+        vm_cli.wait(api, UUID1, "start", timeout=1.0)
     assert time.monotonic() - started < 5
     assert capsys.readouterr().out == "waiting for vm1 to start on node1...\n"
+
+
+def test_a_wait_that_runs_out_says_the_vm_is_still_on_its_way(pvc, vm1, zk, api_server):
+    """CLI: exit 1 with one line saying where the VM is now; API: 202 with the record."""
+    result = pvc("vm", "start", "vm1", "--wait", "--timeout", "1")
+    assert fails(result) == (
+        "pvc: vm1 is still on its way to start on node1 after 1 s (now: state start, no node "
+        "reports it yet); see 'pvc vm info vm1'"
+    )
+    assert result.stdout.splitlines() == [
+        "VM 'vm1' starting on node1", "waiting for vm1 to start on node1..."
+    ]  # fmt: skip
+    observe(zk, "shutoff")
+    result = pvc("vm", "restart", UUID1, "-w", "--timeout", "0.5")
+    assert fails(result) == (
+        "pvc: vm1 is still on its way to restart on node1 after 0.5 s (now: state restart, "
+        "node1 reports it shutoff); see 'pvc vm info vm1'"
+    )
+    zk.write({("domain.state", UUID1): "start"})
+    params = {"state": "start", "wait": True, "timeout": 0.5}
+    status, reply = call(api_server, "POST", f"/vm/{UUID1}/state", params)
+    assert status == 202
+    assert reply == record(pvc) | {
+        "message": "VM 'vm1' is still on its way to start after 0.5 s (now: state start, node1 "
+        "reports it shutoff)"
+    }  # fmt: skip
+    params = {"action": "migrate", "wait": True, "timeout": 0.5}
+    status, reply = call(api_server, "POST", "/vm/vm1/node", params)
+    assert status == 202 and (reply["state"], reply["node"]) == ("migrate", "node2")
+    assert reply["message"] == (
+        "VM 'vm1' is still on its way to move to node2 after 0.5 s (now: state migrate, node1 "
+        "reports it shutoff)"
+    )
 
 
 def test_wait_rides_out_an_api_that_does_not_answer(monkeypatch, capsys):
@@ -385,6 +513,10 @@ def test_wait_rides_out_an_api_that_does_not_answer(monkeypatch, capsys):
         ("vm", "list", "-f", "xml"),
         ("vm", "info", "vm1", "--format"),
         ("vm", "log", "vm1", "-l", "many"),
+        ("vm", "list", "--regex"),
+        ("vm", "start", "vm1", "--timeout", "5"),
+        ("vm", "start", "vm1", "--wait", "--timeout", "0"),
+        ("vm", "stop", "vm1", "--wait", "--timeout", "soon"),
     ],
 )
 def test_bad_usage_exits_2(run_pvc, args):
@@ -412,6 +544,18 @@ def test_help_prints_usage(run_pvc):
         ("POST", "/vm/vm1/node", {"action": "move", "force": True},
          "'force' applies only to action migrate"),
         ("POST", "/vm/vm1/meta", {}, "nothing to change"),
+        ("POST", "/vm/vm1/meta", {"selector": "none"}, "unknown node selector 'none'"),
+        ("POST", "/vm/vm1/state", {"state": "stop", "timeout": 5},
+         "'timeout' applies only with wait"),
+        ("POST", "/vm/vm1/state", {"state": "stop", "wait": True, "timeout": 0},
+         "'timeout' must be more than 0 and at most 3600"),
+        ("POST", "/vm/vm1/node", {"action": "move", "wait": True, "timeout": 3601},
+         "'timeout' must be more than 0 and at most 3600"),
+        ("POST", "/vm/vm1/state", {"state": "stop", "wait": True, "timeout": "soon"},
+         "'timeout' must be a number"),
+        ("GET", "/vm?match=web(&regex=yes", None, "invalid regular expression 'web('"),
+        ("PUT", "/vm/vm1", {"xml": domain_xml("vm1", UUID1), "colour": "red"},
+         "unknown parameter 'colour'"),
         ("GET", "/vm/vm1/console?lines=all", None, "'lines' must be a number"),
     ],
 )  # fmt: skip
@@ -423,7 +567,8 @@ def test_bad_requests_are_400(pvc, vm1, api_server, zk, method, path, body, mess
 
 
 def test_small_endpoints(pvc, vm1, api_server):
-    assert call(api_server, "GET", "/vm/vm1/xml") == (200, {"name": "vm1", "xml": vm1.read_text()})
+    xml = {"name": "vm1", "uuid": UUID1, "xml": vm1.read_text()}
+    assert call(api_server, "GET", "/vm/vm1/xml") == (200, xml)
     assert call(api_server, "GET", f"/vm/{UUID1}/state")[1] == {
         "name": "vm1", "state": "stop", "failed_reason": None, "observed": None,
     }  # fmt: skip
@@ -431,6 +576,14 @@ def test_small_endpoints(pvc, vm1, api_server):
         "name": "vm1", "node": "node1", "lastnode": "", "observed": None,
     }  # fmt: skip
     assert call(api_server, "GET", "/vm/vm1/tags")[1] == {"name": "vm1", "tags": []}
+    reply = call(api_server, "POST", f"/vm/{UUID1}/tags", {"add": "a"})[1]
+    assert reply == {"name": "vm1", "uuid": UUID1, "tags": ["a"]}
+    reply = call(api_server, "POST", f"/vm/{UUID1}/meta", {"selector": "", "limit": ""})[1]
+    assert reply == {"message": "VM 'vm1' metadata updated", "name": "vm1", "uuid": UUID1}
+    reply = call(api_server, "PUT", f"/vm/{UUID1}", {"xml": vm1.read_text()})[1]
+    assert reply == {"message": "VM 'vm1' modified", "name": "vm1", "uuid": UUID1}
+    status, reply = call(api_server, "PUT", "/vm/vm1", {"xml": domain_xml("web1", UUID1)})
+    assert status == 409 and "use rename" in reply["message"]
     assert call(api_server, "GET", "/vm/ghost/meta")[0] == 404
     status, reply = call(api_server, "POST", "/vm", {"xml": domain_xml("vm2"), "tags": "a,,b"})
     assert status == 200 and record(pvc, "vm2")["tags"] == ["a", "b"]
@@ -452,7 +605,9 @@ def test_openapi_documents_the_vm_endpoints(api_server):
     for tail in ("/meta", "/state", "/node", "/tags"):
         assert set(paths["/vm/{vm}" + tail]) == {"get", "post"}
     assert {"/vm/{vm}/xml", "/vm/{vm}/rename", "/vm/{vm}/console"} <= set(paths)
-    assert {"400", "404", "409"} <= set(paths["/vm/{vm}/state"]["post"]["responses"])
+    assert {"202", "400", "404", "409"} <= set(paths["/vm/{vm}/state"]["post"]["responses"])
+    assert "202" in paths["/vm/{vm}/node"]["post"]["responses"]
+    assert [p["name"] for p in paths["/vm"]["get"]["parameters"]][-2:] == ["match", "regex"]
 
 
 def test_an_unknown_uuid_is_not_found(pvc):

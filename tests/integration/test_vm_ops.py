@@ -80,7 +80,9 @@ def test_define_writes_a_stopped_vm(nodes):
     uuid = str(uuid_module.uuid4())
     xml = domain_xml("vm1", uuid, memory=512, vcpus=2)
     answer = vm.define(nodes, POLICY, xml, autostart=True, tags=["web", "prod", "web"])
-    assert answer == {"message": "VM 'vm1' defined on node1", "uuid": uuid, "node": "node1"}
+    assert answer == {
+        "message": "VM 'vm1' defined on node1", "name": "vm1", "uuid": uuid, "node": "node1",
+    }  # fmt: skip
     record = vm.info(nodes, "vm1")
     assert record == {
         "name": "vm1", "uuid": uuid, "state": "stop", "node": "node1", "lastnode": "",
@@ -88,7 +90,8 @@ def test_define_writes_a_stopped_vm(nodes):
         "migration_method": "live", "memory": 512, "vcpus": 2, "tags": ["prod", "web"],
         "failed_reason": None, "observed": None,
     }  # fmt: skip
-    assert vm.dump(nodes, "vm1") == xml
+    assert vm.dump(nodes, "vm1") == {"name": "vm1", "uuid": uuid, "xml": xml}
+    assert vm.dump(nodes, uuid) == vm.dump(nodes, "vm1")
     assert vm.info(nodes, uuid) == record
     assert vm.info(nodes, uuid.upper()) == record
     assert nodes.read(("name.domain", "vm1")) == uuid
@@ -218,14 +221,13 @@ def test_nodes_not_ready_are_skipped(nodes):
 
 
 def test_start_and_the_other_state_changes(nodes):
-    define(nodes, "vm1")
-    assert vm.start(nodes, POLICY, "vm1") == {"message": "VM 'vm1' starting on node1"}
+    uuid = define(nodes, "vm1")
+    vm1 = {"name": "vm1", "uuid": uuid}
+    assert vm.start(nodes, POLICY, "vm1") == vm1 | {"message": "VM 'vm1' starting on node1"}
     assert vm.info(nodes, "vm1")["state"] == "start"
-    assert vm.start(nodes, POLICY, "vm1") == {"message": "VM 'vm1' is already start"}
-    assert vm.restart(nodes, "vm1") == {"message": "VM 'vm1' restarting"}
+    assert vm.restart(nodes, "vm1") == vm1 | {"message": "VM 'vm1' restarting"}
     set_state(nodes, "vm1", "start")
-    assert vm.shutdown(nodes, "vm1", force=True) == {"message": "VM 'vm1' shutting down"}
-    uuid = vm.find(nodes, "vm1")
+    assert vm.shutdown(nodes, "vm1", force=True) == vm1 | {"message": "VM 'vm1' shutting down"}
     assert nodes.read(("domain.shutdown_force", uuid)) is True
     assert vm.stop(nodes, "vm1")["message"] == "VM 'vm1' stopping (forced off)"
     assert vm.disable(nodes, "vm1")["message"].startswith("VM 'vm1' disabled")
@@ -233,14 +235,53 @@ def test_start_and_the_other_state_changes(nodes):
 
 
 @pytest.mark.parametrize(
+    "state, verb, message",
+    [
+        ("start", "start", "VM 'vm1' is already running; nothing changed"),
+        ("restart", "start", "VM 'vm1' is already restarting; nothing changed"),
+        ("migrate", "start", "VM 'vm1' is already migrating; nothing changed"),
+        ("stop", "stop", "VM 'vm1' is already stopped; nothing changed"),
+        ("stop", "shutdown", "VM 'vm1' is already stopped; nothing changed"),
+        ("disable", "stop", "VM 'vm1' is already disabled (and so off); nothing changed"),
+        ("disable", "shutdown", "VM 'vm1' is already disabled (and so off); nothing changed"),
+        ("disable", "disable", "VM 'vm1' is already disabled; nothing changed"),
+        ("shutdown", "shutdown", "VM 'vm1' is already shutting down; nothing changed"),
+        ("restart", "restart", "VM 'vm1' is already restarting; nothing changed"),
+    ],
+)
+def test_a_vm_already_there_is_left_alone(nodes, state, verb, message):
+    """Asking for what already holds is a no-op answer (200), the same for every verb; a
+    disabled VM stays disabled (stop and shutdown do not turn it into a merely stopped one)."""
+    uuid = define(nodes, "vm1")
+    set_state(nodes, "vm1", state)
+    before = snapshot(nodes)
+    verbs = {"start": lambda: vm.start(nodes, POLICY, uuid), "stop": lambda: vm.stop(nodes, uuid),
+             "shutdown": lambda: vm.shutdown(nodes, uuid, force=True),
+             "restart": lambda: vm.restart(nodes, uuid),
+             "disable": lambda: vm.disable(nodes, uuid)}  # fmt: skip
+    assert verbs[verb]() == {"name": "vm1", "uuid": uuid, "message": message}
+    assert snapshot(nodes) == before
+
+
+def test_stop_and_disable_from_the_other_states(nodes):
+    define(nodes, "vm1")
+    for state in ("start", "restart", "shutdown", "migrate", "fail"):
+        set_state(nodes, "vm1", state)
+        assert vm.stop(nodes, "vm1")["message"] == "VM 'vm1' stopping (forced off)"
+        assert vm.info(nodes, "vm1")["state"] == "stop"
+    vm.disable(nodes, "vm1")  # a stopped VM becomes disabled: kept off on purpose
+    assert vm.info(nodes, "vm1")["state"] == "disable"
+
+
+@pytest.mark.parametrize(
     "verb, state",
-    [(vm.restart, "stop"), (vm.shutdown, "stop"), (vm.shutdown, "disable"), (vm.restart, "fail")],
+    [(vm.restart, "stop"), (vm.restart, "fail"), (vm.restart, "disable"), (vm.shutdown, "fail")],
 )
 def test_restart_and_shutdown_need_a_running_vm(nodes, verb, state):
-    define(nodes, "vm1")
+    uuid = define(nodes, "vm1")
     set_state(nodes, "vm1", state)
-    with pytest.raises(Conflict, match=f"VM 'vm1' is {state}; cannot"):
-        verb(nodes, "vm1")
+    with pytest.raises(Conflict, match=f"VM 'vm1' is in state {state}; cannot"):
+        verb(nodes, uuid)  # the message names the VM, not the UUID it was given
     assert vm.info(nodes, "vm1")["state"] == state
 
 
@@ -248,7 +289,7 @@ def test_a_disabled_vm_starts_only_with_force(nodes):
     define(nodes, "vm1")
     vm.disable(nodes, "vm1")
     with pytest.raises(Conflict, match="VM 'vm1' is disabled; use force"):
-        vm.start(nodes, POLICY, "vm1")
+        vm.start(nodes, POLICY, vm.find(nodes, "vm1"))
     assert vm.info(nodes, "vm1")["state"] == "disable"
     vm.start(nodes, POLICY, "vm1", force=True)
     assert vm.info(nodes, "vm1")["state"] == "start"
@@ -281,10 +322,13 @@ def test_start_refuses_to_over_commit_memory(nodes):
 
 
 def test_migrate_unmigrate_and_move(nodes):
-    define(nodes, "vm1", node="node1")
+    uuid = define(nodes, "vm1", node="node1")
     set_state(nodes, "vm1", "start")
-    answer = vm.migrate(nodes, POLICY, "vm1", "node3")
-    assert answer == {"message": "VM 'vm1' migrating from node1 to node3", "node": "node3"}
+    answer = vm.migrate(nodes, POLICY, uuid, "node3")
+    assert answer == {
+        "message": "VM 'vm1' migrating from node1 to node3", "name": "vm1", "uuid": uuid,
+        "node": "node3",
+    }  # fmt: skip
     record = vm.info(nodes, "vm1")
     assert (record["node"], record["lastnode"], record["state"]) == ("node3", "node1", "migrate")
     set_state(nodes, "vm1", "start")  # the daemons finished the migration
@@ -359,9 +403,10 @@ def test_migrating_a_running_vm_checks_the_target_memory(nodes):
 def test_rename_a_stopped_vm(nodes):
     uuid = define(nodes, "vm1")
     define(nodes, "vm2")
-    assert vm.rename(nodes, "vm1", "web1") == {"message": "VM 'vm1' renamed to 'web1'"}
+    answer = vm.rename(nodes, uuid, "web1")
+    assert answer == {"message": "VM 'vm1' renamed to 'web1'", "name": "web1", "uuid": uuid}
     assert vm.info(nodes, "web1")["uuid"] == uuid
-    assert "<name>web1</name>" in vm.dump(nodes, uuid)
+    assert "<name>web1</name>" in vm.dump(nodes, uuid)["xml"]
     assert nodes.read(("name.domain", "vm1")) is None
     with pytest.raises(Conflict, match="a VM named 'vm2' already exists"):
         vm.rename(nodes, "web1", "vm2")
@@ -377,26 +422,52 @@ def test_rename_a_stopped_vm(nodes):
 def test_modify_replaces_the_xml(nodes):
     uuid = define(nodes, "vm1")
     xml = domain_xml("vm1", uuid, memory=1024, vcpus=4)
-    assert vm.modify(nodes, "vm1", xml, restart=True) == {"message": "VM 'vm1' modified"}
+    answer = vm.modify(nodes, POLICY, uuid, xml, restart=True)
+    assert answer == {"message": "VM 'vm1' modified", "name": "vm1", "uuid": uuid}
     record = vm.info(nodes, "vm1")
     assert (record["memory"], record["vcpus"], record["state"]) == (1024, 4, "stop")
-    assert vm.dump(nodes, "vm1") == xml
+    assert vm.dump(nodes, "vm1")["xml"] == xml
     set_state(nodes, "vm1", "start")
-    answer = vm.modify(nodes, "vm1", xml, restart=True)
-    assert answer == {"message": "VM 'vm1' modified, restarting it"}
+    answer = vm.modify(nodes, POLICY, "vm1", xml, restart=True)
+    assert answer["message"] == "VM 'vm1' modified, restarting it"
     assert vm.info(nodes, "vm1")["state"] == "restart"
 
 
-def test_modify_renames_through_the_xml(nodes):
+def test_modify_refuses_a_new_name(nodes):
+    """A rename hidden in a modify would bypass rename's rules (stopped VM, /names index):
+    modify keeps the name and says to use rename."""
     uuid = define(nodes, "vm1")
     define(nodes, "vm2")
-    vm.modify(nodes, "vm1", domain_xml("web1", uuid))
-    assert vm.info(nodes, "web1")["uuid"] == uuid
-    assert nodes.read(("name.domain", "vm1")) is None
+    for state in ("stop", "start"):
+        set_state(nodes, "vm1", state)
+        before = snapshot(nodes)
+        for name in ("web1", "vm2"):
+            with pytest.raises(Conflict, match=f"the XML names the VM '{name}', not 'vm1'.*rename"):
+                vm.modify(nodes, POLICY, uuid, domain_xml(name, uuid), restart=True)
+        assert snapshot(nodes) == before
+    assert vm.find(nodes, "vm1") == uuid and nodes.read(("name.domain", "web1")) is None
+
+
+def test_modify_with_restart_checks_memory_as_start_does(nodes):
+    add_hypervisor(nodes, "node1", mem_total=1024)
+    uuid = define(nodes, "vm1", memory=512, node="node1")
+    define(nodes, "vm2", memory=256, node="node1")
+    vm.start(nodes, POLICY, "vm1")
+    vm.start(nodes, POLICY, "vm2")
+    bigger = domain_xml("vm1", uuid, memory=1024)
     before = snapshot(nodes)
-    with pytest.raises(Conflict, match="a VM named 'vm2' already exists"):
-        vm.modify(nodes, "web1", domain_xml("vm2", uuid))
+    message = (
+        r"refused: node node1 would have 1280 MiB allocated to VMs, more than its "
+        r"1024 MiB x 1 = 1024 MiB"
+    )
+    with pytest.raises(Conflict, match=message):
+        vm.modify(nodes, POLICY, "vm1", bigger, restart=True)
     assert snapshot(nodes) == before
+    vm.modify(nodes, POLICY, "vm1", domain_xml("vm1", uuid, memory=768), restart=True)  # fits
+    assert vm.info(nodes, "vm1")["state"] == "restart"
+    set_state(nodes, "vm1", "start")
+    vm.modify(nodes, vm.Policy("mem", 2.0), "vm1", bigger, restart=True)
+    assert vm.info(nodes, "vm1")["memory"] == 1024
 
 
 def test_modify_keeps_the_uuid(nodes):
@@ -404,31 +475,47 @@ def test_modify_keeps_the_uuid(nodes):
     other = str(uuid_module.uuid4())
     before = snapshot(nodes)
     with pytest.raises(InvalidInput, match=f"the new XML has UUID {other}, not the VM's {uuid}"):
-        vm.modify(nodes, "vm1", domain_xml("vm1", other))
+        vm.modify(nodes, POLICY, "vm1", domain_xml("vm1", other))
     with pytest.raises(InvalidInput, match="does not parse"):
-        vm.modify(nodes, "vm1", "<domain>")
+        vm.modify(nodes, POLICY, "vm1", "<domain>")
     assert snapshot(nodes) == before
 
 
 def test_meta(nodes):
-    define(nodes, "vm1")
+    uuid = define(nodes, "vm1")
     with pytest.raises(InvalidInput, match="nothing to change"):
         vm.set_meta(nodes, "vm1")
-    vm.set_meta(nodes, "vm1", limit=["node1"], selector="load", autostart=True,
-                migration_method="none")  # fmt: skip
+    answer = vm.set_meta(nodes, uuid, limit=["node1"], selector="load", autostart=True,
+                         migration_method="none")  # fmt: skip
+    assert answer == {"message": "VM 'vm1' metadata updated", "name": "vm1", "uuid": uuid}
     record = vm.info(nodes, "vm1")
     assert (record["node_limit"], record["node_selector"]) == (["node1"], "load")
     assert (record["node_autostart"], record["migration_method"]) == (True, "none")
     vm.set_meta(nodes, "vm1", limit=[], autostart=False)
     record = vm.info(nodes, "vm1")
     assert (record["node_limit"], record["node_autostart"]) == ([], False)
-    with pytest.raises(InvalidInput, match="unknown node selector"):
+    with pytest.raises(InvalidInput, match="unknown node selector 'random'.*or default"):
         vm.set_meta(nodes, "vm1", selector="random")
 
 
+@pytest.mark.parametrize("default", ["default", ""])
+def test_the_selector_goes_back_to_the_cluster_default(nodes, default):
+    """'default' (or empty) clears the VM's selector: the cluster's vm.default_selector then
+    applies, as for a VM defined without one."""
+    define(nodes, "vm1", selector="vms")
+    vm.set_meta(nodes, "vm1", selector=default)
+    assert vm.info(nodes, "vm1")["node_selector"] is None
+    define(nodes, "vm2", selector=default, policy=vm.Policy("memprov"))
+    assert vm.info(nodes, "vm2")["node_selector"] is None
+    set_state(nodes, "vm1", "start")
+    vm.migrate(nodes, vm.Policy("load"), "vm1", None)
+    assert vm.info(nodes, "vm1")["node"] == "node2"  # equal loads; "vms" would pick node3
+
+
 def test_tags(nodes):
-    define(nodes, "vm1", tags=["a"])
-    assert vm.set_tags(nodes, "vm1", ["c", "b"], ["a"]) == {"name": "vm1", "tags": ["b", "c"]}
+    uuid = define(nodes, "vm1", tags=["a"])
+    answer = vm.set_tags(nodes, uuid, ["c", "b"], ["a"])
+    assert answer == {"name": "vm1", "uuid": uuid, "tags": ["b", "c"]}
     assert vm.set_tags(nodes, "vm1", [], ["b", "x"])["tags"] == ["c"]
     with pytest.raises(InvalidInput, match="invalid tag 'a b'"):
         vm.set_tags(nodes, "vm1", ["a b"], [])
@@ -447,18 +534,40 @@ def test_list_filters(nodes):
     assert names(node="node1") == ["db1", "web1"]
     assert names(state="start") == ["web2"]
     assert names(state="stop", node="node1") == ["db1", "web1"]
-    assert names(pattern="web?") == ["web1", "web2"]  # a glob matches the whole name
-    assert names(pattern="web[12]*") == ["web1", "web10", "web2"]
-    assert names(pattern="1$") == ["db1", "web1"]  # a regex is searched in the name
-    assert names(pattern="eb") == ["web1", "web10", "web2"]
     assert names(node="ghost") == []
-    with pytest.raises(InvalidInput, match="invalid name pattern"):
-        names(pattern="web(")
+
+
+def test_a_name_pattern_is_a_glob_unless_regex_is_asked_for(nodes):
+    """One rule: a shell glob matched against the whole name ('.' and every other character
+    but * ? [ are literal); with regex, a regular expression searched in the name."""
+    for name in ("web1", "web2", "db1", "web10", "web.1", "webx1"):
+        define(nodes, name)
+
+    def names(match, regex=False, **filters):
+        return [r["name"] for r in vm.list_matching(nodes, match=match, regex=regex, **filters)]
+
+    assert names("web?") == ["web1", "web2"]
+    assert names("web[12]*") == ["web1", "web10", "web2"]
+    assert names("web.1") == ["web.1"]  # not webx1: '.' is a dot
+    assert names("web[.]1") == ["web.1"]
+    assert names("web[!.]1") == ["webx1"]
+    assert names("eb") == [] and names("1$") == []  # a glob matches the whole name
+    assert names("web1") == ["web1"]
+    assert names("web1", node="node2") == []
+    assert names("1$", regex=True) == ["db1", "web.1", "web1", "webx1"]
+    assert names("eb", regex=True) == ["web.1", "web1", "web10", "web2", "webx1"]
+    assert names(r"^web\.", regex=True) == ["web.1"]
+    assert names(None) == names(None, regex=False) == [r["name"] for r in vm.list_vms(nodes)]
+    for bad in ("web(", "[a", "*"):
+        with pytest.raises(InvalidInput, match="invalid regular expression '.*': "):
+            names(bad, regex=True)
+    with pytest.raises(InvalidInput, match="regex applies only to a name pattern"):
+        names(None, regex=True)
 
 
 def test_console_log(nodes):
     uuid = define(nodes, "vm1")
-    assert vm.console_log(nodes, "vm1", 10) == {"name": "vm1", "lines": []}
+    assert vm.console_log(nodes, uuid, 10) == {"name": "vm1", "uuid": uuid, "lines": []}
     nodes.write({("domain.console_log", uuid): "one\ntwo\nthree\n"})
     assert vm.console_log(nodes, "vm1", 2)["lines"] == ["two", "three"]
     with pytest.raises(InvalidInput, match="lines must be 1 or more"):
@@ -473,9 +582,10 @@ def test_undefine(nodes):
     with pytest.raises(Conflict, match="VM 'vm1' is running; stop it first or use force"):
         vm.undefine(nodes, "vm1")
     assert snapshot(nodes) == before
-    assert vm.undefine(nodes, "vm1", force=True) == {"message": "VM 'vm1' removed"}
+    answer = vm.undefine(nodes, uuid, force=True)
+    assert answer == {"message": "VM 'vm1' removed", "name": "vm1", "uuid": uuid}
     assert not any(uuid in path or path.endswith("/vm1") for path in snapshot(nodes))
-    assert vm.undefine(nodes, "vm2") == {"message": "VM 'vm2' removed"}
+    assert vm.undefine(nodes, "vm2")["message"] == "VM 'vm2' removed"
     assert nodes.children("base.domains") == []
     assert [path for path in snapshot(nodes) if path.startswith("/names/domains/")] == []
 
@@ -521,13 +631,21 @@ def test_wait_for_returns_a_failure(nodes):
     assert (record["state"], record["failed_reason"]) == ("fail", "no such disk")
 
 
-def test_wait_for_times_out(nodes):
-    define(nodes, "vm1")
+def test_wait_for_times_out_with_the_record(nodes):
+    """A wait that ends before the VM got there is not a conflict: the verb was accepted and
+    the VM is still on its way (the API answers 202 with the record)."""
+    uuid = define(nodes, "vm1")
     vm.start(nodes, POLICY, "vm1")
     started = time.monotonic()
-    with pytest.raises(Conflict, match="VM 'vm1' did not reach start within 0.3 s"):
-        vm.wait_for(nodes, "vm1", ("start",), timeout=0.3)
+    with pytest.raises(vm.StillGoing) as raised:
+        vm.wait_for(nodes, uuid, ("start",), timeout=0.3)
     assert time.monotonic() - started < 2
+    assert raised.value.http_status == 202 and raised.value.exit_code == 1
+    assert raised.value.message == (
+        "VM 'vm1' is still on its way to start after 0.3 s (now: state start, no node "
+        "reports it yet)"
+    )
+    assert raised.value.record == vm.info(nodes, "vm1")
 
 
 def test_wait_for_a_stop_needs_the_node_to_report_it_off(nodes):
@@ -535,8 +653,9 @@ def test_wait_for_a_stop_needs_the_node_to_report_it_off(nodes):
     vm.start(nodes, POLICY, "vm1")
     nodes.write({("domain.observed", uuid): {"node": "node1", "state": "running"}})
     vm.stop(nodes, "vm1")
-    with pytest.raises(Conflict, match="did not reach"):
-        vm.wait_for(nodes, "vm1", ("stop", "disable"), timeout=0.3)
+    message = r"to stop after 0.3 s \(now: state stop, node1 reports it running\)"
+    with pytest.raises(vm.StillGoing, match=message):
+        vm.wait_for(nodes, "vm1", ("stop", "disable"), timeout=0.3, goal="stop")
 
 
 def test_starting_a_vm_whose_node_is_gone_says_so(nodes):

@@ -1,6 +1,11 @@
 """VM endpoints: define, change and remove VMs, their state, node, metadata, console and tags.
 
-`<vm>` is a VM's name or UUID. Lists of names (node limit, tags) are comma-separated.
+`<vm>` is a VM's name or UUID; answers name the VM by its `name` and `uuid`. Lists of names
+(node limit, tags) are comma-separated.
+
+A state change or move with `wait` answers 200 with the VM's record once it got there (or
+failed: see its state and failed_reason), or 202 Accepted with its record as it is now if the
+wait ran out first: the change was made and goes on.
 """
 
 from dataclasses import replace
@@ -12,9 +17,17 @@ from pvc.ops import vm as vm_ops
 
 TAGS = ("vm",)
 NOT_FOUND = "The VM does not exist, or the cluster is not initialised"
-WAIT = "true: answer once the VM got there (or failed), with its record"
+WAIT = (
+    "true: answer once the VM got there (or failed), with its record; 202 with its record if "
+    "the wait runs out first"
+)
 LIMIT = Param("limit", str, "Comma-separated nodes the VM may run on (empty: any)")
-SELECTOR = Param("selector", str, "How to choose its node: mem, memprov, load, vcpus or vms")
+SELECTOR = Param(
+    "selector",
+    str,
+    "How to choose its node: mem, memprov, load, vcpus or vms; default (or empty): the "
+    "cluster's vm.default_selector",
+)
 METHOD = Param(
     "migration_method", str, "How to move it between nodes", choices=vm_ops.MIGRATION_METHODS
 )
@@ -22,13 +35,21 @@ METHOD = Param(
 # timers.vm_shutdown_timeout, 180 s by default) gets longer.
 WAIT_SECONDS = 120.0
 SHUTDOWN_WAIT_SECONDS = 200.0
-# What each state change waits for (wait_for's states) and how long.
+MAX_WAIT_SECONDS = 3600.0
+TIMEOUT = Param(
+    "timeout",
+    float,
+    "With wait: the most seconds to wait (default 120; 200 for restart, shutdown and moves; "
+    "at most 3600)",
+)
+STILL_GOING = "With wait: the wait ran out first; the VM's record now (the change goes on)"
+# What each state change waits for (wait_for's states), how long, and its goal in words.
 STATE_WAITS = {
-    "start": (("start",), WAIT_SECONDS),
-    "restart": (("start",), SHUTDOWN_WAIT_SECONDS),
-    "shutdown": (("stop", "disable"), SHUTDOWN_WAIT_SECONDS),
-    "stop": (("stop", "disable"), WAIT_SECONDS),
-    "disable": (("stop", "disable"), WAIT_SECONDS),
+    "start": (("start",), WAIT_SECONDS, "start"),
+    "restart": (("start",), SHUTDOWN_WAIT_SECONDS, "restart"),
+    "shutdown": (("stop", "disable"), SHUTDOWN_WAIT_SECONDS, "shut down"),
+    "stop": (("stop", "disable"), WAIT_SECONDS, "stop"),
+    "disable": (("stop", "disable"), WAIT_SECONDS, "stop"),
 }
 PLAIN_VERBS = {"restart": vm_ops.restart, "stop": vm_ops.stop, "disable": vm_ops.disable}
 # A move or migration is over when the VM is in any state but migrate (start: running there).
@@ -50,11 +71,29 @@ def _fields(record: dict[str, Any], *names: str) -> dict[str, Any]:
     return {"name": record["name"], **{name: record[name] for name in names}}
 
 
+def _timeout(wait: bool, timeout: float | None, default: float) -> float:
+    """How long a wait may take: `timeout` (checked) or the verb's default."""
+    if timeout is None:
+        return default
+    if not wait:
+        raise InvalidInput("parameter 'timeout' applies only with wait")
+    if not 0 < timeout <= MAX_WAIT_SECONDS:
+        raise InvalidInput(
+            f"parameter 'timeout' must be more than 0 and at most {MAX_WAIT_SECONDS:g}"
+        )
+    return timeout
+
+
 def _waited(
-    ctx: Context, vm: str, answer: dict[str, Any], states: tuple[str, ...], timeout: float
-) -> dict[str, Any]:
-    """The VM's record once it reached `states` (or failed), with the verb's message."""
-    return vm_ops.wait_for(ctx.zk, vm, states, timeout) | {"message": answer["message"]}
+    ctx: Context, answer: dict[str, Any], states: tuple[str, ...], timeout: float, goal: str
+) -> dict[str, Any] | tuple[int, dict[str, Any]]:
+    """The VM's record once it reached `states` (or failed), with the verb's message; or 202
+    with its record as it is now and a message saying it is still on its way."""
+    try:
+        record = vm_ops.wait_for(ctx.zk, answer["uuid"], states, timeout, goal)
+    except vm_ops.StillGoing as going:
+        return 202, going.record | {"message": going.message}
+    return record | {"message": answer["message"]}
 
 
 @endpoint(
@@ -65,14 +104,29 @@ def _waited(
     params=(
         Param("node", str, "Only VMs assigned to this node"),
         Param("state", str, "Only VMs in this state", choices=vm_ops.STATES),
-        Param("match", str, "Only VMs whose name matches: a glob (*, ?, [...]) or a regex"),
+        Param(
+            "match",
+            str,
+            "Only VMs whose whole name matches this shell glob (*, ?, [abc], [!abc]; any other "
+            "character, '.' too, stands for itself); with regex, a regular expression",
+        ),
+        Param(
+            "regex",
+            bool,
+            "match is a Python regular expression, searched anywhere in the name (anchor it "
+            "with ^ and $)",
+            default=False,
+        ),
     ),
-    responses={400: "Bad parameter or name pattern", 404: "The cluster is not initialised"},
+    responses={
+        400: "Bad parameter, a bad regular expression, or regex without match",
+        404: "The cluster is not initialised",
+    },
 )
 def get_vms(
-    ctx: Context, node: str | None, state: str | None, match: str | None
+    ctx: Context, node: str | None, state: str | None, match: str | None, regex: bool
 ) -> list[dict[str, Any]]:
-    return vm_ops.list_vms(ctx.zk, node, state, match)
+    return vm_ops.list_matching(ctx.zk, node, state, match, regex)
 
 
 @endpoint(
@@ -133,20 +187,27 @@ def get_vm(ctx: Context, vm: str) -> dict[str, Any]:
 @endpoint(
     "PUT",
     "/vm/<vm>",
-    summary="Replace a VM's XML (same UUID; another name renames it)",
+    summary="Replace a VM's XML (same UUID and name: rename it with POST /vm/<vm>/rename)",
     tags=TAGS,
     params=(
         Param("xml", str, "The new libvirt domain XML", required=True),
-        Param("restart", bool, "Restart the VM if it runs, to apply the XML", default=False),
+        Param(
+            "restart",
+            bool,
+            "Restart the VM if it runs, to apply the XML (refused, as a start is, if its "
+            "node's memory would be over-committed)",
+            default=False,
+        ),
     ),
     responses={
         400: "Bad XML, or a UUID that is not the VM's",
         404: NOT_FOUND,
-        409: "The new name is taken, or the VM changed meanwhile",
+        409: "The XML has another name (use rename), the restart would over-commit its "
+        "node's memory, or the VM changed meanwhile",
     },
 )
 def put_vm(ctx: Context, vm: str, xml: str, restart: bool) -> dict[str, Any]:
-    return vm_ops.modify(ctx.zk, vm, xml, restart)
+    return vm_ops.modify(ctx.zk, _policy(ctx), vm, xml, restart)
 
 
 @endpoint(
@@ -164,12 +225,12 @@ def delete_vm(ctx: Context, vm: str, force: bool) -> dict[str, Any]:
 @endpoint(
     "GET",
     "/vm/<vm>/xml",
-    summary="A VM's libvirt domain XML",
+    summary="A VM's libvirt domain XML, with its name and UUID",
     tags=TAGS,
     responses={404: NOT_FOUND},
 )
 def get_xml(ctx: Context, vm: str) -> dict[str, Any]:
-    return {"name": vm, "xml": vm_ops.dump(ctx.zk, vm)}
+    return vm_ops.dump(ctx.zk, vm)
 
 
 @endpoint(
@@ -196,7 +257,7 @@ def get_meta(ctx: Context, vm: str) -> dict[str, Any]:
     tags=TAGS,
     params=(
         Param("limit", str, "Comma-separated nodes the VM may run on; empty: any"),
-        Param("selector", str, "How to choose its node: mem, memprov, load, vcpus or vms"),
+        SELECTOR,
         Param("autostart", bool, "Start it when its node becomes ready"),
         Param(
             "migration_method",
@@ -251,24 +312,31 @@ def get_state(ctx: Context, vm: str) -> dict[str, Any]:
             default=False,
         ),
         Param("wait", bool, WAIT, default=False),
+        TIMEOUT,
     ),
     responses={
+        202: STILL_GOING,
         400: "Bad parameter",
         404: NOT_FOUND,
-        409: "Not possible in the VM's state (e.g. a disabled VM without force), its node "
-        "would over-commit memory, or the wait timed out",
+        409: "Not possible in the VM's state (e.g. a disabled VM without force, a restart of a "
+        "stopped VM), or its node would over-commit memory. A VM already there (a start of a "
+        "running VM, a stop of a stopped or disabled one) is left alone: 200 saying so",
     },
 )
-def post_state(ctx: Context, vm: str, state: str, force: bool, wait: bool) -> dict[str, Any]:
+def post_state(
+    ctx: Context, vm: str, state: str, force: bool, wait: bool, timeout: float | None
+) -> dict[str, Any] | tuple[int, dict[str, Any]]:
     if force and state not in ("start", "shutdown"):
         raise InvalidInput("parameter 'force' applies only to states start and shutdown")
+    states, default, goal = STATE_WAITS[state]
+    seconds = _timeout(wait, timeout, default)
     if state == "start":
         answer = vm_ops.start(ctx.zk, _policy(ctx), vm, force)
     elif state == "shutdown":
         answer = vm_ops.shutdown(ctx.zk, vm, force)
     else:
         answer = PLAIN_VERBS[state](ctx.zk, vm)
-    return _waited(ctx, vm, answer, *STATE_WAITS[state]) if wait else answer
+    return _waited(ctx, answer, states, seconds, goal) if wait else answer
 
 
 @endpoint(
@@ -292,20 +360,29 @@ def get_node(ctx: Context, vm: str) -> dict[str, Any]:
         Param("node", str, "migrate, move: the target node (default: the selector's choice)"),
         Param("force", bool, "migrate: migrate an already migrated VM again", default=False),
         Param("wait", bool, WAIT, default=False),
+        TIMEOUT,
     ),
     responses={
+        202: STILL_GOING,
         400: "Bad parameter, a node outside the VM's limit or not in run and ready state, "
         "no node to go to, or (unmigrate) a VM that is not migrated",
         404: "The VM or node does not exist, or the cluster is not initialised",
         409: "Already migrated (migrate without force), the target would over-commit memory, "
-        "the VM changed meanwhile, or the wait timed out",
+        "or the VM changed meanwhile",
     },
 )
 def post_node(
-    ctx: Context, vm: str, action: str, node: str | None, force: bool, wait: bool
-) -> dict[str, Any]:
+    ctx: Context,
+    vm: str,
+    action: str,
+    node: str | None,
+    force: bool,
+    wait: bool,
+    timeout: float | None,
+) -> dict[str, Any] | tuple[int, dict[str, Any]]:
     if force and action != "migrate":
         raise InvalidInput("parameter 'force' applies only to action migrate")
+    seconds = _timeout(wait, timeout, SHUTDOWN_WAIT_SECONDS)
     if action == "migrate":
         answer = vm_ops.migrate(ctx.zk, _policy(ctx), vm, node, force)
     elif action == "move":
@@ -316,7 +393,8 @@ def post_node(
                 "parameter 'node' does not apply to unmigrate: it returns to lastnode"
             )
         answer = vm_ops.unmigrate(ctx.zk, _policy(ctx), vm)
-    return _waited(ctx, vm, answer, SETTLED, SHUTDOWN_WAIT_SECONDS) if wait else answer
+    goal = f"move to {answer['node']}"
+    return _waited(ctx, answer, SETTLED, seconds, goal) if wait else answer
 
 
 @endpoint(
