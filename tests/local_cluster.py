@@ -15,6 +15,7 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -62,6 +63,8 @@ class LocalCluster:
         self.keepalive_interval = keepalive_interval
         self.libvirt_uri = libvirt_uri  # test:///default: each daemon its own private driver
         self.libvirt: dict[str, dict[str, str]] = {}  # per node: real libvirtd settings
+        self.settings: dict[str, Any] = {}  # more configuration, for every node
+        self.node_settings: dict[str, dict[str, Any]] = {}  # more configuration, per node
         self.api_key = uuid.uuid4().hex
         self.api_url = f"http://{self.floating}:7370/api/v1"
         self.processes: dict[str, subprocess.Popen] = {}
@@ -115,6 +118,9 @@ class LocalCluster:
             "timers": {"keepalive_interval": self.keepalive_interval, "relinquish_timeout": 5},
             "logging": {"file": str(folder / "pvc.log"), "log_keepalives": False},
         }
+        for extra in (self.settings, self.node_settings.get(name, {})):
+            for section, values in extra.items():
+                document[section] = {**document.get(section, {}), **values}
         path = folder / "pvc.conf"
         path.write_text(yaml.safe_dump(document))
         path.chmod(0o600)

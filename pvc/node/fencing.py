@@ -136,9 +136,10 @@ class FenceMonitor:
 
         recovered: list[str] = []
 
-        def recover() -> None:
+        def recover() -> None:  # between power off (verified) and power on
             if not self.lease.valid():
                 raise RuntimeError("this node is no longer primary: recovery left to the next")
+            fence_ops.record(self.zk, node, "fenced", "power off verified", state="fenced")
             if self.config.get("fencing.successful_fence") == "migrate":
                 recovered.extend(fence_ops.recover_vms(self.zk, self.policy, node))
 
@@ -153,7 +154,7 @@ class FenceMonitor:
                 detail = f"{result.reason} in {result.seconds:.1f} s; " + (
                     "; ".join(recovered) or "no VM to recover"
                 )
-                fence_ops.record(self.zk, node, "fenced", detail, state="fenced")
+                fence_ops.record(self.zk, node, "fence-complete", detail)
                 return
             reason = result.reason
         fence_ops.record(self.zk, node, "fence-failed", reason, state="fence-failed")
