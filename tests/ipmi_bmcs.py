@@ -1,4 +1,5 @@
-"""Simulated BMCs for tests: one ipmi_sim per node (scripts/ipmi-bmc), on 127.0.0.1.
+"""Simulated BMCs for tests: one ipmi_sim per node (scripts/ipmi-bmc), on 127.0.0.1 unless
+told another address.
 
 A BMC's chassis power runs real commands: `power off` runs the node's POWER_OFF_CMD (in the
 project: kill its daemon, libvirtd and QEMU), `power on` its POWER_ON_CMD, each in the
@@ -51,9 +52,11 @@ class Bmcs:
         power: str = "on",
         user: str = "admin",
         password: str | None = None,
+        address: str = "127.0.0.1",
     ) -> Bmc:
-        """Starts (or keeps) the BMC `name`; its chassis starts in `power` (no command runs
-        then). The password is random unless given: a test can look for it in any output."""
+        """Starts (or keeps) the BMC `name` on `address`; its chassis starts in `power` (no
+        command runs then). The password is random unless given: a test can look for it in any
+        output."""
         if name in self.bmcs:
             return self.bmcs[name]
         password = password or "pw-" + secrets.token_hex(6)
@@ -61,14 +64,22 @@ class Bmcs:
         for attempt in range(3):  # the free port may be taken between our look and ipmi_sim's
             port = free_udp_port()
             result = subprocess.run(
-                [IPMI_BMC, "start", self.folder(name), str(port), power_on_cmd, power_off_cmd],
+                [
+                    IPMI_BMC,
+                    "start",
+                    self.folder(name),
+                    str(port),
+                    power_on_cmd,
+                    power_off_cmd,
+                    address,
+                ],
                 env=env,
                 capture_output=True,
                 text=True,
                 timeout=30,
             )
             if result.returncode == 0:
-                bmc = Bmc("127.0.0.1", user, password, port)
+                bmc = Bmc(address, user, password, port)
                 self.bmcs[name] = bmc
                 self.pids[name] = int(result.stdout.split()[-1])
                 return bmc

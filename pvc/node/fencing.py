@@ -108,6 +108,8 @@ class FenceMonitor:
         except Exception:
             log.exception("fencing %s failed", node)
         finally:
+            # whatever happened, the node (booting again, say) gets a whole window from now
+            self._seen[node] = (self.view.read(("node.keepalive", node)), time.monotonic())
             self._fencing.discard(node)
 
     def _dead_after_saving_throws(self, node: str, since: float) -> bool:
