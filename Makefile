@@ -13,7 +13,7 @@ deps:
 build: deps
 	@./scripts/build-zipapp
 
-PY_SCRIPTS := scripts/chaos-primary $(wildcard scripts/bench/*)
+PY_SCRIPTS := scripts/chaos-primary scripts/chaos-ha $(wildcard scripts/bench/*)
 
 lint: deps
 	$(VENV)/bin/ruff check pvc tests $(PY_SCRIPTS)
