@@ -76,11 +76,18 @@ class Hypervisor:
         return _libvirt().libvirtError
 
     def domains(self) -> dict[str, str]:
+        """UUID -> state of every domain; one that goes away while listed is left out."""
         try:
             found = self.conn.listAllDomains(0)
-            return {dom.UUIDString(): _STATES.get(dom.state()[0], "other") for dom in found}
         except self._error() as exc:
             raise HypervisorError(f"cannot list domains: {exc}") from None
+        states = {}
+        for dom in found:
+            try:
+                states[dom.UUIDString()] = _STATES.get(dom.state()[0], "other")
+            except self._error():
+                continue  # a transient domain that stopped, or migrated away, meanwhile
+        return states
 
     def state(self, uuid: str) -> str | None:
         try:

@@ -96,3 +96,41 @@ def test_tiny_guest_lives_migrates_and_goes(cluster, tmp_path):
     api(cluster, "DELETE", f"/vm/{name}")
     assert name not in [vm["name"] for vm in api(cluster, "GET", "/vm")]
     observer.close()
+
+
+@pytest.mark.parametrize("killed", ["sender", "receiver"])
+def test_a_migration_interrupted_by_a_daemon_restart_ends_on_one_node(cluster, tmp_path, killed):
+    """kill -9 of one side's daemon while the live migration runs, then a restart: the VM ends
+    running on exactly one node, in state start, and never ran on both (the observer asks
+    both libvirtds all along)."""
+    from tests.chaos.vm_observer import ObservedNode, VmObserver
+
+    zk = cluster.observer()
+    cluster.wait_for_primary(zk, 30)
+    vm_uuid = str(uuid.uuid4())
+    xml = linux_domain_xml("hop", vm_uuid, build_guest(), tmp_path / "console.log")
+    until(lambda: api(cluster, "GET", "/node"), 10, "the API")
+    api(cluster, "POST", "/vm", {"xml": xml, "node": "node1"})
+    api(cluster, "POST", "/vm/hop/state", {"state": "start"})
+    nodes = {
+        name: ObservedNode(lv["uri"], cluster.namespace(name))
+        for name, lv in cluster.libvirt.items()
+    }
+    with VmObserver(nodes) as seen:
+        seen.wait_running([vm_uuid], 60)
+        until(lambda: len(console_ticks(cluster, "hop")) >= 2, 60, "the guest to tick")
+        api(cluster, "POST", "/vm/hop/node", {"action": "migrate", "node": "node2"})
+        deadline = time.monotonic() + 10
+        while zk.read(("domain.state", vm_uuid)) != "migrate":  # kill while it migrates
+            assert time.monotonic() < deadline, "the migration did not start"
+            time.sleep(0.005)
+        cluster.kill("node1" if killed == "sender" else "node2")
+        time.sleep(1.0)
+        cluster.start("node1" if killed == "sender" else "node2")
+        until(lambda: zk.read(("domain.state", vm_uuid)) == "start", 90, "a settled state")
+        seen.wait_running([vm_uuid], 60)
+        node = zk.read(("domain.node", vm_uuid))
+        assert seen.running_on(vm_uuid) == frozenset([node])
+        assert (zk.read(("domain.observed", vm_uuid)) or {}).get("node") == node
+        assert seen.violations() == []
+    zk.close()
