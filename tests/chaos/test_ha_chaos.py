@@ -18,7 +18,7 @@ ROUNDS = 50
 def test_no_vm_ever_runs_twice_and_every_vm_comes_back(tmp_path_factory):
     seed = int(os.environ.get("PVC_CHAOS_SEED", random.randrange(1 << 32)))
     workdir = tmp_path_factory.mktemp("hachaos")
-    report = ha_chaos.run(workdir, ROUNDS, 3, 4, seed, "pvch", "10.210.0")
+    report = ha_chaos.run(workdir, ROUNDS, 3, 4, seed, "pvcj", "10.213.0")
     print("\n".join([f"seed {seed}", *report.lines()]))
     assert report.violations == [], f"seed {seed}"
     assert report.failures == [], f"seed {seed}"

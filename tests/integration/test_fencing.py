@@ -27,7 +27,7 @@ SELF_FENCE_BOUND = (
 
 @pytest.fixture(scope="module")
 def ha(tmp_path_factory) -> Iterator[HaCluster]:
-    with ha_cluster(tmp_path_factory.mktemp("ha"), 3, "pvcf", "10.209.0", TIMERS) as cluster:
+    with ha_cluster(tmp_path_factory.mktemp("ha"), 3, "pvci", "10.212.0", TIMERS) as cluster:
         cluster.define_vms(4)
         yield cluster
         assert cluster.observer.violations() == []
