@@ -31,8 +31,8 @@ Shell use (standard library only, so any python3 runs it):
     python3 tests/chaos/node_faults.py freeze|thaw|heal --netns NS     (freeze --whole)
     python3 tests/chaos/node_faults.py cut --netns NS [ADDRESS...]
 NodeFaults.command(action, name) gives the argv for one node of a cluster. A daemon started by
-the shell power-on is not LocalCluster's: NodeFaults.close() kills such daemons, so call it
-before LocalCluster.down().
+the shell power-on is not LocalCluster's: NodeFaults.close() (every plug pulled) kills it, so
+call that before LocalCluster.down().
 """
 
 import argparse
@@ -319,17 +319,12 @@ class NodeFaults:
         return shlex.join(self.command(action, name))
 
     def close(self) -> None:
-        """Thaws and heals every node and kills the daemons LocalCluster did not start (the
-        shell power-on's): then LocalCluster.down() and LibvirtNodes.stop() leave nothing."""
+        """Pulls every node's plug, for tear-down before LocalCluster.down(): whatever runs in
+        the namespaces dies, daemons the shell power-on started (which LocalCluster does not
+        know) and any libvirtd LibvirtNodes no longer tracks included."""
         for name in self.cluster.names:
-            netns = self.netns(name)
-            if not os.path.exists(f"/run/netns/{netns}"):
-                continue
-            thaw(netns)
-            heal(netns)
-            process = self.cluster.processes.get(name)
-            ours = process.pid if process is not None and process.poll() is None else None
-            _signal([pid for pid in daemon_pids(netns) if pid != ours], signal.SIGKILL)
+            if os.path.exists(f"/run/netns/{self.netns(name)}"):
+                self.power_off(name)
 
 
 def main(argv: list[str] | None = None) -> int:
