@@ -108,6 +108,8 @@ class TreeMirror:
             )
 
     def _on_watch(self, event: WatchedEvent) -> None:
+        if event.type == EventType.NONE:
+            return  # the session ended and kazoo dropped every watch: the reload repairs
         if event.type == EventType.CHILD:
             self._send(
                 self.client.get_children_async,
