@@ -27,6 +27,7 @@ import time
 from typing import Any
 
 from pvc.config import Config
+from pvc.errors import ConcurrentChange
 from pvc.ops import fence as fence_ops
 from pvc.ops import vm as vm_ops
 from pvc.zk.cache import CachedView
@@ -117,9 +118,12 @@ class FenceMonitor:
         if state not in MAY_BE_ALIVE or not self.lease.valid():
             return False
         silent = time.monotonic() - since
-        self.zk.write(
-            {("node.state.daemon", node): "dead"}, expect={("node.state.daemon", node): version}
-        )
+        try:
+            self.zk.write(
+                {("node.state.daemon", node): "dead"}, expect={("node.state.daemon", node): version}
+            )
+        except ConcurrentChange:
+            return False  # the node (or a user) wrote its state just now: not silent after all
         fence_ops.record(self.zk, node, "dead", f"no keepalive for {silent:.1f} s")
         deadline = time.monotonic() + SAVING_THROWS * self.interval
         while time.monotonic() < deadline:
@@ -146,6 +150,7 @@ class FenceMonitor:
                 recovered.extend(fence_ops.recover_vms(self.zk, self.policy, node))
 
         bmc = self._bmc(node)
+        steps: list[str] = []
         if bmc is None:
             reason = "no IPMI configured for the node (or not readable without zookeeper.secret)"
         elif not self.lease.valid():
@@ -156,10 +161,10 @@ class FenceMonitor:
                 detail = f"{result.reason} in {result.seconds:.1f} s; " + (
                     "; ".join(recovered) or "no VM to recover"
                 )
-                fence_ops.record(self.zk, node, "fence-complete", detail)
+                fence_ops.record(self.zk, node, "fence-complete", detail, steps=result.steps)
                 return
-            reason = result.reason
-        fence_ops.record(self.zk, node, "fence-failed", reason, state="fence-failed")
+            reason, steps = result.reason, result.steps
+        fence_ops.record(self.zk, node, "fence-failed", reason, state="fence-failed", steps=steps)
         self._recover_after_self_fence(node, since)
 
     def _recover_after_self_fence(self, node: str, since: float) -> None:

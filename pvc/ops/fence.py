@@ -31,10 +31,20 @@ LOG_ENTRIES = 50
 SHOULD_RUN = ("start", "restart", "migrate", "shutdown")
 
 
-def record(zk: ZKHandler, node: str, event: str, detail: str, state: str | None = None) -> None:
-    """Appends to a node's fence log (and sets its daemon state), in one transaction."""
-    entries = zk.read(("node.fence_log", node)) or []
-    entries = [*entries, {"time": round(time.time(), 3), "event": event, "detail": detail}]
+def record(
+    zk: ZKHandler,
+    node: str,
+    event: str,
+    detail: str,
+    state: str | None = None,
+    steps: list[str] | None = None,
+) -> None:
+    """Appends to a node's fence log (and sets its daemon state), in one transaction; `steps`:
+    the timed steps of an IPMI fence."""
+    entry: dict[str, Any] = {"time": round(time.time(), 3), "event": event, "detail": detail}
+    if steps:
+        entry["steps"] = steps
+    entries = [*(zk.read(("node.fence_log", node)) or []), entry]
     values: dict[Any, Any] = {("node.fence_log", node): entries[-LOG_ENTRIES:]}
     if state is not None:
         values[("node.state.daemon", node)] = state

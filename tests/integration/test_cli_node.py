@@ -208,3 +208,22 @@ def test_openapi_documents_the_node_endpoints(api_server):
     assert {"/node", "/node/{node}", "/node/{node}/daemon-state", "/node/{node}/domain-state"} <= (
         set(paths)
     )
+
+
+def test_fencing_history_in_node_info_and_cluster_status(pvc, zk):
+    from pvc.ops import fence
+
+    fence.record(zk, "node2", "dead", "no keepalive for 30.2 s", state="dead")
+    fence.record(zk, "node2", "fence-failed", "wrong IPMI credentials (user or password)",
+                 state="fence-failed", steps=["0.05 s: wrong IPMI credentials"])  # fmt: skip
+    info = ok(pvc("node", "info", "node2"))
+    history = info.split("fencing history:")[1].splitlines()
+    assert history[1].split()[:2] == ["TIME", "EVENT"]
+    assert history[2].split()[2:4] == ["dead", "no"]
+    assert history[3].split()[2] == "fence-failed" and "credentials" in history[3]
+    status = ok(pvc("cluster", "status"))
+    fenced = status.split("dead or fenced nodes:")[1].splitlines()
+    assert fenced[2].split()[:2] == ["node2", "fence-failed"] and "credentials" in fenced[2]
+    document = json.loads(ok(pvc("node", "info", "node2", "-f", "json")))
+    assert [entry["event"] for entry in document["fence_log"]] == ["dead", "fence-failed"]
+    assert ok(pvc("node", "info", "node1")).count("fencing history") == 0
