@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pvc.node.fencing import SAVING_THROWS
-from tests.chaos.ha_cluster import HaCluster, Timers, ha_cluster
+from tests.chaos.ha_cluster import HaCluster, Timers, ha_cluster, wait_fence_event
 from tests.chaos.primary_chaos import summary
 
 FAULTS = ("power_off", "freeze", "cut")
@@ -50,25 +50,17 @@ class Report:
         return out + self.violations + self.failures
 
 
-def fence_events(zk, node: str) -> list[str]:
-    return [entry["event"] for entry in zk.read(("node.fence_log", node)) or []]
-
-
 def one_round(ha: HaCluster, zk, rng: random.Random, report: Report, bound: float) -> None:
     victim = rng.choice(ha.cluster.names)
     fault = rng.choice(FAULTS)
     was_primary = zk.read("base.config.primary_node") == victim
-    since = len(fence_events(zk, victim))
+    since = time.time()
     ha.observer.note(f"round {report.rounds + 1}: {fault} {victim}{' (primary)' * was_primary}")
     struck = time.monotonic()
     getattr(ha.faults, fault)(victim)
     ha.observer.wait_running(ha.vms.values(), bound, avoid=[victim])
     report.recovery.setdefault(fault, []).append(time.monotonic() - struck)
-    deadline = time.monotonic() + 30
-    while "fence-complete" not in fence_events(zk, victim)[since:]:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no fence-complete: {fence_events(zk, victim)[since:]}")
-        time.sleep(0.1)
+    wait_fence_event(zk, victim, "fence-complete", since)
     ha.bring_back(zk, victim)
     ha.observer.wait_running(ha.vms.values(), 60)
     report.rounds += 1

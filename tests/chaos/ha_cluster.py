@@ -112,6 +112,24 @@ class HaCluster:
             time.sleep(0.1)
 
 
+def fence_events(zk: ZKHandler, node: str, since: float = 0.0) -> list[str]:
+    """The events of the node's fence log written at or after `since` (time.time()): by time,
+    since the log keeps only its newest entries."""
+    return [e["event"] for e in zk.read(("node.fence_log", node)) or [] if e["time"] >= since]
+
+
+def wait_fence_event(
+    zk: ZKHandler, node: str, event: str, since: float, timeout: float = 30
+) -> list[str]:
+    """The node's fence events since `since`, once `event` is among them."""
+    deadline = time.monotonic() + timeout
+    while event not in (seen := fence_events(zk, node, since)):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{node}: no {event} within {timeout} s: {seen}")
+        time.sleep(0.1)
+    return seen
+
+
 @contextmanager
 def ha_cluster(
     workdir: Path, nodes: int, prefix: str, subnet: str, timers: Timers | None = None
