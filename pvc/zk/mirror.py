@@ -9,8 +9,10 @@ it serves as primary read the same copy.
 Ordering: every request is issued and linked to its completion under one lock, and kazoo runs
 completions on one thread in the order the server answered, so they are applied in server
 order; a one-shot watch that fires makes the mirror read the path again (which re-arms it), so
-the last read of a path always reflects its newest state. A session loss drops every watch:
-on the new session the mirror reloads its roots in full.
+the last read of a path always reflects its newest state. A lost connection drops every watch
+(kazoo 2.11 neither keeps nor re-registers them, even when the session survives) and fails the
+reads in flight: on every reconnection the mirror reloads its roots in full, and `loaded` is
+False until it has.
 """
 
 import logging
@@ -38,13 +40,14 @@ class TreeMirror:
         self._pending = 0
         self._loaded = threading.Event()
         self._listeners: list[Listener] = []
-        self._session_lost = False
+        self._stale = False  # the connection dropped: watches and reads were lost
 
     # --- life cycle -------------------------------------------------------------------------
 
     def start(self, timeout: float = 120.0) -> bool:
         """Loads the roots; True once everything is in memory (False: still loading)."""
         self.client.add_listener(self._on_state)
+        self._pending_change(+1)
         self._load_roots()
         return self._loaded.wait(timeout)
 
@@ -54,6 +57,11 @@ class TreeMirror:
     def listen(self, listener: Listener) -> None:
         """Calls `listener(path, data)` on every change (on kazoo's thread: keep it short)."""
         self._listeners.append(listener)
+
+    @property
+    def loaded(self) -> bool:
+        """True when the copy is whole and followed by watches (not loading, not reloading)."""
+        return self._loaded.is_set() and not self._stale
 
     def covers(self, path: str) -> bool:
         return any(path == root or path.startswith(root + "/") for root in self.roots)
@@ -70,16 +78,19 @@ class TreeMirror:
     # --- loading ----------------------------------------------------------------------------
 
     def _on_state(self, state: str) -> None:
-        if state == KazooState.LOST:
-            self._session_lost = True
+        if state in (KazooState.SUSPENDED, KazooState.LOST):
+            self._stale = True
             self._loaded.clear()
-        elif state == KazooState.CONNECTED and self._session_lost:
-            self._session_lost = False
-            log.info("new Zookeeper session: reloading %s", ", ".join(self.roots))
+        elif state == KazooState.CONNECTED and self._stale:
+            self._loaded.clear()
+            self._pending_change(+1)  # held until every root is asked again
+            self._stale = False
+            log.info("reconnected to Zookeeper: reloading %s", ", ".join(self.roots))
             self.client.handler.spawn(self._load_roots)
 
     def _load_roots(self) -> None:
-        self._pending_change(+1)  # so the count cannot touch zero before every root is asked
+        """Asks for every root again; releases the pending count its caller took, so the count
+        cannot touch zero before every root is asked."""
         for root in self.roots:
             self._load(root, full=True)
         self._pending_change(-1)
@@ -109,7 +120,7 @@ class TreeMirror:
 
     def _on_watch(self, event: WatchedEvent) -> None:
         if event.type == EventType.NONE:
-            return  # the session ended and kazoo dropped every watch: the reload repairs
+            return  # the connection dropped and kazoo dropped every watch: the reload repairs
         if event.type == EventType.CHILD:
             self._send(
                 self.client.get_children_async,
@@ -117,9 +128,11 @@ class TreeMirror:
                 lambda r: self._on_children(event.path, r, False),
                 self._on_watch,
             )
-        elif event.type == EventType.CREATED:  # a root that was missing
+        elif event.type in (EventType.CREATED, EventType.DELETED):
+            # a root that was missing, or a node removed (and its children watch with it): read
+            # all of it again; it may be back already, or reads as missing
             self._load(event.path, full=True)
-        else:  # CHANGED, DELETED: read it again (a deletion then reads as missing)
+        else:  # CHANGED: read it again
             self._send(
                 self.client.get_async,
                 event.path,
@@ -132,7 +145,7 @@ class TreeMirror:
             data = result.get()[0]
         except NoNodeError:
             self._drop(path)
-        except Exception as exc:  # a connection loss: the reload after reconnecting repairs
+        except Exception as exc:  # a lost connection (the reload on reconnecting repairs)
             log.debug("read of %s failed: %s", path, exc)
         else:
             if self._data.get(path) != data:

@@ -1,6 +1,7 @@
 """The in-memory mirror of Zookeeper subtrees (pvc.zk.mirror) on a real Zookeeper."""
 
 import logging
+import subprocess
 import threading
 import time
 
@@ -10,6 +11,7 @@ from pvc.ops import cluster
 from pvc.zk.cache import CachedView, open_mirror
 from pvc.zk.handler import ZKHandler
 from pvc.zk.mirror import TreeMirror
+from tests.conftest import REPO, free_port
 
 
 def wait_until(check, timeout: float = 5.0) -> bool:
@@ -126,3 +128,33 @@ def test_cached_view_reads_its_own_writes(zk: ZKHandler):
         assert view.read(("domain.state", uuid_of(1))) == f"s{index}"
     view.delete(("domain.state", uuid_of(1)))
     assert not view.exists(("domain.state", uuid_of(1)))
+
+
+def test_follows_changes_after_a_dropped_connection_in_the_same_session(tmp_path):
+    """Zookeeper restarts (the session survives it): kazoo dropped every watch with the
+    connection, and the mirror must follow changes made after it reconnected."""
+    script, port = str(REPO / "scripts" / "zookeeper"), free_port()
+    subprocess.run([script, "start", str(tmp_path), str(port)], check=True, capture_output=True)
+    hosts = f"127.0.0.1:{port}"
+    zk = ZKHandler(hosts, connect_timeout=10, session_timeout=20).connect()
+    try:
+        cluster.initialize(zk)
+        zk.write(vm_values(uuid_of(1), "one"))
+        mirror = TreeMirror(zk.client, ["/domains"])
+        assert mirror.start(10) and mirror.loaded
+        session = zk.session_id
+        subprocess.run([script, "stop", str(tmp_path)], check=True, capture_output=True)
+        assert wait_until(lambda: not mirror.loaded, 10)
+        subprocess.run([script, "start", str(tmp_path), str(port)], check=True, capture_output=True)
+        assert wait_until(lambda: mirror.loaded, 20)
+        assert zk.session_id == session  # the same session: no "lost" ever came
+        writer = ZKHandler(hosts, connect_timeout=10, session_timeout=4).connect()
+        writer.write({("domain.state", uuid_of(1)): "start"})
+        writer.write(vm_values(uuid_of(2), "two"))
+        writer.close()
+        assert wait_until(lambda: mirror.get(f"/domains/{uuid_of(1)}/state") == b"start")
+        assert wait_until(lambda: mirror.get(f"/domains/{uuid_of(2)}") == b"two")
+        mirror.close()
+    finally:
+        zk.close()
+        subprocess.run([script, "stop", str(tmp_path)], check=False, capture_output=True)
