@@ -120,7 +120,7 @@ def failure_reason(bmc: Bmc, stderr: str) -> str:
     noise = ("Loading IANA", "Running Get", "Discovered", "Error: Unable to establish")
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     details = [line for line in lines if not line.startswith(noise)]
-    detail = _scrub(details[-1][:200], bmc.password) if details else "no detail"
+    detail = _scrub(details[-1], bmc.password)[:200] if details else "no detail"
     if "unable to establish" in text:
         return f"BMC refused the IPMI session ({detail})"
     return detail if details else "ipmitool failed without a message"

@@ -129,7 +129,9 @@ class NodeDaemon:
                 ("node", self.name): mode,
                 ("node.mode", self.name): mode,
                 ("node.state.daemon", self.name): "init",
-                ("node.static", self.name): keepalive.static_data(self._libvirt_peer_uri()),
+                ("node.static", self.name): keepalive.static_data(
+                    self._libvirt_peer_uri(), self.self_fence_after
+                ),
             }
         )
         # A new session holds no primary lease, so whatever an earlier process (or session)
@@ -162,7 +164,7 @@ class NodeDaemon:
         from pvc.node.vms import VmController
         from pvc.ops.vm import Policy
 
-        self.vms = VmController(self.zk, self.name, self.config, self.mirror)
+        self.vms = VmController(self.zk, self.name, self.config, self.mirror, self.registered)
         self.vms.start()
         Flusher(self.zk, self.name, Policy.from_config(self.config)).start()
 
@@ -242,7 +244,10 @@ class NodeDaemon:
     def _shutdown(self) -> None:
         sdnotify.notify("STOPPING=1")
         log.info("node daemon shutting down")
-        self._set_daemon_state("shutdown")
+        if self._set_daemon_state("shutdown") and self.watchdog:
+            # a node that says shutdown is never fenced, so nothing may run its VMs elsewhere:
+            # no self-fence (also not during an autoflush). Unwritten, the promise stands.
+            self.watchdog.tell("unguard")
         if self.vms and self.config.get("vm.autoflush"):
             self._autoflush()
         if self.coordinator:
@@ -252,7 +257,6 @@ class NodeDaemon:
         if self.fence_monitor:
             self.fence_monitor.stop()
         if self.watchdog:
-            self.watchdog.tell("unguard")  # stopping cleanly: not dead, never fenced
             self.watchdog.close()
         if self.vms:
             self.vms.stop()
@@ -277,13 +281,16 @@ class NodeDaemon:
         except PvcError as exc:
             log.warning("autoflush failed: %s", exc.message)
 
-    def _set_daemon_state(self, state: str) -> None:
+    def _set_daemon_state(self, state: str) -> bool:
+        """Writes this node's daemon state; False if it could not."""
         if self.zk is None or not self.registered.is_set():
-            return
+            return False
         try:
             self.zk.write({("node.state.daemon", self.name): state})
+            return True
         except PvcError as exc:
             log.warning("could not record daemon state %s: %s", state, exc.message)
+            return False
 
 
 def main(config_path: str | None) -> int:

@@ -13,9 +13,11 @@ from pvc.zk.handler import ZKHandler
 log = logging.getLogger("pvc.node.keepalive")
 
 
-def static_data(libvirt_uri: str) -> dict[str, Any]:
-    """What does not change while the daemon runs, with how other nodes reach its libvirt."""
+def static_data(libvirt_uri: str, self_fence_after: float) -> dict[str, Any]:
+    """What does not change while the daemon runs, with how other nodes reach its libvirt and
+    how long after its last keepalive it destroys its VMs on its own (0: never)."""
     return {
+        "self_fence_after": self_fence_after,
         "cores": os.cpu_count() or 1,
         "kernel": platform.release(),
         "os": _os_name(),

@@ -30,18 +30,36 @@ from typing import Any
 
 from pvc.config import Config
 from pvc.errors import ConcurrentChange, PvcError
+from pvc.ops import vm as vm_ops
+from pvc.zk import schema
 from pvc.zk.cache import CachedView
 from pvc.zk.handler import ZKHandler, resolve
 from pvc.zk.mirror import TreeMirror
 
 log = logging.getLogger("pvc.node.vms")
-RUNNING = ("running", "paused")
+RUNNING = vm_ops.RUNNING
+# A VM's keys whose change may concern this node (their last path component).
+WATCHED_KEYS = {
+    schema.KEYS[key][0].rsplit("/", 1)[1]
+    for key in ("domain.node", "domain.state", "domain.observed")
+}
 WORKERS = 4
 
 
 class VmController:
-    def __init__(self, zk: ZKHandler, name: str, config: Config, mirror: TreeMirror):
+    def __init__(
+        self,
+        zk: ZKHandler,
+        name: str,
+        config: Config,
+        mirror: TreeMirror,
+        registered: threading.Event,
+    ):
         self.zk = zk  # what a step acts on: read from Zookeeper itself, with versions
+        # set while this daemon is registered in its current session: only then may it start a
+        # VM (a node that was silent may have been declared dead and its VMs recovered; the
+        # recovery requires the node's liveness node to be absent)
+        self.registered = registered
         self.view = CachedView(zk, mirror)  # figures and the console: from memory
         self.mirror = mirror
         self.name = name
@@ -53,6 +71,7 @@ class VmController:
         self._lock = threading.Lock()
         self._removed: set[str] = set()  # VMs undefined while this daemon ran
         self._assigned: dict[str, str] = {}  # VM -> its node, kept from the mirror
+        self._assigned_lock = threading.Lock()
         self._ignored: set[str] = set()  # libvirt domains that are not pvc's
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -63,7 +82,7 @@ class VmController:
     def start(self) -> None:
         self.mirror.listen(self._on_mirror)
         for uuid in self.view.children("base.domains"):
-            self._on_change(uuid, self.view.read(("domain.node", uuid)) or "")
+            self._on_change(uuid)
         for index in range(WORKERS):
             thread = threading.Thread(target=self._work, name=f"vm-{index}", daemon=True)
             thread.start()
@@ -108,15 +127,17 @@ class VmController:
                 self.enqueue(uuid)
         elif data is None:
             return  # a key of a VM being removed (its own removal follows)
-        elif path == resolve(("domain.node", uuid))[0]:
-            self._on_change(uuid, (data or b"").decode())
-        elif path in (resolve(("domain.state", uuid))[0], resolve(("domain.observed", uuid))[0]):
-            self._on_change(uuid, self._assigned.get(uuid, ""))
+        elif len(parts) == 4 and parts[3] in WATCHED_KEYS:
+            self._on_change(uuid)
 
-    def _on_change(self, uuid: str, node: str) -> None:
-        """A VM's state, node or report changed: this node acts if it is or was its node."""
-        previous = self._assigned.get(uuid)
-        self._assigned[uuid] = node
+    def _on_change(self, uuid: str) -> None:
+        """A VM's state, node or report changed: this node acts if it is or was its node. The
+        node is read from the mirror (already current when it calls), under a lock, so the
+        start-up scan and the listener cannot put an older node over a newer one."""
+        with self._assigned_lock:
+            node = self.view.read(("domain.node", uuid)) or ""
+            previous = self._assigned.get(uuid)
+            self._assigned[uuid] = node
         if self.name in (node, previous):
             self.enqueue(uuid)
 
@@ -253,6 +274,9 @@ class VmController:
     def _start(self, uuid: str, name: str) -> None:
         from pvc.drivers.libvirt import HypervisorError
 
+        if not self.registered.is_set():
+            log.info("VM %s waits: this daemon is not registered in its session yet", name)
+            return  # the resync comes back to it
         xml = self.zk.read(("domain.xml", uuid))
         try:
             self.hypervisor.start(xml)

@@ -31,6 +31,7 @@ import os
 import select
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -63,23 +64,41 @@ class Guard:
     uri: str
 
 
-def self_fence(guard: Guard) -> None:
+SELF_FENCE_RETRY = 1.0  # seconds between tries while libvirt does not answer or a VM stays
+
+
+def self_fence(guard: Guard) -> bool:
     """Destroys every running domain of the node's libvirt (a VM that may be running elsewhere
-    by now must not go on here)."""
+    by now must not go on here); True once none runs."""
     try:
         import libvirt
 
         libvirt.registerErrorHandler(lambda *_: None, None)
         conn = libvirt.open(guard.uri)
-        try:
-            for domain in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+    except Exception as exc:
+        log.error("self-fence: cannot reach libvirt: %s", exc)
+        return False
+    try:
+        for domain in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+            try:
                 domain.destroy()
                 log.warning("self-fence: destroyed VM %s", domain.name())
-        finally:
-            conn.close()
-        log.warning("self-fence: no word from Zookeeper in time; this node's VMs are off")
+            except libvirt.libvirtError as exc:  # gone meanwhile, or stuck: looked at again
+                log.error("self-fence: destroying a VM failed: %s", exc)
+        return not conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
     except Exception as exc:
         log.error("self-fence failed: %s", exc)
+        return False
+    finally:
+        conn.close()
+
+
+def self_fence_until_done(guard: Guard) -> None:
+    """Tries until no VM runs: the cluster counts on it. In a thread, so a libvirt that hangs
+    cannot hold up the removal of the floating address."""
+    while not self_fence(guard):
+        time.sleep(SELF_FENCE_RETRY)
+    log.warning("self-fence: no word from Zookeeper in time; this node's VMs are off")
 
 
 def parse(line: str, armed: Armed | None, guard: Guard | None) -> tuple[Armed | None, Guard | None]:
@@ -105,6 +124,7 @@ def main() -> int:
     netlink.warm_up()  # a removal must not wait for imports when it matters
     fd: int | None = sys.stdin.fileno()
     pending = b""
+    fencing: threading.Thread | None = None
     while fd is not None or guard is not None:
         deadlines = [state.deadline for state in (armed, guard) if state is not None]
         timeout = None if not deadlines else max(0.0, min(deadlines) - time.monotonic())
@@ -123,8 +143,11 @@ def main() -> int:
             drop(armed, "lease expired (the daemon lost contact with Zookeeper or froze)")
             armed = None
         if guard is not None and guard.deadline <= now:
-            self_fence(guard)
+            fencing = threading.Thread(target=self_fence_until_done, args=(guard,))
+            fencing.start()
             guard = None
+    if fencing is not None:
+        fencing.join()  # the daemon is gone: finish the self-fence before leaving
     return 0
 
 

@@ -11,8 +11,10 @@ off, or after its self-fence deadline passed. Then, for each VM:
   there had not finished) it stays there; otherwise it starts on the node its selector picks,
   with `lastnode` recorded so `unmigrate` or `node ready` brings it home; with no such node
   it is stopped with autostart set, to start when the node is ready again.
-Each VM is written in one transaction guarded by the versions read, so a user's concurrent
-change wins and the VM is looked at again. The node ends `flushed`.
+A VM that was shutting down is stopped. Each VM is written in one transaction guarded by the
+versions read, so a user's concurrent change wins and the VM is looked at again, and by the
+absence of the dead node's liveness node: a daemon that registers meanwhile keeps its VMs (it
+starts VMs only once registered). The node ends `flushed`.
 Storage-level fencing (Ceph RBD locks) has its seam in `release_storage`, a no-op until pvc
 manages storage.
 """
@@ -28,7 +30,7 @@ from pvc.zk.handler import ZKHandler
 
 log = logging.getLogger("pvc.ops.fence")
 LOG_ENTRIES = 50
-SHOULD_RUN = ("start", "restart", "migrate", "shutdown")
+SHOULD_RUN = ("start", "restart", "migrate")
 
 
 def record(
@@ -65,7 +67,8 @@ def recover_vms(zk: ZKHandler, policy: vm_ops.Policy, dead: str) -> list[str]:
                 line = _recover(zk, policy, dead, uuid)
                 break
             except ConcurrentChange:
-                continue
+                if zk.exists(("node.alive", dead)):
+                    return [*done, f"{dead} registered again: the rest stays with it"]
         else:
             line = f"VM {uuid}: kept changing; left as it is"
         if line:
@@ -88,9 +91,8 @@ def _recover(zk: ZKHandler, policy: vm_ops.Policy, dead: str, uuid: str) -> str 
     line = None
     if node == dead and state in SHOULD_RUN and name is not None:
         release_storage(zk, uuid, dead)
-        elsewhere = observed.get("node") not in (None, dead) and observed.get("state") in (
-            "running",
-            "paused",
+        elsewhere = (
+            observed.get("node") not in (None, dead) and observed.get("state") in vm_ops.RUNNING
         )
         if elsewhere:
             values |= {("domain.node", uuid): observed["node"], ("domain.state", uuid): "start"}
@@ -107,9 +109,16 @@ def _recover(zk: ZKHandler, policy: vm_ops.Policy, dead: str, uuid: str) -> str 
             else:
                 values |= {("domain.state", uuid): "stop", ("domain.node_autostart", uuid): True}
                 line = f"VM {name} stopped (no node can take it); it starts when {dead} is ready"
+    elif node == dead and state == "shutdown":
+        values[("domain.state", uuid)] = "stop"  # it was going down, and now it is
+        line = f"VM {name} stopped (it was shutting down)"
     if not values:
         return None
-    expect = {("domain.state", uuid): state_version, ("domain.observed", uuid): observed_version}
+    expect = {
+        ("domain.state", uuid): state_version,
+        ("domain.observed", uuid): observed_version,
+        ("node.alive", dead): -1,  # the dead node did not come back meanwhile
+    }
     zk.write(values, expect=expect)
     return line or f"VM {name or uuid}: released from {dead}"
 

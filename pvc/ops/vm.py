@@ -31,6 +31,8 @@ from pvc.zk import schema
 from pvc.zk.handler import ZKHandler
 
 STATES = ("start", "restart", "shutdown", "stop", "disable", "migrate", "fail")
+# What a node reports (`observed` state) for a VM that is up on it.
+RUNNING = ("running", "paused")
 MIGRATION_METHODS = ("live", "shutdown", "none")
 # What a VM record holds: JSON field -> schema key.
 FIELDS = {

@@ -332,27 +332,45 @@ class ZKHandler:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def write_private(self, key: Key, value: Any) -> None:
-        """Writes a key that only sessions holding the cluster secret can read or change (a
-        Zookeeper digest ACL), for credentials; refused without a secret."""
+    def _private_acl(self) -> list[Any]:
         if not self.secret:
             raise PvcError("zookeeper.secret is not set: private keys cannot be protected")
+        return [make_digest_acl(PRIVATE_USER, self.secret, all=True)]
+
+    def write_private(self, key: Key, value: Any) -> None:
+        """Writes a key under /private that only sessions holding the cluster secret can read
+        or change (a Zookeeper digest ACL, on its parents too, so nobody else can put a key
+        there either); for credentials. Refused without a secret."""
+        acl = self._private_acl()
         path, kind = resolve(key)
-        data = schema.encode(value, kind)
-        acl = [make_digest_acl(PRIVATE_USER, self.secret, all=True)]
-        self._call(self.client.ensure_path, path.rsplit("/", 1)[0])
-        try:
-            self._call(self.client.create, path, data, acl=acl)
-        except NodeExistsError:
-            self._call(self.client.set_acls, path, acl)
-            self._call(self.client.set, path, data)
+        private_root = resolve("base.private")[0]
+        for ancestor in [a for a in _ancestors(path) if a.startswith(private_root)] + [path]:
+            data = schema.encode(value, kind) if ancestor == path else b""
+            try:
+                self._call(self.client.create, ancestor, data, acl=acl)
+            except NodeExistsError:
+                try:
+                    self._call(self.client.set_acls, ancestor, acl)
+                    if ancestor == path:
+                        self._call(self.client.set, path, data)
+                except NoAuthError:
+                    raise PvcError(
+                        f"{ancestor} belongs to someone without the cluster secret"
+                    ) from None
 
     def read_private(self, key: Key) -> Any:
-        """A private key's value; None when it is missing or this session may not read it."""
+        """A private key's value; None when it is missing, this session may not read it, or it
+        is not protected by the cluster secret (then nobody may trust it)."""
+        path, kind = resolve(key)
         try:
-            return self.read(key)
-        except NoAuthError:
+            raw, _ = self._call(self.client.get, path)
+            acls, _ = self._call(self.client.get_acls, path)
+        except (NoAuthError, NoNodeError):
             return None
+        if not self.secret or list(acls) != self._private_acl():
+            log.error("%s is not protected by the cluster secret: ignored", path)
+            return None
+        return schema.decode(raw, kind)
 
     def ensure(self, key: Key) -> None:
         """Creates an (empty) key and its parents if missing; for lock parents and such."""

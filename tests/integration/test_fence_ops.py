@@ -29,8 +29,15 @@ def place(zk, name, node, state="start", observed_state="running", lastnode=""):
     return uuid
 
 
-def test_recovery_restarts_what_should_run_and_releases_the_dead_node(nodes):  # noqa: F811
-    zk = nodes
+@pytest.fixture
+def dead(nodes):  # noqa: F811
+    """The three-node cluster with node3 dead: its liveness node is gone."""
+    nodes.delete(("node.alive", "node3"))
+    return nodes
+
+
+def test_recovery_restarts_what_should_run_and_releases_the_dead_node(dead):
+    zk = dead
     running = place(zk, "running", "node3")
     elsewhere = place(zk, "back-home", "node3", lastnode="node2")
     stopped = place(zk, "stopped", "node3", state="stop", observed_state="shutoff")
@@ -60,8 +67,8 @@ def test_recovery_restarts_what_should_run_and_releases_the_dead_node(nodes):  #
     assert any("leaving keeps running on node1" in line for line in lines)
 
 
-def test_recovery_without_room_stops_the_vm_with_autostart(nodes):  # noqa: F811
-    zk = nodes
+def test_recovery_without_room_stops_the_vm_with_autostart(dead):
+    zk = dead
     big = define(zk, "big", memory=4500)
     place(zk, "big", "node3")
     fence.recover_vms(zk, POLICY, "node3")  # more than any node's 4096 MiB
@@ -69,12 +76,27 @@ def test_recovery_without_room_stops_the_vm_with_autostart(nodes):  # noqa: F811
     assert (record["node"], record["state"], record["node_autostart"]) == ("node3", "stop", True)
 
 
-def test_recovery_respects_the_node_limit(nodes):  # noqa: F811
-    zk = nodes
+def test_recovery_respects_the_node_limit(dead):
+    zk = dead
     define(zk, "pinned", limit=["node2", "node3"])
     uuid = place(zk, "pinned", "node3")
     fence.recover_vms(zk, POLICY, "node3")
     assert vm.info(zk, uuid)["node"] == "node2"
+
+
+def test_a_node_that_registered_again_keeps_its_vms(nodes):  # noqa: F811
+    zk = nodes  # node3's liveness node is there: its daemon is back
+    uuid = place(zk, "mine", "node3")
+    lines = fence.recover_vms(zk, POLICY, "node3")
+    assert lines == ["node3 registered again: the rest stays with it"]
+    record = vm.info(zk, uuid)
+    assert (record["node"], record["observed"]["node"]) == ("node3", "node3")
+
+
+def test_a_vm_shutting_down_on_the_dead_node_ends_stopped(dead):
+    uuid = place(dead, "going", "node3", state="shutdown")
+    fence.recover_vms(dead, POLICY, "node3")
+    assert (vm.info(dead, uuid)["node"], vm.info(dead, uuid)["state"]) == ("node3", "stop")
 
 
 def test_the_fence_log_keeps_the_newest_entries_and_shows_in_node_info(nodes):  # noqa: F811
@@ -109,6 +131,13 @@ def test_ipmi_credentials_are_readable_only_with_the_secret(zk_hosts):
             raw.stop()
         with pytest.raises(Exception, match="zookeeper.secret"):
             stranger.write_private(("private.ipmi", "node2"), bmc)
+        # nobody without the secret can plant a key (a fake BMC) beside it
+        with pytest.raises(NoAuthError):
+            stranger.client.create("/private/ipmi/node2", b'{"host": "evil"}')
+        # and a key that is not protected by the secret (an open ACL) is not trusted
+        owner.client.create("/private/ipmi/node3", b'{"host": "evil"}')
+        assert owner.read_private(("private.ipmi", "node3")) is None
+        assert owner.read_private(("private.ipmi", "nobody")) is None
     finally:
         for handler in (owner, stranger, wrong):
             handler.close()

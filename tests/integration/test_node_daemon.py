@@ -46,6 +46,7 @@ def test_nodes_register_with_static_data_and_keepalives(cluster, observer):
         assert observer.exists(("node.alive", name))
         static = observer.read(("node.static", name))
         assert static["cores"] >= 1 and static["arch"] and static["kernel"]
+        assert static["self_fence_after"] == 0  # self-fencing is off by default
         stats = observer.read(("node.stats", name))
         assert stats["mem_total"] > stats["mem_used"] > 0
     first = observer.read(("node.keepalive", "node1"))
