@@ -21,7 +21,6 @@ from pvc.config import Config
 from pvc.errors import InvalidInput, PvcError
 from pvc.zk.cache import CachedView, open_mirror
 from pvc.zk.handler import ZKHandler
-from pvc.zk.mirror import TreeMirror
 
 PREFIX = "/api/v1"
 log = logging.getLogger("pvc.api")
@@ -186,14 +185,14 @@ def _error_page(error: bottle.HTTPError) -> str:
     return json.dumps({"message": message})
 
 
-def make_app(ctx: Context, mirror: TreeMirror | None = None) -> bottle.Bottle:
-    """The API application for a Zookeeper handler and configuration; it reads from `mirror`
-    (the node daemon's own) or from one of its own."""
+def make_app(ctx: Context, view: CachedView | None = None) -> bottle.Bottle:
+    """The API application for a Zookeeper handler and configuration; it reads from `view`
+    (the node daemon's own) or from a mirror of its own."""
     from pvc.api import openapi, routes
 
     routes.load()
     # Lists come from memory kept current by watches, not from thousands of reads per request.
-    ctx = Context(CachedView(ctx.zk, mirror or open_mirror(ctx.zk)), ctx.config)
+    ctx = Context(view or CachedView(ctx.zk, open_mirror(ctx.zk)), ctx.config)
     app = bottle.Bottle()
     app.default_error_handler = _error_page
     keys = auth.KeyCheck.from_config(ctx.config)

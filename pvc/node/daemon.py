@@ -31,7 +31,7 @@ from pvc.errors import Conflict, PvcError, Unavailable
 from pvc.node import keepalive, sdnotify
 from pvc.node.watchdog_process import WatchdogProcess
 from pvc.zk import handler, migrations
-from pvc.zk.cache import open_mirror
+from pvc.zk.cache import CachedView, open_mirror
 
 log = logging.getLogger("pvc.node")
 
@@ -66,7 +66,7 @@ class NodeDaemon:
         self.lease: Any = None
         self.fence_monitor: Any = None
         self.vms: Any = None
-        self.mirror: Any = None
+        self.view: Any = None  # the cluster tree in memory, shared by every part
         self.watchdog: WatchdogProcess | None = None
         interval = config.get("timers.keepalive_interval")
         self.self_fence_after = config.get("timers.suicide_intervals") * interval
@@ -90,7 +90,7 @@ class NodeDaemon:
             self._prepare_tree()
             self._register(mode)
             self._publish_bmc()
-            self.mirror = open_mirror(self.zk)
+            self.view = CachedView(self.zk, open_mirror(self.zk))
             self.watchdog = WatchdogProcess()
             if self.coordinator_mode:
                 self._start_coordinator()
@@ -164,7 +164,7 @@ class NodeDaemon:
         from pvc.node.vms import VmController
         from pvc.ops.vm import Policy
 
-        self.vms = VmController(self.zk, self.name, self.config, self.mirror, self.registered)
+        self.vms = VmController(self.zk, self.name, self.config, self.view, self.registered)
         self.vms.start()
         Flusher(self.zk, self.name, Policy.from_config(self.config)).start()
 
@@ -173,19 +173,17 @@ class NodeDaemon:
         from pvc.node.lease import PrimaryLease
         from pvc.node.primary_contention import Coordinator
         from pvc.node.primary_services import for_node
-        from pvc.zk.cache import CachedView
 
         cidr = self.config.get("cluster.floating_ip")
         interface = self.config.get("cluster.floating_interface")
         assert self.watchdog is not None
         self.lease = PrimaryLease(self.zk, self.watchdog, interface, cidr)
         self.coordinator = Coordinator(
-            self.zk, self.name, for_node(self.zk, self.config, self.mirror), self.lease
+            self.zk, self.name, for_node(self.zk, self.config, self.view), self.lease
         )
         self.coordinator.stop_timeout = self.config.get("timers.relinquish_timeout")
         self.coordinator.start()
-        view = CachedView(self.zk, self.mirror)
-        self.fence_monitor = FenceMonitor(self.zk, view, self.name, self.config, self.lease)
+        self.fence_monitor = FenceMonitor(self.zk, self.view, self.name, self.config, self.lease)
         self.fence_monitor.start()
 
     def _on_session(self, state: str) -> None:

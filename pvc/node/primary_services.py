@@ -12,8 +12,8 @@ from typing import Any, Protocol
 
 from pvc.config import Config
 from pvc.drivers import netlink
+from pvc.zk.cache import CachedView
 from pvc.zk.handler import ZKHandler
-from pvc.zk.mirror import TreeMirror
 
 log = logging.getLogger("pvc.node.primary")
 
@@ -52,12 +52,12 @@ class ApiService:
 
     name = "API"
 
-    def __init__(self, zk: ZKHandler, config: Config, mirror: TreeMirror):
+    def __init__(self, zk: ZKHandler, config: Config, view: CachedView):
         from pvc.api.app import Context, make_app
 
         self.zk = zk
         self.config = config
-        self._app = make_app(Context(zk, config), mirror)  # built now, so takeover is quick
+        self._app = make_app(Context(zk, config), view)  # built now, so takeover is quick
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -118,7 +118,7 @@ class PrimaryServices:
                 service.start()
 
 
-def for_node(zk: ZKHandler, config: Config, mirror: TreeMirror) -> PrimaryServices:
+def for_node(zk: ZKHandler, config: Config, view: CachedView) -> PrimaryServices:
     """The primary services this node's configuration asks for."""
     services: list[PrimaryService] = []
     cidr, interface = config.get("cluster.floating_ip"), config.get("cluster.floating_interface")
@@ -127,5 +127,5 @@ def for_node(zk: ZKHandler, config: Config, mirror: TreeMirror) -> PrimaryServic
         address.running()  # loads the netlink code now, not during a takeover
         services.append(address)
     if config.get("api.serve_on_primary"):
-        services.append(ApiService(zk, config, mirror))
+        services.append(ApiService(zk, config, view))
     return PrimaryServices(services)

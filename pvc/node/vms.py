@@ -34,7 +34,6 @@ from pvc.ops import vm as vm_ops
 from pvc.zk import schema
 from pvc.zk.cache import CachedView
 from pvc.zk.handler import ZKHandler, resolve
-from pvc.zk.mirror import TreeMirror
 
 log = logging.getLogger("pvc.node.vms")
 RUNNING = vm_ops.RUNNING
@@ -52,7 +51,7 @@ class VmController:
         zk: ZKHandler,
         name: str,
         config: Config,
-        mirror: TreeMirror,
+        view: CachedView,
         registered: threading.Event,
     ):
         self.zk = zk  # what a step acts on: read from Zookeeper itself, with versions
@@ -60,8 +59,7 @@ class VmController:
         # VM (a node that was silent may have been declared dead and its VMs recovered; the
         # recovery requires the node's liveness node to be absent)
         self.registered = registered
-        self.view = CachedView(zk, mirror)  # figures and the console: from memory
-        self.mirror = mirror
+        self.view = view  # figures and the console: from memory
         self.name = name
         self.config = config
         self.hypervisor: Any = None
@@ -80,7 +78,7 @@ class VmController:
     # --- life cycle -------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.mirror.listen(self._on_mirror)
+        self.view.mirror.listen(self._on_mirror)
         for uuid in self.view.children("base.domains"):
             self._on_change(uuid)
         for index in range(WORKERS):

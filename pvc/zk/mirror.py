@@ -101,44 +101,36 @@ class TreeMirror:
             if self._pending == 0:
                 self._loaded.set()
 
-    def _send(self, request: Callable, path: str, done: Callable, watch: Callable | None) -> None:
+    def _send(self, request: Callable, path: str, done: Callable) -> None:
+        """Issues a read that sets a watch on `path`; `done` gets its result, in server order."""
         self._pending_change(+1)
         with self._issue:
-            request(path, watch=watch).rawlink(done)
+            request(path, watch=self._on_watch).rawlink(done)
+
+    def _read_data(self, path: str) -> None:
+        self._send(self.client.get_async, path, lambda r: self._on_data(path, r))
+
+    def _read_children(self, path: str, full: bool) -> None:
+        self._send(self.client.get_children_async, path, lambda r: self._on_children(path, r, full))
 
     def _load(self, path: str, full: bool = False) -> None:
         """Reads a path's data and (unless the schema says it is a leaf) its children; `full`
         also re-reads every child found, at any depth."""
-        self._send(self.client.get_async, path, lambda r: self._on_data(path, r), self._on_watch)
+        self._read_data(path)
         if not schema.is_leaf(path):
-            self._send(
-                self.client.get_children_async,
-                path,
-                lambda r: self._on_children(path, r, full),
-                self._on_watch,
-            )
+            self._read_children(path, full)
 
     def _on_watch(self, event: WatchedEvent) -> None:
         if event.type == EventType.NONE:
             return  # the connection dropped and kazoo dropped every watch: the reload repairs
         if event.type == EventType.CHILD:
-            self._send(
-                self.client.get_children_async,
-                event.path,
-                lambda r: self._on_children(event.path, r, False),
-                self._on_watch,
-            )
+            self._read_children(event.path, False)
         elif event.type in (EventType.CREATED, EventType.DELETED):
             # a root that was missing, or a node removed (and its children watch with it): read
             # all of it again; it may be back already, or reads as missing
             self._load(event.path, full=True)
         else:  # CHANGED: read it again
-            self._send(
-                self.client.get_async,
-                event.path,
-                lambda r: self._on_data(event.path, r),
-                self._on_watch,
-            )
+            self._read_data(event.path)
 
     def _on_data(self, path: str, result) -> None:
         try:
@@ -189,12 +181,7 @@ class TreeMirror:
         for gone in removed:
             self._notify(gone, None)
         if path in self.roots:
-            self._send(
-                self.client.exists_async,
-                path,
-                lambda r: self._on_root_exists(path, r),
-                self._on_watch,
-            )
+            self._send(self.client.exists_async, path, lambda r: self._on_root_exists(path, r))
 
     def _on_root_exists(self, root: str, result) -> None:
         try:
