@@ -60,10 +60,12 @@ def _name(value: Any) -> str | None:
     return None if schema.valid_name(value) else f"is not a valid name: {schema.NAME_RULE}"
 
 
-def _selector(value: Any) -> str | None:
-    from pvc.ops.placement import SELECTORS
+# How placement may choose a VM's node (pvc.ops.placement scores them).
+VM_SELECTORS = ("mem", "memprov", "load", "vcpus", "vms")
 
-    return None if value in SELECTORS else f"must be one of {', '.join(SELECTORS)}"
+
+def _selector(value: Any) -> str | None:
+    return None if value in VM_SELECTORS else f"must be one of {', '.join(VM_SELECTORS)}"
 
 
 def _log_level(value: Any) -> str | None:

@@ -162,7 +162,7 @@ class NodeDaemon:
     def _start_vms(self) -> None:
         from pvc.node.flush import Flusher
         from pvc.node.vms import VmController
-        from pvc.ops.vm import Policy
+        from pvc.ops.placement import Policy
 
         self.vms = VmController(self.zk, self.name, self.config, self.view, self.registered)
         self.vms.start()

@@ -36,7 +36,7 @@ from pvc.config import Config
 from pvc.drivers import ipmi
 from pvc.errors import ConcurrentChange
 from pvc.ops import fence as fence_ops
-from pvc.ops import vm as vm_ops
+from pvc.ops import placement
 from pvc.zk.cache import CachedView
 from pvc.zk.handler import ZKHandler
 
@@ -61,7 +61,7 @@ class FenceMonitor:
         self.lease = lease
         self.interval = config.get("timers.keepalive_interval")
         self.window = self.interval * config.get("timers.fence_intervals")
-        self.policy = vm_ops.Policy.from_config(config)
+        self.policy = placement.Policy.from_config(config)
         # node -> ((keepalive, session), when this monitor saw that sign of life appear)
         self._seen: dict[str, tuple[tuple[Any, Any], float]] = {}
         self._fencing: set[str] = set()

@@ -14,7 +14,7 @@ import threading
 import time
 
 from pvc.errors import PvcError
-from pvc.ops import placement
+from pvc.ops import placement, vm_move, vm_state
 from pvc.ops import vm as vm_ops
 from pvc.zk.handler import ZKHandler
 
@@ -23,7 +23,7 @@ PER_VM_TIMEOUT = 300.0
 
 
 class Flusher:
-    def __init__(self, zk: ZKHandler, name: str, policy: vm_ops.Policy):
+    def __init__(self, zk: ZKHandler, name: str, policy: placement.Policy):
         self.zk = zk
         self.name = name
         self.policy = policy
@@ -54,7 +54,7 @@ class Flusher:
             if record["state"] not in placement.ACTIVE_STATES:
                 continue
             try:
-                vm_ops.migrate(self.zk, self.policy, record["uuid"], None, force=True)
+                vm_move.migrate(self.zk, self.policy, record["uuid"], None, force=True)
             except PvcError as exc:
                 log.warning("VM %s cannot move (%s); shutting it down", record["name"], exc.message)
                 self._shut_down_for_later(record)
@@ -67,7 +67,7 @@ class Flusher:
             if cancel.is_set():
                 return
             try:
-                vm_ops.unmigrate(self.zk, self.policy, record["uuid"])
+                vm_move.unmigrate(self.zk, self.policy, record["uuid"])
             except PvcError as exc:
                 log.warning("VM %s cannot come back: %s", record["name"], exc.message)
                 continue
@@ -75,7 +75,7 @@ class Flusher:
         for record in self._vms(lambda r: r["node"] == self.name and r["node_autostart"]):
             if record["state"] in ("stop", "shutdown") and not cancel.is_set():
                 try:
-                    vm_ops.start(self.zk, self.policy, record["uuid"])
+                    vm_state.start(self.zk, self.policy, record["uuid"])
                     vm_ops.set_meta(self.zk, record["uuid"], autostart=False)
                 except PvcError as exc:
                     log.warning("VM %s did not autostart: %s", record["name"], exc.message)
@@ -87,7 +87,7 @@ class Flusher:
     def _shut_down_for_later(self, record: dict) -> None:
         try:
             vm_ops.set_meta(self.zk, record["uuid"], autostart=True)
-            vm_ops.shutdown(self.zk, record["uuid"], force=True)
+            vm_state.shutdown(self.zk, record["uuid"], force=True)
         except PvcError as exc:
             log.error("VM %s: %s", record["name"], exc.message)
 

@@ -5,6 +5,7 @@ from typing import Any
 
 import pvc
 from pvc.errors import Conflict, NotFound
+from pvc.ops import allocation, placement
 from pvc.zk import migrations, schema
 from pvc.zk.handler import ZKHandler
 
@@ -49,8 +50,6 @@ def set_maintenance(zk: ZKHandler, enabled: bool) -> dict[str, Any]:
 def status(zk: ZKHandler, overcommit_ratio: float = 1.0) -> dict[str, Any]:
     """A summary of the cluster: version, primary, maintenance, nodes by state, and whether
     every running VM would still fit if the largest node were lost (N+1)."""
-    from pvc.ops import placement, vm
-
     require_initialized(zk)
     name, maintenance, primary, version = zk.read_many(
         [
@@ -99,7 +98,7 @@ def status(zk: ZKHandler, overcommit_ratio: float = 1.0) -> dict[str, Any]:
         "fencing": fencing,
         "vms": {"total": len(zk.children("base.domains"))},
         "survives_node_loss": placement.survives_largest_node_loss(
-            vm.node_loads(zk).values(), overcommit_ratio
+            allocation.node_loads(zk).values(), overcommit_ratio
         ),
         "networks": {"total": len(zk.children("base.networks"))},
     }

@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 from pvc.errors import ConcurrentChange
-from pvc.ops import placement
+from pvc.ops import allocation, placement
 from pvc.ops import vm as vm_ops
 from pvc.zk.handler import ZKHandler
 
@@ -58,7 +58,7 @@ def release_storage(zk: ZKHandler, uuid: str, dead: str) -> None:
     """Where a fenced node's hold on a VM's disks (Ceph RBD locks) will be broken."""
 
 
-def recover_vms(zk: ZKHandler, policy: vm_ops.Policy, dead: str) -> list[str]:
+def recover_vms(zk: ZKHandler, policy: placement.Policy, dead: str) -> list[str]:
     """Restarts elsewhere what the fenced node `dead` ran; one line per VM acted on."""
     done = []
     for uuid in zk.children("base.domains"):
@@ -78,7 +78,7 @@ def recover_vms(zk: ZKHandler, policy: vm_ops.Policy, dead: str) -> list[str]:
     return done
 
 
-def _recover(zk: ZKHandler, policy: vm_ops.Policy, dead: str, uuid: str) -> str | None:
+def _recover(zk: ZKHandler, policy: placement.Policy, dead: str, uuid: str) -> str | None:
     state, state_version = zk.read_versioned(("domain.state", uuid))
     observed, observed_version = zk.read_versioned(("domain.observed", uuid))
     name, node, lastnode = zk.read_many(
@@ -123,12 +123,12 @@ def _recover(zk: ZKHandler, policy: vm_ops.Policy, dead: str, uuid: str) -> str 
     return line or f"VM {name or uuid}: released from {dead}"
 
 
-def _target(zk: ZKHandler, policy: vm_ops.Policy, uuid: str, dead: str) -> str | None:
+def _target(zk: ZKHandler, policy: placement.Policy, uuid: str, dead: str) -> str | None:
     """The node the VM's selector picks, among nodes with room for its memory."""
     limit, selector, memory = zk.read_many(
         [("domain.node_limit", uuid), ("domain.node_selector", uuid), ("domain.memory", uuid)]
     )
-    nodes = vm_ops.node_loads(zk)
+    nodes = allocation.node_loads(zk)
     room = [
         node
         for node in nodes.values()

@@ -7,10 +7,14 @@ are current the moment a VM is assigned, so placing many VMs in a row spreads th
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from pvc.config import VM_SELECTORS as SELECTORS
 from pvc.errors import InvalidInput
 
-SELECTORS = ("mem", "memprov", "load", "vcpus", "vms")
+if TYPE_CHECKING:
+    from pvc.config import Config
+
 # VM states in which a VM holds memory on its node.
 ACTIVE_STATES = ("start", "restart", "migrate", "shutdown", "provision")
 
@@ -129,3 +133,15 @@ def survives_largest_node_loss(nodes: Iterable[NodeLoad], ratio: float) -> dict:
         "capacity_without_largest": int(capacity),
         "largest_node": largest.name,
     }
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Cluster-wide VM settings from the configuration."""
+
+    selector: str = "mem"
+    overcommit_ratio: float = 1.0
+
+    @classmethod
+    def from_config(cls, config: "Config") -> "Policy":
+        return cls(config.get("vm.default_selector"), config.get("vm.memory_overcommit_ratio"))

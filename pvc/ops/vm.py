@@ -1,32 +1,25 @@
-"""VM verbs: define, change, start/stop, move and migrate, list and describe.
+"""VM records: define, change, rename and remove VMs; find, list and describe them.
 
 Each verb validates its input, checks prerequisites against the current state, and writes all
 its changes in ONE transaction guarded by the versions it read, so a refused or raced verb
-leaves nothing half-written. The node daemon that owns a VM acts on what is written here
-(pvc.node.vms); verbs that change a VM's state return at once, and `wait_for` lets a caller
-follow the VM until it gets there.
+leaves nothing half-written. State changes live in pvc.ops.vm_state, moves in
+pvc.ops.vm_move; placement (which node, and whether it has room) in pvc.ops.allocation.
 
 States (`state`): start, restart, shutdown, stop, disable, migrate, fail. `node` is where the
 VM runs or should run; `lastnode` where it returns on `unmigrate` (empty unless migrated).
-
 Every answer names the VM by its real `name` and `uuid`, whichever of the two it was given by.
-Asking for a state the VM is already in (start of a running VM, stop or shutdown of a stopped
-or disabled one, disable of a disabled one) is a no-op answer that says so; a disabled VM
-stays disabled.
 """
 
 import fnmatch
 import re
-import time
 import uuid as uuid_module
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from pvc.config import Config
-from pvc.errors import Conflict, InvalidInput, NotFound, PvcError
-from pvc.ops import domain_xml, placement
+from pvc.errors import Conflict, InvalidInput, NotFound
+from pvc.ops import allocation, domain_xml, placement
 from pvc.ops.cluster import require_initialized
+from pvc.ops.placement import Policy
 from pvc.zk import schema
 from pvc.zk.handler import ZKHandler
 
@@ -51,40 +44,6 @@ FIELDS = {
 }
 # A node selector meaning "none of the VM's own: the cluster's vm.default_selector".
 DEFAULT_SELECTOR = "default"
-# How answers describe a VM that already is where a verb would take it.
-ALREADY = {
-    "start": "running",
-    "restart": "restarting",
-    "migrate": "migrating",
-    "stop": "stopped",
-    "disable": "disabled",
-    "shutdown": "shutting down",
-}
-
-
-class StillGoing(PvcError):
-    """A wait ended before the VM got there: the change was accepted and goes on.
-
-    `record` is the VM as it is now; the API answers 202 Accepted with it.
-    """
-
-    http_status = 202
-
-    def __init__(self, message: str, record: dict[str, Any]):
-        super().__init__(message)
-        self.record = record
-
-
-@dataclass(frozen=True)
-class Policy:
-    """Cluster-wide VM settings from the configuration."""
-
-    selector: str = "mem"
-    overcommit_ratio: float = 1.0
-
-    @classmethod
-    def from_config(cls, config: Config) -> "Policy":
-        return cls(config.get("vm.default_selector"), config.get("vm.memory_overcommit_ratio"))
 
 
 # --- finding and reading ---------------------------------------------------------------------
@@ -106,7 +65,7 @@ def find(zk: ZKHandler, vm: str) -> str:
     return uuid
 
 
-def _identify(zk: ZKHandler, vm: str) -> tuple[str, str]:
+def identify(zk: ZKHandler, vm: str) -> tuple[str, str]:
     """(uuid, name) of a VM given by name or UUID; NotFound otherwise."""
     uuid = find(zk, vm)
     name = zk.read(("domain", uuid))
@@ -115,7 +74,7 @@ def _identify(zk: ZKHandler, vm: str) -> tuple[str, str]:
     return uuid, name
 
 
-def _answer(uuid: str, name: str, message: str, **extra: Any) -> dict[str, Any]:
+def answer(uuid: str, name: str, message: str, **extra: Any) -> dict[str, Any]:
     """A verb's answer: its message and the VM it acted on."""
     return {"message": message, "name": name, "uuid": uuid, **extra}
 
@@ -184,10 +143,10 @@ def _matcher(pattern: str, regex: bool = False) -> Callable[[str], bool]:
 
 
 def info(zk: ZKHandler, vm: str) -> dict[str, Any]:
-    return _record(zk, find(zk, vm), vm)
+    return read_record(zk, find(zk, vm), vm)
 
 
-def _record(zk: ZKHandler, uuid: str, vm: str) -> dict[str, Any]:
+def read_record(zk: ZKHandler, uuid: str, vm: str) -> dict[str, Any]:
     records = _records(zk, [uuid])
     if not records:
         raise NotFound(f"VM '{vm}' does not exist")
@@ -196,7 +155,7 @@ def _record(zk: ZKHandler, uuid: str, vm: str) -> dict[str, Any]:
 
 def dump(zk: ZKHandler, vm: str) -> dict[str, Any]:
     """The VM's libvirt domain XML, with its name and UUID."""
-    uuid, name = _identify(zk, vm)
+    uuid, name = identify(zk, vm)
     return {"name": name, "uuid": uuid, "xml": zk.read(("domain.xml", uuid))}
 
 
@@ -204,85 +163,9 @@ def console_log(zk: ZKHandler, vm: str, lines: int) -> dict[str, Any]:
     """The last `lines` lines of the VM's serial console."""
     if lines < 1:
         raise InvalidInput("lines must be 1 or more")
-    uuid, name = _identify(zk, vm)
+    uuid, name = identify(zk, vm)
     text = zk.read(("domain.console_log", uuid)) or ""
     return {"name": name, "uuid": uuid, "lines": text.splitlines()[-lines:]}
-
-
-# --- placement -------------------------------------------------------------------------------
-
-
-def node_loads(zk: ZKHandler) -> dict[str, placement.NodeLoad]:
-    """Every node's figures for placement: its keepalive plus the VMs assigned to it."""
-    names = zk.children("base.nodes")
-    keys = ("node.state.daemon", "node.state.domain", "node.stats")
-    values = zk.read_many([(key, name) for name in names for key in keys])
-    nodes = {}
-    for index, name in enumerate(names):
-        daemon, domain, stats = values[index * 3 : index * 3 + 3]
-        stats = stats or {}
-        nodes[name] = placement.NodeLoad(
-            name,
-            daemon or "unknown",
-            domain or "unknown",
-            stats.get("mem_total", 0),
-            stats.get("mem_free", 0),
-            stats.get("load", 0.0),
-        )
-    placement.add_vm_loads(nodes, vm_loads(zk))
-    return nodes
-
-
-def vm_loads(zk: ZKHandler) -> list[placement.VmLoad]:
-    uuids = zk.children("base.domains")
-    keys = ("domain.node", "domain.state", "domain.memory", "domain.vcpus")
-    values = zk.read_many([(key, uuid) for uuid in uuids for key in keys])
-    return [
-        placement.VmLoad(values[i * 4] or "", values[i * 4 + 1] or "", values[i * 4 + 2] or 0,
-                         values[i * 4 + 3] or 0)
-        for i in range(len(uuids))
-    ]  # fmt: skip
-
-
-def _target(
-    zk: ZKHandler,
-    policy: Policy,
-    record: dict[str, Any],
-    requested: str | None,
-    exclude: tuple[str, ...] = (),
-) -> str:
-    """The node a VM should go to: the requested one (checked) or the selector's choice."""
-    nodes = node_loads(zk)
-    limit = record["node_limit"] or None
-    if requested:
-        node = nodes.get(requested)
-        if node is None:
-            raise NotFound(f"node '{requested}' does not exist")
-        if limit and requested not in limit:
-            raise InvalidInput(
-                f"node {requested} is outside the VM's node limit ({', '.join(limit)})"
-            )
-        if not node.usable:
-            raise InvalidInput(
-                f"node {requested} cannot take VMs: daemon {node.daemon_state}, "
-                f"domain state {node.domain_state} (needs run and ready)"
-            )
-        if requested in exclude:
-            raise InvalidInput(f"the VM is already on node {requested}")
-        return requested
-    selector = record["node_selector"] or policy.selector
-    chosen = placement.choose_target_node(nodes.values(), selector, limit, exclude)
-    if chosen is None:
-        raise InvalidInput("no node in run and ready state can take the VM")
-    return chosen
-
-
-def _check_memory(zk: ZKHandler, policy: Policy, node: str, memory: int) -> None:
-    complaint = placement.overcommit_complaint(
-        node_loads(zk)[node], memory, policy.overcommit_ratio
-    )
-    if complaint:
-        raise Conflict(f"refused: {complaint}")
 
 
 # --- define and change -----------------------------------------------------------------------
@@ -338,7 +221,7 @@ def define(
     if zk.exists(("domain", spec.uuid)):
         raise Conflict(f"a VM with UUID {spec.uuid} already exists")
     record = {"node_limit": limit or [], "node_selector": selector}
-    target = _target(zk, policy, record, node)
+    target = allocation.target(zk, policy, record, node)
     values = {
         ("domain", spec.uuid): spec.name,
         ("domain.xml", spec.uuid): xml,
@@ -356,7 +239,7 @@ def define(
         ("name.domain", spec.name): spec.uuid,
     }
     zk.write(values, expect={("name.domain", spec.name): -1, ("domain", spec.uuid): -1})
-    return _answer(spec.uuid, spec.name, f"VM '{spec.name}' defined on {target}", node=target)
+    return answer(spec.uuid, spec.name, f"VM '{spec.name}' defined on {target}", node=target)
 
 
 def modify(
@@ -388,11 +271,11 @@ def modify(
     restarting = restart and state == "start"
     if restarting:
         # Its node counts the memory it runs with now; the restart runs it with the new.
-        _check_memory(zk, policy, zk.read(("domain.node", uuid)), spec.memory - memory)
+        allocation.check_memory(zk, policy, zk.read(("domain.node", uuid)), spec.memory - memory)
         values[("domain.state", uuid)] = "restart"
         expect[("domain.state", uuid)] = state_version
     zk.write(values, expect=expect)
-    return _answer(uuid, name, f"VM '{name}' modified{', restarting it' if restarting else ''}")
+    return answer(uuid, name, f"VM '{name}' modified{', restarting it' if restarting else ''}")
 
 
 def _rename_changes(
@@ -421,7 +304,7 @@ def rename(zk: ZKHandler, vm: str, new_name: str) -> dict[str, Any]:
     values = _rename_changes(zk, uuid, old, new_name, expect)
     values[("domain.xml", uuid)] = domain_xml.renamed(zk.read(("domain.xml", uuid)), new_name)
     zk.write(values, expect=expect, delete=[("name.domain", old)])
-    return _answer(uuid, new_name, f"VM '{old}' renamed to '{new_name}'")
+    return answer(uuid, new_name, f"VM '{old}' renamed to '{new_name}'")
 
 
 def set_meta(
@@ -435,7 +318,7 @@ def set_meta(
 ) -> dict[str, Any]:
     """Changes the placement settings given; an empty limit means any node, an empty or
     'default' selector the cluster's vm.default_selector."""
-    uuid, name = _identify(zk, vm)
+    uuid, name = identify(zk, vm)
     values = {
         (key, uuid): value for key, value in _options(limit, selector, migration_method).items()
     }
@@ -444,12 +327,12 @@ def set_meta(
     if not values:
         raise InvalidInput("nothing to change: give limit, selector, autostart or migration_method")
     zk.write(values, expect={("domain", uuid): zk.read_versioned(("domain", uuid))[1]})
-    return _answer(uuid, name, f"VM '{name}' metadata updated")
+    return answer(uuid, name, f"VM '{name}' metadata updated")
 
 
 def set_tags(zk: ZKHandler, vm: str, add: list[str], remove: list[str]) -> dict[str, Any]:
     """Adds and removes tags; answers the VM's tags after the change."""
-    uuid, name = _identify(zk, vm)
+    uuid, name = identify(zk, vm)
     tags, version = zk.read_versioned(("domain.tags", uuid))
     _check_tags(add)
     new = sorted((set(tags or []) | set(add)) - set(remove))
@@ -468,210 +351,15 @@ def undefine(zk: ZKHandler, vm: str, force: bool = False) -> dict[str, Any]:
     refused unless `force`, which removes the record anyway: its node then destroys it."""
     uuid = find(zk, vm)
     name, version = zk.read_versioned(("domain", uuid))
-    record = _record(zk, uuid, vm)
-    if _is_running(record) and not force:
+    record = read_record(zk, uuid, vm)
+    if is_running(record) and not force:
         raise Conflict(f"VM '{name}' is running; stop it first or use force")
     zk.write(
         {}, delete=[("domain", uuid), ("name.domain", name)], expect={("domain", uuid): version}
     )
-    return _answer(uuid, name, f"VM '{name}' removed")
+    return answer(uuid, name, f"VM '{name}' removed")
 
 
-def _is_running(record: dict[str, Any]) -> bool:
+def is_running(record: dict[str, Any]) -> bool:
     observed = record["observed"] or {}
     return observed.get("state") == "running" or record["state"] in placement.ACTIVE_STATES
-
-
-# --- state changes ---------------------------------------------------------------------------
-
-
-def _set_state(
-    zk: ZKHandler,
-    vm: str,
-    state: str,
-    allowed_from: tuple[str, ...] | None = None,
-    noop_from: tuple[str, ...] | None = None,
-    **extra: Any,
-) -> tuple[str, str, str | None]:
-    """Writes a new state (and extra keys), guarded by the state read and `allowed_from`.
-
-    A VM in one of `noop_from` (default: `state` itself) is left alone. Returns (uuid, name,
-    the state it was left in, or None when the new state was written).
-    """
-    uuid, name = _identify(zk, vm)
-    current, version = zk.read_versioned(("domain.state", uuid))
-    if current in (noop_from or (state,)):
-        return uuid, name, current
-    if allowed_from is not None and current not in allowed_from:
-        raise Conflict(f"VM '{name}' is in state {current}; cannot {state} it now")
-    values = {("domain.state", uuid): state, **{(k, uuid): v for k, v in extra.items()}}
-    zk.write(values, expect={("domain.state", uuid): version})
-    return uuid, name, None
-
-
-def _already(uuid: str, name: str, state: str, off: bool = False) -> dict[str, Any]:
-    """The no-op answer for a VM already where a verb would take it (`off`: off was asked)."""
-    note = " (and so off)" if off and state == "disable" else ""
-    return _answer(uuid, name, f"VM '{name}' is already {ALREADY[state]}{note}; nothing changed")
-
-
-def start(zk: ZKHandler, policy: Policy, vm: str, force: bool = False) -> dict[str, Any]:
-    """Starts a VM on its node, if that node can take it (memory over-commit included); a
-    disabled VM only with `force`."""
-    record = info(zk, vm)
-    uuid, name = record["uuid"], record["name"]
-    if record["state"] == "disable" and not force:
-        raise Conflict(f"VM '{name}' is disabled; use force to start it anyway")
-    if record["state"] in ("start", "restart", "migrate"):
-        return _already(uuid, name, record["state"])
-    node = node_loads(zk).get(record["node"])
-    if node is None or not node.usable:
-        why = "does not exist" if node is None else f"is {node.daemon_state}/{node.domain_state}"
-        raise InvalidInput(
-            f"VM '{name}' belongs on node {record['node']}, which {why}; move it to another node"
-        )
-    _check_memory(zk, policy, record["node"], record["memory"])
-    allowed = ("stop", "fail", "disable") if force else ("stop", "fail")
-    noop = ("start", "restart", "migrate")
-    _, _, already = _set_state(zk, uuid, "start", allowed, noop, **{"domain.failed_reason": ""})
-    if already:  # started meanwhile
-        return _already(uuid, name, already)
-    return _answer(uuid, name, f"VM '{name}' starting on {record['node']}")
-
-
-def restart(zk: ZKHandler, vm: str) -> dict[str, Any]:
-    """Restarts a running VM."""
-    uuid, name, already = _set_state(zk, vm, "restart", ("start",))
-    if already:
-        return _already(uuid, name, already)
-    return _answer(uuid, name, f"VM '{name}' restarting")
-
-
-# A VM off (stopped, or disabled: it stays disabled) needs no stop or shutdown.
-OFF = ("stop", "disable")
-
-
-def shutdown(zk: ZKHandler, vm: str, force: bool = False) -> dict[str, Any]:
-    """Shuts a running VM down gracefully (`force`: then off if it does not stop in time)."""
-    extra = {"domain.shutdown_force": force}
-    noop = (*OFF, "shutdown")
-    uuid, name, already = _set_state(zk, vm, "shutdown", ("start", "restart"), noop, **extra)
-    if already:
-        return _already(uuid, name, already, off=True)
-    return _answer(uuid, name, f"VM '{name}' shutting down")
-
-
-def stop(zk: ZKHandler, vm: str) -> dict[str, Any]:
-    """Turns a VM off at once."""
-    uuid, name, already = _set_state(zk, vm, "stop", None, OFF)
-    if already:
-        return _already(uuid, name, already, off=True)
-    return _answer(uuid, name, f"VM '{name}' stopping (forced off)")
-
-
-def disable(zk: ZKHandler, vm: str) -> dict[str, Any]:
-    """Turns a VM off and keeps it off (autostart and recovery leave it alone)."""
-    uuid, name, already = _set_state(zk, vm, "disable")
-    if already:
-        return _already(uuid, name, already)
-    return _answer(uuid, name, f"VM '{name}' disabled (stopped and kept off)")
-
-
-def migrate(
-    zk: ZKHandler, policy: Policy, vm: str, node: str | None, force: bool = False
-) -> dict[str, Any]:
-    """Temporary move: records `lastnode` so unmigrate brings it home."""
-    return _relocate(zk, policy, vm, node, permanent=False, force=force)
-
-
-def move(zk: ZKHandler, policy: Policy, vm: str, node: str | None) -> dict[str, Any]:
-    """Permanent move: clears `lastnode`."""
-    return _relocate(zk, policy, vm, node, permanent=True)
-
-
-def unmigrate(zk: ZKHandler, policy: Policy, vm: str) -> dict[str, Any]:
-    """Moves a migrated VM back to its `lastnode`."""
-    record = info(zk, vm)
-    if not record["lastnode"]:
-        raise InvalidInput(f"VM '{record['name']}' is not migrated (no lastnode)")
-    return _relocate(zk, policy, vm, record["lastnode"], permanent=True, home=True)
-
-
-def _relocate(
-    zk: ZKHandler,
-    policy: Policy,
-    vm: str,
-    node: str | None,
-    *,
-    permanent: bool,
-    force: bool = False,
-    home: bool = False,
-) -> dict[str, Any]:
-    uuid = find(zk, vm)
-    record = _record(zk, uuid, vm)
-    name = record["name"]
-    current, node_version = zk.read_versioned(("domain.node", uuid))
-    if record["state"] == "shutdown":
-        raise Conflict(f"VM '{name}' is shutting down; move it once it is stopped")
-    if record["lastnode"] and not permanent and not force:
-        raise Conflict(
-            f"VM '{name}' is already migrated (from {record['lastnode']}); "
-            "use force to migrate it again, or unmigrate"
-        )
-    target = _target(zk, policy, record, node, exclude=(current,))
-    state, version = zk.read_versioned(("domain.state", uuid))
-    running = state in ("start", "restart", "migrate")
-    if running and record["migration_method"] == "none":
-        raise InvalidInput(f"VM '{name}' has migration method none: shut it down to move it")
-    if running:
-        _check_memory(zk, policy, target, record["memory"])
-    values: dict[Any, Any] = {("domain.node", uuid): target}
-    lastnode = "" if home or permanent else record["lastnode"] or current
-    values[("domain.lastnode", uuid)] = "" if lastnode == target else lastnode  # back home
-    if running:
-        values[("domain.state", uuid)] = "migrate"
-    zk.write(values, expect={("domain.state", uuid): version, ("domain.node", uuid): node_version})
-    verb = "returning" if home else ("moving" if permanent else "migrating")
-    how = "" if running else " (it is not running: only its assignment changes)"
-    return _answer(uuid, name, f"VM '{name}' {verb} from {current} to {target}{how}", node=target)
-
-
-def wait_for(
-    zk: ZKHandler, vm: str, states: tuple[str, ...], timeout: float, goal: str | None = None
-) -> dict[str, Any]:
-    """Polls until the VM is in one of `states` AND its node reports it so (running where it
-    should run for start; not running for stop/disable); returns the record. Also returns
-    when it failed: state fail, or back to start with a reason (a shutdown that timed out).
-
-    Raises StillGoing, with the current record, if `timeout` seconds pass first; `goal` (by
-    default the states) says in its message where the VM was going.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        record = info(zk, vm)
-        observed = record["observed"] or {}
-        running = observed.get("state") in ("running", "paused")
-        if record["state"] == "start":
-            settled = running and observed.get("node") == record["node"]
-        else:
-            settled = not running or observed.get("node") != record["node"]
-        if record["state"] in states and settled:
-            return record
-        gave_up = record["state"] == "start" and "start" not in states and record["failed_reason"]
-        if record["state"] == "fail" or gave_up:
-            return record
-        if time.monotonic() > deadline:
-            raise StillGoing(
-                f"VM '{record['name']}' is still on its way to {goal or '/'.join(states)} after "
-                f"{timeout:g} s (now: {progress(record)})",
-                record,
-            )
-        time.sleep(0.1)
-
-
-def progress(record: dict[str, Any]) -> str:
-    """Where a VM is now, in words: its state and what its node reports."""
-    observed = record["observed"]
-    if not observed:
-        return f"state {record['state']}, no node reports it yet"
-    return f"state {record['state']}, {observed.get('node')} reports it {observed.get('state')}"

@@ -21,7 +21,14 @@ log = logging.getLogger("pvc.zk.cache")
 
 SYNC_TIMEOUT = 2.0
 # What a process keeps in memory: small, or read in bulk (every VM for a list).
-MIRRORED = ("base.schema", "base.config", "base.nodes", "base.domains", "base.names")
+MIRRORED = (
+    "base.schema",
+    "base.config",
+    "base.nodes",
+    "base.domains",
+    "base.names",
+    "base.jobs",
+)
 
 
 def open_mirror(zk: ZKHandler) -> TreeMirror:

@@ -36,7 +36,7 @@ def _from_0(zk: ZKHandler) -> Changes:
         "base.schema.version": 1,
     }
     for key, value in schema.INITIAL_TREE.items():
-        if not zk.exists(key):
+        if key not in ("base.jobs", "base.names.domains") and not zk.exists(key):
             values.setdefault(key, value)
     gone = [
         key for key in ("v0.primary_node", "v0.maintenance", "v0.upstream_ip") if zk.exists(key)
@@ -44,7 +44,17 @@ def _from_0(zk: ZKHandler) -> Changes:
     return {"values": values, "delete": gone}
 
 
-MIGRATIONS: dict[int, Callable[[ZKHandler], Changes]] = {0: _from_0}
+def _from_1(zk: ZKHandler) -> Changes:
+    """1 -> 2: the tree gains /jobs and /names/domains (every key of the initial tree that is
+    missing is created)."""
+    values: dict[Any, Any] = {"base.schema.version": 2}
+    for key, value in schema.INITIAL_TREE.items():
+        if key != "base.schema.version" and not zk.exists(key):
+            values[key] = value
+    return {"values": values}
+
+
+MIGRATIONS: dict[int, Callable[[ZKHandler], Changes]] = {0: _from_0, 1: _from_1}
 
 
 def upgrade(zk: ZKHandler) -> list[int]:

@@ -7,14 +7,15 @@ stored as UTF-8 text and converted by the key's declared type on read and write 
 The tree is versioned: `/schema/version` holds the version the tree was written in, and
 `MIGRATIONS` (in pvc.zk.migrations) upgrade an older tree step by step to `VERSION`.
 Version 0 is the original PVC layout of v0.7 (top-level `/primary_node`, `/maintenance`,
-`/upstream_ip`, no `/schema`); version 1 moves configuration under `/config`.
+`/upstream_ip`, no `/schema`); version 1 moves configuration under `/config`; version 2 adds
+`/jobs` and the names index's parent `/names/domains`.
 """
 
 import json
 import re
 from typing import Any
 
-VERSION = 1
+VERSION = 2
 
 # name -> (path template, value type). Types: str, int, float, bool, "json".
 KEYS: dict[str, tuple[str, Any]] = {
@@ -32,6 +33,7 @@ KEYS: dict[str, tuple[str, Any]] = {
     "base.networks": ("/networks", str),
     "base.ceph": ("/ceph", str),
     "base.locks": ("/locks", str),
+    "base.jobs": ("/jobs", str),
     # locks (children are the lock recipes' contender nodes)
     "lock.primary_node": ("/locks/primary_node", str),
     "lock.primary_sync": ("/locks/primary_sync", str),
@@ -49,6 +51,9 @@ KEYS: dict[str, tuple[str, Any]] = {
     "node.stats": ("/nodes/{node}/stats", "json"),
     # fencing: what happened to the node ({time, event, detail} entries, newest last)
     "node.fence_log": ("/nodes/{node}/fencelog", "json"),
+    # placement: every allocation of memory to the node rewrites this key, and guards its
+    # transaction with the version it read, so two allocations to one node cannot both pass
+    "node.allocation": ("/nodes/{node}/allocation", float),
     # private keys (readable only with zookeeper.secret): a node's BMC and credentials
     "base.private": ("/private", str),
     "private.ipmi": ("/private/ipmi/{node}", "json"),
@@ -72,7 +77,12 @@ KEYS: dict[str, tuple[str, Any]] = {
     "domain.console_log": ("/domains/{uuid}/consolelog", str),
     # unique names: /names/domains/<name> holds the VM's UUID
     "base.names": ("/names", str),
+    "base.names.domains": ("/names/domains", str),
     "name.domain": ("/names/domains/{name}", str),
+    # jobs (long operations), by id: the record, its runner's ephemeral claim, a cancel request
+    "job": ("/jobs/{job}", "json"),
+    "job.claim": ("/jobs/{job}/claim", str),
+    "job.cancel": ("/jobs/{job}/cancel", float),
     # schema version 0 (original PVC v0.7): read only by the migration to version 1
     "v0.primary_node": ("/primary_node", str),
     "v0.maintenance": ("/maintenance", bool),
@@ -93,6 +103,8 @@ INITIAL_TREE: dict[str, Any] = {
     "base.ceph": "",
     "base.locks": "",
     "base.names": "",
+    "base.names.domains": "",
+    "base.jobs": "",
     "lock.primary_node": "",
     "lock.primary_sync": "",
 }
@@ -108,6 +120,7 @@ ROOTS = (
     "base.ceph",
     "base.locks",
     "base.names",
+    "base.jobs",
     "base.private",
     "v0.primary_node",
     "v0.maintenance",

@@ -31,8 +31,9 @@ def v0_tree(zk_hosts):
 
 def test_v0_tree_upgrades_to_current(zk, v0_tree):
     assert migrations.tree_version(zk) == 0
-    assert migrations.upgrade(zk) == [0]
+    assert migrations.upgrade(zk) == [0, 1]
     assert migrations.tree_version(zk) == schema.VERSION
+    assert zk.exists("base.jobs") and zk.exists("base.names.domains")  # version 2
     assert zk.read("base.config.primary_node") == "hv1"
     assert zk.read("base.config.maintenance") is True
     assert zk.read("base.config.upstream_ip") == "10.0.0.10/24"
@@ -52,7 +53,7 @@ def test_racing_upgrades_apply_each_step_once(zk_hosts, zk, v0_tree):
         steps = migrations.upgrade(zk) + migrations.upgrade(other)
     finally:
         other.close()
-    assert steps == [0]
+    assert steps == [0, 1]
     assert zk.read("base.config.primary_node") == "hv1"
 
 

@@ -6,11 +6,11 @@ import uuid
 import pytest
 
 from pvc.ops import node as node_ops
-from pvc.ops import vm
+from pvc.ops import placement, vm, vm_move, vm_state
 from tests.conftest import free_port
 from tests.local_cluster import LocalCluster
 
-POLICY = vm.Policy(selector="vms")
+POLICY = placement.Policy(selector="vms")
 
 
 def domain(name: str, memory: int = 256) -> str:
@@ -43,7 +43,7 @@ def zk(cluster):
 
 
 def running_on(zk, name: str, node: str, timeout: float = 10) -> dict:
-    record = vm.wait_for(zk, name, ("start",), timeout)
+    record = vm_state.wait_for(zk, name, ("start",), timeout)
     assert record["state"] == "start", record
     assert record["node"] == node and record["observed"]["node"] == node
     assert record["observed"]["state"] == "running"
@@ -61,7 +61,7 @@ def test_define_spreads_and_start_runs_each_on_its_node(cluster, zk):
     nodes = [vm.define(zk, POLICY, domain(f"web{i}"))["node"] for i in range(3)]
     assert sorted(nodes) == cluster.names  # the vms selector spread them
     for i in range(3):
-        vm.start(zk, POLICY, f"web{i}")
+        vm_state.start(zk, POLICY, f"web{i}")
     for i, node in enumerate(nodes):
         running_on(zk, f"web{i}", node)
     for node in cluster.names:
@@ -71,10 +71,10 @@ def test_define_spreads_and_start_runs_each_on_its_node(cluster, zk):
 def test_migrate_and_unmigrate(cluster, zk):
     home = vm.info(zk, "web0")["node"]
     target = next(n for n in cluster.names if n != home)
-    vm.migrate(zk, POLICY, "web0", target)
+    vm_move.migrate(zk, POLICY, "web0", target)
     record = running_on(zk, "web0", target)
     assert record["lastnode"] == home
-    vm.unmigrate(zk, POLICY, "web0")
+    vm_move.unmigrate(zk, POLICY, "web0")
     record = running_on(zk, "web0", home)
     assert record["lastnode"] == ""
 
@@ -99,21 +99,21 @@ def test_flush_moves_everything_away_and_ready_brings_it_back(cluster, zk):
 
 
 def test_shutdown_stop_disable_restart(cluster, zk):
-    vm.shutdown(zk, "web2")
-    record = vm.wait_for(zk, "web2", ("stop",), 10)
+    vm_state.shutdown(zk, "web2")
+    record = vm_state.wait_for(zk, "web2", ("stop",), 10)
     assert record["state"] == "stop" and record["observed"]["state"] == "shutoff"
-    vm.start(zk, POLICY, "web2")
+    vm_state.start(zk, POLICY, "web2")
     node = running_on(zk, "web2", vm.info(zk, "web2")["node"])["node"]
-    vm.disable(zk, "web2")
+    vm_state.disable(zk, "web2")
     deadline = time.monotonic() + 10
     while vm.info(zk, "web2")["observed"]["state"] != "shutoff":
         assert time.monotonic() < deadline
         time.sleep(0.1)
     with pytest.raises(Exception, match="disabled"):
-        vm.start(zk, POLICY, "web2")
-    vm.start(zk, POLICY, "web2", force=True)
+        vm_state.start(zk, POLICY, "web2")
+    vm_state.start(zk, POLICY, "web2", force=True)
     running_on(zk, "web2", node)
-    vm.restart(zk, "web2")
+    vm_state.restart(zk, "web2")
     running_on(zk, "web2", node)
 
 
@@ -134,8 +134,8 @@ def test_remove_with_force_destroys_the_running_vm(cluster, zk):
 def test_a_vm_that_fails_to_start_says_why(cluster, zk):
     bad = domain("broken").replace("<type>hvm</type>", "<type>exe</type>")  # libvirt refuses
     node = vm.define(zk, POLICY, bad)["node"]
-    vm.start(zk, POLICY, "broken")
-    record = vm.wait_for(zk, "broken", ("start",), 10)
+    vm_state.start(zk, POLICY, "broken")
+    record = vm_state.wait_for(zk, "broken", ("start",), 10)
     assert record["state"] == "fail"
     assert "init binary must be specified" in record["failed_reason"]
     assert record["node"] == node

@@ -11,10 +11,10 @@ import uuid as uuid_module
 import pytest
 
 from pvc.errors import Conflict, InvalidInput, NotFound, PvcError
-from pvc.ops import cluster, vm
+from pvc.ops import cluster, placement, vm, vm_move, vm_state
 from tests.integration.test_node_ops import add_node
 
-POLICY = vm.Policy("mem", 1.0)
+POLICY = placement.Policy("mem", 1.0)
 MEM_TOTAL = 4096
 
 
@@ -165,7 +165,13 @@ def test_an_uninitialised_cluster_says_so(zk):
 
 @pytest.mark.parametrize("name", ["ghost", "a b", str(uuid_module.uuid4())])
 def test_an_unknown_vm_is_not_found(nodes, name):
-    for call in (vm.info, vm.dump, vm.undefine, vm.stop, lambda zk, n: vm.start(zk, POLICY, n)):
+    for call in (
+        vm.info,
+        vm.dump,
+        vm.undefine,
+        vm_state.stop,
+        lambda zk, n: vm_state.start(zk, POLICY, n),
+    ):
         with pytest.raises(NotFound, match=f"VM '{name}' does not exist"):
             call(nodes, name)
 
@@ -189,8 +195,8 @@ def test_the_selector_picks_the_node(nodes, selector, figures, expected):
 
 
 def test_the_policy_selector_applies_when_the_vm_has_none(nodes):
-    define(nodes, "vm1", policy=vm.Policy("memprov"))
-    define(nodes, "vm2", policy=vm.Policy("memprov"))
+    define(nodes, "vm1", policy=placement.Policy("memprov"))
+    define(nodes, "vm2", policy=placement.Policy("memprov"))
     assert [r["node"] for r in vm.list_vms(nodes)] == ["node1", "node2"]
 
 
@@ -223,14 +229,16 @@ def test_nodes_not_ready_are_skipped(nodes):
 def test_start_and_the_other_state_changes(nodes):
     uuid = define(nodes, "vm1")
     vm1 = {"name": "vm1", "uuid": uuid}
-    assert vm.start(nodes, POLICY, "vm1") == vm1 | {"message": "VM 'vm1' starting on node1"}
+    assert vm_state.start(nodes, POLICY, "vm1") == vm1 | {"message": "VM 'vm1' starting on node1"}
     assert vm.info(nodes, "vm1")["state"] == "start"
-    assert vm.restart(nodes, "vm1") == vm1 | {"message": "VM 'vm1' restarting"}
+    assert vm_state.restart(nodes, "vm1") == vm1 | {"message": "VM 'vm1' restarting"}
     set_state(nodes, "vm1", "start")
-    assert vm.shutdown(nodes, "vm1", force=True) == vm1 | {"message": "VM 'vm1' shutting down"}
+    assert vm_state.shutdown(nodes, "vm1", force=True) == vm1 | {
+        "message": "VM 'vm1' shutting down"
+    }
     assert nodes.read(("domain.shutdown_force", uuid)) is True
-    assert vm.stop(nodes, "vm1")["message"] == "VM 'vm1' stopping (forced off)"
-    assert vm.disable(nodes, "vm1")["message"].startswith("VM 'vm1' disabled")
+    assert vm_state.stop(nodes, "vm1")["message"] == "VM 'vm1' stopping (forced off)"
+    assert vm_state.disable(nodes, "vm1")["message"].startswith("VM 'vm1' disabled")
     assert vm.info(nodes, "vm1")["state"] == "disable"
 
 
@@ -255,10 +263,11 @@ def test_a_vm_already_there_is_left_alone(nodes, state, verb, message):
     uuid = define(nodes, "vm1")
     set_state(nodes, "vm1", state)
     before = snapshot(nodes)
-    verbs = {"start": lambda: vm.start(nodes, POLICY, uuid), "stop": lambda: vm.stop(nodes, uuid),
-             "shutdown": lambda: vm.shutdown(nodes, uuid, force=True),
-             "restart": lambda: vm.restart(nodes, uuid),
-             "disable": lambda: vm.disable(nodes, uuid)}  # fmt: skip
+    verbs = {"start": lambda: vm_state.start(nodes, POLICY, uuid),
+             "stop": lambda: vm_state.stop(nodes, uuid),
+             "shutdown": lambda: vm_state.shutdown(nodes, uuid, force=True),
+             "restart": lambda: vm_state.restart(nodes, uuid),
+             "disable": lambda: vm_state.disable(nodes, uuid)}  # fmt: skip
     assert verbs[verb]() == {"name": "vm1", "uuid": uuid, "message": message}
     assert snapshot(nodes) == before
 
@@ -267,15 +276,20 @@ def test_stop_and_disable_from_the_other_states(nodes):
     define(nodes, "vm1")
     for state in ("start", "restart", "shutdown", "migrate", "fail"):
         set_state(nodes, "vm1", state)
-        assert vm.stop(nodes, "vm1")["message"] == "VM 'vm1' stopping (forced off)"
+        assert vm_state.stop(nodes, "vm1")["message"] == "VM 'vm1' stopping (forced off)"
         assert vm.info(nodes, "vm1")["state"] == "stop"
-    vm.disable(nodes, "vm1")  # a stopped VM becomes disabled: kept off on purpose
+    vm_state.disable(nodes, "vm1")  # a stopped VM becomes disabled: kept off on purpose
     assert vm.info(nodes, "vm1")["state"] == "disable"
 
 
 @pytest.mark.parametrize(
     "verb, state",
-    [(vm.restart, "stop"), (vm.restart, "fail"), (vm.restart, "disable"), (vm.shutdown, "fail")],
+    [
+        (vm_state.restart, "stop"),
+        (vm_state.restart, "fail"),
+        (vm_state.restart, "disable"),
+        (vm_state.shutdown, "fail"),
+    ],
 )
 def test_restart_and_shutdown_need_a_running_vm(nodes, verb, state):
     uuid = define(nodes, "vm1")
@@ -287,18 +301,18 @@ def test_restart_and_shutdown_need_a_running_vm(nodes, verb, state):
 
 def test_a_disabled_vm_starts_only_with_force(nodes):
     define(nodes, "vm1")
-    vm.disable(nodes, "vm1")
+    vm_state.disable(nodes, "vm1")
     with pytest.raises(Conflict, match="VM 'vm1' is disabled; use force"):
-        vm.start(nodes, POLICY, vm.find(nodes, "vm1"))
+        vm_state.start(nodes, POLICY, vm.find(nodes, "vm1"))
     assert vm.info(nodes, "vm1")["state"] == "disable"
-    vm.start(nodes, POLICY, "vm1", force=True)
+    vm_state.start(nodes, POLICY, "vm1", force=True)
     assert vm.info(nodes, "vm1")["state"] == "start"
 
 
 def test_start_clears_the_failed_reason(nodes):
     uuid = define(nodes, "vm1")
     nodes.write({("domain.state", uuid): "fail", ("domain.failed_reason", uuid): "no disk"})
-    vm.start(nodes, POLICY, "vm1")
+    vm_state.start(nodes, POLICY, "vm1")
     assert vm.info(nodes, "vm1")["failed_reason"] is None
 
 
@@ -306,15 +320,15 @@ def test_start_refuses_to_over_commit_memory(nodes):
     add_hypervisor(nodes, "node1", mem_total=1024)
     define(nodes, "vm1", memory=768, node="node1")
     define(nodes, "vm2", memory=512, node="node1")
-    vm.start(nodes, POLICY, "vm1")
+    vm_state.start(nodes, POLICY, "vm1")
     message = (
         r"refused: node node1 would have 1280 MiB allocated to VMs, more than its "
         r"1024 MiB x 1 = 1024 MiB"
     )
     with pytest.raises(Conflict, match=message):
-        vm.start(nodes, POLICY, "vm2")
+        vm_state.start(nodes, POLICY, "vm2")
     assert vm.info(nodes, "vm2")["state"] == "stop"
-    vm.start(nodes, vm.Policy("mem", 1.5), "vm2")
+    vm_state.start(nodes, placement.Policy("mem", 1.5), "vm2")
     assert vm.info(nodes, "vm2")["state"] == "start"
 
 
@@ -324,7 +338,7 @@ def test_start_refuses_to_over_commit_memory(nodes):
 def test_migrate_unmigrate_and_move(nodes):
     uuid = define(nodes, "vm1", node="node1")
     set_state(nodes, "vm1", "start")
-    answer = vm.migrate(nodes, POLICY, uuid, "node3")
+    answer = vm_move.migrate(nodes, POLICY, uuid, "node3")
     assert answer == {
         "message": "VM 'vm1' migrating from node1 to node3", "name": "vm1", "uuid": uuid,
         "node": "node3",
@@ -333,22 +347,22 @@ def test_migrate_unmigrate_and_move(nodes):
     assert (record["node"], record["lastnode"], record["state"]) == ("node3", "node1", "migrate")
     set_state(nodes, "vm1", "start")  # the daemons finished the migration
     with pytest.raises(Conflict, match=r"already migrated \(from node1\); use force"):
-        vm.migrate(nodes, POLICY, "vm1", "node2")
+        vm_move.migrate(nodes, POLICY, "vm1", "node2")
     assert vm.info(nodes, "vm1")["node"] == "node3"
-    vm.migrate(nodes, POLICY, "vm1", "node2", force=True)
+    vm_move.migrate(nodes, POLICY, "vm1", "node2", force=True)
     record = vm.info(nodes, "vm1")
     assert (record["node"], record["lastnode"]) == ("node2", "node1")  # home stays node1
     set_state(nodes, "vm1", "start")
-    answer = vm.unmigrate(nodes, POLICY, "vm1")
+    answer = vm_move.unmigrate(nodes, POLICY, "vm1")
     assert answer["message"] == "VM 'vm1' returning from node2 to node1"
     record = vm.info(nodes, "vm1")
     assert (record["node"], record["lastnode"], record["state"]) == ("node1", "", "migrate")
     with pytest.raises(InvalidInput, match="VM 'vm1' is not migrated"):
-        vm.unmigrate(nodes, POLICY, "vm1")
+        vm_move.unmigrate(nodes, POLICY, "vm1")
     set_state(nodes, "vm1", "start")
-    vm.migrate(nodes, POLICY, "vm1", "node2")
+    vm_move.migrate(nodes, POLICY, "vm1", "node2")
     set_state(nodes, "vm1", "start")
-    assert vm.move(nodes, POLICY, "vm1", "node3")["message"].startswith("VM 'vm1' moving")
+    assert vm_move.move(nodes, POLICY, "vm1", "node3")["message"].startswith("VM 'vm1' moving")
     record = vm.info(nodes, "vm1")
     assert (record["node"], record["lastnode"]) == ("node3", "")
 
@@ -356,16 +370,16 @@ def test_migrate_unmigrate_and_move(nodes):
 def test_a_forced_migration_back_home_clears_lastnode(nodes):
     define(nodes, "vm1", node="node1")
     set_state(nodes, "vm1", "start")
-    vm.migrate(nodes, POLICY, "vm1", "node3")
+    vm_move.migrate(nodes, POLICY, "vm1", "node3")
     set_state(nodes, "vm1", "start")
-    vm.migrate(nodes, POLICY, "vm1", None, force=True)  # the selector picks node1
+    vm_move.migrate(nodes, POLICY, "vm1", None, force=True)  # the selector picks node1
     record = vm.info(nodes, "vm1")
     assert (record["node"], record["lastnode"]) == ("node1", "")
 
 
 def test_moving_a_stopped_vm_only_reassigns_it(nodes):
     define(nodes, "vm1", node="node1")
-    answer = vm.migrate(nodes, POLICY, "vm1", "node2")
+    answer = vm_move.migrate(nodes, POLICY, "vm1", "node2")
     assert answer["message"].endswith("(it is not running: only its assignment changes)")
     record = vm.info(nodes, "vm1")
     assert (record["node"], record["lastnode"], record["state"]) == ("node2", "node1", "stop")
@@ -384,7 +398,7 @@ def test_move_refusals_change_nothing(nodes, target, options, error, message):
     define(nodes, "vm1", node="node1", **options)
     before = snapshot(nodes)
     with pytest.raises(error, match=message):
-        vm.move(nodes, POLICY, "vm1", target)
+        vm_move.move(nodes, POLICY, "vm1", target)
     assert snapshot(nodes) == before
 
 
@@ -393,7 +407,7 @@ def test_migrating_a_running_vm_checks_the_target_memory(nodes):
     define(nodes, "vm1", node="node1", memory=2048)
     set_state(nodes, "vm1", "start")
     with pytest.raises(Conflict, match="node node2 would have 2048 MiB allocated"):
-        vm.migrate(nodes, POLICY, "vm1", "node2")
+        vm_move.migrate(nodes, POLICY, "vm1", "node2")
     assert vm.info(nodes, "vm1")["node"] == "node1"
 
 
@@ -452,8 +466,8 @@ def test_modify_with_restart_checks_memory_as_start_does(nodes):
     add_hypervisor(nodes, "node1", mem_total=1024)
     uuid = define(nodes, "vm1", memory=512, node="node1")
     define(nodes, "vm2", memory=256, node="node1")
-    vm.start(nodes, POLICY, "vm1")
-    vm.start(nodes, POLICY, "vm2")
+    vm_state.start(nodes, POLICY, "vm1")
+    vm_state.start(nodes, POLICY, "vm2")
     bigger = domain_xml("vm1", uuid, memory=1024)
     before = snapshot(nodes)
     message = (
@@ -466,7 +480,7 @@ def test_modify_with_restart_checks_memory_as_start_does(nodes):
     vm.modify(nodes, POLICY, "vm1", domain_xml("vm1", uuid, memory=768), restart=True)  # fits
     assert vm.info(nodes, "vm1")["state"] == "restart"
     set_state(nodes, "vm1", "start")
-    vm.modify(nodes, vm.Policy("mem", 2.0), "vm1", bigger, restart=True)
+    vm.modify(nodes, placement.Policy("mem", 2.0), "vm1", bigger, restart=True)
     assert vm.info(nodes, "vm1")["memory"] == 1024
 
 
@@ -505,10 +519,10 @@ def test_the_selector_goes_back_to_the_cluster_default(nodes, default):
     define(nodes, "vm1", selector="vms")
     vm.set_meta(nodes, "vm1", selector=default)
     assert vm.info(nodes, "vm1")["node_selector"] is None
-    define(nodes, "vm2", selector=default, policy=vm.Policy("memprov"))
+    define(nodes, "vm2", selector=default, policy=placement.Policy("memprov"))
     assert vm.info(nodes, "vm2")["node_selector"] is None
     set_state(nodes, "vm1", "start")
-    vm.migrate(nodes, vm.Policy("load"), "vm1", None)
+    vm_move.migrate(nodes, placement.Policy("load"), "vm1", None)
     assert vm.info(nodes, "vm1")["node"] == "node2"  # equal loads; "vms" would pick node3
 
 
@@ -614,20 +628,20 @@ def later(seconds: float, action) -> threading.Thread:
 
 def test_wait_for_a_start_needs_the_node_to_report_it(nodes):
     uuid = define(nodes, "vm1", node="node2")
-    vm.start(nodes, POLICY, "vm1")
+    vm_state.start(nodes, POLICY, "vm1")
     report = {("domain.observed", uuid): {"node": "node2", "state": "running"}}
     daemon = later(0.3, lambda: nodes.write(report))
-    record = vm.wait_for(nodes, "vm1", ("start",), timeout=10)
+    record = vm_state.wait_for(nodes, "vm1", ("start",), timeout=10)
     daemon.join()
     assert record["observed"] == {"node": "node2", "state": "running"}
 
 
 def test_wait_for_returns_a_failure(nodes):
     uuid = define(nodes, "vm1")
-    vm.start(nodes, POLICY, "vm1")
+    vm_state.start(nodes, POLICY, "vm1")
     failure = {("domain.state", uuid): "fail", ("domain.failed_reason", uuid): "no such disk"}
     later(0.2, lambda: nodes.write(failure))
-    record = vm.wait_for(nodes, "vm1", ("start",), timeout=10)
+    record = vm_state.wait_for(nodes, "vm1", ("start",), timeout=10)
     assert (record["state"], record["failed_reason"]) == ("fail", "no such disk")
 
 
@@ -635,10 +649,10 @@ def test_wait_for_times_out_with_the_record(nodes):
     """A wait that ends before the VM got there is not a conflict: the verb was accepted and
     the VM is still on its way (the API answers 202 with the record)."""
     uuid = define(nodes, "vm1")
-    vm.start(nodes, POLICY, "vm1")
+    vm_state.start(nodes, POLICY, "vm1")
     started = time.monotonic()
-    with pytest.raises(vm.StillGoing) as raised:
-        vm.wait_for(nodes, uuid, ("start",), timeout=0.3)
+    with pytest.raises(vm_state.StillGoing) as raised:
+        vm_state.wait_for(nodes, uuid, ("start",), timeout=0.3)
     assert time.monotonic() - started < 2
     assert raised.value.http_status == 202 and raised.value.exit_code == 1
     assert raised.value.message == (
@@ -650,16 +664,16 @@ def test_wait_for_times_out_with_the_record(nodes):
 
 def test_wait_for_a_stop_needs_the_node_to_report_it_off(nodes):
     uuid = define(nodes, "vm1")
-    vm.start(nodes, POLICY, "vm1")
+    vm_state.start(nodes, POLICY, "vm1")
     nodes.write({("domain.observed", uuid): {"node": "node1", "state": "running"}})
-    vm.stop(nodes, "vm1")
+    vm_state.stop(nodes, "vm1")
     message = r"to stop after 0.3 s \(now: state stop, node1 reports it running\)"
-    with pytest.raises(vm.StillGoing, match=message):
-        vm.wait_for(nodes, "vm1", ("stop", "disable"), timeout=0.3, goal="stop")
+    with pytest.raises(vm_state.StillGoing, match=message):
+        vm_state.wait_for(nodes, "vm1", ("stop", "disable"), timeout=0.3, goal="stop")
 
 
 def test_starting_a_vm_whose_node_is_gone_says_so(nodes):
     define(nodes, "vm1", node="node3")
     nodes.delete(("node", "node3"))
     with pytest.raises(PvcError, match="node3"):
-        vm.start(nodes, POLICY, "vm1")
+        vm_state.start(nodes, POLICY, "vm1")

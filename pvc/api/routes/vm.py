@@ -13,6 +13,7 @@ from typing import Any
 
 from pvc.api.app import Context, Param, endpoint
 from pvc.errors import InvalidInput
+from pvc.ops import placement, vm_move, vm_state
 from pvc.ops import vm as vm_ops
 
 TAGS = ("vm",)
@@ -51,7 +52,7 @@ STATE_WAITS = {
     "stop": (("stop", "disable"), WAIT_SECONDS, "stop"),
     "disable": (("stop", "disable"), WAIT_SECONDS, "stop"),
 }
-PLAIN_VERBS = {"restart": vm_ops.restart, "stop": vm_ops.stop, "disable": vm_ops.disable}
+PLAIN_VERBS = {"restart": vm_state.restart, "stop": vm_state.stop, "disable": vm_state.disable}
 # A move or migration is over when the VM is in any state but migrate (start: running there).
 SETTLED = tuple(state for state in vm_ops.STATES if state != "migrate")
 
@@ -63,8 +64,8 @@ def _names(text: str | None) -> list[str] | None:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
-def _policy(ctx: Context) -> vm_ops.Policy:
-    return vm_ops.Policy.from_config(ctx.config)
+def _policy(ctx: Context) -> placement.Policy:
+    return placement.Policy.from_config(ctx.config)
 
 
 def _fields(record: dict[str, Any], *names: str) -> dict[str, Any]:
@@ -90,8 +91,8 @@ def _waited(
     """The VM's record once it reached `states` (or failed), with the verb's message; or 202
     with its record as it is now and a message saying it is still on its way."""
     try:
-        record = vm_ops.wait_for(ctx.zk, answer["uuid"], states, timeout, goal)
-    except vm_ops.StillGoing as going:
+        record = vm_state.wait_for(ctx.zk, answer["uuid"], states, timeout, goal)
+    except vm_state.StillGoing as going:
         return 202, going.record | {"message": going.message}
     return record | {"message": answer["message"]}
 
@@ -331,9 +332,9 @@ def post_state(
     states, default, goal = STATE_WAITS[state]
     seconds = _timeout(wait, timeout, default)
     if state == "start":
-        answer = vm_ops.start(ctx.zk, _policy(ctx), vm, force)
+        answer = vm_state.start(ctx.zk, _policy(ctx), vm, force)
     elif state == "shutdown":
-        answer = vm_ops.shutdown(ctx.zk, vm, force)
+        answer = vm_state.shutdown(ctx.zk, vm, force)
     else:
         answer = PLAIN_VERBS[state](ctx.zk, vm)
     return _waited(ctx, answer, states, seconds, goal) if wait else answer
@@ -384,15 +385,15 @@ def post_node(
         raise InvalidInput("parameter 'force' applies only to action migrate")
     seconds = _timeout(wait, timeout, SHUTDOWN_WAIT_SECONDS)
     if action == "migrate":
-        answer = vm_ops.migrate(ctx.zk, _policy(ctx), vm, node, force)
+        answer = vm_move.migrate(ctx.zk, _policy(ctx), vm, node, force)
     elif action == "move":
-        answer = vm_ops.move(ctx.zk, _policy(ctx), vm, node)
+        answer = vm_move.move(ctx.zk, _policy(ctx), vm, node)
     else:
         if node:
             raise InvalidInput(
                 "parameter 'node' does not apply to unmigrate: it returns to lastnode"
             )
-        answer = vm_ops.unmigrate(ctx.zk, _policy(ctx), vm)
+        answer = vm_move.unmigrate(ctx.zk, _policy(ctx), vm)
     goal = f"move to {answer['node']}"
     return _waited(ctx, answer, SETTLED, seconds, goal) if wait else answer
 

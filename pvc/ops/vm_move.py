@@ -1,0 +1,71 @@
+"""VM moves: migrate (for a while: `lastnode` remembers where it came from), move (for
+good) and unmigrate (back to `lastnode`). A running VM moves live unless its migration method
+says otherwise; a stopped one only changes its assignment.
+"""
+
+from typing import Any
+
+from pvc.errors import Conflict, InvalidInput
+from pvc.ops import allocation
+from pvc.ops.placement import Policy
+from pvc.ops.vm import answer, find, info, read_record
+from pvc.zk.handler import ZKHandler
+
+
+def migrate(
+    zk: ZKHandler, policy: Policy, vm: str, node: str | None, force: bool = False
+) -> dict[str, Any]:
+    """Temporary move: records `lastnode` so unmigrate brings it home."""
+    return _relocate(zk, policy, vm, node, permanent=False, force=force)
+
+
+def move(zk: ZKHandler, policy: Policy, vm: str, node: str | None) -> dict[str, Any]:
+    """Permanent move: clears `lastnode`."""
+    return _relocate(zk, policy, vm, node, permanent=True)
+
+
+def unmigrate(zk: ZKHandler, policy: Policy, vm: str) -> dict[str, Any]:
+    """Moves a migrated VM back to its `lastnode`."""
+    record = info(zk, vm)
+    if not record["lastnode"]:
+        raise InvalidInput(f"VM '{record['name']}' is not migrated (no lastnode)")
+    return _relocate(zk, policy, vm, record["lastnode"], permanent=True, home=True)
+
+
+def _relocate(
+    zk: ZKHandler,
+    policy: Policy,
+    vm: str,
+    node: str | None,
+    *,
+    permanent: bool,
+    force: bool = False,
+    home: bool = False,
+) -> dict[str, Any]:
+    uuid = find(zk, vm)
+    record = read_record(zk, uuid, vm)
+    name = record["name"]
+    current, node_version = zk.read_versioned(("domain.node", uuid))
+    if record["state"] == "shutdown":
+        raise Conflict(f"VM '{name}' is shutting down; move it once it is stopped")
+    if record["lastnode"] and not permanent and not force:
+        raise Conflict(
+            f"VM '{name}' is already migrated (from {record['lastnode']}); "
+            "use force to migrate it again, or unmigrate"
+        )
+    target = allocation.target(zk, policy, record, node, exclude=(current,))
+    state, version = zk.read_versioned(("domain.state", uuid))
+    running = state in ("start", "restart", "migrate")
+    if running and record["migration_method"] == "none":
+        raise InvalidInput(f"VM '{name}' has migration method none: shut it down to move it")
+    if running:
+        allocation.check_memory(zk, policy, target, record["memory"])
+    values: dict[Any, Any] = {("domain.node", uuid): target}
+    lastnode = "" if home or permanent else record["lastnode"] or current
+    values[("domain.lastnode", uuid)] = "" if lastnode == target else lastnode  # back home
+    if running:
+        values[("domain.state", uuid)] = "migrate"
+    zk.write(values, expect={("domain.state", uuid): version, ("domain.node", uuid): node_version})
+    verb = "returning" if home else ("moving" if permanent else "migrating")
+    how = "" if running else " (it is not running: only its assignment changes)"
+    return answer(uuid, name, f"VM '{name}' {verb} from {current} to {target}{how}", node=target)
