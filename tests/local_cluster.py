@@ -53,6 +53,9 @@ class LocalCluster:
     ):
         self.workdir = Path(workdir)
         self.names = [f"node{i}" for i in range(1, nodes + 1)]
+        slot = os.environ.get("PVC_TEST_SLOT")  # several checkouts testing on one host at once
+        if slot:
+            prefix, subnet = f"{prefix}{slot}", f"{subnet.rsplit('.', 1)[0]}.{int(slot)}"
         self.prefix = prefix
         self.subnet = subnet
         self.bridge = f"{prefix}br"

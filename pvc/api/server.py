@@ -17,6 +17,8 @@ from pvc.config import Config
 from pvc.errors import ConfigError
 
 HANDSHAKE_TIMEOUT = 5.0
+# waitress worker threads: requests served at once (a waiting request holds one).
+THREADS = 8
 log = logging.getLogger("pvc.api")
 
 
@@ -85,5 +87,7 @@ def serve(config: Config) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    waitress.serve(app, sockets=[sock], url_scheme=scheme, threads=8, ident="pvc", _quiet=True)
+    waitress.serve(
+        app, sockets=[sock], url_scheme=scheme, threads=THREADS, ident="pvc", _quiet=True
+    )
     return 0

@@ -66,11 +66,15 @@ class ApiService:
             return
         import waitress
 
-        from pvc.api.server import listening_socket, url_scheme
+        from pvc.api.server import THREADS, listening_socket, url_scheme
 
         sock = listening_socket(self.config)
         self._server = waitress.create_server(
-            self._app, sockets=[sock], url_scheme=url_scheme(self.config), threads=8, ident="pvc"
+            self._app,
+            sockets=[sock],
+            url_scheme=url_scheme(self.config),
+            threads=THREADS,
+            ident="pvc",
         )
         self._thread = threading.Thread(target=self._server.run, name="api", daemon=True)
         self._thread.start()

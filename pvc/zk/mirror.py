@@ -13,15 +13,22 @@ the last read of a path always reflects its newest state. A lost connection drop
 (kazoo 2.11 neither keeps nor re-registers them, even when the session survives) and fails the
 reads in flight: on every reconnection the mirror reloads its roots in full, and `loaded` is
 False until it has.
+
+Waiting: `wait(predicate, timeout)` is the one way pvc waits for the cluster to get somewhere
+(a VM to settle, a job to end): the predicate, which reads only the mirror, is evaluated again
+on every change, never by a sleeping poll. `sync()` returns once the mirror shows every change
+this session had heard of when it was called (a guard that read a version from Zookeeper then
+knows the mirror is at least that new).
 """
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
-from kazoo.protocol.states import EventType, KazooState, WatchedEvent
+from kazoo.protocol.states import Callback, EventType, KazooState, WatchedEvent
 
 from pvc.zk import schema
 
@@ -41,6 +48,7 @@ class TreeMirror:
         self._loaded = threading.Event()
         self._listeners: list[Listener] = []
         self._stale = False  # the connection dropped: watches and reads were lost
+        self._changed = threading.Condition()  # notified on every change and load state
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -63,6 +71,39 @@ class TreeMirror:
         """True when the copy is whole and followed by watches (not loading, not reloading)."""
         return self._loaded.is_set() and not self._stale
 
+    def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Waits until `predicate()` (which must read only this mirror) is true, evaluating it
+        again on every change; False if `timeout` seconds pass first."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not predicate():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(remaining)
+        return True
+
+    def sync(self, timeout: float = 5.0) -> bool:
+        """Returns True once the mirror shows every change this session had been told of when
+        it was called (False after `timeout` s, or while the copy is not whole).
+
+        How: watch events reach kazoo's callback thread in the order they arrived; a marker put
+        behind them runs once they have issued their reads; a request the marker issues
+        completes (completions are in order) after those reads did. Three rounds cover the
+        reads that completions issue in turn (a new VM: its children, then its keys)."""
+        deadline = time.monotonic() + timeout
+        for _ in range(3):
+            done = threading.Event()
+
+            def issue(done: threading.Event = done) -> None:
+                with self._issue:
+                    self.client.exists_async(self.roots[0]).rawlink(lambda _: done.set())
+
+            self.client.handler.dispatch_callback(Callback("watch", issue, ()))
+            if not done.wait(max(0.0, deadline - time.monotonic())):
+                return False
+        return self.loaded
+
     def covers(self, path: str) -> bool:
         return any(path == root or path.startswith(root + "/") for root in self.roots)
 
@@ -81,6 +122,7 @@ class TreeMirror:
         if state in (KazooState.SUSPENDED, KazooState.LOST):
             self._stale = True
             self._loaded.clear()
+            self._wake()
         elif state == KazooState.CONNECTED and self._stale:
             self._loaded.clear()
             self._pending_change(+1)  # held until every root is asked again
@@ -98,8 +140,15 @@ class TreeMirror:
     def _pending_change(self, delta: int) -> None:
         with self._lock:
             self._pending += delta
-            if self._pending == 0:
+            loaded = self._pending == 0 and not self._loaded.is_set()
+            if loaded:
                 self._loaded.set()
+        if loaded:
+            self._wake()
+
+    def _wake(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
 
     def _send(self, request: Callable, path: str, done: Callable) -> None:
         """Issues a read that sets a watch on `path`; `done` gets its result, in server order."""
@@ -200,3 +249,4 @@ class TreeMirror:
                 listener(path, data)
             except Exception:  # a listener's bug must not stop the mirror
                 log.exception("mirror listener failed on %s", path)
+        self._wake()

@@ -158,3 +158,30 @@ def test_follows_changes_after_a_dropped_connection_in_the_same_session(tmp_path
     finally:
         zk.close()
         subprocess.run([script, "stop", str(tmp_path)], check=False, capture_output=True)
+
+
+def test_wait_is_woken_by_changes_and_sync_catches_up_with_the_session(zk):
+    """wait() evaluates its predicate on each change (no poll); sync() returns once the mirror
+    shows a write this session has seen (here: made by another session, then read)."""
+    import threading
+
+    from pvc.zk.handler import ZKHandler
+
+    zk.write({"base.config.cluster_name": "one"})
+    mirror = TreeMirror(zk.client, ["/config"])
+    assert mirror.start(timeout=10)
+    try:
+        threading.Timer(0.2, lambda: zk.write({"base.config.cluster_name": "two"})).start()
+        assert mirror.wait(lambda: mirror.get("/config/cluster_name") == b"two", timeout=5)
+        assert not mirror.wait(lambda: mirror.get("/config/cluster_name") == b"x", timeout=0.2)
+        other = ZKHandler(zk.hosts).connect()
+        try:
+            for round_ in range(20):
+                other.write({"base.config.cluster_name": f"r{round_}"})
+                assert zk.read("base.config.cluster_name") == f"r{round_}"  # this session saw it
+                assert mirror.sync()
+                assert mirror.get("/config/cluster_name") == f"r{round_}".encode()
+        finally:
+            other.close()
+    finally:
+        mirror.close()
