@@ -5,7 +5,9 @@ change under `/jobs/<id>`; every job when a node's daemon state or the primary c
 resync every keepalive interval. Its step is short:
 - a queued job this node runs (its runner is this node, or `primary` while this node is
   primary) is claimed (pvc.ops.jobs.claim) and its work started on a thread of its own (a job
-  is long; the controller's workers stay free). A kind this node cannot run fails at once.
+  is long; the controller's workers stay free), unless a job of its kind's group runs here
+  (a flush and an unflush of a node never run at once: the new one waits until the one it
+  cancelled has stopped). A kind this node cannot run fails at once.
 - on the primary only, the settling of runners that died (pvc.ops.jobs.settle_orphan: a
   running job without a claim, a queued job of a node declared dead) and the pruning of old
   ended jobs. The primary is the one owner of that work; its writes are guarded, so a
@@ -100,7 +102,7 @@ class Job:
         """Ends the job (or, for `queued`, hands it back) with `reason` as its message."""
         progress = self.record["progress"] | {"message": reason}
         if state == jobs.QUEUED:
-            record = self.record | {"state": jobs.QUEUED, "progress": progress}
+            record = self.record | {"state": jobs.QUEUED, "progress": progress, **fields}
         else:
             record = jobs.finished(self.record, state, progress=progress, **fields)
         self._write(record, release=True)
@@ -136,6 +138,7 @@ class JobRunner:
         self.keep = keep
         self.stopping = threading.Event()
         self._threads: dict[str, threading.Thread] = {}
+        self._groups: dict[str, str] = {}  # running job -> its kind's group
         self._lock = threading.Lock()
         self.controller = Controller(
             "jobs",
@@ -192,7 +195,7 @@ class JobRunner:
         if record is None:
             return
         if record["state"] == jobs.QUEUED and self._mine(record, primary):
-            self._claim(key)
+            self._claim(key, record["kind"])
         elif primary and record["state"] in jobs.ENDED:
             self.controller.enqueue(PRUNE)
         if primary and self._orphan_suspect(record):
@@ -219,10 +222,13 @@ class JobRunner:
             return self._node_state(record["runner"]) in jobs.DEAD_NODE_STATES
         return False
 
-    def _claim(self, job_id: str) -> None:
+    def _claim(self, job_id: str, kind: str) -> None:
+        kind_group = jobs.KINDS[kind].group if kind in jobs.KINDS else None
         with self._lock:
             if job_id in self._threads or self.stopping.is_set():
                 return  # still running here (its earlier claim was lost): again when it ends
+            if kind_group in self._groups.values():
+                return  # one job of a group at a time: again when that one ends
             session = self.zk.session_id or 0
             claimed = jobs.claim(self.zk, job_id, f"{self.name} 0x{session:x}")
             if claimed is None:
@@ -232,6 +238,7 @@ class JobRunner:
                 target=self._run, args=(Job(self, record, version),), name=f"job-{job_id}"
             )
             self._threads[job_id] = thread
+            self._groups[job_id] = kind_group or job_id
         log.info("task %s (%s %s): started", job_id, record["kind"], record["args"])
         thread.start()
 
@@ -252,7 +259,8 @@ class JobRunner:
         except JobInterrupted:
             stopped = f"the daemon of {self.name} stopped while it ran"
             if jobs.KINDS[kind_name].idempotent:
-                self._end(job, jobs.QUEUED, f"{stopped}; it resumes when the daemon is back")
+                resume = f"{stopped}; it resumes when the daemon is back"
+                self._end(job, jobs.QUEUED, resume, interrupted=stopped)
             else:
                 self._end(job, jobs.FAILED, "failed", error=stopped)
         except ConcurrentChange:
@@ -265,7 +273,8 @@ class JobRunner:
         finally:
             with self._lock:
                 self._threads.pop(job.id, None)
-            self.controller.enqueue(job.id)
+                self._groups.pop(job.id, None)
+            self.controller.enqueue_all(self._every_job())  # and what waited for it
 
     def _end(self, job: Job, state: str, reason: str, **fields: Any) -> None:
         """Ends (or hands back) a job from its thread; a lost claim leaves it to the primary."""

@@ -4,7 +4,8 @@ each a record in Zookeeper (`/jobs/<id>`) that a runner in a node daemon claims 
 A record: `id`, `kind`, `args` (never secrets: every client can read them), `runner` (the node
 whose daemon runs it, or `primary`: whichever node is primary), `state` (queued -> running ->
 done | failed | cancelled), `progress` {current, total, message}, `created`, `started`,
-`finished`, `updated` (time of its last change), `result`, `error`, `attempts`.
+`finished`, `updated` (time of its last change), `result`, `error`, `attempts`, `interrupted`
+(why its last attempt stopped half way, for a job handed back to the queue).
 Ids sort by creation: `<UTC date>-<time>.<microseconds>-<kind>-<random>`.
 
 Claim: a runner creates the ephemeral `/jobs/<id>/claim` (its node and session), then writes
@@ -23,8 +24,9 @@ Cancel: a queued job is cancelled at once; a running one gets `/jobs/<id>/cancel
 runner honours between steps. The primary keeps the newest `jobs.keep_finished` ended jobs and
 removes older ones (`prune`).
 
-Future kinds: add a `Kind` to KINDS here (is it idempotent, who runs it) and an implementation
-to the daemon's runner (pvc.node.jobs.JobRunner's `kinds`).
+Future kinds: add a `Kind` to KINDS here (is it idempotent; its group: a runner runs one job
+of a group at a time) and an implementation to the daemon's runner (pvc.node.jobs.JobRunner's
+`kinds`); the verb that creates a job says who runs it (a node, or `primary`).
 """
 
 import secrets
@@ -52,14 +54,15 @@ class Kind:
 
     name: str
     idempotent: bool  # True: a job whose runner died runs again from the start
+    group: str  # a runner runs one job of a group at a time (the others wait, queued)
     summary: str
 
 
 KINDS = {
     kind.name: kind
     for kind in (
-        Kind("flush", True, "move every VM off a node, one at a time"),
-        Kind("unflush", True, "bring a node's VMs back and start its autostart VMs"),
+        Kind("flush", True, "domain", "move every VM off a node, one at a time"),
+        Kind("unflush", True, "domain", "bring a node's VMs back and start its autostart VMs"),
     )
 }
 
@@ -90,6 +93,7 @@ def creation(kind: str, args: dict[str, Any], runner: str) -> tuple[str, dict[An
         "result": None,
         "error": None,
         "attempts": 0,
+        "interrupted": None,
     }
     return job_id, {("job", job_id): record}
 
@@ -206,8 +210,8 @@ def claim(zk: ZKHandler, job_id: str, holder: str) -> tuple[dict[str, Any], int]
     if not zk.claim_ephemeral(("job.claim", job_id), holder):
         return None
     now = time.time()
-    running = record | {"state": RUNNING, "started": now, "updated": now}
-    running["attempts"] = record.get("attempts", 0) + 1
+    running = record | {"state": RUNNING, "started": now, "updated": now, "interrupted": None}
+    running["attempts"] = record["attempts"] + 1
     running["progress"] = record["progress"] | {"message": "started"}
     try:
         zk.write({("job", job_id): running}, expect={("job", job_id): version})
@@ -262,8 +266,10 @@ def orphan_outcome(
             return FAILED, died
         if dead:
             return FAILED, f"{died}, and node {runner} is {node_state}"
-        return QUEUED, f"{died}; it resumes when {runner}'s daemon is back"
+        return QUEUED, died
     if record["state"] == QUEUED and dead:
+        if record["interrupted"]:
+            return FAILED, f"{record['interrupted']}, and node {runner} is {node_state}"
         return FAILED, f"node {runner} is {node_state}: its daemon cannot run the task"
     return None
 
@@ -280,8 +286,13 @@ def settle_orphan(zk: ZKHandler, job_id: str, node_state_of: Any) -> str | None:
     if outcome is None:
         return None
     state, reason = outcome
-    new = finished(record, FAILED, error=reason) if state == FAILED else record | {"state": QUEUED}
-    new |= {"updated": time.time(), "progress": record["progress"] | {"message": reason}}
+    if state == FAILED:
+        new = finished(record, FAILED, error=reason)
+        message = reason
+    else:
+        new = record | {"state": QUEUED, "interrupted": reason}
+        message = f"{reason}; it resumes when {record['runner']}'s daemon is back"
+    new |= {"updated": time.time(), "progress": record["progress"] | {"message": message}}
     expect = {("job", job_id): version}
     if record["state"] == RUNNING:
         expect[("job.claim", job_id)] = -1

@@ -126,8 +126,8 @@ def test_progress_writes_need_the_claim(ready, other):
     ],
 )
 def test_orphan_outcome(monkeypatch, record_state, claimed, node_state, idempotent, outcome):
-    monkeypatch.setitem(jobs.KINDS, "flush", jobs.Kind("flush", idempotent, ""))
-    record = {"state": record_state, "runner": "node2", "kind": "flush"}
+    monkeypatch.setitem(jobs.KINDS, "flush", jobs.Kind("flush", idempotent, "domain", ""))
+    record = {"state": record_state, "runner": "node2", "kind": "flush", "interrupted": None}
     found = jobs.orphan_outcome(record, claimed, node_state)
     assert (found and found[0]) == outcome
     if found:
@@ -145,10 +145,19 @@ def test_a_runner_that_died_hands_an_idempotent_job_back(ready, other):
     assert jobs.claim(ready, job_id, "node1 c")[0]["attempts"] == 2
 
 
-def test_a_queued_job_of_a_dead_node_fails_with_the_reason(ready):
+def test_a_queued_job_of_a_dead_node_fails_with_the_reason(ready, other):
     job_id = create(ready)
     assert jobs.settle_orphan(ready, job_id, lambda node: "dead") == "failed"
     assert jobs.info(ready, job_id)["error"] == "node node1 is dead: its daemon cannot run the task"
+    handed_back = create(ready)
+    jobs.claim(other, handed_back, "node1 b")
+    other.close()
+    assert jobs.settle_orphan(ready, handed_back, lambda node: "run") == "queued"
+    assert jobs.settle_orphan(ready, handed_back, lambda node: "fence-failed") == "failed"
+    assert jobs.info(ready, handed_back)["error"] == (
+        "its runner node1 died while it ran (its Zookeeper session ended), "
+        "and node node1 is fence-failed"
+    )
 
 
 def test_prune_keeps_the_newest_ended_jobs(ready):
