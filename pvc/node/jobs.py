@@ -235,7 +235,10 @@ class JobRunner:
                 return
             record, version = claimed
             thread = threading.Thread(
-                target=self._run, args=(Job(self, record, version),), name=f"job-{job_id}"
+                target=self._run,
+                args=(Job(self, record, version),),
+                name=f"job-{job_id}",
+                daemon=True,
             )
             self._threads[job_id] = thread
             self._groups[job_id] = kind_group or job_id
