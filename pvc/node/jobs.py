@@ -164,11 +164,6 @@ class JobRunner:
         for thread in threads:
             thread.join(timeout)
 
-    def running(self) -> list[str]:
-        """Ids of the jobs this daemon is running."""
-        with self._lock:
-            return sorted(self._threads)
-
     # --- feeding ------------------------------------------------------------------------------
 
     def _every_job(self) -> list[str]:
@@ -187,7 +182,7 @@ class JobRunner:
         primary = self._is_primary()
         if key == PRUNE:
             if primary:
-                removed = jobs.prune(self.zk, self.keep)
+                removed = jobs.prune(self.view, self.keep)  # reads the mirror
                 if removed:
                     log.info("removed %d old ended tasks", removed)
             return
