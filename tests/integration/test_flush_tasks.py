@@ -17,6 +17,7 @@ from tests.conftest import fails, free_port, ok
 from tests.local_cluster import PVC_BIN, LocalCluster
 
 POLICY = placement.Policy(selector="vms")
+KEEP = 4  # ended tasks the primary keeps
 
 
 def domain(name: str) -> str:
@@ -30,7 +31,9 @@ def domain(name: str) -> str:
 def cluster(tmp_path_factory):
     local = LocalCluster(
         tmp_path_factory.mktemp("tasks"), 3, prefix="pvcq", subnet="10.218.0", zk_port=free_port()
-    ).up()
+    )
+    local.settings = {"jobs": {"keep_finished": KEEP}}
+    local.up()
     local.start_all()
     yield local
     local.down()
@@ -215,3 +218,13 @@ def test_wait_on_a_task_whose_runner_died_exits_1_with_the_reason(cluster, zk, p
     ), stderr
     cluster.start(node)
     until(lambda: zk.read(("node.state.daemon", node)) == "run", 60)
+
+
+def test_the_primary_keeps_only_the_newest_ended_tasks(zk):
+    newest = jobs.list_jobs(zk, state="done")[0]["id"]
+
+    def kept() -> list[dict]:
+        return [r for r in jobs.list_jobs(zk) if r["state"] in jobs.ENDED]
+
+    until(lambda: len(kept()) == KEEP)
+    assert newest in [r["id"] for r in kept()]

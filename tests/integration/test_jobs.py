@@ -280,16 +280,3 @@ def test_cli_task_list_info_cancel(pvc, ready):
     line = fails(pvc("cluster", "task", "cancel", first))
     assert line == f"pvc: task '{first}' is already cancelled; nothing to cancel"
     assert fails(pvc("cluster", "task", "info", "nope")) == "pvc: task 'nope' does not exist"
-
-
-@pytest.mark.parametrize(
-    "args",
-    [
-        ("cluster", "task"),
-        ("cluster", "task", "info"),
-        ("cluster", "task", "cancel", "a", "b"),
-        ("cluster", "task", "list", "-f", "xml"),
-    ],
-)
-def test_cli_task_bad_usage_exits_2(run_pvc, args):
-    assert fails(run_pvc(*args), code=2).startswith("pvc: ")
