@@ -17,15 +17,14 @@ from collections.abc import Callable
 from typing import Any
 
 from pvc.errors import Conflict, InvalidInput, NotFound
-from pvc.ops import allocation, domain_xml, placement
+from pvc.ops import allocation, domain_xml, placement, vm_goals
 from pvc.ops.cluster import require_initialized
 from pvc.ops.placement import Policy
 from pvc.zk import schema
 from pvc.zk.handler import ZKHandler
 
 STATES = ("start", "restart", "shutdown", "stop", "disable", "migrate", "fail")
-# What a node reports (`observed` state) for a VM that is up on it.
-RUNNING = ("running", "paused")
+RUNNING = vm_goals.RUNNING  # what a node reports for a VM that is up on it
 MIGRATION_METHODS = ("live", "shutdown", "none")
 # What a VM record holds: JSON field -> schema key.
 FIELDS = {
@@ -271,9 +270,12 @@ def modify(
     restarting = restart and state == "start"
     if restarting:
         # Its node counts the memory it runs with now; the restart runs it with the new.
-        allocation.check_memory(zk, policy, zk.read(("domain.node", uuid)), spec.memory - memory)
+        node, node_version = zk.read_versioned(("domain.node", uuid))
+        claim = allocation.claim(zk, node)
+        claim.check(policy, spec.memory - memory)
         values[("domain.state", uuid)] = "restart"
-        expect[("domain.state", uuid)] = state_version
+        expect |= {("domain.state", uuid): state_version, ("domain.node", uuid): node_version}
+        claim.guard(values, expect)
     zk.write(values, expect=expect)
     return answer(uuid, name, f"VM '{name}' modified{', restarting it' if restarting else ''}")
 
