@@ -19,7 +19,8 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -55,6 +56,8 @@ _ROUTES = _routes()
 _GROUPS = (("base.nodes", "node", NODE_KEYS), ("base.domains", "domain", VM_KEYS))
 _TALLIES: "weakref.WeakKeyDictionary[Any, LoadTally]" = weakref.WeakKeyDictionary()
 _TALLIES_LOCK = threading.Lock()
+_NODE_LOCKS: dict[str, threading.Lock] = {}
+_NODE_LOCKS_LOCK = threading.Lock()
 
 
 def _feed(tally: LoadTally, key: str, name: str, value: Any, removed: bool = False) -> None:
@@ -143,7 +146,10 @@ class Claim:
     loads: dict[str, NodeLoad]
 
     def check(self, policy: Policy, memory: int) -> None:
-        """Refuses (Conflict) if `memory` MiB more would over-commit the node."""
+        """Refuses (Conflict) if `memory` MiB more would over-commit the node (NotFound if it
+        does not exist)."""
+        if self.node not in self.loads:
+            raise NotFound(f"node '{self.node}' does not exist")
         complaint = placement.overcommit_complaint(
             self.loads[self.node], memory, policy.overcommit_ratio
         )
@@ -158,17 +164,25 @@ class Claim:
         expect[key] = self.version
 
 
-def claim(zk: ZKHandler, node: str) -> Claim:
+@contextmanager
+def claimed(zk: ZKHandler, node: str) -> Iterator[Claim]:
+    """A claim on `node`, for a verb that checks and writes inside the block. Claims on one
+    node in this process take turns (they would only make each other retry); claims from
+    other processes meet at the version check."""
+    with _NODE_LOCKS_LOCK:
+        lock = _NODE_LOCKS.setdefault(node, threading.Lock())
+    with lock:
+        yield _claim(zk, node)
+
+
+def _claim(zk: ZKHandler, node: str) -> Claim:
     """Reads the node's allocation version from Zookeeper, then every node's loads at least
-    that new; NotFound if the node does not exist."""
+    that new."""
     _, version = zk.read_versioned(("node.allocation", node))
     mirror = getattr(zk, "mirror", None)
     if mirror is not None and not mirror.sync():
         raise Unavailable("the cluster state in memory is not current yet; try again")
-    loads = node_loads(zk)
-    if node not in loads:
-        raise NotFound(f"node '{node}' does not exist")
-    return Claim(node, version, loads)
+    return Claim(node, version, node_loads(zk))
 
 
 def target(

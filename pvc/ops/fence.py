@@ -94,7 +94,7 @@ def _recover(zk: ZKHandler, policy: placement.Policy, dead: str, uuid: str) -> s
     }
     if observed.get("node") == dead:
         values[("domain.observed", uuid)] = {"node": dead, "state": "fenced"}
-    line = None
+    line = target = None
     if node == dead and state in SHOULD_RUN and name is not None:
         release_storage(zk, uuid, dead)
         elsewhere = (
@@ -111,9 +111,6 @@ def _recover(zk: ZKHandler, policy: placement.Policy, dead: str, uuid: str) -> s
                     ("domain.lastnode", uuid): lastnode or dead,
                     ("domain.state", uuid): "start",
                 }
-                claim = allocation.claim(zk, target)
-                _check_room(claim, policy, zk.read(("domain.memory", uuid)) or 0)
-                claim.guard(values, expect)
                 line = f"VM {name} starts on {target}"
             else:
                 values |= {("domain.state", uuid): "stop", ("domain.node_autostart", uuid): True}
@@ -123,7 +120,13 @@ def _recover(zk: ZKHandler, policy: placement.Policy, dead: str, uuid: str) -> s
         line = f"VM {name} stopped (it was shutting down)"
     if not values:
         return None
-    zk.write(values, expect=expect)
+    if target:
+        with allocation.claimed(zk, target) as claim:
+            _check_room(claim, policy, zk.read(("domain.memory", uuid)) or 0)
+            claim.guard(values, expect)
+            zk.write(values, expect=expect)
+    else:
+        zk.write(values, expect=expect)
     return line or f"VM {name or uuid}: released from {dead}"
 
 

@@ -268,16 +268,18 @@ def modify(
     }
     expect: dict[Any, int] = {("domain", uuid): name_version, ("domain.xml", uuid): xml_version}
     restarting = restart and state == "start"
-    if restarting:
-        # Its node counts the memory it runs with now; the restart runs it with the new.
-        node, node_version = zk.read_versioned(("domain.node", uuid))
-        claim = allocation.claim(zk, node)
+    if not restarting:
+        zk.write(values, expect=expect)
+        return answer(uuid, name, f"VM '{name}' modified")
+    # Its node counts the memory it runs with now; the restart runs it with the new.
+    node, node_version = zk.read_versioned(("domain.node", uuid))
+    with allocation.claimed(zk, node) as claim:
         claim.check(policy, spec.memory - memory)
         values[("domain.state", uuid)] = "restart"
         expect |= {("domain.state", uuid): state_version, ("domain.node", uuid): node_version}
         claim.guard(values, expect)
-    zk.write(values, expect=expect)
-    return answer(uuid, name, f"VM '{name}' modified{', restarting it' if restarting else ''}")
+        zk.write(values, expect=expect)
+    return answer(uuid, name, f"VM '{name}' modified, restarting it")
 
 
 def _rename_changes(

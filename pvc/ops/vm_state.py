@@ -10,7 +10,7 @@ so; a disabled VM stays disabled.
 import time
 from typing import Any
 
-from pvc.errors import ConcurrentChange, Conflict, InvalidInput, NotFound, PvcError
+from pvc.errors import ConcurrentChange, Conflict, InvalidInput, PvcError
 from pvc.ops import allocation, vm_goals
 from pvc.ops.placement import Policy
 from pvc.ops.vm import answer, find, identify, read_record
@@ -91,24 +91,28 @@ def _start(zk: ZKHandler, policy: Policy, uuid: str, vm: str, force: bool) -> di
         return _already(uuid, name, state)
     if state not in ("stop", "fail", "disable"):
         raise Conflict(f"VM '{name}' is in state {state}; cannot start it now")
-    try:
-        claim = allocation.claim(zk, record["node"])
-    except NotFound:
-        claim = None
-    node = claim.loads[record["node"]] if claim else None
+    with allocation.claimed(zk, record["node"]) as claim:
+        _check_usable(claim, name)
+        if read_record(zk, uuid, vm)["node"] != record["node"]:
+            raise ConcurrentChange(f"VM '{name}' moved to another node meanwhile")
+        claim.check(policy, record["memory"])
+        values: dict[Any, Any] = {
+            ("domain.state", uuid): "start",
+            ("domain.failed_reason", uuid): "",
+        }
+        expect: dict[Any, int] = {("domain.state", uuid): version}
+        claim.guard(values, expect)
+        zk.write(values, expect=expect)
+    return answer(uuid, name, f"VM '{name}' starting on {record['node']}")
+
+
+def _check_usable(claim: allocation.Claim, name: str) -> None:
+    node = claim.loads.get(claim.node)
     if node is None or not node.usable:
         why = "does not exist" if node is None else f"is {node.daemon_state}/{node.domain_state}"
         raise InvalidInput(
-            f"VM '{name}' belongs on node {record['node']}, which {why}; move it to another node"
+            f"VM '{name}' belongs on node {claim.node}, which {why}; move it to another node"
         )
-    if read_record(zk, uuid, vm)["node"] != record["node"]:
-        raise ConcurrentChange(f"VM '{name}' moved to another node meanwhile")
-    claim.check(policy, record["memory"])
-    values: dict[Any, Any] = {("domain.state", uuid): "start", ("domain.failed_reason", uuid): ""}
-    expect: dict[Any, int] = {("domain.state", uuid): version}
-    claim.guard(values, expect)
-    zk.write(values, expect=expect)
-    return answer(uuid, name, f"VM '{name}' starting on {record['node']}")
 
 
 def restart(zk: ZKHandler, vm: str) -> dict[str, Any]:
