@@ -144,6 +144,7 @@ class Rig:
             )
             return name
 
+        self.zk.ensure("base.names.domains")  # an older `cluster init` did not make it
         with ThreadPoolExecutor(32) as pool:
             return list(pool.map(define, range(count)))
 
