@@ -47,6 +47,7 @@ def define_vms(store, count: int, node: str, memory: int, prefix: str = "vm") ->
 def race(stores, uuids: list[str], verb) -> tuple[list[str], list[Conflict]]:
     """Runs `verb(store, uuid)` for every VM at once, spread over the stores; (the VMs it
     succeeded for, the refusals)."""
+    caught_up(stores)  # every store knows every VM
     barrier = threading.Barrier(len(uuids))
     done: list[str] = []
     refused: list[Conflict] = []
