@@ -102,7 +102,7 @@ def _read_into(tally: LoadTally, zk: ZKHandler) -> LoadTally:
     return tally
 
 
-def tally_of(zk: ZKHandler) -> LoadTally | None:
+def _tally_of(zk: ZKHandler) -> LoadTally | None:
     """The tally kept current from `zk`'s mirror (made on first use), or None without one."""
     mirror = getattr(zk, "mirror", None)
     if mirror is None:
@@ -121,7 +121,7 @@ def tally_of(zk: ZKHandler) -> LoadTally | None:
 
 def node_loads(zk: ZKHandler) -> dict[str, NodeLoad]:
     """Every node's figures for placement: its keepalive plus the VMs assigned to it."""
-    tally = tally_of(zk)
+    tally = _tally_of(zk)
     return (tally or _read_into(LoadTally(), zk)).loads()
 
 
