@@ -13,15 +13,14 @@ least that new (the mirror synced, or read afresh). It checks the over-commit ra
 those loads and writes its change plus a bump of that key in ONE transaction expecting the
 version: of two allocations to one node that both passed their check, the second's
 transaction fails, and it checks again (`retrying`) against loads that include the first.
-Within a process, claims on one node take turns (`claimed`) instead of racing.
+Within a process, claims on one node take turns (`allocate`) instead of racing.
 """
 
 import random
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -155,23 +154,25 @@ class Claim:
         if complaint:
             raise Conflict(f"refused: {complaint}")
 
-    def guard(self, values: dict[Any, Any], expect: dict[Any, int]) -> None:
-        """Adds the bump of the node's allocation key, expecting the version read, to a
-        transaction's `values` and `expect`."""
-        key = ("node.allocation", self.node)
-        values[key] = self.version + 1
-        expect[key] = self.version
 
-
-@contextmanager
-def claimed(zk: ZKHandler, node: str) -> Iterator[Claim]:
-    """A claim on `node`, for a verb that checks and writes inside the block. Claims on one
-    node in this process take turns (they would only make each other retry); claims from
-    other processes meet at the version check."""
+def allocate(
+    zk: ZKHandler,
+    node: str,
+    values: dict[Any, Any],
+    expect: dict[Any, int],
+    check: Callable[[Claim], None],
+) -> None:
+    """Writes `values` (expecting `expect`) and the bump of `node`'s allocation version in ONE
+    transaction, once `check(claim)` passed on loads at least as new as that version. Claims
+    on one node in this process take turns (they would only make each other retry); claims
+    from other processes meet at the version check (ConcurrentChange)."""
     with _NODE_LOCKS_LOCK:
         lock = _NODE_LOCKS.setdefault(node, threading.Lock())
     with lock:
-        yield _claim(zk, node)
+        claim = _claim(zk, node)
+        check(claim)
+        key = ("node.allocation", node)
+        zk.write({**values, key: claim.version + 1}, expect={**expect, key: claim.version})
 
 
 def _claim(zk: ZKHandler, node: str) -> Claim:

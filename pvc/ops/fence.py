@@ -121,10 +121,10 @@ def _recover(zk: ZKHandler, policy: placement.Policy, dead: str, uuid: str) -> s
     if not values:
         return None
     if target:
-        with allocation.claimed(zk, target) as claim:
-            _check_room(claim, policy, zk.read(("domain.memory", uuid)) or 0)
-            claim.guard(values, expect)
-            zk.write(values, expect=expect)
+        memory = zk.read(("domain.memory", uuid)) or 0
+        allocation.allocate(
+            zk, target, values, expect, lambda claim: _check_room(claim, policy, memory)
+        )
     else:
         zk.write(values, expect=expect)
     return line or f"VM {name or uuid}: released from {dead}"

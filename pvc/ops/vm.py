@@ -273,12 +273,11 @@ def modify(
         return answer(uuid, name, f"VM '{name}' modified")
     # Its node counts the memory it runs with now; the restart runs it with the new.
     node, node_version = zk.read_versioned(("domain.node", uuid))
-    with allocation.claimed(zk, node) as claim:
-        claim.check(policy, spec.memory - memory)
-        values[("domain.state", uuid)] = "restart"
-        expect |= {("domain.state", uuid): state_version, ("domain.node", uuid): node_version}
-        claim.guard(values, expect)
-        zk.write(values, expect=expect)
+    values[("domain.state", uuid)] = "restart"
+    expect |= {("domain.state", uuid): state_version, ("domain.node", uuid): node_version}
+    allocation.allocate(
+        zk, node, values, expect, lambda claim: claim.check(policy, spec.memory - memory)
+    )
     return answer(uuid, name, f"VM '{name}' modified, restarting it")
 
 

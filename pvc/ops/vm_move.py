@@ -82,13 +82,11 @@ def _relocate_once(
     # start claiming the VM's node) then sees the move.
     values[("domain.state", uuid)] = "migrate" if running else state
     expect = {("domain.state", uuid): version, ("domain.node", uuid): node_version}
-    if not running:
-        zk.write(values, expect=expect)
+    if running:
+        memory = record["memory"]
+        allocation.allocate(zk, target, values, expect, lambda claim: claim.check(policy, memory))
     else:
-        with allocation.claimed(zk, target) as claim:
-            claim.check(policy, record["memory"])
-            claim.guard(values, expect)
-            zk.write(values, expect=expect)
+        zk.write(values, expect=expect)
     verb = "returning" if home else ("moving" if permanent else "migrating")
     how = "" if running else " (it is not running: only its assignment changes)"
     return answer(uuid, name, f"VM '{name}' {verb} from {current} to {target}{how}", node=target)

@@ -91,18 +91,15 @@ def _start(zk: ZKHandler, policy: Policy, uuid: str, vm: str, force: bool) -> di
         return _already(uuid, name, state)
     if state not in ("stop", "fail", "disable"):
         raise Conflict(f"VM '{name}' is in state {state}; cannot start it now")
-    with allocation.claimed(zk, record["node"]) as claim:
+
+    def check(claim: allocation.Claim) -> None:
         _check_usable(claim, name)
-        if read_record(zk, uuid, vm)["node"] != record["node"]:
+        if read_record(zk, uuid, vm)["node"] != claim.node:
             raise ConcurrentChange(f"VM '{name}' moved to another node meanwhile")
         claim.check(policy, record["memory"])
-        values: dict[Any, Any] = {
-            ("domain.state", uuid): "start",
-            ("domain.failed_reason", uuid): "",
-        }
-        expect: dict[Any, int] = {("domain.state", uuid): version}
-        claim.guard(values, expect)
-        zk.write(values, expect=expect)
+
+    values = {("domain.state", uuid): "start", ("domain.failed_reason", uuid): ""}
+    allocation.allocate(zk, record["node"], values, {("domain.state", uuid): version}, check)
     return answer(uuid, name, f"VM '{name}' starting on {record['node']}")
 
 
