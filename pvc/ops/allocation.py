@@ -161,28 +161,41 @@ def allocate(
     values: dict[Any, Any],
     expect: dict[Any, int],
     check: Callable[[Claim], None],
+    claim: Claim | None = None,
 ) -> None:
     """Writes `values` (expecting `expect`) and the bump of `node`'s allocation version in ONE
-    transaction, once `check(claim)` passed on loads at least as new as that version. Claims
-    on one node in this process take turns (they would only make each other retry); claims
-    from other processes meet at the version check (ConcurrentChange)."""
+    transaction, once `check(claim)` passed on loads at least as new as that version (`claim`:
+    one made already, by `claims`). Allocations to one node in this process take turns (they
+    would only make each other retry); those from other processes meet at the version check
+    (ConcurrentChange)."""
     with _NODE_LOCKS_LOCK:
         lock = _NODE_LOCKS.setdefault(node, threading.Lock())
     with lock:
-        claim = _claim(zk, node)
+        claim = claim or Claim(node, _version(zk, node), _loads_since(zk))
         check(claim)
         key = ("node.allocation", node)
         zk.write({**values, key: claim.version + 1}, expect={**expect, key: claim.version})
 
 
-def _claim(zk: ZKHandler, node: str) -> Claim:
-    """Reads the node's allocation version from Zookeeper, then every node's loads at least
-    that new."""
-    _, version = zk.read_versioned(("node.allocation", node))
+def claims(zk: ZKHandler) -> tuple[dict[str, NodeLoad], dict[str, Claim]]:
+    """Every node's loads and a claim on every node, from one read of the loads: for a verb
+    that chooses its node from the loads it checks."""
+    versions = {node: _version(zk, node) for node in zk.children("base.nodes")}
+    loads = {node: load for node, load in _loads_since(zk).items() if node in versions}
+    return loads, {node: Claim(node, version, loads) for node, version in versions.items()}
+
+
+def _version(zk: ZKHandler, node: str) -> int:
+    """The node's allocation version, from Zookeeper (-1: never allocated to)."""
+    return zk.read_versioned(("node.allocation", node))[1]
+
+
+def _loads_since(zk: ZKHandler) -> dict[str, NodeLoad]:
+    """Every node's loads, at least as new as any version read from Zookeeper before."""
     mirror = getattr(zk, "mirror", None)
     if mirror is not None and not mirror.sync():
         raise Unavailable("the cluster state in memory is not current yet; try again")
-    return Claim(node, version, node_loads(zk))
+    return node_loads(zk)
 
 
 def target(

@@ -104,7 +104,8 @@ def _recover(zk: ZKHandler, policy: placement.Policy, dead: str, uuid: str) -> s
             values |= {("domain.node", uuid): observed["node"], ("domain.state", uuid): "start"}
             line = f"VM {name} keeps running on {observed['node']}"
         else:
-            target = _target(zk, policy, uuid, dead)
+            loads, claims = allocation.claims(zk)
+            target = _target(zk, policy, uuid, dead, loads)
             if target:
                 values |= {
                     ("domain.node", uuid): target,
@@ -123,7 +124,12 @@ def _recover(zk: ZKHandler, policy: placement.Policy, dead: str, uuid: str) -> s
     if target:
         memory = zk.read(("domain.memory", uuid)) or 0
         allocation.allocate(
-            zk, target, values, expect, lambda claim: _check_room(claim, policy, memory)
+            zk,
+            target,
+            values,
+            expect,
+            lambda claim: _check_room(claim, policy, memory),
+            claims[target],
         )
     else:
         zk.write(values, expect=expect)
@@ -139,15 +145,20 @@ def _check_room(claim: allocation.Claim, policy: placement.Policy, memory: int) 
         raise ConcurrentChange(refused.message) from None
 
 
-def _target(zk: ZKHandler, policy: placement.Policy, uuid: str, dead: str) -> str | None:
+def _target(
+    zk: ZKHandler,
+    policy: placement.Policy,
+    uuid: str,
+    dead: str,
+    loads: dict[str, placement.NodeLoad],
+) -> str | None:
     """The node the VM's selector picks, among nodes with room for its memory."""
     limit, selector, memory = zk.read_many(
         [("domain.node_limit", uuid), ("domain.node_selector", uuid), ("domain.memory", uuid)]
     )
-    nodes = allocation.node_loads(zk)
     room = [
         node
-        for node in nodes.values()
+        for node in loads.values()
         if placement.overcommit_complaint(node, memory or 0, policy.overcommit_ratio) is None
     ]
     return placement.choose_target_node(room, selector or policy.selector, limit or None, (dead,))
