@@ -62,18 +62,16 @@ class LoadTally:
     never added, so seeing one change twice counts it once. Thread-safe.
     """
 
-    VM_FIELDS = ("node", "state", "memory", "vcpus")
-    NODE_FIELDS = ("daemon_state", "domain_state", "stats")
-
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self._vms: dict[str, _VmFigures] = {}
         self._present: set[str] = set()
-        self._nodes: dict[str, dict[str, Any]] = {}  # node -> NODE_FIELDS values
+        self._nodes: dict[str, dict[str, Any]] = {}  # node -> daemon_state, domain_state, stats
         # node -> [mem_allocated, mem_provisioned, vcpus_allocated, vms]
         self._totals: dict[str, list[int]] = {}
 
     def set_vm(self, uuid: str, field: str, value: Any) -> None:
+        """One of a VM's figures: node, state, memory (MiB) or vcpus."""
         with self.lock:
             vm = self._vms.get(uuid)
             if vm is None:
