@@ -18,7 +18,7 @@ from pvc.errors import ConfigError
 
 HANDSHAKE_TIMEOUT = 5.0
 # waitress worker threads: requests served at once (a waiting request holds one).
-THREADS = 8
+THREADS = 48  # pvc.api.waits: at most 40 of them wait, 8 are always free
 log = logging.getLogger("pvc.api")
 
 
