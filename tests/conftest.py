@@ -26,6 +26,8 @@ PVC_BIN = REPO / "dist" / "pvc"
 sys.path.insert(0, str(REPO))
 
 from pvc.zk.handler import ZKHandler  # noqa: E402
+from tests import processes  # noqa: E402
+from tests.processes import COMMAND_TIMEOUT  # noqa: E402
 
 
 def free_port() -> int:
@@ -43,9 +45,14 @@ def zk_server(tmp_path_factory):
         [str(REPO / "scripts" / "zookeeper"), "start", str(folder), str(port)],
         check=True,
         stdout=subprocess.DEVNULL,
+        timeout=COMMAND_TIMEOUT,
     )
     yield f"127.0.0.1:{port}"
-    subprocess.run([str(REPO / "scripts" / "zookeeper"), "stop", str(folder)], check=False)
+    subprocess.run(
+        [str(REPO / "scripts" / "zookeeper"), "stop", str(folder)],
+        check=False,
+        timeout=COMMAND_TIMEOUT,
+    )
 
 
 @pytest.fixture
@@ -140,11 +147,7 @@ def start_api(tmp_path, zk_hosts, pvc_bin):
 
     yield start
     for process in started:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        processes.end(process)
 
 
 @pytest.fixture
