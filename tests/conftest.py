@@ -5,6 +5,8 @@
 - `zk`: a connected ZKHandler on the test's chroot.
 - `api_server`: `dist/pvc api serve` as a subprocess on a free port, on the test's chroot.
 - `run_pvc`: runs the built `dist/pvc` with a private client folder.
+Every test has a time limit (pytest-timeout, set in pyproject.toml), with a backstop behind it
+(tests/timeout_backstop.py); helpers end processes in bounded time (tests/processes.py).
 """
 
 import os
@@ -28,6 +30,10 @@ sys.path.insert(0, str(REPO))
 from pvc.zk.handler import ZKHandler  # noqa: E402
 from tests import processes  # noqa: E402
 from tests.processes import COMMAND_TIMEOUT  # noqa: E402
+from tests.timeout_backstop import (  # noqa: E402, F401 (hooks behind pytest-timeout)
+    pytest_runtest_protocol,
+    pytest_timeout_set_timer,
+)
 
 
 def free_port() -> int:

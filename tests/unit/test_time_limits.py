@@ -76,3 +76,37 @@ def test_running_closes_the_pipes():
         assert process.stdout.readline() == b"one\n"
         assert process.wait(5) == 0
     assert process.stdout.closed
+
+
+HANGING_TEARDOWN = """
+import subprocess
+import time
+
+import pytest
+
+
+@pytest.fixture
+def sleeper():
+    process = subprocess.Popen(["sleep", "600"])
+    yield process
+    process.wait()  # no timeout: hangs until the backstop kills the sleep
+
+
+@pytest.mark.timeout(1)
+def test_hangs_then_its_teardown_hangs_too(sleeper):
+    time.sleep(600)
+"""
+
+
+def test_a_teardown_hanging_after_the_limit_is_ended_by_the_backstop(tmp_path):
+    (tmp_path / "test_hang.py").write_text(HANGING_TEARDOWN + "\n\ndef test_next():\n    pass\n")
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "-p", "tests.timeout_backstop", "-c", str(REPO / "pyproject.toml"),
+         "--rootdir", str(tmp_path), str(tmp_path / "test_hang.py")],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )  # fmt: skip
+    assert time.monotonic() - started < 30
+    assert "Timeout (>1.0s)" in result.stdout, result.stdout
+    assert "1 failed, 1 passed" in result.stdout, result.stdout
