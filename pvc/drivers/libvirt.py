@@ -11,20 +11,30 @@ opens libvirt, for the node daemon and for its watchdog's self-fence alike.
 - Lifecycle events call the callback given to `Hypervisor(uri, on_event)` with the domain's
   UUID, from libvirt's event loop thread: it must not block. Without a callback no event loop
   is started, so the watchdog opens libvirt without threads of libvirt's.
+- Calls are bounded when events are on: the connection's keepalive (which needs the event
+  loop) closes a connection whose libvirtd stopped answering, so a call to a frozen libvirtd
+  fails after about KEEPALIVE_INTERVAL x (KEEPALIVE_COUNT + 1) seconds with HypervisorError
+  instead of holding its caller forever. The next call opens the connection again (waiting,
+  as the first open does, while libvirtd does not answer); events missed meanwhile are for the
+  caller's resync to catch. A connection without events has no such bound.
 The URI selects the driver: qemu:///system on real nodes, test:///default for many-node tests.
 """
 
+import contextlib
 import functools
 import logging
 import threading
 import xml.etree.ElementTree as ET
 from types import ModuleType
+from typing import Any
 
 from pvc.drivers import import_binding
 from pvc.drivers.contracts import EventCallback, HypervisorError
 
 __all__ = ["Hypervisor", "HypervisorError"]
 log = logging.getLogger("pvc.libvirt")
+KEEPALIVE_INTERVAL = 5  # seconds between probes of an idle connection
+KEEPALIVE_COUNT = 3  # probes unanswered before the connection is closed
 _event_loop_started = threading.Lock()
 _event_loop_running = False
 
@@ -60,24 +70,50 @@ _STATES = {1: "running", 2: "other", 3: "paused", 4: "shutdown", 5: "shutoff", 6
 
 
 class Hypervisor:
-    """The libvirt at `uri` (see the module contract); `on_event` gets lifecycle events."""
+    """The libvirt at `uri` (see the module contract); `on_event` gets lifecycle events, and
+    `keepalive` is (seconds between probes, probes unanswered) when events are on."""
 
-    def __init__(self, uri: str, on_event: EventCallback | None = None):
-        libvirt = _libvirt()
+    def __init__(
+        self,
+        uri: str,
+        on_event: EventCallback | None = None,
+        keepalive: tuple[int, int] = (KEEPALIVE_INTERVAL, KEEPALIVE_COUNT),
+    ):
         if on_event is not None:
             _start_event_loop()
         self.uri = uri
+        self._on_event = on_event
+        self._keepalive = keepalive
+        self._reopen = threading.Lock()
+        self._conn = self._open()
+
+    def _open(self) -> Any:
+        libvirt = _libvirt()
         try:
-            self.conn = libvirt.open(uri)
+            conn = libvirt.open(self.uri)
         except libvirt.libvirtError as exc:
-            raise HypervisorError(f"cannot connect to libvirt at {uri}: {exc}") from None
+            raise HypervisorError(f"cannot connect to libvirt at {self.uri}: {exc}") from None
+        on_event = self._on_event
         if on_event is not None:
-            self.conn.domainEventRegisterAny(
+            # a driver without a daemon (test:///) has no keepalive, and no connection to lose
+            with contextlib.suppress(libvirt.libvirtError):
+                conn.setKeepAlive(*self._keepalive)
+            conn.domainEventRegisterAny(
                 None,
                 libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
                 lambda _conn, dom, *_: on_event(dom.UUIDString()),
                 None,
             )
+        return conn
+
+    @property
+    def conn(self) -> Any:
+        """The libvirt connection, opened again if the keepalive closed it."""
+        with self._reopen:
+            if not self._conn.isAlive():
+                log.warning("the connection to libvirt at %s was lost; opening it again", self.uri)
+                self._conn = self._open()
+            return self._conn
 
     def _error(self) -> type[Exception]:
         return _libvirt().libvirtError
@@ -172,6 +208,6 @@ class Hypervisor:
 
     def close(self) -> None:
         try:
-            self.conn.close()
+            self._conn.close()
         except self._error():
             pass

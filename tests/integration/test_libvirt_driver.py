@@ -1,9 +1,13 @@
 """pvc.drivers.libvirt against libvirt's test driver (a private node per connection, from a
 file: no daemon): states, starts, destroys, the self-fence's destroy_all_running, and that an
-open without events starts no event loop (the watchdog's way)."""
+open without events starts no event loop (the watchdog's way); and against a real libvirtd
+that freezes: the keepalive bounds a call, and the next call opens the connection again."""
 
+import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 
 import pytest
@@ -11,6 +15,7 @@ import pytest
 from pvc.drivers.contracts import HypervisorDriver, HypervisorError
 from pvc.drivers.libvirt import Hypervisor
 from tests.conftest import REPO
+from tests.libvirt_nodes import LibvirtNodes
 
 RUNNING_UUID = "11111111-2222-3333-4444-555555555555"
 NODE = f"""<node>
@@ -84,3 +89,27 @@ def test_an_open_without_events_starts_no_event_loop(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["['MainThread']", "['MainThread', 'libvirt-events']"]
+
+
+def test_a_call_to_a_frozen_libvirtd_fails_in_bounded_time_and_the_next_reconnects(
+    tmp_path_factory,
+):
+    folder = tmp_path_factory.mktemp("ka")  # a short path: it holds the libvirtd's sockets
+    nodes = LibvirtNodes(folder)
+    try:
+        node = nodes.start("kaa")
+        hypervisor = Hypervisor(node.uri, lambda uuid: None, keepalive=(1, 2))
+        assert hypervisor.domains() == {}
+        libvirtd = int((folder / "kaa" / "libvirtd.pid").read_text())
+        os.kill(libvirtd, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises(HypervisorError, match="keepalive"):
+                hypervisor.domains()
+            assert time.monotonic() - started < 10  # about 3 s: 1 s x (2 + 1)
+        finally:
+            os.kill(libvirtd, signal.SIGCONT)
+        assert hypervisor.domains() == {}  # a new connection
+        hypervisor.close()
+    finally:
+        nodes.stop()
