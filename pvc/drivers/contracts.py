@@ -16,8 +16,9 @@ checks that every implementation has each member with the same parameters.
 Every driver:
 - is the only module that touches its system, and imports a C binding (libvirt, rados, rbd)
   through `pvc.drivers.import_binding`, only once it is used;
-- bounds every call in time (a timeout of its own or one it is given), so a hung system fails
-  a step instead of holding a worker;
+- bounds every call in time (a timeout of its own or one it is given; libvirt's through the
+  keepalive of a connection with events), so a hung system fails a step instead of holding a
+  worker;
 - raises its own error (a PvcError: a message naming the object, in the system's words), never
   the binding's exceptions, and never a secret in a message;
 - makes adding what is there and removing what is not succeed;

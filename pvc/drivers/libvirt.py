@@ -112,6 +112,8 @@ class Hypervisor:
         with self._reopen:
             if not self._conn.isAlive():
                 log.warning("the connection to libvirt at %s was lost; opening it again", self.uri)
+                with contextlib.suppress(self._error()):
+                    self._conn.close()  # frees what the lost connection holds
                 self._conn = self._open()
             return self._conn
 
