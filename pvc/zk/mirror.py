@@ -47,6 +47,8 @@ class TreeMirror:
         self._pending = 0
         self._loaded = threading.Event()
         self._listeners: list[Listener] = []
+        self._complete = False  # the first load has finished
+        self._started = 0.0
         self._stale = False  # the connection dropped: watches and reads were lost
         self._changed = threading.Condition()  # notified on every change and load state
 
@@ -54,6 +56,7 @@ class TreeMirror:
 
     def start(self, timeout: float = 120.0) -> bool:
         """Loads the roots; True once everything is in memory (False: still loading)."""
+        self._started = time.monotonic()
         self.client.add_listener(self._on_state)
         self._pending_change(+1)
         self._load_roots()
@@ -65,6 +68,11 @@ class TreeMirror:
     def listen(self, listener: Listener) -> None:
         """Calls `listener(path, data)` on every change (on kazoo's thread: keep it short)."""
         self._listeners.append(listener)
+
+    @property
+    def complete(self) -> bool:
+        """True once the first load has finished (and ever after: a reload keeps the copy)."""
+        return self._complete
 
     @property
     def loaded(self) -> bool:
@@ -143,6 +151,10 @@ class TreeMirror:
             loaded = self._pending == 0 and not self._loaded.is_set()
             if loaded:
                 self._loaded.set()
+                if not self._complete:
+                    log.info("%s in memory: %d nodes in %.2f s", ", ".join(self.roots),
+                             len(self._data), time.monotonic() - self._started)  # fmt: skip
+                self._complete = True
         if loaded:
             self._wake()
 
