@@ -101,7 +101,12 @@ class CachedView(Store):
         keys = list(keys)
         if not self.mirror.complete:
             return self._zk.read_many(keys)
-        return [self.read(key) for key in keys]
+        get, covers, decode = self.mirror.get, self.mirror.covers, schema.decode
+        values = []
+        for key in keys:  # called for thousands of keys per list: kept lean
+            path, kind = resolve(key)
+            values.append(decode(get(path), kind) if covers(path) else self._zk.read(key))
+        return values
 
     def exists(self, key: Key) -> bool:
         path = resolve(key)[0]

@@ -50,6 +50,9 @@ class TreeMirror:
     def __init__(self, client: KazooClient, roots: Iterable[str]):
         self.client = client
         self.roots = tuple(roots)
+        # covers() is asked for every key a view reads: top-level roots answer by one lookup
+        self._top_roots = frozenset(root for root in self.roots if root.count("/") == 1)
+        self._deep_roots = tuple(root for root in self.roots if root not in self._top_roots)
         self._data: dict[str, bytes] = {}
         self._children: dict[str, set[str]] = {}
         self._values: dict[bytes, bytes] = {}  # one copy of each short value ("stop", ...)
@@ -121,7 +124,10 @@ class TreeMirror:
         return done.wait(timeout) and self.loaded
 
     def covers(self, path: str) -> bool:
-        return any(path == root or path.startswith(root + "/") for root in self.roots)
+        end = path.find("/", 1)
+        if (path if end < 0 else path[:end]) in self._top_roots:
+            return True
+        return any(path == root or path.startswith(root + "/") for root in self._deep_roots)
 
     # --- reads ------------------------------------------------------------------------------
 
