@@ -73,9 +73,10 @@ class CachedView(Store):
         if not self.mirror.complete:
             return build()  # changes are not followed yet: nothing can be kept
         path = resolve(group)[0]
-        with self._memo_lock:
-            generation = self._generation.get(path, 0)
-            entry = self._memo.get(path)
+        # No lock to look: a change bumps the generation before it drops the entry, so an
+        # entry of the generation read first was current at that moment.
+        generation = self._generation.get(path, 0)
+        entry = self._memo.get(path)
         if entry is not None and entry[0] == generation:
             return entry[1]
         value = build()
