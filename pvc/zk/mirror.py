@@ -31,19 +31,17 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from kazoo.client import KazooClient
-from kazoo.exceptions import ConnectionClosedError, ConnectionLoss, NoNodeError, SessionExpiredError
+from kazoo.exceptions import NoNodeError
 from kazoo.protocol.states import Callback, KazooState
 
 from pvc.zk import bulk, schema
 
 log = logging.getLogger("pvc.zk.mirror")
 Listener = Callable[[str, bytes | None], None]  # (path, new data or None when removed)
-# Reads per multiRead request: big enough to need few requests, small enough for the answer
-# to stay well below Zookeeper's 1 MB packet limit with small values (a batch whose answer
-# fails is read again one path at a time).
+# Reads per multiRead request: enough for few requests, few enough that one answer stays a
+# modest buffer (kazoo reads an answer whole) and other requests are not queued long behind it.
 BATCH = 200
 SHARED_VALUE = 64  # values up to this size are kept once, however many nodes hold them
-LOST = (ConnectionLoss, ConnectionClosedError, SessionExpiredError)
 
 
 class TreeMirror:
@@ -219,12 +217,8 @@ class TreeMirror:
     def _on_batch(self, operations: list[tuple[int, str]], result: Any) -> None:
         try:
             answers = result.get()
-        except Exception as exc:
-            if len(operations) > 1 and not isinstance(exc, LOST):
-                for operation in operations:  # too big an answer, say: one at a time
-                    self._send([operation])
-            else:  # a lost connection (the reload on reconnecting repairs)
-                log.debug("read of %s failed: %s", operations[0][1], exc)
+        except Exception as exc:  # a lost connection (the reload on reconnecting repairs)
+            log.debug("read of %s... failed: %s", operations[0][1], exc)
         else:
             below: list[str] = []
             for (kind, path), answer in zip(operations, answers, strict=True):
