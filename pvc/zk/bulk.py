@@ -33,6 +33,9 @@ from kazoo.protocol.serialization import (
 DATA = GetData.type
 CHILDREN = GetChildren.type
 PERSISTENT_RECURSIVE = 1
+# Reads per multiRead request: enough for few requests, few enough that one answer stays a
+# modest buffer (kazoo reads an answer whole) and other requests are not queued long behind it.
+BATCH = 200
 EventCallback = Callable[[int, str], None]  # (kazoo EventType number, path without chroot)
 
 

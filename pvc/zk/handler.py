@@ -2,8 +2,13 @@
 
 It connects to the coordinators' connect string with retry and backoff, tells listeners about
 session state changes, reads and writes values typed by the schema, and writes many keys as
-ONE Zookeeper transaction (`multi`) with version checks: either every change lands or none
-does, and a concurrent writer makes the whole write fail with `ConcurrentChange`.
+ONE Zookeeper transaction (`multi`) with the caller's version checks: either every change lands
+or none does, and a concurrent writer makes the whole write fail with `ConcurrentChange`. A
+write costs one round trip when what exists is known (from a mirror), two otherwise (one
+pipelined batch of questions, then the transaction); never one per key or parent.
+
+It implements `pvc.zk.store.Store`, the contract pvc's verbs use; what only a session has
+(ephemeral claims, private keys, watches, listeners) lives here alone.
 
 Keys are schema names, optionally with their placeholders: `"base.config.maintenance"` or
 `("node.keepalive", "node1")`. Raw paths are never accepted from callers.
@@ -31,7 +36,7 @@ from kazoo.retry import KazooRetry
 from kazoo.security import make_digest_acl
 
 from pvc.errors import ConcurrentChange, PvcError, Unavailable
-from pvc.zk import schema
+from pvc.zk import bulk, schema
 from pvc.zk.mirror import TreeMirror
 from pvc.zk.store import Key, Store
 
@@ -318,15 +323,24 @@ class ZKHandler(Store):
         return schema.decode(raw, kind), stat.version
 
     def read_many(self, keys: Iterable[Key]) -> list[Any]:
-        """Reads several keys with pipelined requests (one round trip's latency, not N)."""
+        """Reads several keys in multiRead requests of bulk.BATCH keys, all sent at once (one
+        round trip's latency, and one request per batch instead of one per key)."""
         resolved = [resolve(key) for key in keys]
-        asyncs = [self.client.get_async(path) for path, _ in resolved]
+        batches = [
+            bulk.multi_read(
+                self.client, [(bulk.DATA, path) for path, _ in resolved[i : i + bulk.BATCH]]
+            )
+            for i in range(0, len(resolved), bulk.BATCH)
+        ]
+        answers = [answer for pending in batches for answer in self._call(pending.get)]
         values = []
-        for (_, kind), pending in zip(resolved, asyncs, strict=True):
-            try:
-                values.append(schema.decode(self._call(pending.get)[0], kind))
-            except NoNodeError:
+        for (_, kind), answer in zip(resolved, answers, strict=True):
+            if isinstance(answer, NoNodeError):
                 values.append(None)
+            elif isinstance(answer, Exception):
+                raise answer
+            else:
+                values.append(schema.decode(answer, kind))
         return values
 
     def children(self, key: Key) -> list[str]:

@@ -38,9 +38,6 @@ from pvc.zk import bulk, schema
 
 log = logging.getLogger("pvc.zk.mirror")
 Listener = Callable[[str, bytes | None], None]  # (path, new data or None when removed)
-# Reads per multiRead request: enough for few requests, few enough that one answer stays a
-# modest buffer (kazoo reads an answer whole) and other requests are not queued long behind it.
-BATCH = 200
 SHARED_VALUE = 64  # values up to this size are kept once, however many nodes hold them
 
 
@@ -195,8 +192,8 @@ class TreeMirror:
             operations.append((bulk.DATA, path))
             if full and not schema.is_leaf(path):
                 operations.append((bulk.CHILDREN, path))
-        for first in range(0, len(operations), BATCH):
-            self._send(operations[first : first + BATCH])
+        for first in range(0, len(operations), bulk.BATCH):
+            self._send(operations[first : first + bulk.BATCH])
 
     def _send(self, operations: list[tuple[int, str]]) -> None:
         self._pending_change(+1)
