@@ -60,6 +60,7 @@ class TreeMirror:
         self._listeners: list[Listener] = []
         self._stale = False  # the connection dropped: watches and reads were lost
         self._changed = threading.Condition()  # notified on every change and load state
+        self._kazoo_threads: set[int] = set()  # kazoo's watch and completion threads, as seen
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -108,7 +109,10 @@ class TreeMirror:
 
         How: events reach kazoo's watch thread in the order they arrived, and each issues a
         read; a marker put behind them issues a request of its own, which completes
-        (completions are in order) after those reads did."""
+        (completions are in order) after those reads did. On one of kazoo's own threads
+        (a watch callback, a listener) it cannot wait for that thread: it returns at once."""
+        if threading.get_ident() in self._kazoo_threads:
+            return self.loaded
         done = threading.Event()
 
         def issue() -> None:
@@ -209,9 +213,11 @@ class TreeMirror:
             self.client.handler.dispatch_callback(Callback("watch", self._reread, (path,)))
 
     def _reread(self, path: str) -> None:
+        self._kazoo_threads.add(threading.get_ident())
         self._fetch((path,), full=False)
 
     def _on_batch(self, operations: list[tuple[int, str]], result: Any) -> None:
+        self._kazoo_threads.add(threading.get_ident())
         try:
             answers = result.get()
         except Exception as exc:  # a lost connection (the reload on reconnecting repairs)

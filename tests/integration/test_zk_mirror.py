@@ -8,7 +8,7 @@ import time
 from kazoo.client import KazooClient
 
 from pvc.ops import cluster
-from pvc.zk.cache import CachedView, open_mirror
+from pvc.zk.cache import SYNC_TIMEOUT, CachedView, open_mirror
 from pvc.zk.handler import ZKHandler, resolve
 from pvc.zk.mirror import TreeMirror
 from tests.conftest import REPO, free_port
@@ -213,3 +213,22 @@ def test_loads_a_tree_of_many_batches_and_follows_it_with_one_watch_per_root(zk:
         assert mirror.get(f"/domains/{uuid_of(7)}/state") is None
     finally:
         mirror.close()
+
+
+def test_a_view_written_from_a_mirror_listener_does_not_wait_for_its_own_thread(zk: ZKHandler):
+    """sync() cannot wait on kazoo's thread for that thread: the write returns at once."""
+    cluster.initialize(zk)
+    view = CachedView(zk, open_mirror(zk))
+    took: list[float] = []
+
+    def on_change(path: str, data: bytes | None) -> None:
+        if path == "/config/cluster_name" and data == b"go":
+            started = time.monotonic()
+            view.write({"base.config.upstream_ip": "10.0.0.1"})
+            took.append(time.monotonic() - started)
+
+    view.mirror.listen(on_change)
+    view.write({"base.config.cluster_name": "go"})
+    assert wait_until(lambda: took)
+    assert took[0] < SYNC_TIMEOUT / 2  # a sync waiting for its own thread takes all of it
+    assert zk.read("base.config.upstream_ip") == "10.0.0.1"
