@@ -61,6 +61,8 @@ class TreeMirror:
         self._stale = False  # the connection dropped: watches and reads were lost
         self._changed = threading.Condition()  # notified on every change and load state
         self._kazoo_threads: set[int] = set()  # kazoo's watch and completion threads, as seen
+        self._events: list[str] = []  # paths watch events named, not yet read again
+        self._events_lock = threading.Lock()
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -207,14 +209,22 @@ class TreeMirror:
             )
 
     def _on_event(self, kind: int, path: str) -> None:
-        """A watch event (on kazoo's connection thread): read the path again, from the watch
-        thread, so that sync() can put a marker behind the reads events issued."""
-        if self.covers(path):
-            self.client.handler.dispatch_callback(Callback("watch", self._reread, (path,)))
+        """A watch event (on kazoo's connection thread): the path is read again, from the
+        watch thread, so that sync() can put a marker behind the reads events issued. Events
+        that arrive together (a write of many keys) are read again in one request."""
+        if not self.covers(path):
+            return
+        with self._events_lock:
+            first = not self._events
+            self._events.append(path)
+        if first:
+            self.client.handler.dispatch_callback(Callback("watch", self._reread, ()))
 
-    def _reread(self, path: str) -> None:
+    def _reread(self) -> None:
         self._kazoo_threads.add(threading.get_ident())
-        self._fetch((path,), full=False)
+        with self._events_lock:
+            paths, self._events = self._events, []
+        self._fetch(dict.fromkeys(paths), full=False)
 
     def _on_batch(self, operations: list[tuple[int, str]], result: Any) -> None:
         self._kazoo_threads.add(threading.get_ident())
