@@ -71,6 +71,7 @@ class TreeMirror:
         self._started = time.monotonic()
         self.client.add_listener(self._on_state)
         bulk.follow(self.client, self._on_event)
+        self.client.handler.dispatch_callback(Callback("watch", self._note_thread, ()))
         self._pending_change(+1)
         self._load_roots()
         return self._loaded.wait(timeout)
@@ -220,14 +221,17 @@ class TreeMirror:
         if first:
             self.client.handler.dispatch_callback(Callback("watch", self._reread, ()))
 
-    def _reread(self) -> None:
+    def _note_thread(self) -> None:
         self._kazoo_threads.add(threading.get_ident())
+
+    def _reread(self) -> None:
+        self._note_thread()
         with self._events_lock:
             paths, self._events = self._events, []
         self._fetch(dict.fromkeys(paths), full=False)
 
     def _on_batch(self, operations: list[tuple[int, str]], result: Any) -> None:
-        self._kazoo_threads.add(threading.get_ident())
+        self._note_thread()
         try:
             answers = result.get()
         except Exception as exc:  # a lost connection (the reload on reconnecting repairs)
