@@ -38,7 +38,7 @@ class Lock:
         self.zk = zk.zk  # a handler, or the one behind a view
         self.path = resolve(key)[0]
         self.timeout = timeout
-        self._recipe = recipe(zk.client, self.path, identifier=str(uuid.uuid1()))
+        self._recipe = recipe(self.zk.client, self.path, identifier=str(uuid.uuid1()))
         self._valid = threading.Event()
 
     @property
