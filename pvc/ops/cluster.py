@@ -20,6 +20,8 @@ FENCE_STATES = ("dead", "fenced", "fence-failed")
 
 def require_initialized(zk: ZKHandler) -> None:
     if not is_initialized(zk):
+        zk.catch_up()
+    if not is_initialized(zk):
         raise NotFound("the cluster is not initialised; run 'pvc cluster init'")
 
 

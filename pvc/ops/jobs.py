@@ -109,9 +109,11 @@ def _require_id(job_id: str) -> None:
 def info(zk: ZKHandler, job_id: str) -> dict[str, Any]:
     """One job's record, with `cancel_requested` and `claimed_by` (the runner holding it)."""
     _require_id(job_id)
-    record, claim, cancel = zk.read_many(
-        [("job", job_id), ("job.claim", job_id), ("job.cancel", job_id)]
-    )
+    keys = [("job", job_id), ("job.claim", job_id), ("job.cancel", job_id)]
+    record, claim, cancel = zk.read_many(keys)
+    if record is None:
+        zk.catch_up()
+        record, claim, cancel = zk.read_many(keys)
     if record is None:
         raise NotFound(f"task '{job_id}' does not exist")
     return record | {"claimed_by": claim, "cancel_requested": cancel is not None}

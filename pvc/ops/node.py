@@ -107,7 +107,9 @@ def _require_node(zk: ZKHandler, name: str) -> None:
         raise InvalidInput(f"invalid node name {name!r}: {schema.NAME_RULE}")
     require_initialized(zk)
     if not zk.exists(("node", name)):
-        raise NotFound(f"node '{name}' does not exist")
+        zk.catch_up()
+        if not zk.exists(("node", name)):
+            raise NotFound(f"node '{name}' does not exist")
 
 
 def _require_coordinator(node: dict[str, Any]) -> None:

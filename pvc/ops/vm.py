@@ -51,6 +51,17 @@ DEFAULT_SELECTOR = "default"
 def find(zk: ZKHandler, vm: str) -> str:
     """The UUID of a VM given by name or UUID; NotFound otherwise."""
     require_initialized(zk)
+    uuid = _lookup(zk, vm)
+    if uuid is None:
+        zk.catch_up()
+        uuid = _lookup(zk, vm)
+    if uuid is None:
+        raise NotFound(f"VM '{vm}' does not exist")
+    return uuid
+
+
+def _lookup(zk: ZKHandler, vm: str) -> str | None:
+    """The UUID of a VM by its name or its UUID, if the store has it."""
     if schema.valid_name(vm):
         found = zk.read(("name.domain", vm))
         if found:
@@ -58,10 +69,8 @@ def find(zk: ZKHandler, vm: str) -> str:
     try:
         uuid = str(uuid_module.UUID(vm))
     except ValueError:
-        raise NotFound(f"VM '{vm}' does not exist") from None
-    if not zk.exists(("domain", uuid)):
-        raise NotFound(f"VM '{vm}' does not exist")
-    return uuid
+        return None
+    return uuid if zk.exists(("domain", uuid)) else None
 
 
 def identify(zk: ZKHandler, vm: str) -> tuple[str, str]:

@@ -85,6 +85,12 @@ class CachedView(Store):
                 self._memo[path] = (generation, value)
         return value
 
+    def catch_up(self) -> None:
+        """One round trip on the view's session (its answer comes after the events of every
+        change committed before it), then the mirror applies what those events named."""
+        if self.mirror.complete and self._zk.round_trip():
+            self.mirror.sync()
+
     def _mirrored(self, path: str) -> bool:
         """True when the mirror answers for `path` (covered, and loaded at least once)."""
         return self.mirror.complete and self.mirror.covers(path)

@@ -272,6 +272,9 @@ class ZKHandler(Store):
         ids = self.client.client_id
         return ids[0] if ids else None
 
+    def catch_up(self) -> None:
+        """Nothing to do: a handler reads Zookeeper itself."""
+
     def round_trip(self) -> bool:
         """One cheap request to the server; True if it was answered."""
         try:

@@ -50,6 +50,12 @@ class Store(Protocol):
 
     def delete(self, key: Key) -> None: ...
 
+    def catch_up(self) -> None:
+        """Makes what this store reads at least as new as Zookeeper was when called: a lookup
+        that found nothing calls it before it answers "does not exist", so a miss is never
+        only a copy lagging behind another session's write."""
+        ...
+
     def memoized(self, group: Key, build: Callable[[], Any]) -> Any:
         """`build()`, or what it returned before if nothing under `group` changed since."""
         ...

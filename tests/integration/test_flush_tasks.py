@@ -135,7 +135,7 @@ def test_flush_and_ready_are_tasks_with_progress(cluster, zk, pvc):
 
 def test_cancel_and_a_new_request_stop_the_flush_in_progress(cluster, zk, pvc):
     node = secondary(cluster, zk)
-    running_vms_on(zk, node, "cx", 6)
+    running_vms_on(zk, node, "cx", 14)  # enough that the second flush still runs when ready comes
     task = node_ops.set_domain_state(zk, node, "flush")["task"]
     started(zk, task)
     assert "stops it after its current step" in jobs.cancel(zk, task)["message"]

@@ -52,3 +52,17 @@ def test_a_view_keeps_a_built_object_until_its_group_changes(zk: ZKHandler):
     zk.write({("domain.state", uuid): "start"})  # another writer, under the same VM
     assert view.mirror.sync()
     assert view.memoized(("domain", uuid), build) == "one" and len(builds) == 2
+
+
+def test_after_catch_up_a_store_sees_another_sessions_writes(store: Store, zk_hosts: str):
+    """What a lookup does before it answers "does not exist": another session's write made
+    before the call is seen after it, every time (a view's mirror would otherwise lag)."""
+    other = ZKHandler(zk_hosts).connect()
+    try:
+        for round_ in range(30):
+            uuid = f"00000000-0000-4000-8000-{round_:012d}"
+            other.write({("domain", uuid): f"vm{round_}"})
+            store.catch_up()
+            assert store.exists(("domain", uuid)) and store.read(("domain", uuid)) == f"vm{round_}"
+    finally:
+        other.close()
