@@ -165,7 +165,7 @@ def ha_cluster(
                 name,
                 faults.shell_command("power-on", name),
                 faults.shell_command("power-off", name),
-                address=f"{subnet}.1",
+                address=f"{cluster.subnet}.1",  # PVC_TEST_SLOT may change it
             )
             cluster.node_settings[name] = {
                 "ipmi": {"host": bmc.host, "port": bmc.port, "user": bmc.user,
