@@ -43,7 +43,6 @@ decided); after the relinquish that follows, a later takeover starts counting af
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from pvc.config import Config
 from pvc.drivers import ipmi
@@ -60,6 +59,7 @@ log = logging.getLogger("pvc.node.fencing")
 SAVING_THROWS = 3  # keepalive intervals a node marked dead gets to show a sign of life
 FENCEABLE = ("run", "init", "dead", "fence-failed")
 VERIFY_TIMEOUT = 10.0
+Sign = tuple[float | None, str | None]  # a node's (keepalive, session): a change is a sign
 POLL = 0.2  # seconds between looks at a silent node during a wait
 WORKERS = 4  # nodes whose steps (a fence, say) can run at once
 # A node's keys whose change is a possible sign of life (their last path component).
@@ -99,7 +99,7 @@ class FenceMonitor:
         self.window = self.interval * config.get("timers.fence_intervals")
         self.policy = placement.Policy.from_config(config)
         # node -> ((keepalive, session), when this monitor saw that sign of life appear)
-        self._seen: dict[str, tuple[tuple[Any, Any], float]] = {}
+        self._seen: dict[str, tuple[Sign, float]] = {}
         self._waits: dict[str, Wait] = {}  # each node's read and written by its step only
         self.controller = Controller(
             "fence",
@@ -171,7 +171,9 @@ class FenceMonitor:
         remaining = seen[1] + self.window - time.monotonic()
         return remaining if remaining > 0 else None
 
-    def last_sign(self, node: str, now: float | None = None, source: Any = None) -> float:
+    def last_sign(
+        self, node: str, now: float | None = None, source: CachedView | ZKHandler | None = None
+    ) -> float:
         """When this monitor last saw a sign of life from the node (monotonic time), reading
         from `source` (default: the mirror; the Zookeeper handler for decisions). A liveness
         node that went away is no sign: only a new session is."""
