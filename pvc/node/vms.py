@@ -261,7 +261,7 @@ class VmController:
                 if state == "migrate":
                     return self._send(look, node, failed_migration)
                 log.warning("VM %s runs here but belongs on %s; destroying it", name, node)
-                self._off(look, destroy=True)
+                self._destroy(look)
             elif reported_here:
                 self._report(uuid, "shutoff")  # it stopped here while assigned elsewhere
             return None
@@ -282,14 +282,14 @@ class VmController:
                 again = self._ask_to_shut_down(look)
                 if again is not None:
                     return again
-                self._off(look, destroy=True)
+                self._destroy(look)
             self._start(look)
             self._set(look, {"domain.state": "start"})
         elif state == "shutdown":
             return self._shutdown(look, running_here, reported_here)
         elif state in ("stop", "disable", "fail"):
             if running_here:
-                self._off(look, destroy=True)
+                self._destroy(look)
             elif reported_here:
                 self._report(uuid, "shutoff")
         return None
@@ -324,7 +324,7 @@ class VmController:
                 log.warning("VM %s: %s", look.name, reason)
                 self._set(look, {"domain.state": "start", "domain.failed_reason": reason})
                 return None
-            self._off(look, destroy=True)
+            self._destroy(look)
         elif reported_here:
             self._report(look.uuid, "shutoff")
             log.info("VM %s is off", look.name)
@@ -333,7 +333,9 @@ class VmController:
 
     def _ask_to_shut_down(self, look: Look) -> float | None:
         """Sends the guest the ACPI request once per request (state version); while it runs
-        and its deadline is ahead, the delay after which to look again; None once it passed."""
+        and its deadline is ahead, the delay after which to look again; None once it passed
+        (the request is remembered until the guest is off or the state changes, so a failed
+        write at the deadline is tried again, not the whole timeout)."""
         assert self.hypervisor is not None
         now = time.monotonic()
         asked = self._shutdowns.get(look.uuid)
@@ -344,13 +346,12 @@ class VmController:
             log.info("VM %s: shutdown requested (ACPI); %g s to go off", look.name, timeout)
         if now < asked.deadline:
             return min(POLL, asked.deadline - now)
-        del self._shutdowns[look.uuid]
         return None
 
-    def _off(self, look: Look, destroy: bool) -> None:
+    def _destroy(self, look: Look) -> None:
         assert self.hypervisor is not None
-        if destroy:
-            self.hypervisor.destroy(look.uuid)
+        self.hypervisor.destroy(look.uuid)
+        self._shutdowns.pop(look.uuid, None)  # off: whatever was asked of it is done
         self._report(look.uuid, "shutoff")
         log.info("VM %s stopped", look.name)
 
@@ -373,7 +374,7 @@ class VmController:
         again = self._ask_to_shut_down(look)
         if again is not None:
             return again
-        self._off(look, destroy=True)
+        self._destroy(look)
         return None
 
     def _migrate(
