@@ -160,6 +160,11 @@ SPEC: dict[str, Any] = {
             int, 300, "Longest pause of a live migration, in milliseconds.", _positive
         ),
     },
+    "jobs": {
+        "keep_finished": Field(
+            int, 100, "Ended tasks kept in Zookeeper (older ones are removed).", _positive
+        ),
+    },
     "libvirt": {
         "enabled": Field(bool, True, "Run VMs on this node (false: a node without libvirt)."),
         "uri": Field(str, "qemu:///system", "How this node's daemon reaches its libvirt."),

@@ -2,6 +2,9 @@
   pvc cluster init [--name NAME] [--overwrite] [--yes]
   pvc cluster status [--format FORMAT]
   pvc cluster maintenance (on | off)
+  pvc cluster task list [--kind KIND] [--state STATE] [--format FORMAT]
+  pvc cluster task info <task> [--format FORMAT]
+  pvc cluster task cancel <task>
   pvc cluster -h | --help
 
 Commands:
@@ -9,11 +12,17 @@ Commands:
                --overwrite, which wipes ALL cluster data (asks first unless --yes).
   status       The cluster's name, versions, maintenance mode, primary node and nodes.
   maintenance  Turn maintenance mode on or off (suppresses fencing and automatic actions).
+  task         The cluster's tasks (flush, ready, ...), newest first; one task's progress,
+               result or error; cancel one (a queued task at once, a running one after its
+               current step).
 
 Options:
   --name NAME                 the cluster's name [default: pvc]
   --overwrite                 wipe an initialised cluster and start afresh
   -y, --yes                   do not ask for confirmation
+  --kind KIND                 only tasks of this kind (flush, unflush)
+  --state STATE               only tasks in this state (queued, running, done, failed,
+                              cancelled)
   -f FORMAT, --format FORMAT  output: pretty, json or json-pretty [default: pretty]
 """
 
@@ -22,7 +31,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
-from pvc.cli import client
+from pvc.cli import client, tasks
 from pvc.cli.format import check_format, key_values, render, table
 from pvc.cli.parse import parse
 from pvc.errors import PvcError
@@ -35,6 +44,8 @@ OVERWRITE_QUESTION = "Wipe ALL cluster data and reinitialise? [y/N] "
 
 def main(args: list[str], options: Globals) -> int:
     arguments = parse(__doc__, args, "cluster")
+    if arguments["task"]:
+        return task(client.for_options(options), arguments)
     if arguments["status"]:
         output_format = check_format(arguments["--format"])
         status = client.for_options(options).get("/status")
@@ -49,6 +60,21 @@ def main(args: list[str], options: Globals) -> int:
     else:
         answer = client.for_options(options).post("/status", {"maintenance": arguments["on"]})
     print(answer["message"])
+    return 0
+
+
+def task(api: client.ApiClient, arguments: dict[str, Any]) -> int:
+    """`pvc cluster task list|info|cancel`."""
+    if arguments["cancel"]:
+        print(api.request("DELETE", tasks.task_path(arguments["<task>"]))["message"])
+        return 0
+    output_format = check_format(arguments["--format"])
+    if arguments["list"]:
+        params = {"kind": arguments["--kind"], "state": arguments["--state"]}
+        print(render(api.get("/tasks", params), output_format, tasks.list_text))
+    else:
+        record = api.get(tasks.task_path(arguments["<task>"]))
+        print(render(record, output_format, tasks.info_text))
     return 0
 
 

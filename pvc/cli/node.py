@@ -4,8 +4,8 @@
   pvc node info <name> [--format FORMAT]
   pvc node primary <name> [--wait]
   pvc node secondary <name> [--force] [--wait]
-  pvc node flush <name> [--wait]
-  pvc node (ready | unflush) <name> [--wait]
+  pvc node flush <name> [--wait] [--format FORMAT]
+  pvc node (ready | unflush) <name> [--wait] [--format FORMAT]
   pvc node -h | --help
 
 Commands:
@@ -16,25 +16,28 @@ Commands:
   primary    Make a live coordinator the primary: the current primary hands its role over.
   secondary  Make the primary give up its role to another live coordinator; refused when no
              other coordinator can take over, unless --force.
-  flush      Move every VM off the node (one at a time), e.g. before maintenance.
+  flush      Move every VM off the node (one at a time), e.g. before maintenance: a task
+             its daemon runs (see 'pvc cluster task'); a new flush or ready cancels it.
   ready      Take the node's VMs back (those migrated away by a flush) and start its
              autostart VMs; unflush is the same.
 
 Options:
   -f FORMAT, --format FORMAT  output: pretty, json or json-pretty [default: pretty]
-  -w, --wait                  wait until the role has moved (at most 30 s), or the flush or
-                              ready is done (at most 600 s)
+  -w, --wait                  wait until the role has moved (at most 30 s), or follow the
+                              flush or ready task to its end (a progress bar on a terminal, a
+                              line per step otherwise; exit 1 if it fails or is cancelled)
   --force                     give up the primary role even if no coordinator can take over
 """
 
 from __future__ import annotations
 
+import sys
 import time
 import urllib.parse
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pvc.cli import client
+from pvc.cli import client, tasks
 from pvc.cli.format import check_format, key_values, render, table
 from pvc.cli.parse import parse
 from pvc.errors import PvcError, Unavailable
@@ -43,7 +46,6 @@ if TYPE_CHECKING:
     from pvc.__main__ import Globals
 
 WAIT_TIMEOUT = 30.0
-FLUSH_TIMEOUT = 600.0
 POLL_INTERVAL = 0.2
 # Polls during --wait give up quickly: the API moves with the primary role and may not answer.
 POLL_REQUEST_TIMEOUT = 2.0
@@ -72,10 +74,10 @@ def main(args: list[str], options: Globals) -> int:
         output_format = check_format(arguments["--format"])
         print(render(api.get(node_path(name)), output_format, info_text))
         return 0
-    if arguments["flush"]:
-        return set_domain_state(api, name, "flush", arguments["--wait"])
-    if arguments["ready"] or arguments["unflush"]:
-        return set_domain_state(api, name, "ready", arguments["--wait"])
+    if arguments["flush"] or arguments["ready"] or arguments["unflush"]:
+        action = "flush" if arguments["flush"] else "ready"
+        output_format = check_format(arguments["--format"])
+        return set_domain_state(api, name, action, arguments["--wait"], output_format)
     return move_role(
         api,
         name,
@@ -157,23 +159,19 @@ def poll_until(done: Callable[[], bool], timeout: float, failure: str) -> float:
         time.sleep(POLL_INTERVAL)
 
 
-def set_domain_state(api: client.ApiClient, name: str, action: str, wait: bool) -> int:
-    """Flush a node or make it ready; `wait` until its daemon has moved the VMs."""
-    print(api.post(node_path(name, "/domain-state"), {"state": action})["message"])
-    if not wait:
+def set_domain_state(
+    api: client.ApiClient, name: str, action: str, wait: bool, output_format: str
+) -> int:
+    """Flush a node or make it ready; `wait`: follow its task to the end."""
+    answer = api.post(node_path(name, "/domain-state"), {"state": action})
+    if not wait or answer["task"] is None:
+        print(render(answer, output_format, lambda document: document["message"]))
         return 0
-    goal = "flushed" if action == "flush" else "ready"
-    print(f"waiting for {name} to be {goal}...", end="", flush=True)
-    try:
-        took = poll_until(
-            lambda: api.get(node_path(name, "/domain-state"))["state"] == goal,
-            FLUSH_TIMEOUT,
-            f"{name} was not {goal} within {FLUSH_TIMEOUT:g} s; see 'pvc vm list --node {name}'",
-        )
-    except PvcError:
-        print()
-        raise
-    print(f" done in {took:.1f} s")
+    started = time.monotonic()
+    if output_format == "pretty":
+        print(answer["message"], flush=True)
+    record = tasks.follow(api, answer["task"], tasks.style_for(output_format, sys.stdout))
+    print(render(record, output_format, lambda _: f"done in {time.monotonic() - started:.1f} s"))
     return 0
 
 

@@ -30,6 +30,7 @@ from pvc.config import Config
 from pvc.errors import Conflict, PvcError, Unavailable
 from pvc.node import keepalive, sdnotify
 from pvc.node.fencing import FenceMonitor
+from pvc.node.jobs import JobRunner
 from pvc.node.lease import PrimaryLease
 from pvc.node.primary_contention import Coordinator
 from pvc.node.primary_services import for_node
@@ -70,6 +71,7 @@ class NodeDaemon:
         self.coordinator: Coordinator | None = None
         self.lease: PrimaryLease | None = None
         self.vms: VmController | None = None
+        self.jobs: JobRunner | None = None
         self.view: CachedView | None = None  # the cluster tree in memory, shared by every part
         self.watchdog: WatchdogProcess | None = None
         interval = config.get("timers.keepalive_interval")
@@ -100,6 +102,7 @@ class NodeDaemon:
                 self._start_coordinator()
             if self.config.get("libvirt.enabled"):
                 self._start_vms()
+            self._start_jobs()
             self.zk.add_listener(self._on_session)
             self._keepalive_loop()
         finally:
@@ -164,13 +167,25 @@ class NodeDaemon:
         return self.config.get("libvirt.migration_uri") or f"qemu+tcp://{self.name}/system"
 
     def _start_vms(self) -> None:
-        from pvc.node.flush import Flusher
-        from pvc.node.vms import VmController
-        from pvc.ops.placement import Policy
-
         self.vms = VmController(self.zk, self.name, self.config, self.view, self.registered)
         self.vms.start()
-        Flusher(self.zk, self.name, Policy.from_config(self.config)).start()
+
+    def _start_jobs(self) -> None:
+        """The job runner; a node that runs VMs runs its own flush and unflush jobs."""
+        from pvc.node import flush
+        from pvc.ops.placement import Policy
+
+        policy = Policy.from_config(self.config)
+        kinds = flush.kinds(self.view, self.name, policy) if self.vms else {}
+        self.jobs = JobRunner(
+            self.zk,
+            self.view,
+            self.name,
+            kinds,
+            keep=self.config.get("jobs.keep_finished"),
+            resync_interval=self.config.get("timers.keepalive_interval"),
+        )
+        self.jobs.start()
 
     def _start_coordinator(self) -> None:
         cidr = self.config.get("cluster.floating_ip")
@@ -246,6 +261,8 @@ class NodeDaemon:
             self.watchdog.tell("unguard")
         if self.vms and self.config.get("vm.autoflush"):
             self._autoflush()
+        if self.jobs:
+            self.jobs.stop()  # hands its running jobs back (or fails them) before the session ends
         if self.coordinator:
             self.coordinator.stop(self.config.get("timers.relinquish_timeout"))
         if self.lease:
@@ -260,18 +277,24 @@ class NodeDaemon:
         log.info("node daemon stopped")
 
     def _autoflush(self, timeout: float = 600) -> None:
-        """Moves this node's VMs away before it stops, waiting up to `timeout` seconds."""
+        """Moves this node's VMs away before it stops: a flush job, run by this daemon's job
+        runner; waits (through the mirror) up to `timeout` seconds for it to end."""
+        from pvc.ops import jobs
         from pvc.ops import node as node_ops
 
         try:
-            node_ops.set_domain_state(self.zk, self.name, "flush")
-            log.info("autoflush: moving VMs away before stopping")
-            deadline = time.monotonic() + timeout
-            while self.zk.read(("node.state.domain", self.name)) != "flushed":
-                if time.monotonic() > deadline:
-                    log.warning("autoflush did not finish within %g s", timeout)
-                    return
-                time.sleep(0.2)
+            answer = node_ops.set_domain_state(self.view, self.name, "flush")
+            log.info("autoflush: %s", answer["message"])
+            task = answer["task"]
+            if task is None:
+                return
+            if not self.view.mirror.wait(
+                lambda: jobs.ended(self.view.read(("job", task))), timeout
+            ):
+                log.warning("autoflush did not finish within %g s", timeout)
+                return
+            record = self.view.read(("job", task)) or {}
+            log.info("autoflush: task %s %s", task, record.get("state", "removed"))
         except PvcError as exc:
             log.warning("autoflush failed: %s", exc.message)
 

@@ -1,113 +1,135 @@
-"""Node flush and unflush, run by the node's own daemon when its domain state asks for it.
+"""Node flush and unflush: the job kinds `flush` and `unflush`, run by the node's own daemon
+(pvc.node.jobs) for the jobs `pvc node flush|ready` create (pvc.ops.node.set_domain_state).
 
 flush: each active VM assigned here moves, one at a time (so the free-memory figures stay
 true), to the node its selector picks, remembering this node as `lastnode` (an existing
-lastnode is kept); a VM with no possible target is shut down and marked to start when this
-node is ready again. Ends in `flushed`.
-unflush: every VM whose lastnode is this node comes back, one at a time; stopped VMs assigned
-here with `node_autostart` start. Ends in `ready`.
-A new request (the domain state changing again) cancels the one in progress.
+lastnode is kept), and the job waits until it has settled; a VM with no possible target is
+shut down and marked to start when this node is ready again. Ends the domain state `flushed`,
+in the transaction that ends the job. unflush: every VM whose lastnode is this node comes
+back, one at a time; then stopped VMs assigned here with `node_autostart` start. Ends `ready`.
+
+Both are idempotent (a job resumed after its runner died starts over and skips what is done).
+Progress is i/N with the VM's name; a cancel (a new flush or ready request cancels the job in
+progress) is honoured between VMs. Waits for a VM go through the mirror (vm_state.wait_for on
+the daemon's view).
 """
 
 import logging
-import threading
-import time
+from typing import Any
 
-from pvc.errors import PvcError
+from pvc.errors import ConcurrentChange, PvcError
+from pvc.node.jobs import Job
 from pvc.ops import placement, vm_move, vm_state
 from pvc.ops import vm as vm_ops
-from pvc.zk.handler import ZKHandler
 
 log = logging.getLogger("pvc.node.flush")
 PER_VM_TIMEOUT = 300.0
+# Where a flushed or returning VM has settled: anything but on its way or shutting down.
+SETTLED = tuple(state for state in vm_ops.STATES if state not in ("migrate", "shutdown"))
+FINISH_ATTEMPTS = 3
 
 
-class Flusher:
-    def __init__(self, zk: ZKHandler, name: str, policy: placement.Policy):
-        self.zk = zk
-        self.name = name
+class NodeFlush:
+    """The `flush` and `unflush` kinds for this node."""
+
+    def __init__(self, view: Any, name: str, policy: placement.Policy, kind: str):
+        self.view = view
+        self.node = name
         self.policy = policy
-        self._cancel = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self.name = kind
 
-    def start(self) -> None:
-        self.zk.watch_data(("node.state.domain", self.name), lambda state, _: self._on(state))
+    def run(self, job: Job) -> None:
+        if self.name == "flush":
+            self._flush(job)
+        else:
+            self._unflush(job)
 
-    def _on(self, state: str | None) -> None:
-        if state not in ("flush", "unflush"):
-            return
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                self._cancel.set()
-                self._thread.join()
-            self._cancel = threading.Event()
-            work = self.flush if state == "flush" else self.unflush
-            self._thread = threading.Thread(target=work, args=(self._cancel,), daemon=True)
-            self._thread.start()
-
-    def flush(self, cancel: threading.Event) -> None:
-        log.info("flushing: moving VMs away")
-        for record in self._vms(lambda r: r["node"] == self.name):
-            if cancel.is_set():
-                return
-            if record["state"] not in placement.ACTIVE_STATES:
-                continue
+    def _flush(self, job: Job) -> None:
+        records = [
+            r
+            for r in vm_ops.list_vms(self.view, node=self.node)
+            if r["state"] in placement.ACTIVE_STATES
+        ]
+        result: dict[str, Any] = {"moved": {}, "shut_down": [], "unsettled": []}
+        for index, record in enumerate(records, start=1):
+            name = record["name"]
+            job.step(index, len(records), f"{name}: moving away")
             try:
-                vm_move.migrate(self.zk, self.policy, record["uuid"], None, force=True)
+                answer = vm_move.migrate(self.view, self.policy, record["uuid"], None, force=True)
+                result["moved"][name] = answer["node"]
             except PvcError as exc:
-                log.warning("VM %s cannot move (%s); shutting it down", record["name"], exc.message)
+                log.warning("VM %s cannot move (%s); shutting it down", name, exc.message)
                 self._shut_down_for_later(record)
-            self._wait(record["uuid"], cancel)
-        self._finish(cancel, "flush", "flushed")
+                result["shut_down"].append(name)
+            self._settle(record, result)
+        self._finish(job, result, "flush", "flushed")
 
-    def unflush(self, cancel: threading.Event) -> None:
-        log.info("unflushing: taking VMs back")
-        for record in self._vms(lambda r: r["lastnode"] == self.name):
-            if cancel.is_set():
-                return
+    def _unflush(self, job: Job) -> None:
+        back = [r for r in vm_ops.list_vms(self.view) if r["lastnode"] == self.node]
+        autostart = [
+            r
+            for r in vm_ops.list_vms(self.view, node=self.node)
+            if r["node_autostart"] and r["state"] in ("stop", "shutdown")
+        ]
+        total = len(back) + len(autostart)
+        result: dict[str, Any] = {"returned": [], "started": [], "unsettled": [], "failed": {}}
+        for index, record in enumerate(back, start=1):
+            name = record["name"]
+            job.step(index, total, f"{name}: coming back")
             try:
-                vm_move.unmigrate(self.zk, self.policy, record["uuid"])
+                vm_move.unmigrate(self.view, self.policy, record["uuid"])
+                result["returned"].append(name)
             except PvcError as exc:
-                log.warning("VM %s cannot come back: %s", record["name"], exc.message)
+                log.warning("VM %s cannot come back: %s", name, exc.message)
+                result["failed"][name] = exc.message
                 continue
-            self._wait(record["uuid"], cancel)
-        for record in self._vms(lambda r: r["node"] == self.name and r["node_autostart"]):
-            if record["state"] in ("stop", "shutdown") and not cancel.is_set():
-                try:
-                    vm_state.start(self.zk, self.policy, record["uuid"])
-                    vm_ops.set_meta(self.zk, record["uuid"], autostart=False)
-                except PvcError as exc:
-                    log.warning("VM %s did not autostart: %s", record["name"], exc.message)
-        self._finish(cancel, "unflush", "ready")
+            self._settle(record, result)
+        for index, record in enumerate(autostart, start=len(back) + 1):
+            name = record["name"]
+            job.step(index, total, f"{name}: starting (autostart)")
+            try:
+                vm_state.start(self.view, self.policy, record["uuid"])
+                vm_ops.set_meta(self.view, record["uuid"], autostart=False)
+                result["started"].append(name)
+            except PvcError as exc:
+                log.warning("VM %s did not autostart: %s", name, exc.message)
+                result["failed"][name] = exc.message
+        self._finish(job, result, "unflush", "ready")
 
-    def _vms(self, keep) -> list[dict]:
-        return [record for record in vm_ops.list_vms(self.zk) if keep(record)]
-
-    def _shut_down_for_later(self, record: dict) -> None:
+    def _shut_down_for_later(self, record: dict[str, Any]) -> None:
         try:
-            vm_ops.set_meta(self.zk, record["uuid"], autostart=True)
-            vm_state.shutdown(self.zk, record["uuid"], force=True)
+            vm_ops.set_meta(self.view, record["uuid"], autostart=True)
+            vm_state.shutdown(self.view, record["uuid"], force=True)
         except PvcError as exc:
             log.error("VM %s: %s", record["name"], exc.message)
 
-    def _wait(self, uuid: str, cancel: threading.Event) -> None:
-        """Until the VM leaves migrate/shutdown (serial moves keep placement figures true)."""
-        deadline = time.monotonic() + PER_VM_TIMEOUT
-        while time.monotonic() < deadline and not cancel.wait(0.2):
-            try:
-                if vm_ops.info(self.zk, uuid)["state"] not in ("migrate", "shutdown"):
-                    return
-            except PvcError:
-                return
+    def _settle(self, record: dict[str, Any], result: dict[str, Any]) -> None:
+        """Waits until the VM has settled (serial moves keep the placement figures true)."""
+        try:
+            vm_state.wait_for(self.view, record["uuid"], SETTLED, PER_VM_TIMEOUT, "settle")
+        except vm_state.StillGoing as exc:
+            log.warning("%s; going on with the next VM", exc.message)
+            result["unsettled"].append(record["name"])
+        except PvcError:
+            pass  # removed meanwhile: nothing to wait for
 
-    def _finish(self, cancel: threading.Event, doing: str, done: str) -> None:
-        if cancel.is_set():
-            return
-        current, version = self.zk.read_versioned(("node.state.domain", self.name))
-        if current == doing:
-            self.zk.write(
-                {("node.state.domain", self.name): done},
-                expect={("node.state.domain", self.name): version},
-            )
-            log.info("node %s", done)
+    def _finish(self, job: Job, result: dict[str, Any], doing: str, done: str) -> None:
+        """Ends the job and moves the domain state from `doing` to `done` in one transaction
+        (unless a new request changed the domain state: that request cancelled this job)."""
+        key = ("node.state.domain", self.node)
+        for _ in range(FINISH_ATTEMPTS):
+            job.check()
+            current, version = self.view.read_versioned(key)
+            also = {key: done} if current == doing else {}
+            try:
+                job.done(result, also, {key: version})
+                log.info("node %s", done if also else f"{doing} done ({current} now)")
+                return
+            except ConcurrentChange:
+                continue
+        raise ConcurrentChange(f"the domain state of {self.node} kept changing; try again")
+
+
+def kinds(view: Any, name: str, policy: placement.Policy) -> dict[str, NodeFlush]:
+    """The flush and unflush kinds of this node's job runner."""
+    return {kind: NodeFlush(view, name, policy, kind) for kind in ("flush", "unflush")}

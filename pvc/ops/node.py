@@ -1,14 +1,17 @@
-"""Node verbs: list and describe nodes, read their states, move the primary coordinator role.
+"""Node verbs: list and describe nodes, read their states, move the primary coordinator role,
+flush a node and make it ready.
 
 The node daemons write their records; these verbs read them, and move the primary role only by
 writing `base.config.primary_node` (a node name, or "none" for an election among the live
-coordinators), which the daemons watch and act on.
+coordinators), which the daemons watch and act on. Flush and ready create jobs (pvc.ops.jobs)
+the node's daemon runs.
 """
 
 import time
 from typing import Any
 
 from pvc.errors import Conflict, InvalidInput, NotFound
+from pvc.ops import jobs
 from pvc.ops.cluster import require_initialized
 from pvc.zk import schema
 from pvc.zk.handler import ZKHandler
@@ -26,6 +29,9 @@ FIELDS = {
     "stats": "node.stats",
     "fence_log": "node.fence_log",
 }
+
+# The jobs that move a node's VMs (one at a time per node: a new one cancels the other).
+DOMAIN_JOBS = ("flush", "unflush")
 
 # The states GET /node/<node>/<kind>-state reports.
 STATE_KEYS = {
@@ -133,19 +139,30 @@ def _records(zk: ZKHandler, names: list[str]) -> list[dict[str, Any]]:
 def set_domain_state(zk: ZKHandler, name: str, action: str) -> dict[str, Any]:
     """Asks a node to flush (move its VMs away) or to become ready (take its VMs back).
 
-    The node's daemon does the work (pvc.node.flush); a new request cancels one in progress.
+    Either is a job its own daemon runs (pvc.node.flush), created in the transaction that sets
+    the domain state (flush, or unflush for ready) and cancels the flush or unflush in progress.
+    Answers {"message", "task"}: the new job's id, or the one already doing it (None when the
+    node is already flushed or ready).
     """
     if action not in ("flush", "ready"):
         raise InvalidInput("the domain state action must be flush or ready")
     node = info(zk, name)
     if not node["alive"] and action == "ready":
         raise InvalidInput(f"node '{name}' is not running; it cannot take VMs back")
-    target = "flush" if action == "flush" else "unflush"
-    current, version = zk.read_versioned(("node.state.domain", name))
-    if (action == "flush" and current in ("flush", "flushed")) or (
-        action == "ready" and current in ("unflush", "ready")
-    ):
-        return {"message": f"node '{name}' is already {current}"}
-    zk.write({("node.state.domain", name): target}, expect={("node.state.domain", name): version})
-    verb = "flushing: its VMs move to other nodes" if target == "flush" else "taking its VMs back"
-    return {"message": f"node '{name}' {verb}"}
+    doing, done = ("flush", "flushed") if action == "flush" else ("unflush", "ready")
+    key = ("node.state.domain", name)
+    current, version = zk.read_versioned(key)
+    active = jobs.active(zk, DOMAIN_JOBS, name)
+    same = [job["id"] for job in active if job["kind"] == doing]
+    if current == done or (current == doing and same):
+        return {"message": f"node '{name}' is already {current}", "task": same[0] if same else None}
+    task, values = jobs.creation(doing, {"node": name}, runner=name)
+    values[key] = doing
+    expect = {key: version}
+    for job in active:  # a new request cancels the one in progress
+        cancel_values, cancel_expect, _ = jobs.cancellation(zk, job["id"])
+        values |= cancel_values
+        expect |= cancel_expect
+    zk.write(values, expect=expect)
+    verb = "flushing: its VMs move to other nodes" if doing == "flush" else "taking its VMs back"
+    return {"message": f"node '{name}' {verb} (task {task})", "task": task}

@@ -114,6 +114,10 @@ def test_unreachable_api_fails_fast_in_one_line(run_pvc):
         ("cluster", "init", "--force"),
         ("cluster", "status", "-f", "xml"),
         ("cluster", "status", "--format"),
+        ("cluster", "task"),
+        ("cluster", "task", "info"),
+        ("cluster", "task", "cancel", "a", "b"),
+        ("cluster", "task", "list", "-f", "xml"),
     ],
 )
 def test_bad_usage_exits_2(run_pvc, args):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from pvc.ops import cluster
+from pvc.ops import cluster, jobs
 from tests.conftest import fails, ok
 from tests.integration.test_api import call
 from tests.integration.test_node_ops import PRIMARY, STATIC, STATS, add_node
@@ -227,3 +227,36 @@ def test_fencing_history_in_node_info_and_cluster_status(pvc, zk):
     document = json.loads(ok(pvc("node", "info", "node2", "-f", "json")))
     assert [entry["event"] for entry in document["fence_log"]] == ["dead", "fence-failed"]
     assert ok(pvc("node", "info", "node1")).count("fencing history") == 0
+
+
+def test_domain_state_post_answers_202_with_the_task(pvc, api_server, zk):
+    status, answer = call(api_server, "POST", "/node/node2/domain-state", {"state": "flush"})
+    assert status == 202 and answer["task"]
+    assert jobs.info(zk, answer["task"])["kind"] == "flush"
+    zk.write({("node.state.domain", "hv1"): "flushed"})
+    status, answer = call(api_server, "POST", "/node/hv1/domain-state", {"state": "flush"})
+    assert (status, answer["task"]) == (200, None)
+
+
+def test_flush_without_wait_prints_the_message_or_json(pvc, zk):
+    line = ok(pvc("node", "flush", "node2")).strip()
+    task = jobs.active(zk, ("flush",), "node2")[0]["id"]
+    assert line == f"node 'node2' flushing: its VMs move to other nodes (task {task})"
+    answer = json.loads(ok(pvc("node", "ready", "node2", "-f", "json")))
+    assert answer["task"] != task and jobs.info(zk, task)["state"] == "cancelled"
+
+
+def test_wait_on_a_flush_that_is_cancelled_exits_1(pvc, zk):
+    def cancel_it() -> None:
+        deadline = time.monotonic() + 20
+        while not jobs.active(zk, ("flush",), "node2") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        jobs.cancel(zk, jobs.active(zk, ("flush",), "node2")[0]["id"])
+
+    canceller = threading.Thread(target=cancel_it, daemon=True)
+    canceller.start()
+    result = pvc("node", "flush", "node2", "--wait")
+    canceller.join()
+    line = fails(result)
+    assert line.startswith("pvc: task ") and line.endswith(" was cancelled (cancelled)")
+    assert result.stdout.splitlines()[-1] == "0/0 cancelled (cancelled)"

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from pvc.errors import ConcurrentChange, Conflict, InvalidInput, NotFound
-from pvc.ops import cluster
+from pvc.ops import cluster, jobs
 from pvc.ops import node as node_ops
 
 PRIMARY = "base.config.primary_node"
@@ -236,3 +236,56 @@ def test_a_concurrent_primary_change_fails_the_move(three, monkeypatch, move, co
         move(three)
     monkeypatch.undo()
     assert three.read(PRIMARY) == contender
+
+
+def domain_jobs(zk, node: str) -> list[dict]:
+    return jobs.active(zk, node_ops.DOMAIN_JOBS, node)
+
+
+def test_flush_creates_a_task_for_the_node_with_the_domain_state(three):
+    answer = node_ops.set_domain_state(three, "node2", "flush")
+    task = answer["task"]
+    assert answer["message"] == f"node 'node2' flushing: its VMs move to other nodes (task {task})"
+    assert three.read(("node.state.domain", "node2")) == "flush"
+    record = jobs.info(three, task)
+    assert (record["kind"], record["runner"], record["args"]) == (
+        "flush",
+        "node2",
+        {"node": "node2"},
+    )
+    again = node_ops.set_domain_state(three, "node2", "flush")
+    assert again == {"message": "node 'node2' is already flush", "task": task}
+    assert [job["id"] for job in domain_jobs(three, "node2")] == [task]
+
+
+def test_a_new_request_cancels_the_task_in_progress(three):
+    flush = node_ops.set_domain_state(three, "node2", "flush")["task"]
+    ready = node_ops.set_domain_state(three, "node2", "ready")["task"]
+    assert jobs.info(three, flush)["state"] == "cancelled"  # it was still queued
+    assert jobs.info(three, ready)["kind"] == "unflush"
+    assert three.read(("node.state.domain", "node2")) == "unflush"
+    assert [job["id"] for job in domain_jobs(three, "node2")] == [ready]
+
+
+def test_a_flush_left_half_way_can_be_asked_again(three):
+    first = node_ops.set_domain_state(three, "node2", "flush")["task"]
+    jobs.cancel(three, first)
+    second = node_ops.set_domain_state(three, "node2", "flush")["task"]
+    assert second != first and jobs.info(three, second)["state"] == "queued"
+
+
+@pytest.mark.parametrize("action, state", [("flush", "flushed"), ("ready", "ready")])
+def test_already_there_creates_no_task(three, action, state):
+    three.write({("node.state.domain", "node2"): state})
+    answer = node_ops.set_domain_state(three, "node2", action)
+    assert answer == {"message": f"node 'node2' is already {state}", "task": None}
+    assert domain_jobs(three, "node2") == []
+
+
+def test_ready_of_a_node_not_running_is_refused_and_writes_nothing(three):
+    add_node(three, "node3", alive=False)
+    three.write({("node.state.domain", "node3"): "flushed"})
+    with pytest.raises(InvalidInput, match="node 'node3' is not running"):
+        node_ops.set_domain_state(three, "node3", "ready")
+    assert three.read(("node.state.domain", "node3")) == "flushed"
+    assert domain_jobs(three, "node3") == []

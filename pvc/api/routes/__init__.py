@@ -2,7 +2,7 @@
 
 import importlib
 
-MODULES = ("root", "cluster", "node", "vm")
+MODULES = ("root", "cluster", "node", "vm", "tasks")
 
 
 def load() -> None:

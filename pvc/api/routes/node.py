@@ -1,4 +1,5 @@
-"""Node endpoints: list and describe nodes, their states, moving the primary coordinator role."""
+"""Node endpoints: list and describe nodes, their states, moving the primary coordinator role,
+flush and ready (tasks: see routes/tasks.py)."""
 
 from typing import Any
 
@@ -99,10 +100,16 @@ def get_domain_state(ctx: Context, node: str) -> dict[str, Any]:
 @endpoint(
     "POST",
     "/node/<node>/domain-state",
-    summary="Flush a node (move its VMs away) or make it ready (take them back)",
+    summary="Flush a node (move its VMs away) or make it ready (take them back): a task its "
+    "daemon runs (202 with the task's id; 200 with no task if there is nothing to do)",
     tags=("node",),
     params=(Param("state", str, "flush or ready", required=True, choices=("flush", "ready")),),
-    responses={400: "Bad parameter or name, or a stopped node", 404: NOT_FOUND},
+    responses={
+        400: "Bad parameter or name, or a stopped node",
+        404: NOT_FOUND,
+        409: "The domain state changed meanwhile",
+    },
 )
-def post_domain_state(ctx: Context, node: str, state: str) -> dict[str, Any]:
-    return node_ops.set_domain_state(ctx.zk, node, state)
+def post_domain_state(ctx: Context, node: str, state: str) -> tuple[int, dict[str, Any]]:
+    answer = node_ops.set_domain_state(ctx.zk, node, state)
+    return (200 if answer["task"] is None else 202), answer

@@ -1,0 +1,74 @@
+"""Task endpoints: the jobs the cluster runs (flush, unflush, ...), their progress, cancelling.
+
+`GET /tasks/<task>?wait=SECONDS` is a long poll: it answers once the task changed since the
+record the client has (`since`: that record's `updated`; by default, as it is at the request)
+or has ended, and at the latest after SECONDS (at most MAX_WAIT_SECONDS).
+"""
+
+from typing import Any
+
+from pvc.api.app import Context, Param, endpoint
+from pvc.errors import InvalidInput
+from pvc.ops import jobs
+
+TAGS = ("task",)
+NOT_FOUND = (
+    "The task does not exist (it may have been removed: only the newest ended ones are kept)"
+)
+MAX_WAIT_SECONDS = 30.0
+
+
+@endpoint(
+    "GET",
+    "/tasks",
+    summary="All tasks, newest first",
+    tags=TAGS,
+    params=(
+        Param("kind", str, "Only tasks of this kind", choices=tuple(jobs.KINDS)),
+        Param("state", str, "Only tasks in this state", choices=jobs.STATES),
+    ),
+    responses={400: "Bad parameter"},
+)
+def get_tasks(ctx: Context, kind: str | None, state: str | None) -> list[dict[str, Any]]:
+    return jobs.list_jobs(ctx.zk, kind, state)
+
+
+@endpoint(
+    "GET",
+    "/tasks/<task>",
+    summary="One task: its state, progress, timestamps, result or error",
+    tags=TAGS,
+    params=(
+        Param(
+            "wait",
+            float,
+            f"Answer once the task changes or ends, within this many seconds (at most "
+            f"{MAX_WAIT_SECONDS:g})",
+        ),
+        Param("since", float, "With wait: the 'updated' of the record the client already has"),
+    ),
+    responses={400: "Bad parameter or task id", 404: NOT_FOUND},
+)
+def get_task(ctx: Context, task: str, wait: float | None, since: float | None) -> dict[str, Any]:
+    if wait is None:
+        if since is not None:
+            raise InvalidInput("parameter 'since' applies only with wait")
+        return jobs.info(ctx.zk, task)
+    if not 0 <= wait <= MAX_WAIT_SECONDS:
+        raise InvalidInput(f"parameter 'wait' must be between 0 and {MAX_WAIT_SECONDS:g} seconds")
+    return jobs.wait_for_change(ctx.zk, task, since, wait)
+
+
+@endpoint(
+    "DELETE",
+    "/tasks/<task>",
+    summary="Cancel a task: a queued one at once, a running one after its current step",
+    tags=TAGS,
+    responses={
+        400: "Bad task id",
+        404: NOT_FOUND,
+        409: "The task has already ended (the message names its state)",
+    },
+)
+def delete_task(ctx: Context, task: str) -> dict[str, Any]:
+    return jobs.cancel(ctx.zk, task)
