@@ -5,6 +5,8 @@
 - `zk`: a connected ZKHandler on the test's chroot.
 - `api_server`: `dist/pvc api serve` as a subprocess on a free port, on the test's chroot.
 - `run_pvc`: runs the built `dist/pvc` with a private client folder.
+Every test has a time limit (pytest-timeout, set in pyproject.toml), with a backstop behind it
+(tests/timeout_backstop.py); helpers end processes in bounded time (tests/processes.py).
 """
 
 import os
@@ -26,6 +28,12 @@ PVC_BIN = REPO / "dist" / "pvc"
 sys.path.insert(0, str(REPO))
 
 from pvc.zk.handler import ZKHandler  # noqa: E402
+from tests import processes  # noqa: E402
+from tests.processes import COMMAND_TIMEOUT  # noqa: E402
+from tests.timeout_backstop import (  # noqa: E402, F401 (hooks behind pytest-timeout)
+    pytest_runtest_protocol,
+    pytest_timeout_set_timer,
+)
 
 
 def free_port() -> int:
@@ -43,9 +51,14 @@ def zk_server(tmp_path_factory):
         [str(REPO / "scripts" / "zookeeper"), "start", str(folder), str(port)],
         check=True,
         stdout=subprocess.DEVNULL,
+        timeout=COMMAND_TIMEOUT,
     )
     yield f"127.0.0.1:{port}"
-    subprocess.run([str(REPO / "scripts" / "zookeeper"), "stop", str(folder)], check=False)
+    subprocess.run(
+        [str(REPO / "scripts" / "zookeeper"), "stop", str(folder)],
+        check=False,
+        timeout=COMMAND_TIMEOUT,
+    )
 
 
 @pytest.fixture
@@ -140,11 +153,7 @@ def start_api(tmp_path, zk_hosts, pvc_bin):
 
     yield start
     for process in started:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        processes.end(process)
 
 
 @pytest.fixture

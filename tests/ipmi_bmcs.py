@@ -20,6 +20,7 @@ import subprocess
 from pathlib import Path
 
 from pvc.drivers.ipmi import Bmc
+from tests.processes import COMMAND_TIMEOUT
 
 REPO = Path(__file__).resolve().parent.parent
 IPMI_BMC = REPO / "scripts" / "ipmi-bmc"
@@ -76,7 +77,7 @@ class Bmcs:
                 env=env,
                 capture_output=True,
                 text=True,
-                timeout=30,
+                timeout=COMMAND_TIMEOUT,
             )
             if result.returncode == 0:
                 bmc = Bmc(address, user, password, port)
@@ -94,7 +95,11 @@ class Bmcs:
     def power(self, name: str) -> str:
         """The chassis state as the BMC holds it ("on"/"off"), read from its folder, not IPMI."""
         return subprocess.run(
-            [IPMI_BMC, "power", self.folder(name)], capture_output=True, text=True, check=True
+            [IPMI_BMC, "power", self.folder(name)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=COMMAND_TIMEOUT,
         ).stdout.strip()
 
     def log(self, name: str) -> str:
@@ -104,7 +109,9 @@ class Bmcs:
     def stop(self, *names: str) -> None:
         """Stops the named BMCs (all by default). The nodes they power stay as they are."""
         for name in names or list(self.bmcs):
-            subprocess.run([IPMI_BMC, "stop", self.folder(name)], check=True, timeout=30)
+            subprocess.run(
+                [IPMI_BMC, "stop", self.folder(name)], check=True, timeout=COMMAND_TIMEOUT
+            )
             self.bmcs.pop(name, None)
             pid = self.pids.pop(name, None)
             try:  # its folder may have been removed under it: stop it by its PID

@@ -14,6 +14,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from tests.local_cluster import REPO, LocalCluster
+from tests.processes import COMMAND_TIMEOUT
 
 LIBVIRT_NODE = REPO / "scripts" / "libvirt-node"
 GUEST_DIR = REPO / "build" / "guest"
@@ -29,7 +30,9 @@ class LibvirtNode:
 
 def _run(*command: str | Path) -> str:
     """Runs a script; its stdout, or an error with its stderr."""
-    result = subprocess.run([str(part) for part in command], capture_output=True, text=True)
+    result = subprocess.run(
+        [str(part) for part in command], capture_output=True, text=True, timeout=COMMAND_TIMEOUT
+    )
     if result.returncode != 0:
         raise RuntimeError(f"{command[0]} failed: {result.stderr.strip()}")
     return result.stdout

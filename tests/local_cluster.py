@@ -20,6 +20,8 @@ from typing import Any
 import yaml
 
 from pvc.zk.handler import ZKHandler
+from tests import processes
+from tests.processes import COMMAND_TIMEOUT
 
 REPO = Path(__file__).resolve().parent.parent
 PVC_BIN = REPO / "dist" / "pvc"
@@ -33,7 +35,7 @@ IFA_LOCAL = 2
 
 
 def sh(*args: str) -> None:
-    subprocess.run(args, check=True, capture_output=True)
+    subprocess.run(args, check=True, capture_output=True, timeout=COMMAND_TIMEOUT)
 
 
 class LocalCluster:
@@ -96,7 +98,7 @@ class LocalCluster:
         subprocess.run(
             [str(REPO / "scripts" / "zookeeper"), "start", str(zk_dir), str(self.zk_port),
              f"{self.subnet}.1"],
-            check=True, capture_output=True,
+            check=True, capture_output=True, timeout=COMMAND_TIMEOUT,
         )  # fmt: skip
         for name in self.names:
             self.write_config(name)
@@ -162,19 +164,12 @@ class LocalCluster:
         process = self.processes.pop(name, None)
         if process is None or process.poll() is not None:
             return None if process is None else process.returncode
-        process.send_signal(signal.SIGCONT)
-        process.terminate()
-        try:
-            return process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill(name, process)
-            return None
+        code = processes.end(process, timeout)
+        return None if code == -signal.SIGKILL else code
 
     def kill(self, name: str, process: subprocess.Popen | None = None) -> None:
         """kill -9 of the daemon; its watchdog sees the pipe close and exits by itself."""
-        process = process or self.processes.pop(name)
-        process.kill()
-        process.wait()
+        processes.end(process or self.processes.pop(name), 0, signal.SIGKILL)
 
     def alive(self, name: str) -> bool:
         process = self.processes.get(name)
@@ -192,7 +187,7 @@ class LocalCluster:
         for name in self.names:
             result = subprocess.run(
                 ["ip", "-n", self.namespace(name), "-o", "-4", "addr", "show", "dev", "eth0"],
-                capture_output=True, text=True,
+                capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
             )  # fmt: skip
             if f" {self.floating}/" in result.stdout:
                 holders.append(name)
@@ -219,25 +214,30 @@ class LocalCluster:
         # every daemon ever started, not only the current ones: a chaos event that restarts
         # a node while another thread tracks it must not leave a daemon behind
         for process in self._started:
-            if process.poll() is None:
-                process.send_signal(signal.SIGCONT)
-                process.kill()
-                process.wait()
+            processes.end(process, 0, signal.SIGKILL)
         self.processes.clear()
         self._started.clear()
         subprocess.run(
             [str(REPO / "scripts" / "zookeeper"), "stop", str(self.workdir / "zookeeper")],
-            check=False, capture_output=True,
+            check=False, capture_output=True, timeout=COMMAND_TIMEOUT,
         )  # fmt: skip
         self.down_network()
 
     def down_network(self) -> None:
         for index, name in enumerate(self.names, start=1):
-            subprocess.run(["ip", "netns", "del", self.namespace(name)], capture_output=True)
+            subprocess.run(
+                ["ip", "netns", "del", self.namespace(name)],
+                capture_output=True, timeout=COMMAND_TIMEOUT,
+            )  # fmt: skip
             # a namespace outlives `ip netns del` while a process (an earlier, killed run's)
             # is in it; deleting our end of the pair frees the name for this run
-            subprocess.run(["ip", "link", "del", f"{self.prefix}v{index}"], capture_output=True)
-        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
+            subprocess.run(
+                ["ip", "link", "del", f"{self.prefix}v{index}"],
+                capture_output=True, timeout=COMMAND_TIMEOUT,
+            )  # fmt: skip
+        subprocess.run(
+            ["ip", "link", "del", self.bridge], capture_output=True, timeout=COMMAND_TIMEOUT
+        )
 
 
 class FloatingProbe:

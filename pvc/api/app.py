@@ -20,7 +20,7 @@ from pvc.api import auth
 from pvc.config import Config
 from pvc.errors import InvalidInput, PvcError
 from pvc.zk.cache import CachedView, open_mirror
-from pvc.zk.handler import ZKHandler
+from pvc.zk.store import Store
 
 PREFIX = "/api/v1"
 log = logging.getLogger("pvc.api")
@@ -80,9 +80,9 @@ def endpoint(
 
 @dataclass
 class Context:
-    """What endpoints get: the Zookeeper handler and the configuration."""
+    """What endpoints get: the cluster's state (a CachedView) and the configuration."""
 
-    zk: ZKHandler
+    zk: Store
     config: Config
 
 
@@ -187,12 +187,15 @@ def _error_page(error: bottle.HTTPError) -> str:
 
 def make_app(ctx: Context, view: CachedView | None = None) -> bottle.Bottle:
     """The API application for a Zookeeper handler and configuration; it reads from `view`
-    (the node daemon's own) or from a mirror of its own."""
+    (the node daemon's own) or from a mirror of its own.
+
+    Nothing here waits for a mirror to load: the application answers at once, reading from
+    Zookeeper itself until the mirror has loaded (see pvc.zk.cache)."""
     from pvc.api import openapi, routes
 
     routes.load()
     # Lists come from memory kept current by watches, not from thousands of reads per request.
-    ctx = Context(view or CachedView(ctx.zk, open_mirror(ctx.zk)), ctx.config)
+    ctx = Context(view or CachedView(ctx.zk.zk, open_mirror(ctx.zk.zk, wait=0)), ctx.config)
     app = bottle.Bottle()
     app.default_error_handler = _error_page
     keys = auth.KeyCheck.from_config(ctx.config)

@@ -18,7 +18,7 @@ from pvc.errors import ConfigError
 
 HANDSHAKE_TIMEOUT = 5.0
 # waitress worker threads: requests served at once (a waiting request holds one).
-THREADS = 8
+THREADS = 48  # pvc.api.waits: at most 40 of them wait, 8 are always free
 log = logging.getLogger("pvc.api")
 
 
@@ -64,7 +64,10 @@ def url_scheme(config: Config) -> str:
 
 
 def serve(config: Config) -> int:
-    """Connects to Zookeeper, upgrades an old schema, and serves until SIGTERM or SIGINT."""
+    """Connects to Zookeeper, upgrades an old schema, and serves until SIGTERM or SIGINT.
+
+    It listens before the cluster tree is in memory: until the mirror has loaded, requests
+    are answered from Zookeeper itself (pvc.zk.cache), so none is refused or answered wrong."""
     import waitress
 
     from pvc.api.app import Context, make_app
@@ -72,8 +75,8 @@ def serve(config: Config) -> int:
 
     zk = handler.connect(config)
     migrations.upgrade(zk)
-    app = make_app(Context(zk, config))
     sock = listening_socket(config)
+    app = make_app(Context(zk, config))
     if not config.get("api.authentication.enabled"):
         log.warning("API authentication is DISABLED: anyone who reaches the port has full control")
     scheme = url_scheme(config)

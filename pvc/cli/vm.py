@@ -83,7 +83,6 @@ from __future__ import annotations
 import sys
 import time
 import urllib.parse
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pvc.cli import client
@@ -91,6 +90,7 @@ from pvc.cli.cluster import confirm
 from pvc.cli.format import check_format, key_values, render, table
 from pvc.cli.parse import parse
 from pvc.errors import PvcError, Unavailable, UsageError
+from pvc.ops.vm_goals import GOALS, arrived, failed, progress
 
 if TYPE_CHECKING:
     from pvc.__main__ import Globals
@@ -101,7 +101,6 @@ POLL_INTERVAL = 0.5
 POLL_REQUEST_TIMEOUT = 2.0  # the API moves with the primary role and may not answer a while
 FOLLOW_INTERVAL = 1.0
 FOLLOW_LINES = 1000  # lines fetched per poll of --follow, to find where the last poll ended
-RUNNING = ("running", "paused")
 STATE_VERBS = ("start", "restart", "shutdown", "stop", "disable")
 NODE_VERBS = ("move", "migrate", "unmigrate")
 REMOVE_QUESTION = "Remove VM '{vm}'? Its disks stay (pvc does not manage disks yet). [y/N] "
@@ -257,65 +256,32 @@ def _poller(api: client.ApiClient) -> client.ApiClient:
     )
 
 
-def runs_on_its_node(record: dict[str, Any]) -> bool:
-    """State start, and its node reports it running."""
-    observed = record["observed"] or {}
-    return (
-        record["state"] == "start"
-        and observed.get("node") == record["node"]
-        and observed.get("state") == "running"
-    )
-
-
-def is_off(record: dict[str, Any]) -> bool:
-    """State stop or disable, and no node reports it running."""
-    observed = record["observed"] or {}
-    return record["state"] in ("stop", "disable") and observed.get("state") not in RUNNING
-
-
-def moved(record: dict[str, Any]) -> bool:
-    """Runs on its (new) node, or it was not running and stays off."""
-    return runs_on_its_node(record) or record["state"] in ("stop", "disable")
-
-
-# verb -> (done, states on the way, goal text with the VM's record)
-GOALS: dict[str, tuple[Callable[[dict[str, Any]], bool], tuple[str, ...], str]] = {
-    "start": (runs_on_its_node, ("start", "restart", "migrate"), "start on {node}"),
-    "restart": (runs_on_its_node, ("restart", "start", "migrate"), "restart on {node}"),
-    "shutdown": (is_off, ("shutdown", "stop", "disable"), "shut down"),
-    "stop": (is_off, ("stop", "disable"), "stop"),
-    "disable": (is_off, ("stop", "disable"), "stop"),
-    "move": (moved, ("migrate", "start"), "move to {node}"),
-    "migrate": (moved, ("migrate", "start"), "move to {node}"),
-    "unmigrate": (moved, ("migrate", "start"), "move back to {node}"),
-}
-
-
 def wait(api: client.ApiClient, vm: str, verb: str, timeout: float | None = None) -> float:
-    """Polls the VM until GOALS[verb] is done, printing progress; returns the seconds taken.
+    """Polls the VM until it arrived where `verb` sends it (pvc.ops.vm_goals: the rule the
+    API's waits use too), printing progress; returns the seconds taken.
 
-    Raises PvcError when the VM leaves the states on the way (e.g. fails: with the reason), or
-    after `timeout` seconds (default: 200 s for what involves a shutdown, else 120 s), saying
-    it is still on its way and where it is now.
+    Raises PvcError when it failed (e.g. state fail: with the reason), or after `timeout`
+    seconds (default: 200 s for what involves a shutdown, else 120 s), saying it is still on
+    its way and where it is now.
     """
-    done, on_the_way, goal = GOALS[verb]
+    goal = GOALS[verb]
     if timeout is None:
         slow = verb in ("restart", "shutdown", *NODE_VERBS)
         timeout = SHUTDOWN_WAIT_TIMEOUT if slow else WAIT_TIMEOUT
     started = time.monotonic()
     record = _poll(api, vm, started + timeout)
-    goal = goal.format(node=record["node"])
-    print(f"waiting for {record['name']} to {goal}...", end="", flush=True)
+    text = goal.text.format(node=record["node"])
+    print(f"waiting for {record['name']} to {text}...", end="", flush=True)
     try:
-        while not done(record):
-            if record["state"] not in on_the_way:
+        while not arrived(record, goal):
+            if failed(record, goal):
                 reason = record["failed_reason"] or "see 'pvc vm info'"
                 raise PvcError(
-                    f"{record['name']} did not {goal}: state {record['state']} ({reason})"
+                    f"{record['name']} did not {text}: state {record['state']} ({reason})"
                 )
             if time.monotonic() - started >= timeout:
                 raise PvcError(
-                    f"{record['name']} is still on its way to {goal} after {timeout:g} s "
+                    f"{record['name']} is still on its way to {text} after {timeout:g} s "
                     f"(now: {progress(record)}); see 'pvc vm info {record['name']}'"
                 )
             time.sleep(POLL_INTERVAL)
@@ -326,14 +292,6 @@ def wait(api: client.ApiClient, vm: str, verb: str, timeout: float | None = None
     took = time.monotonic() - started
     print(f" done in {took:.1f} s")
     return took
-
-
-def progress(record: dict[str, Any]) -> str:
-    """Where a VM is now, in words: its state and what its node reports."""
-    observed = record["observed"]
-    if not observed:
-        return f"state {record['state']}, no node reports it yet"
-    return f"state {record['state']}, {observed.get('node')} reports it {observed.get('state')}"
 
 
 def _poll(api: client.ApiClient, vm: str, deadline: float) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 """Drivers: the only modules that touch outside systems (libvirt, netlink, nftables, Ceph, IPMI).
 
+Each has a typed contract in pvc.drivers.contracts (a Protocol the daemon depends on, with the
+contracts of the Ceph, nftables and dnsmasq drivers to come) and one implementation module.
 The C bindings come from Debian packages, not from the zipapp; `import_binding` imports one
 where it is needed and turns its absence into one line naming the package to install.
 """

@@ -1,18 +1,15 @@
-"""Power control of a node through its BMC, with `ipmitool -I lanplus` (IPMI 2.0): fencing.
+"""Power control of a node through its BMC, with `ipmitool -I lanplus` (IPMI 2.0).
+
+A `Bmc` is the power-control driver of one node (pvc.drivers.contracts.PowerDriver), and
+`fence(bmc, ...)` the fence procedure over it (pvc.drivers.power_fence).
 
 Contract:
 - `power_state` returns "on" or "off"; `power_off` and `power_on` return once the BMC has
   accepted the request (the chassis may change state a moment later: verify with
   `power_state`). Each is one ipmitool run, bounded by `timeout`: ipmitool's own retries are
   set (-N, -R) so that a dead BMC fails in about `timeout` seconds (at least 2) and the process
-  is killed at `timeout` + 1 s whatever happens. Failures raise `IpmiError`, whose `reason` is
-  short and readable: "wrong IPMI credentials", "BMC unreachable (...)", ...
-- `fence` never raises for IPMI failures: it reads the power state, powers off unless the
-  chassis is already off, polls until the BMC reports "off" (within `verify_timeout`), then
-  powers on and polls until "on". `FenceResult.fenced` is True exactly when "off" was seen
-  after (or before) the power off: only then may the node's VMs run elsewhere, and the
-  caller's `when_off` runs then, before power on. A failure to power on again afterwards
-  leaves fenced=True and says so in `reason`.
+  is killed at `timeout` + 1 s whatever happens. Failures raise `IpmiError` (a PowerError),
+  whose `reason` is short and readable: "wrong IPMI credentials", "BMC unreachable (...)", ...
 - The password never appears in an argv (`ps` shows those): ipmitool's -E reads it from
   IPMI_PASSWORD in its environment. It never appears in a message, a step, a log line or the
   repr of a `Bmc` either.
@@ -22,17 +19,14 @@ Contract:
 Tests run the real thing against OpenIPMI's ipmi_sim (scripts/ipmi-bmc).
 """
 
-import logging
 import os
 import subprocess
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pvc.errors import PvcError
+from pvc.drivers.contracts import PowerError
+from pvc.drivers.power_fence import FenceResult, fence
 
-log = logging.getLogger("pvc.ipmi")
-
+__all__ = ["Bmc", "FenceResult", "IpmiError", "failure_reason", "fence", "ipmitool_argv"]
 IPMITOOL = "ipmitool"
 
 
@@ -50,23 +44,30 @@ class Bmc:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    def power_state(self, timeout: float = 5.0) -> str:
+        """The chassis power as the BMC reports it: "on" or "off"."""
+        out = _run(self, "power status", timeout, "chassis", "power", "status")
+        for line in out.splitlines():
+            if line.startswith("Chassis Power is "):
+                state = line.removeprefix("Chassis Power is ").strip()
+                if state in ("on", "off"):
+                    return state
+        answer = _scrub(out.strip(), self.password)
+        raise IpmiError(self, "power status", f"unexpected answer {answer!r}")
 
-class IpmiError(PvcError):
+    def power_off(self, timeout: float = 5.0) -> None:
+        """Hard power off (no ACPI: a node being fenced cannot be trusted to shut down)."""
+        _run(self, "power off", timeout, "chassis", "power", "off")
+
+    def power_on(self, timeout: float = 5.0) -> None:
+        _run(self, "power on", timeout, "chassis", "power", "on")
+
+
+class IpmiError(PowerError):
     """An IPMI request failed; `reason` says why in a few words (never with the password)."""
 
-    http_status = 502  # the BMC, a service behind us, failed
-
     def __init__(self, bmc: Bmc, action: str, reason: str):
-        super().__init__(f"IPMI {action} on {bmc.address}: {reason}")
-        self.reason = reason
-
-
-@dataclass
-class FenceResult:
-    fenced: bool  # True only once the BMC reported the chassis off
-    reason: str  # what happened, in one line
-    seconds: float  # from start to result
-    steps: list[str]  # "0.05 s: power status is on", ... in order
+        super().__init__(f"IPMI {action} on {bmc.address}: {reason}", reason)
 
 
 def ipmitool_argv(bmc: Bmc, timeout: float, *command: str) -> list[str]:
@@ -154,107 +155,3 @@ def _run(bmc: Bmc, action: str, timeout: float, *command: str) -> str:
     if done.returncode != 0:
         raise IpmiError(bmc, action, failure_reason(bmc, done.stderr))
     return done.stdout
-
-
-def power_state(bmc: Bmc, timeout: float = 5.0) -> str:
-    """The chassis power as the BMC reports it: "on" or "off"."""
-    out = _run(bmc, "power status", timeout, "chassis", "power", "status")
-    for line in out.splitlines():
-        if line.startswith("Chassis Power is "):
-            state = line.removeprefix("Chassis Power is ").strip()
-            if state in ("on", "off"):
-                return state
-    raise IpmiError(bmc, "power status", f"unexpected answer {_scrub(out.strip(), bmc.password)!r}")
-
-
-def power_off(bmc: Bmc, timeout: float = 5.0) -> None:
-    """Hard power off (no ACPI: a node being fenced cannot be trusted to shut down)."""
-    _run(bmc, "power off", timeout, "chassis", "power", "off")
-
-
-def power_on(bmc: Bmc, timeout: float = 5.0) -> None:
-    _run(bmc, "power on", timeout, "chassis", "power", "on")
-
-
-def fence(
-    bmc: Bmc,
-    verify_timeout: float = 10.0,
-    *,
-    timeout: float = 5.0,
-    poll_interval: float = 0.25,
-    when_off: Callable[[], None] | None = None,
-) -> FenceResult:
-    """Powers the node off, verifies it is off, powers it on again (see the module contract).
-    `timeout` bounds each ipmitool run; `verify_timeout` each wait for a power state.
-    `when_off` runs once "off" is verified and before power on: the one moment the node surely
-    runs nothing, so the moment to give its VMs to others. If it raises, the error is logged
-    and named in `reason` (fenced stays True) and the node is powered on all the same: what
-    the node runs after boot follows the cluster's state, whatever was moved or not."""
-    start = time.monotonic()
-    steps: list[str] = []
-
-    def step(text: str) -> None:
-        steps.append(f"{time.monotonic() - start:.2f} s: {text}")
-        log.info("fence %s: %s", bmc.address, text)
-
-    def result(fenced: bool, reason: str) -> FenceResult:
-        step(reason)
-        return FenceResult(fenced, reason, round(time.monotonic() - start, 3), steps)
-
-    off_verified = False
-    after_off_failure = ""
-    try:
-        state = power_state(bmc, timeout)
-        step(f"power status is {state}")
-        if state == "off":
-            step("already off: counts as fenced")
-        else:
-            power_off(bmc, timeout)
-            step("power off accepted")
-            if not _wait_for(bmc, "off", verify_timeout, timeout, poll_interval, step):
-                return result(False, f"power did not turn off within {verify_timeout:g} s")
-        off_verified = True
-        if when_off is not None:
-            try:
-                when_off()
-                step("after-off action done")
-            except Exception as error:
-                log.exception("fence %s: the after-off action failed", bmc.address)
-                after_off_failure = f"; the after-off action failed: {error}"
-                step(after_off_failure[2:])
-        power_on(bmc, timeout)
-        step("power on accepted")
-        if not _wait_for(bmc, "on", verify_timeout, timeout, poll_interval, step):
-            reason = f"fenced, but power did not come back on within {verify_timeout:g} s"
-            return result(True, reason + after_off_failure)
-        return result(True, "fenced: power off verified, powered on again" + after_off_failure)
-    except IpmiError as error:
-        if off_verified:
-            reason = f"fenced, but powering on again failed: {error.reason}"
-            return result(True, reason + after_off_failure)
-        return result(False, error.reason)
-
-
-def _wait_for(
-    bmc: Bmc,
-    wanted: str,
-    verify_timeout: float,
-    timeout: float,
-    poll_interval: float,
-    step: Callable[[str], None],
-) -> bool:
-    """Polls the power state until it is `wanted` (True) or verify_timeout passes (False).
-    A failed poll is logged as a step and retried: one lost UDP packet must not fail a fence."""
-    deadline = time.monotonic() + verify_timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        try:
-            state = power_state(bmc, max(1.0, min(timeout, remaining)))
-            if state == wanted:
-                step(f"power status is {state}")
-                return True
-        except IpmiError as error:
-            step(f"power status failed: {error.reason}")
-        if time.monotonic() + poll_interval > deadline:
-            return False
-        time.sleep(poll_interval)

@@ -1,46 +1,60 @@
-"""The node's hypervisor, through libvirt (python3-libvirt from Debian).
+"""The node's hypervisor, through libvirt (python3-libvirt from Debian): the only module that
+opens libvirt, for the node daemon and for its watchdog's self-fence alike.
 
-Contract:
+`Hypervisor` implements pvc.drivers.contracts.HypervisorDriver:
 - Domains are always transient: started with `createXML` from the XML in Zookeeper, so
   libvirt never keeps a definition that could disagree with the cluster's.
 - `domains()` is what runs here now: {uuid: state}, state one of running, paused, shutoff,
   crashed, other. A domain that is not listed does not exist here.
 - `start`, `shutdown` (ACPI, returns at once), `destroy` and `migrate` raise `HypervisorError`
   with libvirt's message; `destroy` of a domain that is not here succeeds.
-- Lifecycle events call the callback given to `Hypervisor(..., on_event)` with the domain's
-  UUID, from libvirt's event loop thread: it must not block.
+- Lifecycle events call the callback given to `Hypervisor(uri, on_event)` with the domain's
+  UUID, from libvirt's event loop thread: it must not block. Without a callback no event loop
+  is started, so the watchdog opens libvirt without threads of libvirt's.
+- Calls are bounded when events are on: the connection's keepalive (which needs the event
+  loop) closes a connection whose libvirtd stopped answering, so a call to a frozen libvirtd
+  fails after about KEEPALIVE_INTERVAL x (KEEPALIVE_COUNT + 1) seconds with HypervisorError
+  instead of holding its caller forever. The next call opens the connection again (waiting,
+  as the first open does, while libvirtd does not answer); events missed meanwhile are for the
+  caller's resync to catch. A connection without events has no such bound.
 The URI selects the driver: qemu:///system on real nodes, test:///default for many-node tests.
 """
 
+import contextlib
+import functools
 import logging
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from types import ModuleType
+from typing import Any
 
 from pvc.drivers import import_binding
-from pvc.errors import PvcError
+from pvc.drivers.contracts import EventCallback, HypervisorError
 
+__all__ = ["Hypervisor", "HypervisorError"]
 log = logging.getLogger("pvc.libvirt")
+KEEPALIVE_INTERVAL = 5  # seconds between probes of an idle connection
+KEEPALIVE_COUNT = 3  # probes unanswered before the connection is closed
 _event_loop_started = threading.Lock()
 _event_loop_running = False
 
 
-class HypervisorError(PvcError):
-    """libvirt refused or failed an operation."""
-
-
-def _libvirt():
-    return import_binding("libvirt")
+@functools.cache
+def _libvirt() -> ModuleType:
+    """The binding, told not to print errors (they come back as exceptions)."""
+    libvirt = import_binding("libvirt")
+    libvirt.registerErrorHandler(lambda *_: None, None)
+    return libvirt
 
 
 def _start_event_loop() -> None:
-    """libvirt's default event loop, on a daemon thread; once per process, before any open."""
+    """libvirt's default event loop, on a daemon thread; once per process, before the open of
+    a connection whose events are wanted."""
     global _event_loop_running
     libvirt = _libvirt()
     with _event_loop_started:
         if _event_loop_running:
             return
-        libvirt.registerErrorHandler(lambda *_: None, None)  # errors come back as exceptions
         libvirt.virEventRegisterDefaultImpl()
 
         def run() -> None:
@@ -56,21 +70,52 @@ _STATES = {1: "running", 2: "other", 3: "paused", 4: "shutdown", 5: "shutoff", 6
 
 
 class Hypervisor:
-    def __init__(self, uri: str, on_event: Callable[[str], None] | None = None):
-        libvirt = _libvirt()
-        _start_event_loop()
-        self.uri = uri
-        try:
-            self.conn = libvirt.open(uri)
-        except libvirt.libvirtError as exc:
-            raise HypervisorError(f"cannot connect to libvirt at {uri}: {exc}") from None
+    """The libvirt at `uri` (see the module contract); `on_event` gets lifecycle events, and
+    `keepalive` is (seconds between probes, probes unanswered) when events are on."""
+
+    def __init__(
+        self,
+        uri: str,
+        on_event: EventCallback | None = None,
+        keepalive: tuple[int, int] = (KEEPALIVE_INTERVAL, KEEPALIVE_COUNT),
+    ):
         if on_event is not None:
-            self.conn.domainEventRegisterAny(
+            _start_event_loop()
+        self.uri = uri
+        self._on_event = on_event
+        self._keepalive = keepalive
+        self._reopen = threading.Lock()
+        self._conn = self._open()
+
+    def _open(self) -> Any:
+        libvirt = _libvirt()
+        try:
+            conn = libvirt.open(self.uri)
+        except libvirt.libvirtError as exc:
+            raise HypervisorError(f"cannot connect to libvirt at {self.uri}: {exc}") from None
+        on_event = self._on_event
+        if on_event is not None:
+            # a driver without a daemon (test:///) has no keepalive, and no connection to lose
+            with contextlib.suppress(libvirt.libvirtError):
+                conn.setKeepAlive(*self._keepalive)
+            conn.domainEventRegisterAny(
                 None,
                 libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
                 lambda _conn, dom, *_: on_event(dom.UUIDString()),
                 None,
             )
+        return conn
+
+    @property
+    def conn(self) -> Any:
+        """The libvirt connection, opened again if the keepalive closed it."""
+        with self._reopen:
+            if not self._conn.isAlive():
+                log.warning("the connection to libvirt at %s was lost; opening it again", self.uri)
+                with contextlib.suppress(self._error()):
+                    self._conn.close()  # frees what the lost connection holds
+                self._conn = self._open()
+            return self._conn
 
     def _error(self) -> type[Exception]:
         return _libvirt().libvirtError
@@ -146,11 +191,25 @@ class Hypervisor:
                 return source.get("path")
         return None
 
-    def total_memory_mib(self) -> int:
-        return int(self.conn.getInfo()[1])
+    def destroy_all_running(self) -> bool:
+        """Hard off of every active domain, pvc's or not (the self-fence: a VM that may run
+        elsewhere by now must not go on here); True once none is active. A domain that fails
+        to go is logged, and looked at again by the next call."""
+        libvirt = _libvirt()
+        active = libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE
+        try:
+            for domain in self.conn.listAllDomains(active):
+                try:
+                    domain.destroy()
+                    log.warning("destroyed domain %s", domain.name())
+                except libvirt.libvirtError as exc:  # gone meanwhile, or stuck
+                    log.error("destroying domain %s failed: %s", domain.name(), exc)
+            return not self.conn.listAllDomains(active)
+        except libvirt.libvirtError as exc:
+            raise HypervisorError(f"cannot list domains: {exc}") from None
 
     def close(self) -> None:
         try:
-            self.conn.close()
+            self._conn.close()
         except self._error():
             pass

@@ -53,7 +53,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pvc.config import Config
-from pvc.drivers.libvirt import Hypervisor, HypervisorError
+from pvc.drivers.contracts import HypervisorDriver, HypervisorError
+from pvc.drivers.libvirt import Hypervisor
 from pvc.errors import ConcurrentChange, PvcError
 from pvc.node.controller import Controller
 from pvc.ops import vm as vm_ops
@@ -107,7 +108,7 @@ class VmController:
         self.view = view  # figures and the console: from memory
         self.name = name
         self.config = config
-        self.hypervisor: Hypervisor | None = None
+        self.hypervisor: HypervisorDriver | None = None
         self.controller = Controller(
             "vm",
             self._step,
@@ -141,7 +142,7 @@ class VmController:
         if self.hypervisor is not None:
             self.hypervisor.close()
 
-    def _connect(self) -> Hypervisor | None:
+    def _connect(self) -> HypervisorDriver | None:
         """The libvirt connection, opened on first use (by a step or the resync)."""
         with self._connect_lock:
             if self.hypervisor is None:

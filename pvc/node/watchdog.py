@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass
 
 from pvc.drivers import netlink
+from pvc.drivers.libvirt import Hypervisor
 from pvc.logs import FORMAT
 
 log = logging.getLogger("pvc.watchdog")
@@ -69,28 +70,20 @@ SELF_FENCE_RETRY = 1.0  # seconds between tries while libvirt does not answer or
 
 def self_fence(guard: Guard) -> bool:
     """Destroys every running domain of the node's libvirt (a VM that may be running elsewhere
-    by now must not go on here); True once none runs."""
+    by now must not go on here); True once none runs. Opens libvirt without events: the
+    watchdog has no event loop, and needs none."""
     try:
-        import libvirt
-
-        libvirt.registerErrorHandler(lambda *_: None, None)
-        conn = libvirt.open(guard.uri)
-    except Exception as exc:
+        hypervisor = Hypervisor(guard.uri)
+    except Exception as exc:  # nothing may stop the watchdog from trying again
         log.error("self-fence: cannot reach libvirt: %s", exc)
         return False
     try:
-        for domain in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
-            try:
-                domain.destroy()
-                log.warning("self-fence: destroyed VM %s", domain.name())
-            except libvirt.libvirtError as exc:  # gone meanwhile, or stuck: looked at again
-                log.error("self-fence: destroying a VM failed: %s", exc)
-        return not conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+        return hypervisor.destroy_all_running()
     except Exception as exc:
         log.error("self-fence failed: %s", exc)
         return False
     finally:
-        conn.close()
+        hypervisor.close()
 
 
 def self_fence_until_done(guard: Guard) -> None:

@@ -12,9 +12,10 @@ off, or after its self-fence deadline passed. Then, for each VM:
   with `lastnode` recorded so `unmigrate` or `node ready` brings it home; with no such node
   it is stopped with autostart set, to start when the node is ready again.
 A VM that was shutting down is stopped. Each VM is written in one transaction guarded by the
-versions read, so a user's concurrent change wins and the VM is looked at again, and by the
+versions read, so a user's concurrent change wins and the VM is looked at again, by the
 absence of the dead node's liveness node: a daemon that registers meanwhile keeps its VMs (it
-starts VMs only once registered). The node ends `flushed`.
+starts VMs only once registered), and by its target's allocation version (pvc.ops.allocation),
+so recovery and concurrent starts cannot over-commit a node together. The node ends `flushed`.
 Storage-level fencing (Ceph RBD locks) has its seam in `release_storage`, a no-op until pvc
 manages storage.
 """
@@ -23,7 +24,7 @@ import logging
 import time
 from typing import Any
 
-from pvc.errors import ConcurrentChange
+from pvc.errors import ConcurrentChange, Conflict
 from pvc.ops import allocation, placement
 from pvc.ops import vm as vm_ops
 from pvc.zk.handler import ZKHandler
@@ -86,9 +87,14 @@ def _recover(zk: ZKHandler, policy: placement.Policy, dead: str, uuid: str) -> s
     )
     observed = observed or {}
     values: dict[Any, Any] = {}
+    expect: dict[Any, int] = {
+        ("domain.state", uuid): state_version,
+        ("domain.observed", uuid): observed_version,
+        ("node.alive", dead): -1,  # the dead node did not come back meanwhile
+    }
     if observed.get("node") == dead:
         values[("domain.observed", uuid)] = {"node": dead, "state": "fenced"}
-    line = None
+    line = target = None
     if node == dead and state in SHOULD_RUN and name is not None:
         release_storage(zk, uuid, dead)
         elsewhere = (
@@ -98,7 +104,8 @@ def _recover(zk: ZKHandler, policy: placement.Policy, dead: str, uuid: str) -> s
             values |= {("domain.node", uuid): observed["node"], ("domain.state", uuid): "start"}
             line = f"VM {name} keeps running on {observed['node']}"
         else:
-            target = _target(zk, policy, uuid, dead)
+            loads, claims = allocation.claims(zk)
+            target = _target(zk, policy, uuid, dead, loads)
             if target:
                 values |= {
                     ("domain.node", uuid): target,
@@ -114,24 +121,44 @@ def _recover(zk: ZKHandler, policy: placement.Policy, dead: str, uuid: str) -> s
         line = f"VM {name} stopped (it was shutting down)"
     if not values:
         return None
-    expect = {
-        ("domain.state", uuid): state_version,
-        ("domain.observed", uuid): observed_version,
-        ("node.alive", dead): -1,  # the dead node did not come back meanwhile
-    }
-    zk.write(values, expect=expect)
+    if target:
+        memory = zk.read(("domain.memory", uuid)) or 0
+        allocation.allocate(
+            zk,
+            target,
+            values,
+            expect,
+            lambda claim: _check_room(claim, policy, memory),
+            claims[target],
+        )
+    else:
+        zk.write(values, expect=expect)
     return line or f"VM {name or uuid}: released from {dead}"
 
 
-def _target(zk: ZKHandler, policy: placement.Policy, uuid: str, dead: str) -> str | None:
+def _check_room(claim: allocation.Claim, policy: placement.Policy, memory: int) -> None:
+    """The target still has room, by loads as new as its allocation version; if not (another
+    allocation took it meanwhile), the VM is looked at again and may go elsewhere."""
+    try:
+        claim.check(policy, memory)
+    except Conflict as refused:
+        raise ConcurrentChange(refused.message) from None
+
+
+def _target(
+    zk: ZKHandler,
+    policy: placement.Policy,
+    uuid: str,
+    dead: str,
+    loads: dict[str, placement.NodeLoad],
+) -> str | None:
     """The node the VM's selector picks, among nodes with room for its memory."""
     limit, selector, memory = zk.read_many(
         [("domain.node_limit", uuid), ("domain.node_selector", uuid), ("domain.memory", uuid)]
     )
-    nodes = allocation.node_loads(zk)
     room = [
         node
-        for node in nodes.values()
+        for node in loads.values()
         if placement.overcommit_complaint(node, memory or 0, policy.overcommit_ratio) is None
     ]
     return placement.choose_target_node(room, selector or policy.selector, limit or None, (dead,))

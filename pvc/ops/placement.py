@@ -2,12 +2,15 @@
 
 Resource figures come from two places: the node's own keepalive (real memory and load) and the
 VM records in Zookeeper (memory and vCPUs allocated to the VMs assigned to each node), which
-are current the moment a VM is assigned, so placing many VMs in a row spreads them.
+are current the moment a VM is assigned, so placing many VMs in a row spreads them. A
+`LoadTally` adds them up per node, kept current change by change (pvc.ops.allocation feeds it
+from the mirror). Everything here is pure: no Zookeeper.
 """
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pvc.config import VM_SELECTORS as SELECTORS
 from pvc.errors import InvalidInput
@@ -40,26 +43,100 @@ class NodeLoad:
         return self.daemon_state == "run" and self.domain_state in ("ready", "unflush")
 
 
-@dataclass(frozen=True)
-class VmLoad:
-    """What one VM asks of its node."""
+@dataclass
+class _VmFigures:
+    """What one VM asks of its node, as last seen."""
 
-    node: str
-    state: str
-    memory: int  # MiB
-    vcpus: int
+    node: str | None = None
+    state: str | None = None
+    memory: int = 0  # MiB
+    vcpus: int = 0
 
 
-def add_vm_loads(nodes: dict[str, NodeLoad], vms: Iterable[VmLoad]) -> None:
-    for vm in vms:
-        node = nodes.get(vm.node)
-        if node is None:
-            continue
-        node.mem_provisioned += vm.memory
-        node.vms += 1
+class LoadTally:
+    """Every node's figures for placement, kept current one changed key at a time.
+
+    Fed the newest value of a VM's node, state, memory or vCPUs (`set_vm`) or of a node's
+    states and statistics (`set_node`), it takes the VM's old contribution off its node's
+    totals and puts the new one on: a change costs O(1), a read O(nodes). Values are set,
+    never added, so seeing one change twice counts it once. Thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._vms: dict[str, _VmFigures] = {}
+        self._present: set[str] = set()
+        self._nodes: dict[str, dict[str, Any]] = {}  # node -> daemon_state, domain_state, stats
+        # node -> [mem_allocated, mem_provisioned, vcpus_allocated, vms]
+        self._totals: dict[str, list[int]] = {}
+
+    def set_vm(self, uuid: str, field: str, value: Any) -> None:
+        """One of a VM's figures: node, state, memory (MiB) or vcpus."""
+        with self.lock:
+            vm = self._vms.get(uuid)
+            if vm is None:
+                if value is None:
+                    return  # a key of a removed VM going away
+                vm = self._vms[uuid] = _VmFigures()
+            self._count(vm, -1)
+            if value is None and field in ("memory", "vcpus"):
+                value = 0
+            setattr(vm, field, value)
+            self._count(vm, +1)
+
+    def drop_vm(self, uuid: str) -> None:
+        with self.lock:
+            vm = self._vms.pop(uuid, None)
+            if vm is not None:
+                self._count(vm, -1)
+
+    def set_node(self, node: str, field: str | None = None, value: Any = None) -> None:
+        """Records that a node exists (no `field`), or one of its figures."""
+        with self.lock:
+            if field is None:
+                self._present.add(node)
+            elif value is not None or node in self._nodes:
+                self._nodes.setdefault(node, {})[field] = value
+
+    def drop_node(self, node: str) -> None:
+        with self.lock:
+            self._present.discard(node)
+            self._nodes.pop(node, None)
+
+    def _count(self, vm: _VmFigures, sign: int) -> None:
+        if not vm.node:
+            return
+        totals = self._totals.setdefault(vm.node, [0, 0, 0, 0])
+        totals[1] += sign * vm.memory
+        totals[3] += sign
         if vm.state in ACTIVE_STATES:
-            node.mem_allocated += vm.memory
-            node.vcpus_allocated += vm.vcpus
+            totals[0] += sign * vm.memory
+            totals[2] += sign * vm.vcpus
+        if totals[3] == 0:
+            del self._totals[vm.node]
+
+    def loads(self) -> dict[str, NodeLoad]:
+        """A fresh NodeLoad for every known node."""
+        with self.lock:
+            return {
+                name: self._load(name, self._nodes.get(name, {})) for name in sorted(self._present)
+            }
+
+    def _load(self, name: str, figures: dict[str, Any]) -> NodeLoad:
+        stats = figures.get("stats") or {}
+        allocated, provisioned, vcpus, vms = self._totals.get(name, (0, 0, 0, 0))
+        return NodeLoad(
+            name,
+            figures.get("daemon_state") or "unknown",
+            figures.get("domain_state") or "unknown",
+            stats.get("mem_total", 0),
+            stats.get("mem_free", 0),
+            stats.get("load", 0.0),
+            allocated,
+            provisioned,
+            vcpus,
+            vms,
+        )
 
 
 def _score(node: NodeLoad, selector: str) -> float:

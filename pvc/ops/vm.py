@@ -17,15 +17,14 @@ from collections.abc import Callable
 from typing import Any
 
 from pvc.errors import Conflict, InvalidInput, NotFound
-from pvc.ops import allocation, domain_xml, placement
+from pvc.ops import allocation, domain_xml, placement, vm_goals
 from pvc.ops.cluster import require_initialized
 from pvc.ops.placement import Policy
 from pvc.zk import schema
 from pvc.zk.handler import ZKHandler
 
 STATES = ("start", "restart", "shutdown", "stop", "disable", "migrate", "fail")
-# What a node reports (`observed` state) for a VM that is up on it.
-RUNNING = ("running", "paused")
+RUNNING = vm_goals.RUNNING  # what a node reports for a VM that is up on it
 MIGRATION_METHODS = ("live", "shutdown", "none")
 # What a VM record holds: JSON field -> schema key.
 FIELDS = {
@@ -269,13 +268,17 @@ def modify(
     }
     expect: dict[Any, int] = {("domain", uuid): name_version, ("domain.xml", uuid): xml_version}
     restarting = restart and state == "start"
-    if restarting:
-        # Its node counts the memory it runs with now; the restart runs it with the new.
-        allocation.check_memory(zk, policy, zk.read(("domain.node", uuid)), spec.memory - memory)
-        values[("domain.state", uuid)] = "restart"
-        expect[("domain.state", uuid)] = state_version
-    zk.write(values, expect=expect)
-    return answer(uuid, name, f"VM '{name}' modified{', restarting it' if restarting else ''}")
+    if not restarting:
+        zk.write(values, expect=expect)
+        return answer(uuid, name, f"VM '{name}' modified")
+    # Its node counts the memory it runs with now; the restart runs it with the new.
+    node, node_version = zk.read_versioned(("domain.node", uuid))
+    values[("domain.state", uuid)] = "restart"
+    expect |= {("domain.state", uuid): state_version, ("domain.node", uuid): node_version}
+    allocation.allocate(
+        zk, node, values, expect, lambda claim: claim.check(policy, spec.memory - memory)
+    )
+    return answer(uuid, name, f"VM '{name}' modified, restarting it")
 
 
 def _rename_changes(

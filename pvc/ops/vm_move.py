@@ -43,10 +43,28 @@ def _relocate(
     home: bool = False,
 ) -> dict[str, Any]:
     uuid = find(zk, vm)
+    return allocation.retrying(
+        lambda: _relocate_once(zk, policy, uuid, vm, node, permanent, force, home)
+    )
+
+
+def _relocate_once(
+    zk: ZKHandler,
+    policy: Policy,
+    uuid: str,
+    vm: str,
+    node: str | None,
+    permanent: bool,
+    force: bool,
+    home: bool,
+) -> dict[str, Any]:
+    """One try: checks against what it read, and writes the VM's new node (and state; a
+    running VM's target gets its allocation guard) in one transaction."""
+    current, node_version = zk.read_versioned(("domain.node", uuid))
+    state, version = zk.read_versioned(("domain.state", uuid))
     record = read_record(zk, uuid, vm)
     name = record["name"]
-    current, node_version = zk.read_versioned(("domain.node", uuid))
-    if record["state"] == "shutdown":
+    if state == "shutdown":
         raise Conflict(f"VM '{name}' is shutting down; move it once it is stopped")
     if record["lastnode"] and not permanent and not force:
         raise Conflict(
@@ -54,18 +72,21 @@ def _relocate(
             "use force to migrate it again, or unmigrate"
         )
     target = allocation.target(zk, policy, record, node, exclude=(current,))
-    state, version = zk.read_versioned(("domain.state", uuid))
     running = state in ("start", "restart", "migrate")
     if running and record["migration_method"] == "none":
         raise InvalidInput(f"VM '{name}' has migration method none: shut it down to move it")
-    if running:
-        allocation.check_memory(zk, policy, target, record["memory"])
     values: dict[Any, Any] = {("domain.node", uuid): target}
     lastnode = "" if home or permanent else record["lastnode"] or current
     values[("domain.lastnode", uuid)] = "" if lastnode == target else lastnode  # back home
+    # The state is written even when it stays: a verb guarded by the state's version (a
+    # start claiming the VM's node) then sees the move.
+    values[("domain.state", uuid)] = "migrate" if running else state
+    expect = {("domain.state", uuid): version, ("domain.node", uuid): node_version}
     if running:
-        values[("domain.state", uuid)] = "migrate"
-    zk.write(values, expect={("domain.state", uuid): version, ("domain.node", uuid): node_version})
+        memory = record["memory"]
+        allocation.allocate(zk, target, values, expect, lambda claim: claim.check(policy, memory))
+    else:
+        zk.write(values, expect=expect)
     verb = "returning" if home else ("moving" if permanent else "migrating")
     how = "" if running else " (it is not running: only its assignment changes)"
     return answer(uuid, name, f"VM '{name}' {verb} from {current} to {target}{how}", node=target)

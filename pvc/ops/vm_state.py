@@ -10,10 +10,10 @@ so; a disabled VM stays disabled.
 import time
 from typing import Any
 
-from pvc.errors import Conflict, InvalidInput, PvcError
-from pvc.ops import allocation
+from pvc.errors import ConcurrentChange, Conflict, InvalidInput, PvcError
+from pvc.ops import allocation, vm_goals
 from pvc.ops.placement import Policy
-from pvc.ops.vm import answer, identify, info
+from pvc.ops.vm import answer, find, identify, read_record
 from pvc.zk.handler import ZKHandler
 
 # How answers describe a VM that already is where a verb would take it.
@@ -74,27 +74,42 @@ def _already(uuid: str, name: str, state: str, off: bool = False) -> dict[str, A
 
 
 def start(zk: ZKHandler, policy: Policy, vm: str, force: bool = False) -> dict[str, Any]:
-    """Starts a VM on its node, if that node can take it (memory over-commit included); a
-    disabled VM only with `force`."""
-    record = info(zk, vm)
-    uuid, name = record["uuid"], record["name"]
-    if record["state"] == "disable" and not force:
+    """Starts a VM on its node, if that node can take it (memory over-commit included, checked
+    and written in one transaction guarded by the node's allocation version); a disabled VM
+    only with `force`."""
+    uuid = find(zk, vm)
+    return allocation.retrying(lambda: _start(zk, policy, uuid, vm, force))
+
+
+def _start(zk: ZKHandler, policy: Policy, uuid: str, vm: str, force: bool) -> dict[str, Any]:
+    state, version = zk.read_versioned(("domain.state", uuid))
+    record = read_record(zk, uuid, vm)
+    name = record["name"]
+    if state == "disable" and not force:
         raise Conflict(f"VM '{name}' is disabled; use force to start it anyway")
-    if record["state"] in ("start", "restart", "migrate"):
-        return _already(uuid, name, record["state"])
-    node = allocation.node_loads(zk).get(record["node"])
+    if state in ("start", "restart", "migrate"):
+        return _already(uuid, name, state)
+    if state not in ("stop", "fail", "disable"):
+        raise Conflict(f"VM '{name}' is in state {state}; cannot start it now")
+
+    def check(claim: allocation.Claim) -> None:
+        _check_usable(claim, name)
+        if read_record(zk, uuid, vm)["node"] != claim.node:
+            raise ConcurrentChange(f"VM '{name}' moved to another node meanwhile")
+        claim.check(policy, record["memory"])
+
+    values = {("domain.state", uuid): "start", ("domain.failed_reason", uuid): ""}
+    allocation.allocate(zk, record["node"], values, {("domain.state", uuid): version}, check)
+    return answer(uuid, name, f"VM '{name}' starting on {record['node']}")
+
+
+def _check_usable(claim: allocation.Claim, name: str) -> None:
+    node = claim.loads.get(claim.node)
     if node is None or not node.usable:
         why = "does not exist" if node is None else f"is {node.daemon_state}/{node.domain_state}"
         raise InvalidInput(
-            f"VM '{name}' belongs on node {record['node']}, which {why}; move it to another node"
+            f"VM '{name}' belongs on node {claim.node}, which {why}; move it to another node"
         )
-    allocation.check_memory(zk, policy, record["node"], record["memory"])
-    allowed = ("stop", "fail", "disable") if force else ("stop", "fail")
-    noop = ("start", "restart", "migrate")
-    _, _, already = _set_state(zk, uuid, "start", allowed, noop, **{"domain.failed_reason": ""})
-    if already:  # started meanwhile
-        return _already(uuid, name, already)
-    return answer(uuid, name, f"VM '{name}' starting on {record['node']}")
 
 
 def restart(zk: ZKHandler, vm: str) -> dict[str, Any]:
@@ -105,6 +120,8 @@ def restart(zk: ZKHandler, vm: str) -> dict[str, Any]:
     return answer(uuid, name, f"VM '{name}' restarting")
 
 
+# How often a wait without a mirror reads the VM again, in seconds.
+POLL_INTERVAL = 0.1
 # A VM off (stopped, or disabled: it stays disabled) needs no stop or shutdown.
 OFF = ("stop", "disable")
 
@@ -138,39 +155,34 @@ def disable(zk: ZKHandler, vm: str) -> dict[str, Any]:
 def wait_for(
     zk: ZKHandler, vm: str, states: tuple[str, ...], timeout: float, goal: str | None = None
 ) -> dict[str, Any]:
-    """Polls until the VM is in one of `states` AND its node reports it so (running where it
-    should run for start; not running for stop/disable); returns the record. Also returns
-    when it failed: state fail, or back to start with a reason (a shutdown that timed out).
+    """Waits until the VM is in one of `states` AND its node agrees (pvc.ops.vm_goals), or
+    failed (state fail, or a shutdown that gave up); returns its record.
 
-    Raises StillGoing, with the current record, if `timeout` seconds pass first; `goal` (by
-    default the states) says in its message where the VM was going.
+    A store backed by a mirror is waited on through the mirror (woken by every change);
+    a plain ZKHandler is polled. Raises StillGoing, with the current record, if `timeout`
+    seconds pass first; `goal` (by default the states) says in its message where the VM
+    was going.
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        record = info(zk, vm)
-        observed = record["observed"] or {}
-        running = observed.get("state") in ("running", "paused")
-        if record["state"] == "start":
-            settled = running and observed.get("node") == record["node"]
-        else:
-            settled = not running or observed.get("node") != record["node"]
-        if record["state"] in states and settled:
-            return record
-        gave_up = record["state"] == "start" and "start" not in states and record["failed_reason"]
-        if record["state"] == "fail" or gave_up:
-            return record
-        if time.monotonic() > deadline:
-            raise StillGoing(
-                f"VM '{record['name']}' is still on its way to {goal or '/'.join(states)} after "
-                f"{timeout:g} s (now: {progress(record)})",
-                record,
-            )
-        time.sleep(0.1)
+    target = vm_goals.Goal(states)
+    uuid = find(zk, vm)
+    found: list[dict[str, Any]] = []
 
+    def settled() -> bool:
+        found[:] = [read_record(zk, uuid, vm)]
+        return vm_goals.arrived(found[0], target) or vm_goals.failed(found[0], target)
 
-def progress(record: dict[str, Any]) -> str:
-    """Where a VM is now, in words: its state and what its node reports."""
-    observed = record["observed"]
-    if not observed:
-        return f"state {record['state']}, no node reports it yet"
-    return f"state {record['state']}, {observed.get('node')} reports it {observed.get('state')}"
+    mirror = getattr(zk, "mirror", None)
+    if mirror is not None:
+        done = mirror.wait(settled, timeout)
+    else:
+        deadline = time.monotonic() + timeout
+        while not (done := settled()) and time.monotonic() < deadline:
+            time.sleep(POLL_INTERVAL)
+    record = found[0]
+    if done:
+        return record
+    raise StillGoing(
+        f"VM '{record['name']}' is still on its way to {goal or '/'.join(states)} after "
+        f"{timeout:g} s (now: {vm_goals.progress(record)})",
+        record,
+    )

@@ -1,21 +1,23 @@
-"""A read cache of whole subtrees: the ZKHandler interface over a TreeMirror.
+"""CachedView: the Store contract over a TreeMirror, for processes that answer many reads.
 
 The API answers lists (every VM, every node) from memory instead of reading thousands of keys
-per request. `CachedView` offers the ZKHandler interface: reads of keys inside a cached
-subtree come from the cache; everything else, and every versioned read (what verbs check
-before writing), goes to Zookeeper. After its own writes it waits (briefly) until the cache
-shows them, so a client that changes something and reads it back sees its change.
+per request. Reads of keys inside a mirrored subtree come from the mirror once it has loaded
+(before that, from Zookeeper: a view never answers from a half-loaded copy); everything else,
+and every versioned read (what verbs check before writing), goes to Zookeeper. Writes go
+through the handler in one transaction, told what exists by the mirror; afterwards the view
+waits (`TreeMirror.sync`) until the mirror shows them, so a client that changes something and
+reads it back sees its change. What only a session has is reached through `.zk`.
 """
 
 import logging
 import threading
-import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pvc.zk import schema
 from pvc.zk.handler import Key, ZKHandler, changes, resolve
 from pvc.zk.mirror import TreeMirror
+from pvc.zk.store import Store
 
 log = logging.getLogger("pvc.zk.cache")
 
@@ -31,17 +33,18 @@ MIRRORED = (
 )
 
 
-def open_mirror(zk: ZKHandler) -> TreeMirror:
-    """A mirror of MIRRORED on zk's session, loaded (or, if slow, still loading)."""
+def open_mirror(zk: ZKHandler, wait: float = 120.0) -> TreeMirror:
+    """A mirror of MIRRORED on zk's session, loading; waits up to `wait` seconds for it to be
+    loaded (0: return at once, the load goes on in the background)."""
     mirror = TreeMirror(zk.client, [resolve(key)[0] for key in MIRRORED])
-    if not mirror.start():
+    if not mirror.start(wait) and wait > 0:
         log.warning("the cluster tree is still loading into memory")
     return mirror
 
 
-class CachedView:
+class CachedView(Store):
     def __init__(self, zk: ZKHandler, mirror: TreeMirror):
-        self.zk = zk
+        self._zk = zk
         self.mirror = mirror
         # Built objects (a VM's whole record, say) per group path such as /domains/<uuid>,
         # each with the generation of its group when it was built; any change under the
@@ -50,6 +53,10 @@ class CachedView:
         self._generation: dict[str, int] = {}
         self._memo_lock = threading.Lock()
         mirror.listen(lambda path, _: self._bump(path))
+
+    @property
+    def zk(self) -> ZKHandler:
+        return self._zk
 
     def _group(self, path: str) -> str:
         """/domains/<uuid>/xml -> /domains/<uuid>: the root's child a path belongs to."""
@@ -61,12 +68,15 @@ class CachedView:
             self._generation[group] = self._generation.get(group, 0) + 1
             self._memo.pop(group, None)
 
-    def memoized(self, group: Key, build: Any) -> Any:
+    def memoized(self, group: Key, build: Callable[[], Any]) -> Any:
         """`build()`, or what it returned last time if nothing under `group` changed since."""
+        if not self.mirror.complete:
+            return build()  # changes are not followed yet: nothing can be kept
         path = resolve(group)[0]
-        with self._memo_lock:
-            generation = self._generation.get(path, 0)
-            entry = self._memo.get(path)
+        # No lock to look: a change bumps the generation before it drops the entry, so an
+        # entry of the generation read first was current at that moment.
+        generation = self._generation.get(path, 0)
+        entry = self._memo.get(path)
         if entry is not None and entry[0] == generation:
             return entry[1]
         value = build()
@@ -75,33 +85,40 @@ class CachedView:
                 self._memo[path] = (generation, value)
         return value
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.zk, name)  # everything not overridden: straight to Zookeeper
-
-    def _node(self, key: Key) -> tuple[bool, bytes | None]:
-        """(cached?, the cached data or None) for a key."""
-        path, _ = resolve(key)
-        if not self.mirror.covers(path):
-            return False, None
-        return True, self.mirror.get(path)
+    def _mirrored(self, path: str) -> bool:
+        """True when the mirror answers for `path` (covered, and loaded at least once)."""
+        return self.mirror.complete and self.mirror.covers(path)
 
     def read(self, key: Key) -> Any:
-        cached, data = self._node(key)
-        if not cached:
-            return self.zk.read(key)
-        return schema.decode(data, resolve(key)[1])
+        path, kind = resolve(key)
+        if not self._mirrored(path):
+            return self._zk.read(key)
+        return schema.decode(self.mirror.get(path), kind)
+
+    def read_versioned(self, key: Key) -> tuple[Any, int]:
+        return self._zk.read_versioned(key)
 
     def read_many(self, keys: Iterable[Key]) -> list[Any]:
-        return [self.read(key) for key in keys]
+        keys = list(keys)
+        if not self.mirror.complete:
+            return self._zk.read_many(keys)
+        get, covers, decode = self.mirror.get, self.mirror.covers, schema.decode
+        values = []
+        for key in keys:  # called for thousands of keys per list: kept lean
+            path, kind = resolve(key)
+            values.append(decode(get(path), kind) if covers(path) else self._zk.read(key))
+        return values
 
     def exists(self, key: Key) -> bool:
-        cached, node = self._node(key)
-        return node is not None if cached else self.zk.exists(key)
+        path = resolve(key)[0]
+        if not self._mirrored(path):
+            return self._zk.exists(key)
+        return self.mirror.get(path) is not None
 
     def children(self, key: Key) -> list[str]:
         path = resolve(key)[0]
-        if not self.mirror.covers(path):
-            return self.zk.children(key)
+        if not self._mirrored(path):
+            return self._zk.children(key)
         return self.mirror.children(path)
 
     def write(
@@ -113,25 +130,11 @@ class CachedView:
     ) -> None:
         items = changes(values)
         delete = list(delete)
-        self.zk.write(items, expect=expect, delete=delete)
-        self._await(items, delete)
+        self._zk.write(items, expect=expect, delete=delete, mirror=self.mirror)
+        if self.mirror.complete:
+            self.mirror.sync(SYNC_TIMEOUT)  # read-your-writes (False: reloading; reads lag)
         for key in [key for key, _ in items] + delete:
             self._bump(resolve(key)[0])  # our own change: stale at once, not at its event
 
     def delete(self, key: Key) -> None:
         self.write({}, delete=[key])
-
-    def _await(self, items: list[tuple[Key, Any]], deleted: list[Key]) -> None:
-        """Waits until the cache shows this process's own write (read-your-writes)."""
-        wanted = [(key, schema.encode(value, resolve(key)[1])) for key, value in items]
-        deadline = time.monotonic() + SYNC_TIMEOUT
-        while time.monotonic() < deadline:
-            stale = [key for key, data in wanted if self._stale(key, data)]
-            stale += [key for key in deleted if self._node(key)[1] is not None]
-            if not stale:
-                return
-            time.sleep(0.002)
-
-    def _stale(self, key: Key, data: bytes) -> bool:
-        cached, cached_data = self._node(key)
-        return cached and cached_data != data

@@ -2,8 +2,13 @@
 
 It connects to the coordinators' connect string with retry and backoff, tells listeners about
 session state changes, reads and writes values typed by the schema, and writes many keys as
-ONE Zookeeper transaction (`multi`) with version checks: either every change lands or none
-does, and a concurrent writer makes the whole write fail with `ConcurrentChange`.
+ONE Zookeeper transaction (`multi`) with the caller's version checks: either every change lands
+or none does, and a concurrent writer makes the whole write fail with `ConcurrentChange`. A
+write costs one round trip when what exists is known (from a mirror), two otherwise (one
+pipelined batch of questions, then the transaction); never one per key or parent.
+
+It implements `pvc.zk.store.Store`, the contract pvc's verbs use; what only a session has
+(ephemeral claims, private keys, watches, listeners) lives here alone.
 
 Keys are schema names, optionally with their placeholders: `"base.config.maintenance"` or
 `("node.keepalive", "node1")`. Raw paths are never accepted from callers.
@@ -31,12 +36,16 @@ from kazoo.retry import KazooRetry
 from kazoo.security import make_digest_acl
 
 from pvc.errors import ConcurrentChange, PvcError, Unavailable
-from pvc.zk import schema
+from pvc.zk import bulk, schema
+from pvc.zk.mirror import TreeMirror
+from pvc.zk.store import Key, Store
 
-Key = str | tuple[str, ...]
 log = logging.getLogger("pvc.zk")
 # The Zookeeper digest user every daemon authenticates as, with zookeeper.secret as password.
 PRIVATE_USER = "pvc"
+
+# What a failed transaction operation raises when the tree was not as the write assumed.
+CONFLICTS = (BadVersionError, NoNodeError, NodeExistsError, NotEmptyError)
 
 # How a session state reads to listeners: "connected", "suspended" or "lost".
 STATE_NAMES = {
@@ -83,7 +92,130 @@ def _ancestors(path: str) -> list[str]:
     return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
-class ZKHandler:
+class _Plan:
+    """One attempt at a write: its transaction and, per operation, the errors that mean a
+    caller's check failed (any other failure means what we took to exist was wrong).
+
+    `exists` says whether a path exists once the write's deletes are done, learnt from the
+    write itself, `expect`, the mirror (when loaded and covering the path) and, for the rest,
+    one pipelined batch of questions to Zookeeper.
+    """
+
+    def __init__(self, zk: "ZKHandler", expected: dict[str, int], mirror: TreeMirror | None):
+        self.zk = zk
+        self.expected = dict(expected)
+        self.mirror = mirror if mirror is not None and mirror.loaded else None
+        self.txn = zk.client.transaction()
+        self.caller_checks: list[tuple[type[Exception], ...]] = []
+        self.exists: dict[str, bool] = {}
+        self.created: set[str] = set()
+
+    def build(
+        self, items: list[tuple[tuple[str, Any], Any]], deleted: list[str]
+    ) -> tuple[Any, list[tuple[type[Exception], ...]]]:
+        """The transaction: deletes first (a key may be removed and written anew), then
+        writes with their missing parents, then the remaining checks of `expect`."""
+        self._delete(deleted)
+        needed: set[str] = set()
+        for (path, _), _ in items:
+            needed.update((path, *_ancestors(path)))
+        for path, version in self.expected.items():
+            if version == -1:
+                needed.update(_ancestors(path))
+                self.exists.setdefault(path, False)  # as the caller says (its check decides)
+            elif path not in self.exists:
+                self.exists.update(dict.fromkeys((path, *_ancestors(path)), True))
+        self._learn(needed)
+        txn = self.txn
+        for (path, kind), value in items:
+            data = schema.encode(value, kind)
+            want = self.expected.pop(path, None)
+            if path in self.created:  # made earlier in this write as another key's parent
+                self._op((), txn.set_data, path, data)
+            elif want is not None and want >= 0:
+                self._op((BadVersionError, NoNodeError), txn.set_data, path, data, version=want)
+            elif want == -1 or not self.exists[path]:
+                self._create_parents(path)
+                self._op((NodeExistsError,) if want == -1 else (), txn.create, path, data)
+                self.created.add(path)
+            else:
+                self._op((), txn.set_data, path, data)
+        for path, version in self.expected.items():
+            if version != -1:
+                self._op((BadVersionError, NoNodeError), txn.check, path, version)
+                continue
+            # kazoo transactions cannot check absence: creating the key (and its missing
+            # parents) and deleting them again asserts it without leaving a trace.
+            made = [p for p in _ancestors(path) if not self._present(p)]
+            for parent in made:
+                self._op((), txn.create, parent, b"")
+            self._op((NodeExistsError,), txn.create, path, b"")
+            for made_path in reversed([*made, path]):
+                self._op((), txn.delete, made_path)
+        return txn, self.caller_checks
+
+    def _op(self, caller_errors: tuple[type[Exception], ...], method: Callable, *args: Any,
+            **kwargs: Any) -> None:  # fmt: skip
+        method(*args, **kwargs)
+        self.caller_checks.append(caller_errors)
+
+    def _present(self, path: str) -> bool:
+        return path in self.created or self.exists[path]
+
+    def _create_parents(self, path: str) -> None:
+        for parent in _ancestors(path):
+            if not self._present(parent):
+                self._op((), self.txn.create, parent, b"")
+                self.created.add(parent)
+
+    def _mirrored(self, path: str) -> bool:
+        return self.mirror is not None and self.mirror.covers(path)
+
+    def _learn(self, needed: set[str]) -> None:
+        for path in sorted(needed, key=len):  # shallow first: an absent parent decides
+            if path in self.exists:
+                continue
+            if any(self.exists.get(parent) is False for parent in _ancestors(path)):
+                self.exists[path] = False
+            elif self._mirrored(path):
+                self.exists[path] = self.mirror.get(path) is not None
+        unknown = [path for path in needed if path not in self.exists]
+        if unknown:
+            self.exists.update(self.zk.exists_batch(unknown))
+
+    def _delete(self, roots: list[str]) -> None:
+        """Deletes each root's subtree, bottom up, as the mirror or Zookeeper knows it."""
+        paths = self.zk.subtrees_bottom_up([r for r in roots if not self._mirrored(r)])
+        for root in roots:
+            if self._mirrored(root):
+                paths.extend(self._mirror_subtree(root))
+        for path in paths:
+            if path in self.exists:
+                continue  # named twice (a root inside another)
+            expected = path in self.expected
+            self._op(
+                (BadVersionError, NoNodeError) if expected else (),
+                self.txn.delete,
+                path,
+                version=self.expected.pop(path, -1),
+            )
+            self.exists[path] = False
+        for path in paths:
+            for parent in _ancestors(path):
+                self.exists.setdefault(parent, True)
+
+    def _mirror_subtree(self, root: str) -> list[str]:
+        if self.mirror.get(root) is None:
+            return []
+        found, stack = [], [root]
+        while stack:
+            path = stack.pop()
+            found.append(path)
+            stack.extend(f"{path}/{name}" for name in self.mirror.children(path))
+        return found[::-1]
+
+
+class ZKHandler(Store):
     """A connection to Zookeeper with typed, transactional reads and writes."""
 
     def __init__(
@@ -170,6 +302,10 @@ class ZKHandler:
 
     # --- reads ------------------------------------------------------------------------------
 
+    @property
+    def zk(self) -> "ZKHandler":
+        return self
+
     def exists(self, key: Key) -> bool:
         return self._call(self.client.exists, resolve(key)[0]) is not None
 
@@ -187,15 +323,24 @@ class ZKHandler:
         return schema.decode(raw, kind), stat.version
 
     def read_many(self, keys: Iterable[Key]) -> list[Any]:
-        """Reads several keys with pipelined requests (one round trip's latency, not N)."""
+        """Reads several keys in multiRead requests of bulk.BATCH keys, all sent at once (one
+        round trip's latency, and one request per batch instead of one per key)."""
         resolved = [resolve(key) for key in keys]
-        asyncs = [self.client.get_async(path) for path, _ in resolved]
+        batches = [
+            bulk.multi_read(
+                self.client, [(bulk.DATA, path) for path, _ in resolved[i : i + bulk.BATCH]]
+            )
+            for i in range(0, len(resolved), bulk.BATCH)
+        ]
+        answers = [answer for pending in batches for answer in self._call(pending.get)]
         values = []
-        for (_, kind), pending in zip(resolved, asyncs, strict=True):
-            try:
-                values.append(schema.decode(self._call(pending.get)[0], kind))
-            except NoNodeError:
+        for (_, kind), answer in zip(resolved, answers, strict=True):
+            if isinstance(answer, NoNodeError):
                 values.append(None)
+            elif isinstance(answer, Exception):
+                raise answer
+            else:
+                values.append(schema.decode(answer, kind))
         return values
 
     def children(self, key: Key) -> list[str]:
@@ -217,98 +362,75 @@ class ZKHandler:
         *,
         expect: Mapping[Key, int] | None = None,
         delete: Iterable[Key] = (),
+        mirror: TreeMirror | None = None,
     ) -> None:
         """Sets, creates and deletes keys in ONE transaction: all of it happens, or none.
 
-        Every existing key written is checked against the version read just before commit;
-        `expect` adds checks of versions the caller read earlier (-1: must not exist), so a
+        `expect` checks versions the caller read earlier (-1: must not exist), so a
         read-check-write sequence fails as a whole if anyone changed what it read. Missing
         parents are created in the same transaction; deletes are recursive. Raises
         ConcurrentChange when a check fails.
+
+        What exists is known without a round trip where possible: from this write itself,
+        from `expect`, and from `mirror` (a loaded copy of the tree); what is still unknown
+        is asked in one pipelined batch. An existing key is set without a version check
+        unless the caller expected one. If the transaction fails only because such knowledge
+        was wrong (the mirror lagged, a parent vanished), it is planned again once, asking
+        Zookeeper everything.
         """
-        items = changes(values)
+        items = [(resolve(key), value) for key, value in changes(values)]
         expected = {resolve(key)[0]: version for key, version in (expect or {}).items()}
-        txn = self.client.transaction()
-        # Deletes go first, so a key can be removed and written anew in the same write.
-        removed: set[str] = set()
-        for key in delete:
-            for path, version in self._subtree_bottom_up(resolve(key)[0]):
-                txn.delete(path, version=expected.pop(path, version))
-                removed.add(path)
-        created: set[str] = set()
-
-        def missing(path: str) -> bool:
-            if path in created:
-                return False
-            return path in removed or self._call(self.client.exists, path) is None
-
-        for key, value in items:
-            path, kind = resolve(key)
-            data = schema.encode(value, kind)
-            want = expected.pop(path, None)
-            if path in created:  # made earlier in this write as another key's parent
-                txn.set_data(path, data)
-                continue
-            stat = None if path in removed else self._call(self.client.exists, path)
-            if stat is None:
-                if want not in (None, -1) and path not in removed:
-                    raise ConcurrentChange(f"{path} was removed by another writer")
-                for parent in _ancestors(path):
-                    if missing(parent):
-                        txn.create(parent, b"")
-                        created.add(parent)
-                txn.create(path, data)
-                created.add(path)
-            else:
-                if want == -1:
-                    raise ConcurrentChange(f"{path} was created by another writer")
-                txn.set_data(path, data, version=stat.version if want is None else want)
-        for path, version in expected.items():
-            if version == -1:
-                # kazoo transactions cannot check absence: creating the key (and its missing
-                # parents) and deleting them again asserts it without leaving a trace.
-                made = [p for p in _ancestors(path) if missing(p)] + [path]
-                for made_path in made:
-                    txn.create(made_path, b"")
-                for made_path in reversed(made):
-                    txn.delete(made_path)
-            else:
-                txn.check(path, version)
-        self._commit(txn)
+        deleted = [resolve(key)[0] for key in delete]
+        for attempt_mirror in (mirror, None):
+            txn, caller_checks = _Plan(self, expected, attempt_mirror).build(items, deleted)
+            failed = self._commit(txn)
+            if failed is None:
+                return
+            index, error = failed
+            if isinstance(error, caller_checks[index]) or attempt_mirror is None:
+                break
+        raise ConcurrentChange(
+            "the cluster state changed while this change was being written; "
+            "nothing was written, try again"
+        )
 
     def delete(self, key: Key) -> None:
         """Deletes a key and everything below it, in one transaction; missing is fine."""
         self.write({}, delete=[key])
 
-    def _subtree_bottom_up(self, path: str) -> list[tuple[str, int]]:
-        try:
-            stat = self._call(self.client.exists, path)
-            if stat is None:
-                return []
-            found: list[tuple[str, int]] = []
-            for child in self._call(self.client.get_children, path):
-                found.extend(self._subtree_bottom_up(f"{path.rstrip('/')}/{child}"))
-        except NoNodeError:
-            return []
-        found.append((path, stat.version))
-        return found
+    def exists_batch(self, paths: Iterable[str]) -> dict[str, bool]:
+        """Whether each path exists, asked with pipelined requests (one round trip)."""
+        asked = [(path, self.client.exists_async(path)) for path in paths]
+        return {path: self._call(pending.get) is not None for path, pending in asked}
 
-    def _commit(self, txn: Any) -> None:
+    def subtrees_bottom_up(self, paths: Iterable[str]) -> list[str]:
+        """Every path under `paths` (and they themselves), deepest first, read level by level
+        with pipelined requests; paths that do not exist are left out."""
+        found: list[str] = []
+        level = list(paths)
+        while level:
+            asked = [(path, self.client.get_children_async(path)) for path in level]
+            level = []
+            for path, pending in asked:
+                try:
+                    names = self._call(pending.get)
+                except NoNodeError:
+                    continue
+                found.append(path)
+                level.extend(f"{path.rstrip('/')}/{name}" for name in names)
+        return found[::-1]
+
+    def _commit(self, txn: Any) -> tuple[int, Exception] | None:
+        """Commits; None on success, else (index, error) of the operation that failed."""
         if not txn.operations:
-            return
+            return None
         results = self._call(txn.commit)
-        failures = [
-            r for r in results if isinstance(r, Exception) and not isinstance(r, RolledBackError)
-        ]
-        if not failures:
-            return
-        failure = failures[0]
-        if isinstance(failure, BadVersionError | NoNodeError | NodeExistsError | NotEmptyError):
-            raise ConcurrentChange(
-                "the cluster state changed while this change was being written; "
-                "nothing was written, try again"
-            )
-        raise Unavailable(f"Zookeeper refused the change: {type(failure).__name__}")
+        for index, result in enumerate(results):
+            if isinstance(result, Exception) and not isinstance(result, RolledBackError):
+                if isinstance(result, CONFLICTS):
+                    return index, result
+                raise Unavailable(f"Zookeeper refused the change: {type(result).__name__}")
+        return None
 
     # --- watches ----------------------------------------------------------------------------
 

@@ -27,17 +27,18 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.recipe import lock as recipes
 
 from pvc.errors import LockTimeout, Unavailable
-from pvc.zk.handler import Key, ZKHandler, resolve
+from pvc.zk.handler import Key, resolve
+from pvc.zk.store import Store
 
 
 class Lock:
     """One acquisition of a Zookeeper lock; use as `with exclusive_lock(zk, key, 0.4):`."""
 
-    def __init__(self, zk: ZKHandler, key: Key, recipe: Callable[..., Any], timeout: float):
-        self.zk = zk
+    def __init__(self, zk: Store, key: Key, recipe: Callable[..., Any], timeout: float):
+        self.zk = zk.zk  # a handler, or the one behind a view
         self.path = resolve(key)[0]
         self.timeout = timeout
-        self._recipe = recipe(zk.client, self.path, identifier=str(uuid.uuid1()))
+        self._recipe = recipe(self.zk.client, self.path, identifier=str(uuid.uuid1()))
         self._valid = threading.Event()
 
     @property
@@ -70,16 +71,16 @@ class Lock:
             self._recipe.release()
 
 
-def exclusive_lock(zk: ZKHandler, key: Key, timeout: float) -> Lock:
+def exclusive_lock(zk: Store, key: Key, timeout: float) -> Lock:
     """Mutual exclusion: one holder cluster wide."""
     return Lock(zk, key, recipes.Lock, timeout)
 
 
-def read_lock(zk: ZKHandler, key: Key, timeout: float) -> Lock:
+def read_lock(zk: Store, key: Key, timeout: float) -> Lock:
     """Shared side of a read/write lock: many readers, no writer."""
     return Lock(zk, key, recipes.ReadLock, timeout)
 
 
-def write_lock(zk: ZKHandler, key: Key, timeout: float) -> Lock:
+def write_lock(zk: Store, key: Key, timeout: float) -> Lock:
     """Exclusive side of a read/write lock: one writer, no readers."""
     return Lock(zk, key, recipes.WriteLock, timeout)

@@ -1,18 +1,20 @@
 """An in-memory copy of Zookeeper subtrees, kept current by watches.
 
 Why not kazoo's TreeCache: it loads a tree one request at a time through kazoo's callback
-thread (about 0.7 ms a node: 10 s for 1,000 VMs, a minute for 5,000) and sets a children watch
-on every leaf. The mirror pipelines its loads (thousands of requests in flight), asks the schema
-which paths are leaves, and is shared in a process: the node daemon's VM controller and the API
-it serves as primary read the same copy.
+thread and sets a children watch on every node. The mirror sets ONE persistent recursive
+watch per root (pvc.zk.bulk), then loads the tree level by level with multiRead requests of
+hundreds of reads each, asking the schema which paths are leaves (no children to list). No
+per-node watch bookkeeping: 90,000 nodes load in a few seconds and cost tens of MB. It is
+shared in a process: the node daemon's VM controller, fence monitor and the API it serves as
+primary read the same copy.
 
-Ordering: every request is issued and linked to its completion under one lock, and kazoo runs
-completions on one thread in the order the server answered, so they are applied in server
-order; a one-shot watch that fires makes the mirror read the path again (which re-arms it), so
-the last read of a path always reflects its newest state. A lost connection drops every watch
-(kazoo 2.11 neither keeps nor re-registers them, even when the session survives) and fails the
-reads in flight: on every reconnection the mirror reloads its roots in full, and `loaded` is
-False until it has.
+Ordering: the watch is added before anything is read, so every change after the read began
+produces an event. Every event makes the mirror read the path again (a missing node is then
+dropped); requests are issued and linked to their completion under one lock, and kazoo runs
+completions on one thread in the order the server answered, so results are applied in server
+order and the last read of a path reflects its newest state. A lost connection drops the
+watch and fails the reads in flight: on every reconnection the mirror adds its watches again
+and reloads its roots in full, and `loaded` is False until it has.
 
 Waiting: `wait(predicate, timeout)` is the one way pvc waits for the cluster to get somewhere
 (a VM to settle, a job to end): the predicate, which reads only the mirror, is evaluated again
@@ -22,49 +24,70 @@ knows the mirror is at least that new).
 """
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
-from kazoo.protocol.states import Callback, EventType, KazooState, WatchedEvent
+from kazoo.protocol.states import Callback, KazooState
 
-from pvc.zk import schema
+from pvc.zk import bulk, schema
 
 log = logging.getLogger("pvc.zk.mirror")
 Listener = Callable[[str, bytes | None], None]  # (path, new data or None when removed)
+SHARED_VALUE = 64  # values up to this size are kept once, however many nodes hold them
 
 
 class TreeMirror:
     def __init__(self, client: KazooClient, roots: Iterable[str]):
         self.client = client
         self.roots = tuple(roots)
+        # covers() is asked for every key a view reads: top-level roots answer by one lookup
+        self._top_roots = frozenset(root for root in self.roots if root.count("/") == 1)
+        self._deep_roots = tuple(root for root in self.roots if root not in self._top_roots)
         self._data: dict[str, bytes] = {}
         self._children: dict[str, set[str]] = {}
-        self._lock = threading.Lock()  # guards _data/_children against readers
+        self._values: dict[bytes, bytes] = {}  # one copy of each short value ("stop", ...)
+        self._lock = threading.Lock()  # guards _children against readers
         self._issue = threading.Lock()  # keeps completions in the order requests were sent
         self._pending = 0
         self._loaded = threading.Event()
+        self._complete = False  # the first load has finished
+        self._started = 0.0
         self._listeners: list[Listener] = []
         self._stale = False  # the connection dropped: watches and reads were lost
         self._changed = threading.Condition()  # notified on every change and load state
+        self._kazoo_threads: set[int] = set()  # kazoo's watch and completion threads, as seen
+        self._events: list[str] = []  # paths watch events named, not yet read again
+        self._events_lock = threading.Lock()
 
     # --- life cycle -------------------------------------------------------------------------
 
     def start(self, timeout: float = 120.0) -> bool:
         """Loads the roots; True once everything is in memory (False: still loading)."""
+        self._started = time.monotonic()
         self.client.add_listener(self._on_state)
+        bulk.follow(self.client, self._on_event)
+        self.client.handler.dispatch_callback(Callback("watch", self._note_thread, ()))
         self._pending_change(+1)
         self._load_roots()
         return self._loaded.wait(timeout)
 
     def close(self) -> None:
         self.client.remove_listener(self._on_state)
+        bulk.unfollow(self.client, self._on_event)
 
     def listen(self, listener: Listener) -> None:
         """Calls `listener(path, data)` on every change (on kazoo's thread: keep it short)."""
         self._listeners.append(listener)
+
+    @property
+    def complete(self) -> bool:
+        """True once the first load has finished (and ever after: a reload keeps the copy)."""
+        return self._complete
 
     @property
     def loaded(self) -> bool:
@@ -87,25 +110,26 @@ class TreeMirror:
         """Returns True once the mirror shows every change this session had been told of when
         it was called (False after `timeout` s, or while the copy is not whole).
 
-        How: watch events reach kazoo's callback thread in the order they arrived; a marker put
-        behind them runs once they have issued their reads; a request the marker issues
-        completes (completions are in order) after those reads did. Three rounds cover the
-        reads that completions issue in turn (a new VM: its children, then its keys)."""
-        deadline = time.monotonic() + timeout
-        for _ in range(3):
-            done = threading.Event()
+        How: events reach kazoo's watch thread in the order they arrived, and each issues a
+        read; a marker put behind them issues a request of its own, which completes
+        (completions are in order) after those reads did. On one of kazoo's own threads
+        (a watch callback, a listener) it cannot wait for that thread: it returns at once."""
+        if threading.get_ident() in self._kazoo_threads:
+            return self.loaded
+        done = threading.Event()
 
-            def issue(done: threading.Event = done) -> None:
-                with self._issue:
-                    self.client.exists_async(self.roots[0]).rawlink(lambda _: done.set())
+        def issue() -> None:
+            with self._issue:
+                self.client.exists_async(self.roots[0]).rawlink(lambda _: done.set())
 
-            self.client.handler.dispatch_callback(Callback("watch", issue, ()))
-            if not done.wait(max(0.0, deadline - time.monotonic())):
-                return False
-        return self.loaded
+        self.client.handler.dispatch_callback(Callback("watch", issue, ()))
+        return done.wait(timeout) and self.loaded
 
     def covers(self, path: str) -> bool:
-        return any(path == root or path.startswith(root + "/") for root in self.roots)
+        end = path.find("/", 1)
+        if (path if end < 0 else path[:end]) in self._top_roots:
+            return True
+        return any(path == root or path.startswith(root + "/") for root in self._deep_roots)
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -131,11 +155,24 @@ class TreeMirror:
             self.client.handler.spawn(self._load_roots)
 
     def _load_roots(self) -> None:
-        """Asks for every root again; releases the pending count its caller took, so the count
-        cannot touch zero before every root is asked."""
+        """Watches every root and reads it all again; releases the pending count its caller
+        took, so the count cannot touch zero before every root is asked."""
         for root in self.roots:
-            self._load(root, full=True)
+            self._pending_change(+1)
+            with self._issue:
+                bulk.add_recursive_watch(self.client, root).rawlink(
+                    lambda result, root=root: self._on_watch_added(root, result)
+                )
+        self._fetch(self.roots)
         self._pending_change(-1)
+
+    def _on_watch_added(self, root: str, result: Any) -> None:
+        try:
+            result.get()
+        except Exception as exc:  # a lost connection (the reload on reconnecting repairs)
+            log.warning("cannot watch %s: %s", root, exc)
+        finally:
+            self._pending_change(-1)
 
     def _pending_change(self, delta: int) -> None:
         with self._lock:
@@ -143,6 +180,10 @@ class TreeMirror:
             loaded = self._pending == 0 and not self._loaded.is_set()
             if loaded:
                 self._loaded.set()
+                if not self._complete:
+                    log.info("%s in memory: %d nodes in %.2f s", ", ".join(self.roots),
+                             len(self._data), time.monotonic() - self._started)  # fmt: skip
+                self._complete = True
         if loaded:
             self._wake()
 
@@ -150,73 +191,93 @@ class TreeMirror:
         with self._changed:
             self._changed.notify_all()
 
-    def _send(self, request: Callable, path: str, done: Callable) -> None:
-        """Issues a read that sets a watch on `path`; `done` gets its result, in server order."""
+    def _fetch(self, paths: Iterable[str], full: bool = True) -> None:
+        """Reads paths' data and, when `full`, their children (unless the schema says a path
+        is a leaf) and so on down, in multiRead batches."""
+        operations = []
+        for path in paths:
+            operations.append((bulk.DATA, path))
+            if full and not schema.is_leaf(path):
+                operations.append((bulk.CHILDREN, path))
+        for first in range(0, len(operations), bulk.BATCH):
+            self._send(operations[first : first + bulk.BATCH])
+
+    def _send(self, operations: list[tuple[int, str]]) -> None:
         self._pending_change(+1)
         with self._issue:
-            request(path, watch=self._on_watch).rawlink(done)
+            bulk.multi_read(self.client, operations).rawlink(
+                lambda result: self._on_batch(operations, result)
+            )
 
-    def _read_data(self, path: str) -> None:
-        self._send(self.client.get_async, path, lambda r: self._on_data(path, r))
+    def _on_event(self, kind: int, path: str) -> None:
+        """A watch event (on kazoo's connection thread): the path is read again, from the
+        watch thread, so that sync() can put a marker behind the reads events issued. Events
+        that arrive together (a write of many keys) are read again in one request."""
+        if not self.covers(path):
+            return
+        with self._events_lock:
+            first = not self._events
+            self._events.append(path)
+        if first:
+            self.client.handler.dispatch_callback(Callback("watch", self._reread, ()))
 
-    def _read_children(self, path: str, full: bool) -> None:
-        self._send(self.client.get_children_async, path, lambda r: self._on_children(path, r, full))
+    def _note_thread(self) -> None:
+        self._kazoo_threads.add(threading.get_ident())
 
-    def _load(self, path: str, full: bool = False) -> None:
-        """Reads a path's data and (unless the schema says it is a leaf) its children; `full`
-        also re-reads every child found, at any depth."""
-        self._read_data(path)
-        if not schema.is_leaf(path):
-            self._read_children(path, full)
+    def _reread(self) -> None:
+        self._note_thread()
+        with self._events_lock:
+            paths, self._events = self._events, []
+        self._fetch(dict.fromkeys(paths), full=False)
 
-    def _on_watch(self, event: WatchedEvent) -> None:
-        if event.type == EventType.NONE:
-            return  # the connection dropped and kazoo dropped every watch: the reload repairs
-        if event.type == EventType.CHILD:
-            self._read_children(event.path, False)
-        elif event.type in (EventType.CREATED, EventType.DELETED):
-            # a root that was missing, or a node removed (and its children watch with it): read
-            # all of it again; it may be back already, or reads as missing
-            self._load(event.path, full=True)
-        else:  # CHANGED: read it again
-            self._read_data(event.path)
-
-    def _on_data(self, path: str, result) -> None:
+    def _on_batch(self, operations: list[tuple[int, str]], result: Any) -> None:
+        self._note_thread()
         try:
-            data = result.get()[0]
-        except NoNodeError:
-            self._drop(path)
+            answers = result.get()
         except Exception as exc:  # a lost connection (the reload on reconnecting repairs)
-            log.debug("read of %s failed: %s", path, exc)
+            log.debug("read of %s... failed: %s", operations[0][1], exc)
         else:
-            if self._data.get(path) != data:
-                self._data[path] = data  # one writer (this thread); readers need no lock
-                self._notify(path, data)
+            below: list[str] = []
+            for (kind, path), answer in zip(operations, answers, strict=True):
+                if isinstance(answer, NoNodeError):
+                    self._drop(path)
+                elif isinstance(answer, Exception):
+                    log.debug("read of %s failed: %s", path, answer)
+                elif kind == bulk.DATA:
+                    self._set(path, answer)
+                else:
+                    below.extend(self._set_children(path, answer))
+            if below:
+                self._fetch(below)
         finally:
             self._pending_change(-1)
 
-    def _on_children(self, path: str, result, full: bool) -> None:
-        try:
-            names = set(result.get())
-        except NoNodeError:
-            self._drop(path)
-        except Exception as exc:
-            log.debug("children of %s failed: %s", path, exc)
-        else:
+    def _set(self, path: str, data: bytes) -> None:
+        if len(data) <= SHARED_VALUE:
+            data = self._values.setdefault(data, data)
+        old = self._data.get(path)
+        if old == data:
+            return
+        self._data[path] = data  # one writer (this thread); readers need no lock
+        if old is None and path not in self.roots:  # a new node: its parent lists it
+            parent, name = path.rsplit("/", 1)
             with self._lock:
-                known = self._children.setdefault(path, set())
-                gone, new = known - names, names - known
-                known.update(new)
-            for name in gone:
-                self._drop(f"{path}/{name}")
-            for name in names if full else new:
-                self._load(f"{path}/{name}", full)
-        finally:
-            self._pending_change(-1)
+                self._children.setdefault(parent, set()).add(sys.intern(name))
+        self._notify(path, data)
+
+    def _set_children(self, path: str, names: list[str]) -> list[str]:
+        """Records a path's children; returns every child's path, to be read in full."""
+        found = {sys.intern(name) for name in names}
+        with self._lock:
+            known = self._children.setdefault(path, set())
+            gone = known - found
+            known |= found
+        for name in gone:
+            self._drop(f"{path}/{name}")
+        return [f"{path}/{name}" for name in found]
 
     def _drop(self, path: str) -> None:
-        """Forgets a removed path and everything under it; a removed root is watched until
-        it comes back."""
+        """Forgets a removed path and everything under it."""
         removed = []
         with self._lock:
             stack = [path]
@@ -229,19 +290,6 @@ class TreeMirror:
             self._children.get(parent, set()).discard(name)
         for gone in removed:
             self._notify(gone, None)
-        if path in self.roots:
-            self._send(self.client.exists_async, path, lambda r: self._on_root_exists(path, r))
-
-    def _on_root_exists(self, root: str, result) -> None:
-        try:
-            stat = result.get()
-        except Exception as exc:
-            log.debug("exists of %s failed: %s", root, exc)
-        else:
-            if stat is not None:  # it came back between the read and the watch
-                self._load(root, full=True)
-        finally:
-            self._pending_change(-1)
 
     def _notify(self, path: str, data: bytes | None) -> None:
         for listener in self._listeners:

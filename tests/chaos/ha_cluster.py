@@ -84,6 +84,19 @@ class HaCluster:
         self.observer.wait_running(self.vms.values(), 60)
         return list(self.vms.values())
 
+    def wait_all_running(self, timeout: float) -> None:
+        """Until a primary serves the API and every node's daemon is in run (a node still in
+        init cannot take VMs)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            states = {
+                node["name"]: node["daemon_state"] for node in self.api("GET", "/node", timeout)
+            }
+            if all(states.get(name) == "run" for name in self.cluster.names):
+                return
+            assert time.monotonic() < deadline, f"not every node daemon in run: {states}"
+            time.sleep(0.2)
+
     def zk(self) -> ZKHandler:
         """A session of our own, with the cluster secret (it can read private keys)."""
         return ZKHandler(
@@ -165,7 +178,7 @@ def ha_cluster(
                 name,
                 faults.shell_command("power-on", name),
                 faults.shell_command("power-off", name),
-                address=f"{cluster.subnet}.1",  # PVC_TEST_SLOT may change it
+                address=f"{cluster.subnet}.1",  # PVC_TEST_SLOT may change the subnet
             )
             cluster.node_settings[name] = {
                 "ipmi": {"host": bmc.host, "port": bmc.port, "user": bmc.user,
@@ -175,7 +188,7 @@ def ha_cluster(
         cluster.start_all()
         observer = VmObserver.for_cluster(cluster, libvirt).start()
         ha = HaCluster(cluster, libvirt, bmcs, faults, observer, secret)
-        ha.api("GET", "/node", timeout=60)  # a primary serves
+        ha.wait_all_running(60)
         yield ha
     finally:
         if observer is not None:

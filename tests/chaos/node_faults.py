@@ -57,6 +57,7 @@ PVC_BIN = REPO / "dist" / "pvc"
 LIBVIRT_NODE = REPO / "scripts" / "libvirt-node"
 CUT_TABLE = "pvc_chaos_cut"
 POWER_OFF_TIMEOUT = 10.0
+COMMAND_TIMEOUT = 120.0  # tests.processes.COMMAND_TIMEOUT (this file runs on the standard library)
 SYSTEM_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 
 
@@ -186,7 +187,7 @@ def power_on(name: str, netns: str, libvirt_basedir: Path, config: Path) -> None
     _empty_run_if_off(name, netns, libvirt_basedir)
     subprocess.run(
         [str(LIBVIRT_NODE), "up", name, str(libvirt_basedir), netns],
-        check=True, capture_output=True, text=True,
+        check=True, capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
     )  # fmt: skip
     if not daemon_pids(netns):
         _start_daemon(netns, config)
@@ -227,7 +228,7 @@ def thaw(netns: str) -> None:
 def _nft(netns: str, script: str) -> None:
     result = subprocess.run(
         ["ip", "netns", "exec", netns, "nft", "-f", "-"],
-        input=script, capture_output=True, text=True,
+        input=script, capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
     )  # fmt: skip
     if result.returncode != 0:
         raise RuntimeError(f"nft in {netns} failed: {result.stderr.strip()}")
@@ -275,8 +276,8 @@ class NodeFaults:
         """Pulls the plug of the node; the seconds it took (until all its processes are gone)."""
         seconds = power_off(self.netns(name))
         process = self.cluster.processes.pop(name, None)
-        if process is not None:
-            process.wait()  # the killed daemon, a zombie of this process until then
+        if process is not None:  # the killed daemon, a zombie of this process until then
+            process.wait(POWER_OFF_TIMEOUT)
         return seconds
 
     def power_on(self, name: str) -> None:

@@ -33,6 +33,7 @@ from pvc.zk.handler import ZKHandler
 from tests.chaos.observer import Observer, Snapshot
 from tests.conftest import free_port
 from tests.local_cluster import LocalCluster
+from tests.processes import COMMAND_TIMEOUT
 
 GRACEFUL_BOUND = 5.0
 CRASH_MARGIN = 3.0
@@ -381,6 +382,7 @@ class ChaosRunner:
             subprocess.run(
                 ["ip", "-n", self.cluster.namespace(name), "addr", "del", *address],
                 capture_output=True,
+                timeout=COMMAND_TIMEOUT,
             )
         deadline = time.monotonic() + self.cluster.session_timeout + 5
         while any(self.zk.exists(("node.alive", name)) for name in self.cluster.names):

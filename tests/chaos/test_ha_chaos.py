@@ -15,6 +15,7 @@ pytestmark = pytest.mark.chaos
 ROUNDS = 50
 
 
+@pytest.mark.timeout(2400)  # 50 rounds of ~15 s, each bounded by the recovery wait
 def test_no_vm_ever_runs_twice_and_every_vm_comes_back(tmp_path_factory):
     seed = int(os.environ.get("PVC_CHAOS_SEED", random.randrange(1 << 32)))
     workdir = tmp_path_factory.mktemp("hachaos")

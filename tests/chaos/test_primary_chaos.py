@@ -50,6 +50,7 @@ def test_router_history_reports_only_instants_where_two_were_busy():
     assert history.undetermined == 1  # node2's change at zxid 60, inside node1's gap
 
 
+@pytest.mark.timeout(900)  # BUDGET, the cluster's start and the checks after it
 def test_at_most_one_primary_and_a_primary_again_within_the_bound(cluster, capsys):
     seed = int(os.environ.get("PVC_CHAOS_SEED") or random.randrange(1 << 32))
     runner = ChaosRunner(cluster, seed, log=print)

@@ -6,10 +6,14 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from openapi_spec_validator import validate
 
+from pvc.ops import cluster
+from pvc.zk import schema
 from tests.conftest import free_port, write_config
 
 
@@ -52,7 +56,7 @@ def test_initialize_status_and_maintenance(api_server):
     status, body = call(api_server, "GET", "/status")
     assert status == 200
     assert body["cluster"] == "lab" and body["maintenance"] is False
-    assert body["schema_version"] == 1 and body["nodes"]["total"] == 0
+    assert body["schema_version"] == schema.VERSION and body["nodes"]["total"] == 0
     assert call(api_server, "POST", "/status", {"maintenance": True})[0] == 200
     assert call(api_server, "GET", "/status")[1]["maintenance"] is True
     # parameters may come in the query string too
@@ -142,3 +146,63 @@ def test_unreachable_zookeeper_is_one_line_and_exit_1(tmp_path, pvc_bin):
     assert result.returncode == 1
     assert time.monotonic() - started < 5
     assert result.stderr.splitlines() == [f"pvc: cannot reach Zookeeper at {hosts} within 1 s"]
+
+
+def _ready_node(zk, name: str) -> None:
+    """A node record as a running, ready daemon writes it (placement needs one)."""
+    zk.write(
+        {
+            ("node", name): "hypervisor",
+            ("node.state.daemon", name): "run",
+            ("node.state.domain", name): "ready",
+            ("node.stats", name): {"mem_total": 65536, "mem_free": 65536, "load": 0.1},
+        }
+    )
+
+
+def _test_xml(name: str) -> str:
+    return (
+        f"<domain type='test'><name>{name}</name><uuid>{uuid.uuid4()}</uuid>"
+        "<memory unit='MiB'>64</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>"
+    )
+
+
+def test_racing_first_defines_on_a_fresh_cluster_all_succeed(api_server, zk):
+    assert call(api_server, "POST", "/initialize", {"name": "race"})[0] == 200
+    _ready_node(zk, "node1")
+    deadline = time.monotonic() + 10  # written by another session: the API's mirror follows
+    while call(api_server, "GET", "/node/node1")[0] != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(
+            pool.map(
+                lambda i: call(api_server, "POST", "/vm", {"xml": _test_xml(f"r{i}")}), range(20)
+            )
+        )
+    assert [status for status, _ in answers] == [200] * 20, answers
+    status, vms = call(api_server, "GET", "/vm")
+    assert status == 200 and sorted(vm["name"] for vm in vms) == sorted(f"r{i}" for i in range(20))
+
+
+def test_answers_correctly_while_the_tree_loads(start_api, zk):
+    """The API listens before its mirror has loaded; what it answers meanwhile comes from
+    Zookeeper, whole."""
+    cluster.initialize(zk)
+    pending = []
+    for index in range(1500):
+        vm_uuid, name = str(uuid.uuid4()), f"vm{index:04d}"
+        txn = zk.client.transaction()
+        txn.create(f"/domains/{vm_uuid}", name.encode())
+        for key in ("state", "node", "memory", "vcpus", "tags", "node_limit", "lastnode"):
+            txn.create(f"/domains/{vm_uuid}/{key}", b"stop" if key == "state" else b"")
+        txn.create(f"/names/domains/{name}", vm_uuid.encode())
+        pending.append(txn.commit_async())
+    for result in pending:
+        assert not any(isinstance(r, Exception) for r in result.get())
+    server = start_api()  # returns once GET / answers
+    status, vms = call(server, "GET", "/vm")
+    assert status == 200 and len(vms) == 1500
+    assert call(server, "GET", "/vm/vm0042")[1]["state"] == "stop"
+    log = (server.config_path.parent / f"api-{server.port}.log").read_text()
+    assert "API serving" in log

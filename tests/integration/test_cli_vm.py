@@ -18,6 +18,7 @@ from pvc.cli import vm as vm_cli
 from pvc.cli.connections import Connection
 from pvc.errors import PvcError, Unavailable
 from pvc.ops import cluster
+from tests import processes
 from tests.conftest import fails, ok
 from tests.integration.test_api import call
 from tests.integration.test_vm_ops import add_hypervisor, domain_xml
@@ -329,8 +330,8 @@ def test_log_follow_prints_new_lines_until_interrupted(pvc, vm1, zk, api_server,
     zk.write({("domain.console_log", UUID1): "one\ntwo\n"})
     env = {"PVC_CLIENT_DIR": str(tmp_path / "client")}
     args = [pvc_bin, "--config", str(api_server.config_path), "vm", "log", "vm1", "--follow"]
-    with subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True) as process:  # fmt: skip
+    with processes.running(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True) as process:  # fmt: skip
         assert [process.stdout.readline() for _ in range(2)] == ["one\n", "two\n"]
         zk.write({("domain.console_log", UUID1): "one\ntwo\nthree\nfour\n"})
         assert [process.stdout.readline() for _ in range(2)] == ["three\n", "four\n"]

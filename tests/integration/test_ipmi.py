@@ -74,8 +74,8 @@ def make_node(tmp_path, bmcs):
         nodes.append(node)
         bmc = bmcs.start(name, node.on_cmd, node.off_cmd, power="off")
         if power == "on":
-            ipmi.power_on(bmc)
-            wait_until(lambda: ipmi.power_state(bmc) == "on")
+            bmc.power_on()
+            wait_until(lambda: bmc.power_state() == "on")
         return node, bmc
 
     yield make
@@ -85,21 +85,21 @@ def make_node(tmp_path, bmcs):
 
 def test_power_on_and_off_run_the_node_commands(make_node, bmcs):
     node, bmc = make_node("node1", power="off")
-    assert ipmi.power_state(bmc) == "off"
+    assert bmc.power_state() == "off"
     assert node.events == []
 
-    ipmi.power_on(bmc)
-    wait_until(lambda: ipmi.power_state(bmc) == "on")
+    bmc.power_on()
+    wait_until(lambda: bmc.power_state() == "on")
     assert node.events == ["on"]
     pid = node.pid
     assert running(pid)
 
-    ipmi.power_off(bmc)
-    wait_until(lambda: ipmi.power_state(bmc) == "off")
+    bmc.power_off()
+    wait_until(lambda: bmc.power_state() == "off")
     assert node.events == ["on", "off"]
     assert not running(pid)
 
-    ipmi.power_off(bmc)  # already off: accepted, and nothing runs
+    bmc.power_off()  # already off: accepted, and nothing runs
     wait_until(lambda: "power already 0" in bmcs.log("node1"))
     assert node.events == ["on", "off"]
 
@@ -127,7 +127,7 @@ def test_fence_powers_off_verifies_and_powers_on_again(make_node, bmcs):
     assert node.events == ["on", "off", "on"]
     assert not running(old_pid)
     assert node.pid != old_pid and running(node.pid)
-    assert ipmi.power_state(bmc) == "on"
+    assert bmc.power_state() == "on"
     assert other.events == ["on"] and running(other_pid)  # the neighbour was not touched
 
 
@@ -186,7 +186,7 @@ def test_wrong_password_fails_without_touching_the_node(make_node, bmcs):
     assert node.events == ["on"] and running(node.pid)
     assert bmcs.power("node1") == "on"
     with pytest.raises(ipmi.IpmiError) as error:
-        ipmi.power_off(wrong)
+        wrong.power_off()
     assert "credentials" in error.value.reason
     for text in (repr(result), str(result), *result.steps, str(error.value), repr(wrong)):
         assert wrong.password not in text and bmc.password not in text
@@ -230,4 +230,4 @@ def test_stop_frees_the_port(bmcs):
     bmcs.stop("node1")
     assert not running(pid)
     with pytest.raises(ipmi.IpmiError, match="unreachable"):
-        ipmi.power_state(bmc, timeout=1)
+        bmc.power_state(timeout=1)

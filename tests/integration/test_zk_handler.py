@@ -6,6 +6,8 @@ import time
 import pytest
 
 from pvc.errors import ConcurrentChange, Unavailable
+from pvc.ops import cluster
+from pvc.zk.cache import CachedView, open_mirror
 from pvc.zk.handler import ZKHandler
 
 
@@ -135,3 +137,76 @@ def test_session_state_listener(zk_hosts):
     handler.connect()
     handler.close()
     assert states[0] == "connected" and states[-1] == "lost"
+
+
+def _counting(monkeypatch, zk) -> list[list[str]]:
+    """Records every batch of existence questions the handler asks Zookeeper."""
+    batches: list[list[str]] = []
+    ask = zk.exists_batch
+
+    def counted(paths):
+        paths = list(paths)
+        batches.append(paths)
+        return ask(paths)
+
+    monkeypatch.setattr(zk, "exists_batch", counted)
+    monkeypatch.setattr(zk.client, "exists", lambda *a, **k: pytest.fail("one exists() per key"))
+    return batches
+
+
+def vm_record(uuid: str, name: str) -> dict:
+    keys = ("domain.state", "domain.node", "domain.memory", "domain.tags", "domain.observed")
+    return {("domain", uuid): name, ("name.domain", name): uuid} | {
+        (key, uuid): "x" for key in keys
+    }
+
+
+def test_write_asks_what_exists_in_one_batch(zk, monkeypatch):
+    cluster.initialize(zk)
+    batches = _counting(monkeypatch, zk)
+    uuid = "00000000-0000-4000-8000-000000000001"
+    zk.write(vm_record(uuid, "one"), expect={("domain", uuid): -1, ("name.domain", "one"): -1})
+    # the VM's keys lie below a key expected absent: only the parents above are asked
+    assert len(batches) == 1 and set(batches[0]) == {"/domains", "/names", "/names/domains"}
+    zk.write({("domain.state", uuid): "start", ("domain.lastnode", uuid): "n1"})
+    assert len(batches) == 2
+    assert zk.read(("domain.state", uuid)) == "start"
+    assert zk.read(("domain.lastnode", uuid)) == "n1"
+
+
+def test_write_through_a_loaded_mirror_asks_nothing(zk, monkeypatch):
+    cluster.initialize(zk)
+    view = CachedView(zk, open_mirror(zk))
+    batches = _counting(monkeypatch, zk)
+    uuid = "00000000-0000-4000-8000-000000000002"
+    view.write(vm_record(uuid, "two"), expect={("domain", uuid): -1, ("name.domain", "two"): -1})
+    view.write({("domain.state", uuid): "start", ("domain.lastnode", uuid): "n1"})
+    view.delete(("domain", uuid))
+    assert batches == []
+    assert view.read(("name.domain", "two")) == uuid and not view.exists(("domain", uuid))
+    assert zk.read_versioned(("domain.state", uuid)) == (None, -1)
+
+
+def test_write_planned_on_a_lagging_mirror_is_redone_once(zk):
+    """The mirror has not seen a key appear (or vanish) yet: the transaction fails on that
+    assumption alone and is planned again from Zookeeper's answers."""
+    cluster.initialize(zk)
+    mirror = open_mirror(zk)
+    zk.write({("node.mode", "n1"): "coordinator", ("node.stats", "n1"): {"load": 1}})
+    assert mirror.sync()
+    mirror._data.pop("/nodes/n1/daemonmode")  # as if its creation had not reached the mirror
+    mirror._data["/nodes/n1/routerstate"] = b"primary"  # nor this one's removal
+    zk.write(
+        {("node.mode", "n1"): "hypervisor", ("node.state.router", "n1"): "client"},
+        mirror=mirror,
+    )
+    assert zk.read(("node.mode", "n1")) == "hypervisor"
+    assert zk.read(("node.state.router", "n1")) == "client"
+    # a caller's own check that fails is not redone: nothing is written
+    _, version = zk.read_versioned(("node.mode", "n1"))
+    with pytest.raises(ConcurrentChange):
+        zk.write(
+            {("node.mode", "n1"): "x"}, expect={("node.mode", "n1"): version + 1}, mirror=mirror
+        )
+    assert zk.read(("node.mode", "n1")) == "hypervisor"
+    mirror.close()

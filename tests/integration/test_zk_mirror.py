@@ -8,8 +8,8 @@ import time
 from kazoo.client import KazooClient
 
 from pvc.ops import cluster
-from pvc.zk.cache import CachedView, open_mirror
-from pvc.zk.handler import ZKHandler
+from pvc.zk.cache import SYNC_TIMEOUT, CachedView, open_mirror
+from pvc.zk.handler import ZKHandler, resolve
 from pvc.zk.mirror import TreeMirror
 from tests.conftest import REPO, free_port
 
@@ -185,3 +185,50 @@ def test_wait_is_woken_by_changes_and_sync_catches_up_with_the_session(zk):
             other.close()
     finally:
         mirror.close()
+
+
+def test_loads_a_tree_of_many_batches_and_follows_it_with_one_watch_per_root(zk: ZKHandler):
+    """Thousands of nodes: the load spans many multiRead batches; changes deep in the tree
+    are seen without a watch of their own (kazoo keeps none for them)."""
+    cluster.initialize(zk)
+    pending = []
+    for index in range(400):
+        txn = zk.client.transaction()
+        for key, value in vm_values(uuid_of(index), f"vm{index}").items():  # parents first
+            txn.create(resolve(key)[0], value.encode())
+        pending.append(txn.commit_async())
+    assert all(not isinstance(r, Exception) for p in pending for r in p.get())
+    mirror = TreeMirror(zk.client, ["/domains", "/names"])
+    assert mirror.start(30)
+    try:
+        assert len(mirror.children("/domains")) == 400
+        assert all(mirror.get(f"/domains/{uuid_of(i)}/node") == b"node1" for i in range(400))
+        assert mirror.get("/names/domains/vm399") == uuid_of(399).encode()
+        assert zk.client._data_watchers == {} and zk.client._child_watchers == {}
+        zk.write({("domain.state", uuid_of(123)): "start"})
+        zk.delete(("domain", uuid_of(7)))
+        assert mirror.sync()
+        assert mirror.get(f"/domains/{uuid_of(123)}/state") == b"start"
+        assert uuid_of(7) not in mirror.children("/domains")
+        assert mirror.get(f"/domains/{uuid_of(7)}/state") is None
+    finally:
+        mirror.close()
+
+
+def test_a_view_written_from_a_mirror_listener_does_not_wait_for_its_own_thread(zk: ZKHandler):
+    """sync() cannot wait on kazoo's thread for that thread: the write returns at once."""
+    cluster.initialize(zk)
+    view = CachedView(zk, open_mirror(zk))
+    took: list[float] = []
+
+    def on_change(path: str, data: bytes | None) -> None:
+        if path == "/config/cluster_name" and data == b"go":
+            started = time.monotonic()
+            view.write({"base.config.upstream_ip": "10.0.0.1"})
+            took.append(time.monotonic() - started)
+
+    view.mirror.listen(on_change)
+    view.write({"base.config.cluster_name": "go"})
+    assert wait_until(lambda: took)
+    assert took[0] < SYNC_TIMEOUT / 2  # a sync waiting for its own thread takes all of it
+    assert zk.read("base.config.upstream_ip") == "10.0.0.1"

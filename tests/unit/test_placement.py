@@ -1,12 +1,11 @@
-"""choose_target_node and the memory checks, on plain figures."""
+"""choose_target_node, the memory checks and the load tally, on plain figures."""
 
 import pytest
 
 from pvc.errors import InvalidInput
 from pvc.ops.placement import (
+    LoadTally,
     NodeLoad,
-    VmLoad,
-    add_vm_loads,
     choose_target_node,
     overcommit_complaint,
     survives_largest_node_loss,
@@ -21,19 +20,30 @@ def nodes():
     }
 
 
+def add_vm(tally: LoadTally, uuid: str, node: str, state: str, memory: int, vcpus: int) -> None:
+    for field, value in (("node", node), ("state", state), ("memory", memory), ("vcpus", vcpus)):
+        tally.set_vm(uuid, field, value)
+
+
+def tallied() -> LoadTally:
+    """The nodes of `nodes()` and five VMs, one on a node that no longer exists."""
+    tally = LoadTally()
+    for node in nodes().values():
+        tally.set_node(node.name)
+        tally.set_node(node.name, "daemon_state", "run")
+        tally.set_node(node.name, "domain_state", "ready")
+        stats = {"mem_total": node.mem_total, "mem_free": node.mem_free, "load": node.load}
+        tally.set_node(node.name, "stats", stats)
+    add_vm(tally, "vm1", "a", "start", 1000, 2)
+    add_vm(tally, "vm2", "b", "start", 2000, 4)
+    add_vm(tally, "vm3", "b", "stop", 4000, 1)
+    add_vm(tally, "vm4", "c", "stop", 500, 1)
+    add_vm(tally, "vm5", "gone", "start", 999, 9)  # ignored
+    return tally
+
+
 def loaded():
-    found = nodes()
-    add_vm_loads(
-        found,
-        [
-            VmLoad("a", "start", 1000, 2),
-            VmLoad("b", "start", 2000, 4),
-            VmLoad("b", "stop", 4000, 1),
-            VmLoad("c", "stop", 500, 1),
-            VmLoad("gone", "start", 999, 9),  # on a node that no longer exists: ignored
-        ],
-    )
-    return found
+    return tallied().loads()
 
 
 @pytest.mark.parametrize(
@@ -83,5 +93,48 @@ def test_n_plus_one():
         "capacity_without_largest": 16000,
         "largest_node": "c",
     }
-    add_vm_loads(found, [VmLoad("a", "start", 14000, 1)])
-    assert survives_largest_node_loss(found.values(), 1.0)["ok"] is False
+    tally = tallied()
+    add_vm(tally, "huge", "a", "start", 14000, 1)
+    assert survives_largest_node_loss(tally.loads().values(), 1.0)["ok"] is False
+
+
+def figures(load: NodeLoad) -> tuple[int, int, int, int]:
+    return load.mem_allocated, load.mem_provisioned, load.vcpus_allocated, load.vms
+
+
+def test_the_tally_follows_a_vm_through_changes():
+    tally = tallied()
+    tally.set_vm("vm3", "state", "start")  # b: 4000 MiB and 1 vCPU more in use
+    assert figures(tally.loads()["b"]) == (6000, 6000, 5, 2)
+    tally.set_vm("vm3", "node", "c")  # moved: off b, onto c
+    assert figures(tally.loads()["b"]) == (2000, 2000, 4, 1)
+    assert figures(tally.loads()["c"]) == (4000, 4500, 1, 2)
+    tally.set_vm("vm3", "memory", 3000)
+    assert figures(tally.loads()["c"]) == (3000, 3500, 1, 2)
+    tally.drop_vm("vm3")
+    assert figures(tally.loads()["c"]) == (0, 500, 0, 1)
+
+
+def test_the_tally_counts_a_change_seen_twice_once():
+    tally = tallied()
+    tally.set_vm("vm1", "state", "stop")
+    tally.set_vm("vm1", "state", "stop")
+    assert figures(tally.loads()["a"]) == (0, 1000, 0, 1)
+
+
+def test_the_tally_forgets_a_removed_node_and_its_keys_going_away():
+    tally = tallied()
+    tally.drop_node("c")
+    tally.set_node("c", "stats", None)  # its keys' removals arrive after the node's
+    tally.set_vm("vm4", "node", None)
+    assert sorted(tally.loads()) == ["a", "b"]
+    tally.drop_vm("vm1")
+    tally.set_vm("vm1", "memory", None)  # a removed VM's keys going away
+    assert figures(tally.loads()["a"]) == (0, 0, 0, 0)
+
+
+def test_a_node_without_figures_is_unknown_and_empty():
+    tally = LoadTally()
+    tally.set_node("new")
+    load = tally.loads()["new"]
+    assert (load.daemon_state, load.mem_total, load.usable) == ("unknown", 0, False)

@@ -5,16 +5,19 @@
 
 A state change or move with `wait` answers 200 with the VM's record once it got there (or
 failed: see its state and failed_reason), or 202 Accepted with its record as it is now if the
-wait ran out first: the change was made and goes on.
+wait ran out first, or if too many requests wait already (pvc.api.waits): the change was made
+and goes on.
 """
 
 from dataclasses import replace
 from typing import Any
 
+from pvc.api import waits
 from pvc.api.app import Context, Param, endpoint
 from pvc.errors import InvalidInput
 from pvc.ops import placement, vm_move, vm_state
 from pvc.ops import vm as vm_ops
+from pvc.ops.vm_goals import GOALS
 
 TAGS = ("vm",)
 NOT_FOUND = "The VM does not exist, or the cluster is not initialised"
@@ -43,18 +46,19 @@ TIMEOUT = Param(
     "With wait: the most seconds to wait (default 120; 200 for restart, shutdown and moves; "
     "at most 3600)",
 )
-STILL_GOING = "With wait: the wait ran out first; the VM's record now (the change goes on)"
-# What each state change waits for (wait_for's states), how long, and its goal in words.
+STILL_GOING = (
+    "With wait: the wait ran out first, or too many requests wait already; the VM's record "
+    "now (the change goes on)"
+)
+# How long each state change waits by default, and its goal in words (its states: GOALS).
 STATE_WAITS = {
-    "start": (("start",), WAIT_SECONDS, "start"),
-    "restart": (("start",), SHUTDOWN_WAIT_SECONDS, "restart"),
-    "shutdown": (("stop", "disable"), SHUTDOWN_WAIT_SECONDS, "shut down"),
-    "stop": (("stop", "disable"), WAIT_SECONDS, "stop"),
-    "disable": (("stop", "disable"), WAIT_SECONDS, "stop"),
+    "start": (WAIT_SECONDS, "start"),
+    "restart": (SHUTDOWN_WAIT_SECONDS, "restart"),
+    "shutdown": (SHUTDOWN_WAIT_SECONDS, "shut down"),
+    "stop": (WAIT_SECONDS, "stop"),
+    "disable": (WAIT_SECONDS, "stop"),
 }
 PLAIN_VERBS = {"restart": vm_state.restart, "stop": vm_state.stop, "disable": vm_state.disable}
-# A move or migration is over when the VM is in any state but migrate (start: running there).
-SETTLED = tuple(state for state in vm_ops.STATES if state != "migrate")
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -89,11 +93,19 @@ def _waited(
     ctx: Context, answer: dict[str, Any], states: tuple[str, ...], timeout: float, goal: str
 ) -> dict[str, Any] | tuple[int, dict[str, Any]]:
     """The VM's record once it reached `states` (or failed), with the verb's message; or 202
-    with its record as it is now and a message saying it is still on its way."""
-    try:
-        record = vm_state.wait_for(ctx.zk, answer["uuid"], states, timeout, goal)
-    except vm_state.StillGoing as going:
-        return 202, going.record | {"message": going.message}
+    with its record as it is now and a message saying it is still on its way (also at once
+    when too many requests wait already: pvc.api.waits)."""
+    with waits.wait_slot() as waiting:
+        if not waiting:
+            message = (
+                f"{answer['message']}; not waiting: {waits.MAX_WAITS} requests are waiting "
+                "already (follow the VM with GET /vm/<vm>)"
+            )
+            return 202, vm_ops.info(ctx.zk, answer["uuid"]) | {"message": message}
+        try:
+            record = vm_state.wait_for(ctx.zk, answer["uuid"], states, timeout, goal)
+        except vm_state.StillGoing as going:
+            return 202, going.record | {"message": going.message}
     return record | {"message": answer["message"]}
 
 
@@ -329,7 +341,8 @@ def post_state(
 ) -> dict[str, Any] | tuple[int, dict[str, Any]]:
     if force and state not in ("start", "shutdown"):
         raise InvalidInput("parameter 'force' applies only to states start and shutdown")
-    states, default, goal = STATE_WAITS[state]
+    default, goal = STATE_WAITS[state]
+    states = GOALS[state].states
     seconds = _timeout(wait, timeout, default)
     if state == "start":
         answer = vm_state.start(ctx.zk, _policy(ctx), vm, force)
@@ -395,7 +408,7 @@ def post_node(
             )
         answer = vm_move.unmigrate(ctx.zk, _policy(ctx), vm)
     goal = f"move to {answer['node']}"
-    return _waited(ctx, answer, SETTLED, seconds, goal) if wait else answer
+    return _waited(ctx, answer, GOALS[action].states, seconds, goal) if wait else answer
 
 
 @endpoint(

@@ -1,0 +1,210 @@
+"""What pvc relies on from each outside system: one Protocol per driver, and the drivers' errors.
+
+The node daemon and the ops depend on these types, not on an implementation; a Protocol is
+structural (an implementation need not inherit from it), and tests/unit/test_driver_contracts.py
+checks that every implementation has each member with the same parameters.
+
+| contract          | implementation                                   |
+|-------------------|--------------------------------------------------|
+| HypervisorDriver  | pvc.drivers.libvirt.Hypervisor                   |
+| AddressDriver     | the module pvc.drivers.netlink                   |
+| PowerDriver       | pvc.drivers.ipmi.Bmc (fence procedure: pvc.drivers.power_fence) |
+| CephDriver        | pvc/drivers/ceph.py, to come                     |
+| FirewallDriver    | pvc/drivers/nft.py, to come                      |
+| DhcpDnsDriver     | pvc/drivers/dnsmasq.py, to come                  |
+
+Every driver:
+- is the only module that touches its system, and imports a C binding (libvirt, rados, rbd)
+  through `pvc.drivers.import_binding`, only once it is used;
+- bounds every call in time (a timeout of its own or one it is given; libvirt's through the
+  keepalive of a connection with events), so a hung system fails a step instead of holding a
+  worker;
+- raises its own error (a PvcError: a message naming the object, in the system's words), never
+  the binding's exceptions, and never a secret in a message;
+- makes adding what is there and removing what is not succeed;
+- is tested against the real system, chosen by configuration (a URI, a namespace, a BMC's
+  address, a ceph.conf), never by monkeypatching.
+"""
+
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+from pvc.errors import PvcError
+
+
+class HypervisorError(PvcError):
+    """The hypervisor refused or failed an operation."""
+
+
+class PowerError(PvcError):
+    """A power request failed; `reason` says why in a few words."""
+
+    http_status = 502  # the BMC, a service behind us, failed
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+EventCallback = Callable[[str], None]  # a domain's UUID, from the hypervisor's event thread
+
+
+@runtime_checkable
+class HypervisorDriver(Protocol):
+    """The hypervisor of this node. Opening it (the implementation's constructor) takes the URI
+    and, optionally, a callback for lifecycle events, called with the domain's UUID from the
+    driver's own thread (it must not block); without one, no event loop is started (the
+    watchdog). Domains are transient: started from the XML in Zookeeper, never defined here.
+    States: running, paused, shutdown, shutoff, crashed, other. Failures raise HypervisorError.
+    """
+
+    uri: str
+
+    def domains(self) -> dict[str, str]:
+        """UUID -> state of every domain here; one that is not listed does not exist here."""
+        ...
+
+    def state(self, uuid: str) -> str | None:
+        """The domain's state, None if it is not here."""
+        ...
+
+    def start(self, xml: str) -> None: ...
+
+    def shutdown(self, uuid: str) -> None:
+        """Asks the guest to shut down (ACPI) and returns at once."""
+        ...
+
+    def destroy(self, uuid: str) -> None:
+        """Hard off; succeeds for a domain that is not here."""
+        ...
+
+    def destroy_all_running(self) -> bool:
+        """Hard off of every active domain, pvc's or not (the self-fence); True once none is."""
+        ...
+
+    def migrate(self, uuid: str, peer_uri: str, address: str | None, max_downtime_ms: int) -> None:
+        """Live migration to the hypervisor at `peer_uri` (over `address`, if given): the guest
+        runs there or still here, never in both places and never nowhere."""
+        ...
+
+    def console_file(self, uuid: str) -> str | None:
+        """The file the domain's serial console is logged to, if any."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class AddressDriver(Protocol):
+    """IP addresses on the interfaces of the caller's network namespace. Failures raise
+    Unavailable with the kernel's reason."""
+
+    def add_address(self, interface: str, cidr: str) -> None: ...
+
+    def remove_address(self, interface: str, cidr: str) -> None:
+        """Also succeeds when the interface does not exist."""
+        ...
+
+    def has_address(self, interface: str, cidr: str) -> bool: ...
+
+    def announce_address(self, interface: str, cidr: str) -> None:
+        """Tells the segment that the address now lives here (gratuitous ARP for IPv4)."""
+        ...
+
+
+@runtime_checkable
+class PowerDriver(Protocol):
+    """Power control of one node (its BMC). Each request is bounded by `timeout` and returns
+    once the controller accepted it: the chassis may change state a moment later, so verify
+    with `power_state`. Failures raise PowerError; the fence procedure is built on these three
+    requests only (pvc.drivers.power_fence)."""
+
+    @property
+    def address(self) -> str:
+        """Where the controller is, for messages."""
+        ...
+
+    def power_state(self, timeout: float = 5.0) -> str:
+        """ "on" or "off"."""
+        ...
+
+    def power_off(self, timeout: float = 5.0) -> None:
+        """Hard off: a node being fenced cannot be trusted to shut down."""
+        ...
+
+    def power_on(self, timeout: float = 5.0) -> None: ...
+
+
+class CephDriver(Protocol):
+    """The Ceph cluster through librados and librbd (python3-rados, python3-rbd).
+
+    One connection per process, from the cluster's ceph.conf and keyring, opened with
+    client_mount_timeout, rados_mon_op_timeout and rados_osd_op_timeout set, so a cluster
+    without quorum or with blocked PGs fails a call with CephError after its timeout instead of
+    blocking the caller forever. Images are RBD images named pool/name; sizes are bytes.
+    """
+
+    def mon_command(self, command: dict[str, Any], timeout: float) -> Any:
+        """A monitor command (the JSON form of a `ceph` command line, answered as JSON): its
+        parsed answer; CephError with the monitors' message when it returns non-zero."""
+        ...
+
+    def images(self, pool: str) -> dict[str, int]:
+        """Name -> size of every image of the pool."""
+        ...
+
+    def create_image(self, pool: str, name: str, size: int) -> None: ...
+
+    def resize_image(self, pool: str, name: str, size: int) -> None: ...
+
+    def remove_image(self, pool: str, name: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class FirewallDriver(Protocol):
+    """nftables through `nft -f -`, in the caller's network namespace.
+
+    pvc owns one table, `inet pvc`, and touches no other (the host's rules stay). The daemon
+    renders the whole table from Zookeeper and `apply` replaces it in one nft transaction
+    (`table inet pvc` / `delete table inet pvc` / `table inet pvc {...}`): the kernel holds the
+    old table or the new one, never a mix, and a rejected table changes nothing. Failures raise
+    FirewallError with nft's message.
+    """
+
+    def apply(self, table: str) -> None:
+        """Makes `table` (the body of `table inet pvc { ... }`) the whole table."""
+        ...
+
+    def current(self) -> str | None:
+        """The table as the kernel holds it (`nft list table inet pvc`); None if absent."""
+        ...
+
+    def remove(self) -> None: ...
+
+
+class DhcpDnsDriver(Protocol):
+    """dnsmasq for the managed networks: one process per network, supervised by the daemon.
+
+    Each network has a folder of its own under the daemon's state directory with the config
+    file the daemon rendered (interface, bind-interfaces, DHCP ranges, domain; dhcp-hostsfile
+    for the reservations), the leases file and the pid file. The process runs in the foreground
+    as the daemon's child, so its death is seen (`running` turns False) and the primary
+    services' repair starts it again. start and stop are idempotent (a PrimaryService per
+    network); new reservations rewrite the hosts file and send SIGHUP, which keeps the leases.
+    Failures raise DnsmasqError with dnsmasq's own message.
+    """
+
+    def start(self, network: str, config: str) -> None: ...
+
+    def stop(self, network: str) -> None: ...
+
+    def running(self, network: str) -> bool: ...
+
+    def set_hosts(self, network: str, hosts: list[str]) -> None:
+        """Replaces the reservations (dhcp-hostsfile lines, MAC,address[,name])."""
+        ...
+
+    def leases(self, network: str) -> list[tuple[str, str, str]]:
+        """(MAC, address, hostname) of each lease in the leases file."""
+        ...
