@@ -31,8 +31,8 @@ slow shutdowns did. It runs on a thread of its own, and at most MIGRATIONS leave
 once (the others wait for a slot there, holding up nothing else). While it is in flight, the
 VM's steps leave it alone (as before, when its worker was busy with it); its end queues the
 VM, whose next step sees the result or falls back to shutdown-and-start. The threads are
-daemon threads: a daemon that stops does not wait for a migration (the next one resumes from
-what Zookeeper says, as after a crash).
+daemon threads: a daemon that stops does not wait for a migration (the next daemon goes on
+from what Zookeeper and libvirt say, as after a crash).
 
 The handshake between sender and receiver is `observed` ({node, state}): a node reports
 "running" for what runs on it, and "shutoff" only if the report was still its own, so the
