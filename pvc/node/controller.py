@@ -17,7 +17,8 @@ A controller is node-wide (started with the daemon) or primary-only: it then has
 `PrimaryService` shape (name, start, stop, running) and the primary's registry
 (pvc.node.primary_services) starts it on takeover and stops it on relinquish, in order.
 A stopped controller can be started again; what was queued is dropped at stop (the resync
-after a start finds it again).
+after a start finds it again). A step still running when `stop` gave up waiting finishes on
+its old worker, which then ends: workers of one start never take keys after a later start.
 """
 
 import heapq
@@ -57,7 +58,7 @@ class Controller:
         self._again: dict[str, float] = {}  # busy key -> when to run it once more
         self._failures: dict[str, int] = {}
         self._seq = itertools.count()
-        self._stopping = threading.Event()
+        self._stopping = threading.Event()  # this start's: each start makes a new one
         self._threads: list[threading.Thread] = []
 
     # --- life cycle ---------------------------------------------------------------------------
@@ -66,12 +67,20 @@ class Controller:
         """Starts the workers and the resync (a no-op if running)."""
         if self.running():
             return
-        self._stopping.clear()
+        stopping = self._stopping = threading.Event()
         names = [f"{self.name}-{index}" for index in range(self._workers)]
-        self._threads = [threading.Thread(target=self._work, name=n, daemon=True) for n in names]
+        self._threads = [
+            threading.Thread(target=self._work, args=(stopping,), name=n, daemon=True)
+            for n in names
+        ]
         if self._resync is not None and self._resync_interval:
             self._threads.append(
-                threading.Thread(target=self._resync_loop, name=f"{self.name}-resync", daemon=True)
+                threading.Thread(
+                    target=self._resync_loop,
+                    args=(stopping,),
+                    name=f"{self.name}-resync",
+                    daemon=True,
+                )
             )
         for thread in self._threads:
             thread.start()
@@ -130,10 +139,10 @@ class Controller:
 
     # --- workers ------------------------------------------------------------------------------
 
-    def _take(self) -> str | None:
-        """The next due key that no worker holds, waiting for one; None when stopping."""
+    def _take(self, stopping: threading.Event) -> str | None:
+        """The next due key that no worker holds, waiting for one; None when `stopping`."""
         with self._cond:
-            while not self._stopping.is_set():
+            while not stopping.is_set():
                 while self._heap:
                     due, _, key = self._heap[0]
                     if self._due.get(key) != due:
@@ -149,9 +158,9 @@ class Controller:
                 self._cond.wait(None if not self._heap else self._heap[0][0] - now)
             return None
 
-    def _work(self) -> None:
+    def _work(self, stopping: threading.Event) -> None:
         while True:
-            key = self._take()
+            key = self._take(stopping)
             if key is None:
                 return
             again: float | None
@@ -171,11 +180,11 @@ class Controller:
                 if due is not None and not self._stopping.is_set():
                     self._push(key, due)
 
-    def _resync_loop(self) -> None:
+    def _resync_loop(self, stopping: threading.Event) -> None:
         assert self._resync is not None and self._resync_interval
-        while not self._stopping.is_set():
+        while not stopping.is_set():
             try:
                 self.enqueue_all(list(self._resync()))
             except Exception:
                 log.exception("%s: resync failed; trying again next interval", self.name)
-            self._stopping.wait(self._resync_interval)
+            stopping.wait(self._resync_interval)

@@ -9,8 +9,9 @@ Life cycle (daemon state in Zookeeper): init -> run -> shutdown -> stop.
    session timeout for it to go; if it stays, another daemon is alive: refuse to start.
    Publish this node's BMC (ipmi.*) in a private key, for whoever must fence it.
 4. Start the watchdog process (pvc.node.watchdog). Coordinators start primary contention
-   (pvc.node.primary_contention), whose lease the watchdog enforces, and the fence monitor
-   (pvc.node.fencing), which acts only on the primary.
+   (pvc.node.primary_contention), whose lease the watchdog enforces; its registry of primary
+   services (pvc.node.primary_services) runs the primary-only controllers, the fence monitor
+   (pvc.node.fencing) among them. With libvirt, the VM controller (pvc.node.vms) starts.
 5. Keepalive every `timers.keepalive_interval`; the first one sets the daemon state `run`
    (then the node may contend) and tells systemd READY=1. After a lost session the next
    keepalive comes at once and registers the node again in the new session. With
@@ -22,13 +23,18 @@ import logging
 import signal
 import threading
 import time
-from typing import Any
 
 from pvc import config as pvc_config
 from pvc import logs
 from pvc.config import Config
 from pvc.errors import Conflict, PvcError, Unavailable
 from pvc.node import keepalive, sdnotify
+from pvc.node.fencing import FenceMonitor
+from pvc.node.jobs import JobRunner
+from pvc.node.lease import PrimaryLease
+from pvc.node.primary_contention import Coordinator
+from pvc.node.primary_services import for_node
+from pvc.node.vms import VmController
 from pvc.node.watchdog_process import WatchdogProcess
 from pvc.zk import handler, migrations
 from pvc.zk.cache import CachedView, open_mirror
@@ -62,12 +68,11 @@ class NodeDaemon:
         self.wakeup = threading.Event()  # an early keepalive: session change or stop
         self.reopen_logs = threading.Event()
         self.zk: handler.ZKHandler | None = None
-        self.coordinator: Any = None
-        self.lease: Any = None
-        self.fence_monitor: Any = None
-        self.vms: Any = None
-        self.jobs: Any = None  # the job runner (pvc.node.jobs)
-        self.view: Any = None  # the cluster tree in memory, shared by every part
+        self.coordinator: Coordinator | None = None
+        self.lease: PrimaryLease | None = None
+        self.vms: VmController | None = None
+        self.jobs: JobRunner | None = None
+        self.view: CachedView | None = None  # the cluster tree in memory, shared by every part
         self.watchdog: WatchdogProcess | None = None
         interval = config.get("timers.keepalive_interval")
         self.self_fence_after = config.get("timers.suicide_intervals") * interval
@@ -162,15 +167,12 @@ class NodeDaemon:
         return self.config.get("libvirt.migration_uri") or f"qemu+tcp://{self.name}/system"
 
     def _start_vms(self) -> None:
-        from pvc.node.vms import VmController
-
         self.vms = VmController(self.zk, self.name, self.config, self.view, self.registered)
         self.vms.start()
 
     def _start_jobs(self) -> None:
         """The job runner; a node that runs VMs runs its own flush and unflush jobs."""
         from pvc.node import flush
-        from pvc.node.jobs import JobRunner
         from pvc.ops.placement import Policy
 
         policy = Policy.from_config(self.config)
@@ -186,22 +188,16 @@ class NodeDaemon:
         self.jobs.start()
 
     def _start_coordinator(self) -> None:
-        from pvc.node.fencing import FenceMonitor
-        from pvc.node.lease import PrimaryLease
-        from pvc.node.primary_contention import Coordinator
-        from pvc.node.primary_services import for_node
-
         cidr = self.config.get("cluster.floating_ip")
         interface = self.config.get("cluster.floating_interface")
-        assert self.watchdog is not None
+        assert self.zk is not None and self.view is not None and self.watchdog is not None
         self.lease = PrimaryLease(self.zk, self.watchdog, interface, cidr)
-        self.coordinator = Coordinator(
-            self.zk, self.name, for_node(self.zk, self.config, self.view), self.lease
-        )
+        # primary-only controllers, started after the built-in services on takeover
+        controllers = [FenceMonitor(self.zk, self.view, self.name, self.config, self.lease)]
+        services = for_node(self.zk, self.config, self.view, controllers)
+        self.coordinator = Coordinator(self.zk, self.name, services, self.lease)
         self.coordinator.stop_timeout = self.config.get("timers.relinquish_timeout")
         self.coordinator.start()
-        self.fence_monitor = FenceMonitor(self.zk, self.view, self.name, self.config, self.lease)
-        self.fence_monitor.start()
 
     def _on_session(self, state: str) -> None:
         if state == "lost":
@@ -271,8 +267,6 @@ class NodeDaemon:
             self.coordinator.stop(self.config.get("timers.relinquish_timeout"))
         if self.lease:
             self.lease.close()
-        if self.fence_monitor:
-            self.fence_monitor.stop()
         if self.watchdog:
             self.watchdog.close()
         if self.vms:

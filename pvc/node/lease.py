@@ -12,6 +12,11 @@ Timeline (T = the session timeout the server granted, L = LEASE_FRACTION x T):
   the earliest) plus the 0.5 s transition delay, so the old primary has dropped everything at
   least (1 - LEASE_FRACTION) x T + 0.5 s before the new one starts anything.
 A renewal in a different session (after the old one was lost) never counts.
+
+The renew loop is a thread of its own, not a controller (pvc.node.controller): it is timing-
+critical (a renewal late by a few tenths of L lets the lease lapse and the primary drop its
+services), so it must never queue behind anything, while a controller's workers are shared by
+its keys and retry a failing step with a backoff of seconds; and it has no keys.
 """
 
 import logging

@@ -21,6 +21,18 @@ How (after the original's fix b413e042, improved):
   itself; its watchdog drops the floating address even if the daemon is frozen.
 Everything runs on one worker thread fed by watches and a 0.5 s tick: each step re-reads
 Zookeeper and acts on what it finds (no remembered plan), so restarts and missed events are safe.
+
+Why this loop is not on the controller shape (pvc.node.controller), unlike the fence monitor:
+- it has one key, this node's role: the shape's keys, workers and deduplication add nothing,
+  and its wake queue already folds any number of wakes into one step, as a controller does;
+- its waits are part of the promise and sit in one place, read top to bottom: the transition
+  delay (longer than the lock timeout, so no loser still contends), the wait for the other
+  coordinators to settle before the takeover transaction, the wait for a successor on stop.
+  Cut into steps that return a delay, they would keep the same timing and spread the safety
+  argument over remembered state; on a thread shared with nothing they starve nothing;
+- its stop is not "take no more keys": the same thread must run one last transition (hand
+  the role over) before it ends.
+The chaos test (tests/chaos/test_primary_chaos.py) holds it to its timing.
 """
 
 import contextlib

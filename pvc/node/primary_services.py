@@ -1,13 +1,18 @@
 """The services only the primary coordinator runs, in the order takeover starts them.
 
-Relinquish stops them in reverse order. Every `start` and `stop` is idempotent and safe to
-repeat, and `running()` says whether a service is up, so the coordinator can reconcile (start
-what should run and does not) instead of trusting what it did before. Later issues add DHCP,
-DNS and the metadata service here.
+Relinquish stops them in reverse order. A service is anything with a `name` and idempotent
+`start`, `stop` and `running` (PrimaryService): the floating address, the API, and the
+primary-only controllers (pvc.node.controller; the fence monitor first, later DHCP and DNS per
+network, the metadata service, storage statistics), which come after the built-in services, so
+they start last and stop first. `running()` says whether a service is up, so the coordinator
+can reconcile (start what should run and does not) instead of trusting what it did before.
+A service must not rely on having been started to act safely: one that acts on the cluster
+checks the primary lease itself (a stop may come after the lease has already ended).
 """
 
 import logging
 import threading
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from pvc.config import Config
@@ -19,6 +24,8 @@ log = logging.getLogger("pvc.node.primary")
 
 
 class PrimaryService(Protocol):
+    """What the registry runs; a Controller (pvc.node.controller) has this shape."""
+
     name: str
 
     def start(self) -> None: ...
@@ -122,8 +129,14 @@ class PrimaryServices:
                 service.start()
 
 
-def for_node(zk: ZKHandler, config: Config, view: CachedView) -> PrimaryServices:
-    """The primary services this node's configuration asks for."""
+def for_node(
+    zk: ZKHandler,
+    config: Config,
+    view: CachedView,
+    controllers: Sequence[PrimaryService] = (),
+) -> PrimaryServices:
+    """The primary services this node's configuration asks for, then the primary-only
+    `controllers` in their order."""
     services: list[PrimaryService] = []
     cidr, interface = config.get("cluster.floating_ip"), config.get("cluster.floating_interface")
     if cidr and interface:
@@ -132,4 +145,4 @@ def for_node(zk: ZKHandler, config: Config, view: CachedView) -> PrimaryServices
         services.append(address)
     if config.get("api.serve_on_primary"):
         services.append(ApiService(zk, config, view))
-    return PrimaryServices(services)
+    return PrimaryServices([*services, *controllers])

@@ -1,10 +1,10 @@
 """The VM controller: makes libvirt on this node match what Zookeeper says about its VMs.
 
-Changes seen in the daemon's mirror of Zookeeper (a VM's state, node or observed report, its
-removal) and libvirt lifecycle events put VM UUIDs on a queue, for VMs that are, or were, assigned
-here; a resync every `timers.keepalive_interval` puts every VM assigned or running here there.
-Workers take one UUID at a time (never the same one on two workers) and take one idempotent
-step:
+It has the controller shape (pvc.node.controller), keyed by VM UUID. Changes seen in the
+daemon's mirror of Zookeeper (a VM's state, node or observed report, its removal) and libvirt
+lifecycle events queue a VM that is, or was, assigned here; a resync every
+`timers.keepalive_interval` queues every VM assigned or running here. WORKERS workers take one
+UUID at a time (never the same one on two workers) and take one idempotent step:
 
 - assigned here, state start: running here -> report it; not here -> start it from the XML in
   Zookeeper, unless another node still reports it running (a migration not finished).
@@ -17,19 +17,46 @@ step:
 - restart, shutdown (graceful, then error or forced off after `vm_shutdown_timeout`), stop and
   disable act on a VM running here.
 
+No step waits for a guest. A graceful shutdown (shutdown, restart, the fallback of a
+migration) sends the ACPI request once per request (per version of the VM's state), remembers
+its deadline in memory and asks to be called again in POLL seconds; the guest's lifecycle
+event (it went off) wakes it sooner. At the deadline the step destroys the guest (forced) or
+gives up (a shutdown without force: state back to start, with the reason). A daemon that
+restarts meanwhile sends the request again, with a new deadline.
+
+A live migration is one libvirt call that lasts as long as copying the guest's memory takes
+(seconds to many minutes), so it does not run on a worker: on a worker, a few large
+migrations (a user moving VMs, a flush) would stall every other VM of the node, exactly as
+slow shutdowns did. It runs on a thread of its own, and at most MIGRATIONS leave this node at
+once (the others wait for a slot there, holding up nothing else). While it is in flight, the
+VM's steps leave it alone (as before, when its worker was busy with it); its end queues the
+VM, whose next step sees the result or falls back to shutdown-and-start. The threads are
+daemon threads: a daemon that stops does not wait for a migration (the next daemon goes on
+from what Zookeeper and libvirt say, as after a crash).
+
 The handshake between sender and receiver is `observed` ({node, state}): a node reports
 "running" for what runs on it, and "shutoff" only if the report was still its own, so the
-receiver never starts a VM its sender has not let go of. A VM is never started on two nodes.
+receiver never starts a VM its sender has not let go of. Every other write of a step is
+guarded by the version of the VM's state the step read: a user's change meanwhile wins, and
+the VM is looked at again. A VM is never started on two nodes.
+
+Session loss: steps that read or write Zookeeper fail and are retried by the next resync;
+starting a VM also waits until this daemon is registered in its new session (a silent node may
+have been declared dead and its VMs recovered elsewhere).
 """
 
 import logging
-import queue
 import threading
 import time
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 from pvc.config import Config
+from pvc.drivers.contracts import HypervisorDriver, HypervisorError
+from pvc.drivers.libvirt import Hypervisor
 from pvc.errors import ConcurrentChange, PvcError
+from pvc.node.controller import Controller
 from pvc.ops import vm as vm_ops
 from pvc.zk import schema
 from pvc.zk.cache import CachedView
@@ -43,6 +70,25 @@ WATCHED_KEYS = {
     for key in ("domain.node", "domain.state", "domain.observed")
 }
 WORKERS = 4
+MIGRATIONS = 4  # live migrations leaving this node at once
+POLL = 1.0  # seconds between looks at a guest asked to shut down (its events come sooner)
+
+
+@dataclass(frozen=True)
+class Look:
+    """What a step read of a VM: its writes are guarded by the version of its state."""
+
+    uuid: str
+    name: str
+    version: int
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    """An ACPI request sent: for which state version, and until when the guest may take."""
+
+    version: int
+    deadline: float
 
 
 class VmController:
@@ -62,18 +108,24 @@ class VmController:
         self.view = view  # figures and the console: from memory
         self.name = name
         self.config = config
-        self.hypervisor: Any = None
-        self._queue: queue.Queue[str] = queue.Queue()
-        self._busy: set[str] = set()
-        self._again: set[str] = set()
-        self._lock = threading.Lock()
+        self.hypervisor: HypervisorDriver | None = None
+        self.controller = Controller(
+            "vm",
+            self._step,
+            workers=WORKERS,
+            resync=self._resync,
+            resync_interval=config.get("timers.keepalive_interval"),
+        )
+        self._migration_slots = threading.BoundedSemaphore(MIGRATIONS)
+        self._connect_lock = threading.Lock()
+        # keyed by VM; each read and written only by that VM's step (one worker at a time)
+        self._migrations: dict[str, Future[str | None]] = {}  # -> error message, None: done
+        self._shutdowns: dict[str, Shutdown] = {}
         self._removed: set[str] = set()  # VMs undefined while this daemon ran
         self._assigned: dict[str, str] = {}  # VM -> its node, kept from the mirror
         self._assigned_lock = threading.Lock()
         self._ignored: set[str] = set()  # libvirt domains that are not pvc's
         self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._steps = threading.local()  # per worker: the state version its step acts on
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -81,37 +133,30 @@ class VmController:
         self.view.mirror.listen(self._on_mirror)
         for uuid in self.view.children("base.domains"):
             self._on_change(uuid)
-        for index in range(WORKERS):
-            thread = threading.Thread(target=self._work, name=f"vm-{index}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        for target, name in ((self._resync_loop, "vm-resync"), (self._console_loop, "vm-console")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self.controller.start()
+        threading.Thread(target=self._console_loop, name="vm-console", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
+        self.controller.stop()
         if self.hypervisor is not None:
             self.hypervisor.close()
 
-    def _connect(self) -> bool:
-        if self.hypervisor is not None:
-            return True
-        from pvc.drivers.libvirt import Hypervisor
-
-        try:
-            self.hypervisor = Hypervisor(self.config.get("libvirt.uri"), self.enqueue)
-            log.info("connected to libvirt at %s", self.hypervisor.uri)
-            return True
-        except PvcError as exc:
-            log.error("%s; VMs on this node wait until libvirt answers", exc.message)
-            return False
+    def _connect(self) -> HypervisorDriver | None:
+        """The libvirt connection, opened on first use (by a step or the resync)."""
+        with self._connect_lock:
+            if self.hypervisor is None:
+                try:
+                    self.hypervisor = Hypervisor(self.config.get("libvirt.uri"), self.enqueue)
+                    log.info("connected to libvirt at %s", self.hypervisor.uri)
+                except PvcError as exc:
+                    log.error("%s; VMs on this node wait until libvirt answers", exc.message)
+            return self.hypervisor
 
     # --- feeding the queue ------------------------------------------------------------------
 
     def enqueue(self, uuid: str) -> None:
-        self._queue.put(uuid)
+        self.controller.enqueue(uuid)
 
     def _on_mirror(self, path: str, data: bytes | None) -> None:
         parts = path.split("/")  # /domains/<uuid>[/<key>]
@@ -139,20 +184,17 @@ class VmController:
         if self.name in (node, previous):
             self.enqueue(uuid)
 
-    def _resync_loop(self) -> None:
-        interval = self.config.get("timers.keepalive_interval")
-        while not self._stop.wait(interval):
-            if not self._connect():
-                continue
-            try:
-                # what is assigned here or runs here: the others are other nodes' business
-                mine = {uuid for uuid, node in list(self._assigned.items()) if node == self.name}
-                uuids = mine | set(self.hypervisor.domains())
-            except PvcError as exc:
-                log.warning("VM resync: %s", exc.message)
-                continue
-            for uuid in uuids:
-                self.enqueue(uuid)
+    def _resync(self) -> set[str]:
+        """What is assigned here or runs here: the others are other nodes' business."""
+        mine = {uuid for uuid, node in list(self._assigned.items()) if node == self.name}
+        hypervisor = self._connect()
+        if hypervisor is None:
+            return mine
+        try:
+            return mine | set(hypervisor.domains())
+        except PvcError as exc:
+            log.warning("VM resync: %s", exc.message)
+            return mine
 
     def _console_loop(self) -> None:
         """Every second, the tail of each local VM's console log goes to Zookeeper if it
@@ -175,51 +217,35 @@ class VmController:
             except PvcError as exc:
                 log.debug("console capture: %s", exc.message)
 
-    def _work(self) -> None:
-        while not self._stop.is_set():
-            try:
-                uuid = self._queue.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            with self._lock:
-                if uuid in self._busy:
-                    self._again.add(uuid)  # its worker runs it once more when done
-                    continue
-                self._busy.add(uuid)
-            try:
-                while True:
-                    self._step(uuid)
-                    with self._lock:
-                        if uuid not in self._again:
-                            self._busy.discard(uuid)
-                            break
-                        self._again.discard(uuid)
-            except Exception:
-                with self._lock:
-                    self._busy.discard(uuid)
-                    self._again.discard(uuid)
-                log.exception("VM %s: reconcile failed; will retry", uuid)
-
     # --- one step ---------------------------------------------------------------------------
 
-    def _step(self, uuid: str) -> None:
-        if not self._connect():
-            return
+    def _step(self, uuid: str) -> float | None:
+        if self._connect() is None:
+            return None  # the resync comes back to it
         try:
-            self.reconcile(uuid)
+            return self.reconcile(uuid)
         except ConcurrentChange:
-            self.enqueue(uuid)
+            return 0.0
         except PvcError as exc:
             log.warning("VM %s: %s", uuid, exc.message)
+            return None
 
-    def reconcile(self, uuid: str) -> None:
+    def reconcile(self, uuid: str) -> float | None:
+        """One step for the VM; the delay after which to look again, if it must."""
+        assert self.hypervisor is not None
+        migration = self._migrations.get(uuid)
+        if migration is not None and not migration.done():
+            return None  # a live migration in flight: its end queues the VM
+        failed_migration = self._migrations.pop(uuid).result() if migration else None
         here = self.hypervisor.state(uuid)
         state, version = self.zk.read_versioned(("domain.state", uuid))
         name, node, observed = self.zk.read_many(
             [("domain", uuid), ("domain.node", uuid), ("domain.observed", uuid)]
         )
-        self._steps.version = version
         running_here = here in RUNNING
+        asked = self._shutdowns.get(uuid)
+        if asked is not None and (not running_here or asked.version != version):
+            del self._shutdowns[uuid]  # off, or asked something else since
         if name is None:
             if running_here and uuid in self._removed:
                 log.info("VM %s was removed; destroying it here", uuid)
@@ -227,114 +253,155 @@ class VmController:
             elif running_here and uuid not in self._ignored:
                 self._ignored.add(uuid)
                 log.warning("domain %s is not a pvc VM; leaving it alone", uuid)
-            return
+            return None
+        look = Look(uuid, name, version)
         observed = observed or {}
+        reported_here = observed.get("node") == self.name and observed.get("state") in RUNNING
         if node != self.name:
             if running_here:
                 if state == "migrate":
-                    self._send(uuid, name, node)
-                else:
-                    log.warning("VM %s runs here but belongs on %s; destroying it", name, node)
-                    self._off(uuid, name, destroy=True)
-            elif observed.get("node") == self.name and observed.get("state") == "running":
+                    return self._send(look, node, failed_migration)
+                log.warning("VM %s runs here but belongs on %s; destroying it", name, node)
+                self._destroy(look)
+            elif reported_here:
                 self._report(uuid, "shutoff")  # it stopped here while assigned elsewhere
-            return
+            return None
         if state == "migrate" and here == "paused":
-            return  # an incoming live migration: it has arrived only once it runs here
+            return None  # an incoming live migration: it has arrived only once it runs here
         if state in ("start", "migrate"):
             if running_here:
                 self._report(uuid, "running")
                 if state == "migrate":
-                    self._set(uuid, {"domain.state": "start"})
+                    self._set(look, {"domain.state": "start"})
                     log.info("VM %s arrived", name)
             elif observed.get("node") not in (None, self.name) and observed.get("state") in RUNNING:
-                return  # the sender still runs it; its report will wake us
+                return None  # the sender still runs it; its report will wake us
             else:
-                self._start(uuid, name)
+                self._start(look)
         elif state == "restart":
             if running_here:
-                self._graceful_off(uuid, name, force=True)
-            self._start(uuid, name)
-            self._set(uuid, {"domain.state": "start"})
+                again = self._ask_to_shut_down(look)
+                if again is not None:
+                    return again
+                self._destroy(look)
+            self._start(look)
+            self._set(look, {"domain.state": "start"})
         elif state == "shutdown":
-            if running_here:
-                self._shutdown(uuid, name)
-            else:
-                self._set(uuid, {"domain.state": "stop"})
+            return self._shutdown(look, running_here, reported_here)
         elif state in ("stop", "disable", "fail"):
             if running_here:
-                self._off(uuid, name, destroy=True)
-            elif observed.get("node") == self.name and observed.get("state") in RUNNING:
+                self._destroy(look)
+            elif reported_here:
                 self._report(uuid, "shutoff")
+        return None
 
     # --- actions ----------------------------------------------------------------------------
 
-    def _start(self, uuid: str, name: str) -> None:
-        from pvc.drivers.libvirt import HypervisorError
-
+    def _start(self, look: Look) -> None:
+        assert self.hypervisor is not None
         if not self.registered.is_set():
-            log.info("VM %s waits: this daemon is not registered in its session yet", name)
+            log.info("VM %s waits: this daemon is not registered in its session yet", look.name)
             return  # the resync comes back to it
-        xml = self.zk.read(("domain.xml", uuid))
+        xml = self.zk.read(("domain.xml", look.uuid))
         try:
             self.hypervisor.start(xml)
         except HypervisorError as exc:
-            log.error("VM %s failed to start: %s", name, exc.message)
-            self._set(uuid, {"domain.state": "fail", "domain.failed_reason": exc.message})
+            log.error("VM %s failed to start: %s", look.name, exc.message)
+            self._set(look, {"domain.state": "fail", "domain.failed_reason": exc.message})
             return
-        log.info("VM %s started", name)
-        self._report(uuid, "running")
-        self._set(uuid, {"domain.failed_reason": ""})
+        log.info("VM %s started", look.name)
+        self._report(look.uuid, "running")
+        self._set(look, {"domain.failed_reason": ""})
 
-    def _shutdown(self, uuid: str, name: str) -> None:
-        force = bool(self.zk.read(("domain.shutdown_force", uuid)))
-        if self._graceful_off(uuid, name, force):
-            self._set(uuid, {"domain.state": "stop"})
-        else:
+    def _shutdown(self, look: Look, running_here: bool, reported_here: bool) -> float | None:
+        """Graceful; at the deadline forced off (shutdown_force), or given up with the reason."""
+        if running_here:
+            again = self._ask_to_shut_down(look)
+            if again is not None:
+                return again
+            if not self.zk.read(("domain.shutdown_force", look.uuid)):
+                timeout = self.config.get("timers.vm_shutdown_timeout")
+                reason = f"the guest did not shut down within {timeout:g} s; it still runs"
+                log.warning("VM %s: %s", look.name, reason)
+                self._set(look, {"domain.state": "start", "domain.failed_reason": reason})
+                return None
+            self._destroy(look)
+        elif reported_here:
+            self._report(look.uuid, "shutoff")
+            log.info("VM %s is off", look.name)
+        self._set(look, {"domain.state": "stop"})
+        return None
+
+    def _ask_to_shut_down(self, look: Look) -> float | None:
+        """Sends the guest the ACPI request once per request (state version); while it runs
+        and its deadline is ahead, the delay after which to look again; None once it passed
+        (the request is remembered until the guest is off or the state changes, so a failed
+        write at the deadline is tried again, not the whole timeout)."""
+        assert self.hypervisor is not None
+        now = time.monotonic()
+        asked = self._shutdowns.get(look.uuid)
+        if asked is None or asked.version != look.version:
             timeout = self.config.get("timers.vm_shutdown_timeout")
-            reason = f"the guest did not shut down within {timeout:g} s; it still runs"
-            self._set(uuid, {"domain.state": "start", "domain.failed_reason": reason})
+            self.hypervisor.shutdown(look.uuid)
+            asked = self._shutdowns[look.uuid] = Shutdown(look.version, now + timeout)
+            log.info("VM %s: shutdown requested (ACPI); %g s to go off", look.name, timeout)
+        if now < asked.deadline:
+            return min(POLL, asked.deadline - now)
+        return None
 
-    def _graceful_off(self, uuid: str, name: str, force: bool) -> bool:
-        """ACPI shutdown, waiting up to vm_shutdown_timeout; then destroy if `force`."""
-        timeout = self.config.get("timers.vm_shutdown_timeout")
-        self.hypervisor.shutdown(uuid)
-        deadline = time.monotonic() + timeout
-        while self.hypervisor.state(uuid) in RUNNING and time.monotonic() < deadline:
-            if self._stop.wait(0.5):
-                break
-        if self.hypervisor.state(uuid) in RUNNING:
-            if not force:
-                return False
-            self.hypervisor.destroy(uuid)
-        self._report(uuid, "shutoff")
-        log.info("VM %s is off", name)
-        return True
+    def _destroy(self, look: Look) -> None:
+        assert self.hypervisor is not None
+        self.hypervisor.destroy(look.uuid)
+        self._shutdowns.pop(look.uuid, None)  # off: whatever was asked of it is done
+        self._report(look.uuid, "shutoff")
+        log.info("VM %s stopped", look.name)
 
-    def _off(self, uuid: str, name: str, destroy: bool) -> None:
-        if destroy:
-            self.hypervisor.destroy(uuid)
-        self._report(uuid, "shutoff")
-        log.info("VM %s stopped", name)
-
-    def _send(self, uuid: str, name: str, target: str) -> None:
-        from pvc.drivers.libvirt import HypervisorError
-
-        method = self.zk.read(("domain.migration_method", uuid)) or "live"
-        if method == "live":
+    def _send(self, look: Look, target: str, failed_migration: str | None) -> float | None:
+        """Sends the VM to `target`: a live migration on a thread of its own, or (the method
+        says shutdown, or the live migration failed) shutdown-and-start."""
+        method = self.zk.read(("domain.migration_method", look.uuid)) or "live"
+        if method == "live" and failed_migration is None and look.uuid not in self._shutdowns:
             peer_uri, address = self._peer(target)
-            started = time.monotonic()
-            try:
-                self.hypervisor.migrate(
-                    uuid, peer_uri, address, self.config.get("vm.migration_max_downtime")
-                )
-                log.info(
-                    "VM %s migrated live to %s in %.1f s", name, target, time.monotonic() - started
-                )
-                return
-            except HypervisorError as exc:
-                log.warning("VM %s: %s; shutting it down to start it there", name, exc.message)
-        self._graceful_off(uuid, name, force=True)
+            migration: Future[str | None] = Future()
+            self._migrations[look.uuid] = migration
+            migration.add_done_callback(lambda _: self.enqueue(look.uuid))
+            threading.Thread(
+                target=self._migrate,
+                args=(migration, look, target, peer_uri, address),
+                name=f"vm-migrate-{look.uuid[:8]}",
+                daemon=True,
+            ).start()
+            return None
+        again = self._ask_to_shut_down(look)
+        if again is not None:
+            return again
+        self._destroy(look)
+        return None
+
+    def _migrate(
+        self,
+        migration: Future[str | None],
+        look: Look,
+        target: str,
+        peer_uri: str,
+        address: str | None,
+    ) -> None:
+        """One live migration, on a thread of its own; `migration` ends with its error message,
+        or None if the VM moved."""
+        assert self.hypervisor is not None
+        downtime = self.config.get("vm.migration_max_downtime")
+        try:
+            with self._migration_slots:
+                started = time.monotonic()
+                self.hypervisor.migrate(look.uuid, peer_uri, address, downtime)
+            seconds = time.monotonic() - started
+            log.info("VM %s migrated live to %s in %.1f s", look.name, target, seconds)
+            migration.set_result(None)
+        except HypervisorError as exc:
+            log.warning("VM %s: %s; shutting it down to start it there", look.name, exc.message)
+            migration.set_result(exc.message)
+        except Exception as exc:  # the step that looks at the result logs and retries it
+            migration.set_exception(exc)
 
     def _peer(self, node: str) -> tuple[str, str | None]:
         static = self.zk.read(("node.static", node)) or {}
@@ -353,11 +420,11 @@ class VmController:
             {("domain.observed", uuid): report}, expect={("domain.observed", uuid): version}
         )
 
-    def _set(self, uuid: str, values: dict[str, Any]) -> None:
+    def _set(self, look: Look, values: dict[str, Any]) -> None:
         """Writes VM keys, guarded by the state this step acted on: if a user changed the state
         meanwhile, nothing is written and the VM is looked at again."""
-        expect = {("domain.state", uuid): self._steps.version}
-        self.zk.write({(key, uuid): value for key, value in values.items()}, expect=expect)
+        expect = {("domain.state", look.uuid): look.version}
+        self.zk.write({(key, look.uuid): value for key, value in values.items()}, expect=expect)
 
     # --- figures for the keepalive -----------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The fence monitor's rules on a real Zookeeper with a real primary lease: it acts only while
-this node holds the lease, never in maintenance mode, and a node without IPMI ends
-fence-failed with its VMs kept (no self-fencing). No node daemons: the records are written as
-daemons would, and the "dead" node simply stops sending keepalives."""
+this node holds the lease and the primary's registry runs it, never in maintenance mode, and a
+node without IPMI ends fence-failed with its VMs kept (no self-fencing). No node daemons: the
+records are written as daemons would, and the "dead" node simply stops sending keepalives."""
 
 import time
 
@@ -10,6 +10,7 @@ import pytest
 from pvc import config as pvc_config
 from pvc.node.fencing import FenceMonitor
 from pvc.node.lease import PrimaryLease
+from pvc.node.primary_services import PrimaryServices
 from pvc.node.watchdog_process import WatchdogProcess
 from pvc.ops import cluster
 from pvc.zk.cache import CachedView, open_mirror
@@ -77,3 +78,17 @@ def test_a_keepalive_during_the_saving_throws_cancels_the_fence(zk, monitor):
     zk.write({("node.keepalive", "node2"): time.time(), ("node.state.daemon", "node2"): "run"})
     wait_for_log(zk, "node2", ["dead", "alive"])
     assert zk.read(("node.state.daemon", "node2")) == "run"
+
+
+def test_the_registry_runs_the_monitor_and_each_start_gives_a_whole_window(zk, monitor):
+    registry = PrimaryServices([monitor])
+    registry.stop_all()  # a relinquish
+    assert not monitor.running()
+    assert monitor.lease.grant()
+    time.sleep(1.5)  # node2 silent for 2.5 x its dead time, lease held, monitor stopped
+    assert fence_log(zk, "node2") == []
+    started = time.monotonic()
+    registry.start_all()  # a takeover
+    assert monitor.running()
+    wait_for_log(zk, "node2", ["dead", "fence-failed", "vms-kept"])
+    assert time.monotonic() - started >= monitor.window  # counted from the start, not before

@@ -141,3 +141,35 @@ def test_resync_names_keys_at_start_and_every_interval_and_restart_works():
         assert "z" not in calls
     finally:
         controller.stop()
+
+
+def test_a_step_outliving_stop_ends_its_worker_after_a_restart():
+    """stop() gave up waiting for a slow step; after a new start(), that step's old worker
+    finishes it and ends instead of taking keys beside the new workers."""
+    release = threading.Event()
+    slow_worker: list[threading.Thread] = []
+    ran_by: list[threading.Thread] = []
+
+    def step(key: str) -> None:
+        if key == "slow":
+            slow_worker.append(threading.current_thread())
+            release.wait(5)
+        else:
+            ran_by.append(threading.current_thread())
+
+    controller = Controller("t", step, workers=1)
+    controller.start()
+    try:
+        controller.enqueue("slow")
+        wait_until(lambda: slow_worker)
+        controller.stop(timeout=0.1)
+        controller.start()
+        release.set()
+        slow_worker[0].join(2)
+        assert not slow_worker[0].is_alive()
+        controller.enqueue_all(["a", "b", "c"])
+        wait_until(lambda: len(ran_by) == 3)
+        assert slow_worker[0] not in ran_by
+    finally:
+        release.set()
+        controller.stop()
