@@ -78,6 +78,10 @@ class HypervisorDriver(Protocol):
         """Hard off; succeeds for a domain that is not here."""
         ...
 
+    def resume(self, uuid: str) -> None:
+        """Lets a paused domain run again; succeeds for one that runs already."""
+        ...
+
     def destroy_all_running(self) -> bool:
         """Hard off of every active domain, pvc's or not (the self-fence); True once none is."""
         ...

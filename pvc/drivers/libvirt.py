@@ -160,6 +160,13 @@ class Hypervisor:
             if self.state(uuid) not in (None, "shutoff"):
                 raise HypervisorError(str(exc)) from None
 
+    def resume(self, uuid: str) -> None:
+        try:
+            self.conn.lookupByUUIDString(uuid).resume()
+        except self._error() as exc:
+            if self.state(uuid) != "running":
+                raise HypervisorError(str(exc)) from None
+
     def migrate(self, uuid: str, peer_uri: str, address: str | None, max_downtime_ms: int) -> None:
         """Live, peer-to-peer migration to the libvirt at `peer_uri`; the guest moves at once
         or stays here (libvirt pauses it here only once it runs there)."""

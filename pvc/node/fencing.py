@@ -247,7 +247,7 @@ class FenceMonitor:
                 raise RuntimeError("this node is no longer primary: recovery left to the next")
             fence_ops.record(self.zk, node, "fenced", "power off verified", state="fenced")
             if self.config.get("fencing.successful_fence") == "migrate":
-                recovered.extend(fence_ops.recover_vms(self.zk, self.policy, node))
+                recovered.extend(fence_ops.recover_vms(self.view, self.policy, node))
 
         bmc = self._bmc(node)
         steps: list[str] = []
@@ -283,7 +283,7 @@ class FenceMonitor:
         self._waits[node] = Wait(since, deadline, "recovery")
 
     def _recover_after_self_fence(self, node: str) -> None:
-        recovered = fence_ops.recover_vms(self.zk, self.policy, node)
+        recovered = fence_ops.recover_vms(self.view, self.policy, node)
         fence_ops.record(
             self.zk,
             node,

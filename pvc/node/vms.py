@@ -6,8 +6,10 @@ lifecycle events queue a VM that is, or was, assigned here; a resync every
 `timers.keepalive_interval` queues every VM assigned or running here. WORKERS workers take one
 UUID at a time (never the same one on two workers) and take one idempotent step:
 
-- assigned here, state start: running here -> report it; not here -> start it from the XML in
-  Zookeeper, unless another node still reports it running (a migration not finished).
+- assigned here, state start: running here -> report it (paused here, with no migration of
+  ours in flight -> resume it: a migration away that failed at its switchover, its target
+  fenced since); not here -> start it from the XML in Zookeeper, unless another node still
+  reports it running (a migration not finished).
 - assigned here, state migrate (receiving): running here -> the migration landed, state start;
   not here and the sender reports it off -> start it here.
 - assigned elsewhere, running here, state migrate (sending): live migration to the target
@@ -270,6 +272,8 @@ class VmController:
             return None  # an incoming live migration: it has arrived only once it runs here
         if state in ("start", "migrate"):
             if running_here:
+                if here == "paused" and state == "start":
+                    self._resume(look)
                 self._report(uuid, "running")
                 if state == "migrate":
                     self._set(look, {"domain.state": "start"})
@@ -312,6 +316,14 @@ class VmController:
         log.info("VM %s started", look.name)
         self._report(look.uuid, "running")
         self._set(look, {"domain.failed_reason": ""})
+
+    def _resume(self, look: Look) -> None:
+        """A VM meant to run here, paused here with no migration of ours in flight: a live
+        migration away that failed at its switchover (its target was cut off and fenced, and
+        recovery gave the VM back to this node). Its target is off by then, so it runs here."""
+        assert self.hypervisor is not None
+        log.warning("VM %s is paused here but meant to run here; resuming it", look.name)
+        self.hypervisor.resume(look.uuid)
 
     def _shutdown(self, look: Look, running_here: bool, reported_here: bool) -> float | None:
         """Graceful; at the deadline forced off (shutdown_force), or given up with the reason."""

@@ -123,6 +123,15 @@ class HaCluster:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{node} did not get ready within {timeout} s")
             time.sleep(0.1)
+        self.wait_migrations_over(timeout)
+
+    def wait_migrations_over(self, timeout: float) -> None:
+        """Until every VM is active (paused too) on one node only: the senders of the live
+        migrations back home have let go. A fault injected at the instant a migration lands
+        (before the sender's libvirt confirms it) holds the VM paused on its sender until that
+        libvirt call times out: a real case, but not the one the next fault test measures."""
+        with VmObserver.for_cluster(self.cluster, self.libvirt, count_paused=True) as strict:
+            strict.wait_running(self.vms.values(), timeout)
 
 
 def fence_events(zk: ZKHandler, node: str, since: float = 0.0) -> list[str]:

@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 import uuid
 
+import libvirt
 import pytest
 
 from tests.conftest import free_port
@@ -90,6 +91,20 @@ def test_tiny_guest_lives_migrates_and_goes(cluster, tmp_path):
     until(lambda: console_ticks(cluster, name)[-1] >= before + 3, 30, "ticks after migration")
     ticks = console_ticks(cluster, name)
     assert ticks == list(range(ticks[0], ticks[-1] + 1))  # never restarted, no gap
+
+    # paused behind pvc's back (as a migration away that failed at its switchover leaves it):
+    # a VM meant to run where it is paused is resumed
+    conn = libvirt.open(cluster.libvirt["node2"]["uri"])
+    try:
+        conn.lookupByUUIDString(record["uuid"]).suspend()
+        paused_at = console_ticks(cluster, name)[-1]
+        until(lambda: console_ticks(cluster, name)[-1] >= paused_at + 3, 30, "the resume")
+        assert (
+            "paused here but meant to run here; resuming"
+            in (cluster.workdir / "node2" / "pvc.log").read_text()
+        )
+    finally:
+        conn.close()
 
     api(cluster, "POST", f"/vm/{name}/state", {"state": "shutdown"})
     until(lambda: api(cluster, "GET", f"/vm/{name}")["state"] == "stop", 60, "the shutdown")
