@@ -148,10 +148,15 @@ def parse_params(params: tuple[Param, ...], values: dict[str, Any]) -> dict[str,
     return parsed
 
 
+class Encoded(str):
+    """An endpoint's body already encoded as JSON (a list of thousands of records kept
+    encoded), sent as it is."""
+
+
 def _json(status: int, body: Any) -> str:
     bottle.response.status = status
     bottle.response.content_type = "application/json"
-    return json.dumps(body)
+    return body if isinstance(body, Encoded) else json.dumps(body)
 
 
 def _handler(ep: Endpoint, ctx: Context, keys: auth.KeyCheck) -> Callable[..., str]:

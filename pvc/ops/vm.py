@@ -11,6 +11,7 @@ Every answer names the VM by its real `name` and `uuid`, whichever of the two it
 """
 
 import fnmatch
+import json
 import re
 import uuid as uuid_module
 from collections.abc import Callable
@@ -87,10 +88,35 @@ def answer(uuid: str, name: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"message": message, "name": name, "uuid": uuid, **extra}
 
 
+class _Built:
+    """A VM's record as built from the store, and its JSON text once asked for: a view keeps
+    both until something under the VM changes, so a list of thousands of VMs neither reads
+    nor encodes again what did not change."""
+
+    __slots__ = ("record", "_json")
+
+    def __init__(self, record: dict[str, Any]):
+        self.record = record
+        self._json: str | None = None
+
+    def json(self) -> str:
+        if self._json is None:
+            self._json = json.dumps(self.record)  # a race only encodes it twice
+        return self._json
+
+
+def _built(zk: ZKHandler, uuids: list[str]) -> list[_Built]:
+    def build(uuid: str) -> _Built | None:
+        record = _build_record(zk, uuid)
+        return None if record is None else _Built(record)
+
+    found = [zk.memoized(("domain", uuid), lambda u=uuid: build(u)) for uuid in uuids]
+    return [built for built in found if built is not None]
+
+
 def _records(zk: ZKHandler, uuids: list[str]) -> list[dict[str, Any]]:
     """The VMs' records (from the API's cache, built once per change of the VM)."""
-    built = [zk.memoized(("domain", uuid), lambda u=uuid: _build_record(zk, u)) for uuid in uuids]
-    return [dict(record) for record in built if record is not None]  # callers may change them
+    return [dict(built.record) for built in _built(zk, uuids)]  # callers may change them
 
 
 def _build_record(zk: ZKHandler, uuid: str) -> dict[str, Any] | None:
@@ -104,37 +130,47 @@ def _build_record(zk: ZKHandler, uuid: str) -> dict[str, Any] | None:
     return record
 
 
-def list_vms(
-    zk: ZKHandler, node: str | None = None, state: str | None = None, pattern: str | None = None
-) -> list[dict[str, Any]]:
-    """VMs sorted by name; filters: node, state, and a name `pattern` (a glob, see _matcher)."""
-    require_initialized(zk)
-    records = _records(zk, zk.children("base.domains"))
-    if node:
-        records = [r for r in records if r["node"] == node]
-    if state:
-        records = [r for r in records if r["state"] == state]
-    if pattern:
-        matcher = _matcher(pattern)
-        records = [r for r in records if matcher(r["name"])]
-    return sorted(records, key=lambda r: r["name"])
-
-
-def list_matching(
+def _selected(
     zk: ZKHandler,
     node: str | None = None,
     state: str | None = None,
     match: str | None = None,
     regex: bool = False,
-) -> list[dict[str, Any]]:
-    """list_vms with the name rule of the API and CLI: `match` is a glob matched against the
-    whole name or, with `regex`, a regular expression searched in the name."""
+) -> list[_Built]:
+    """The VMs sorted by name, filtered by node, state and a name pattern (see _matcher); a
+    bad regular expression is refused before anything is read."""
     if regex and match is None:
         raise InvalidInput("regex applies only to a name pattern (match)")
-    if not regex:
-        return list_vms(zk, node, state, match)
-    matcher = _matcher(match or "", regex=True)  # a bad expression is refused before reading
-    return [record for record in list_vms(zk, node, state) if matcher(record["name"])]
+    matcher = _matcher(match, regex) if match is not None else None
+    require_initialized(zk)
+    selected = [
+        built
+        for built in _built(zk, zk.children("base.domains"))
+        if (not node or built.record["node"] == node)
+        and (not state or built.record["state"] == state)
+        and (matcher is None or matcher(built.record["name"]))
+    ]
+    return sorted(selected, key=lambda built: built.record["name"])
+
+
+def list_vms(
+    zk: ZKHandler, node: str | None = None, state: str | None = None, pattern: str | None = None
+) -> list[dict[str, Any]]:
+    """VMs sorted by name; filters: node, state, and a name `pattern` (a glob, see _matcher)."""
+    return [dict(built.record) for built in _selected(zk, node, state, pattern)]
+
+
+def list_matching_json(
+    zk: ZKHandler,
+    node: str | None = None,
+    state: str | None = None,
+    match: str | None = None,
+    regex: bool = False,
+) -> str:
+    """The VMs by the name rule of the API and CLI (`match`: a glob matched against the whole
+    name or, with `regex`, a regular expression searched in the name; node and state filters),
+    as a JSON array built from each VM's JSON, kept until the VM changes."""
+    return "[" + ", ".join(built.json() for built in _selected(zk, node, state, match, regex)) + "]"
 
 
 def _matcher(pattern: str, regex: bool = False) -> Callable[[str], bool]:

@@ -4,6 +4,7 @@ Node records are written as the node daemons would; no daemon acts on the VMs, s
 written by a verb stays as written (tests play the daemon where they need one).
 """
 
+import json
 import threading
 import time
 import uuid as uuid_module
@@ -558,7 +559,8 @@ def test_a_name_pattern_is_a_glob_unless_regex_is_asked_for(nodes):
         define(nodes, name)
 
     def names(match, regex=False, **filters):
-        return [r["name"] for r in vm.list_matching(nodes, match=match, regex=regex, **filters)]
+        listed = json.loads(vm.list_matching_json(nodes, match=match, regex=regex, **filters))
+        return [r["name"] for r in listed]
 
     assert names("web?") == ["web1", "web2"]
     assert names("web[12]*") == ["web1", "web10", "web2"]

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from pvc.api import waits
-from pvc.api.app import Context, Param, endpoint
+from pvc.api.app import Context, Encoded, Param, endpoint
 from pvc.errors import InvalidInput
 from pvc.ops import placement, vm_move, vm_state
 from pvc.ops import vm as vm_ops
@@ -138,8 +138,8 @@ def _waited(
 )
 def get_vms(
     ctx: Context, node: str | None, state: str | None, match: str | None, regex: bool
-) -> list[dict[str, Any]]:
-    return vm_ops.list_matching(ctx.zk, node, state, match, regex)
+) -> Encoded:
+    return Encoded(vm_ops.list_matching_json(ctx.zk, node, state, match, regex))
 
 
 @endpoint(
