@@ -181,6 +181,19 @@ class LocalCluster:
         """An independent Zookeeper session for watching the cluster."""
         return ZKHandler(self.zk_hosts, connect_timeout=10, session_timeout=10).connect()
 
+    def running_observer(self, timeout: float = 20) -> ZKHandler:
+        """An observer, once a primary is in place and every node has sent its figures (a
+        node without them cannot take VMs yet)."""
+        handler = self.observer()
+        self.wait_for_primary(handler, timeout)
+        deadline = time.monotonic() + timeout
+        while any(handler.read(("node.stats", name)) is None for name in self.names):
+            if time.monotonic() > deadline:
+                handler.close()
+                raise TimeoutError(f"not every node sent its figures within {timeout} s")
+            time.sleep(0.1)
+        return handler
+
     def floating_holders(self) -> list[str]:
         """The nodes whose namespace has the floating address right now."""
         holders = []

@@ -41,9 +41,7 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def zk(cluster):
-    handler = cluster.observer()
-    cluster.wait_for_primary(handler, 20)
-    until(lambda: all(handler.read(("node.stats", n)) for n in cluster.names), 15)
+    handler = cluster.running_observer()
     yield handler
     handler.close()
 

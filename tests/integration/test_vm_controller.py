@@ -32,12 +32,7 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def zk(cluster):
-    handler = cluster.observer()
-    cluster.wait_for_primary(handler, 20)
-    deadline = time.monotonic() + 10
-    while any(handler.read(("node.stats", n)) is None for n in cluster.names):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    handler = cluster.running_observer()
     yield handler
     handler.close()
 
