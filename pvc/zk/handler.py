@@ -7,8 +7,9 @@ or none does, and a concurrent writer makes the whole write fail with `Concurren
 write costs one round trip when what exists is known (from a mirror), two otherwise (one
 pipelined batch of questions, then the transaction); never one per key or parent.
 
-It implements `pvc.zk.store.Store`, the contract pvc's verbs use; what only a session has
-(ephemeral claims, private keys, watches, listeners) lives here alone.
+It has every member of `pvc.zk.store.Store`, the contract pvc's verbs use (a Protocol: met by
+shape, so the contract depends on the handler and not the other way round); what only a
+session has (ephemeral claims, private keys, watches, listeners) lives here alone.
 
 Keys are schema names, optionally with their placeholders: `"base.config.maintenance"` or
 `("node.keepalive", "node1")`. Raw paths are never accepted from callers.
@@ -38,7 +39,7 @@ from kazoo.security import make_digest_acl
 from pvc.errors import ConcurrentChange, PvcError, Unavailable
 from pvc.zk import bulk, schema
 from pvc.zk.mirror import TreeMirror
-from pvc.zk.store import Key, Store
+from pvc.zk.schema import Key
 
 log = logging.getLogger("pvc.zk")
 # The Zookeeper digest user every daemon authenticates as, with zookeeper.secret as password.
@@ -215,7 +216,7 @@ class _Plan:
         return found[::-1]
 
 
-class ZKHandler(Store):
+class ZKHandler:
     """A connection to Zookeeper with typed, transactional reads and writes."""
 
     def __init__(

@@ -17,6 +17,10 @@ from typing import Any
 
 VERSION = 2
 
+# A key as callers name it: a name, or a name plus its placeholder values
+# ("node.keepalive", "node1").
+Key = str | tuple[str, ...]
+
 # name -> (path template, value type). Types: str, int, float, bool, "json".
 KEYS: dict[str, tuple[str, Any]] = {
     # base tree

@@ -9,11 +9,10 @@ reach it through `store.zk`, the handler behind either.
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pvc.zk.schema import Key
+
 if TYPE_CHECKING:
     from pvc.zk.handler import ZKHandler
-
-# A schema key: a name, or a name plus its placeholder values ("node.keepalive", "node1").
-Key = str | tuple[str, ...]
 
 
 class Store(Protocol):

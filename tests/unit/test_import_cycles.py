@@ -1,6 +1,5 @@
 """pvc's module import graph, read from the source with ast (function-level imports too): it
-has no cycle, and the configuration does not import the cluster's verbs. Imports under
-`if TYPE_CHECKING:` are left out: they name types for the checker and never run."""
+has no cycle, and the configuration does not import the cluster's verbs."""
 
 import ast
 from pathlib import Path
@@ -19,17 +18,7 @@ def imported(path: Path, modules: set[str]) -> set[str]:
     name = module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
-    tree = ast.parse(path.read_text(), str(path))
-    typing_only = {
-        id(child)
-        for block in ast.walk(tree)
-        if isinstance(block, ast.If) and ast.unparse(block.test).endswith("TYPE_CHECKING")
-        for statement in block.body
-        for child in ast.walk(statement)
-    }
-    for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -87,8 +76,3 @@ def test_pvc_has_no_import_cycle():
 
 def test_the_configuration_imports_no_verbs():
     assert not {module for module in graph()["pvc.config"] if module.startswith("pvc.ops")}
-
-
-def test_the_graph_leaves_out_type_checking_imports():
-    assert "pvc.zk.handler" not in graph()["pvc.zk.store"]  # only under TYPE_CHECKING there
-    assert "pvc.zk.store" in graph()["pvc.zk.handler"]
