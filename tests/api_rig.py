@@ -1,7 +1,6 @@
 """A bench rig without node daemons: a private Zookeeper, `pvc api serve` from a given binary
 (so a build of an older commit can be measured the same way), hypervisor node records written
-as daemons would, and VM records written in bulk. Used by scripts/bench/waits and
-scripts/bench/placement."""
+as daemons would, and VM records written in bulk. Used by scripts/bench/waits."""
 
 import http.client
 import json
