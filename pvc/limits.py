@@ -1,0 +1,38 @@
+"""What pvc accepts, in one table: ops and the API enforce these, the OpenAPI document and the
+README state them, so a client that follows the document is never refused for valid data.
+
+Why these numbers: a name becomes a Zookeeper path component, a libvirt domain name and often
+a DNS label (63); every write is one Zookeeper transaction, which Zookeeper refuses (by
+dropping the session's connection) above its `jute.maxbuffer` of 1 MiB, so the largest value
+pvc stores (a domain's XML) stays well below it; a request body carries at most one XML,
+JSON-escaped; a reason recorded from an outside system (libvirt's error text) is shown on one
+line of a terminal.
+"""
+
+import re
+
+NAME_MAX = 63  # characters of a node, VM, network, ... name
+XML_MAX = 256 * 1024  # bytes (UTF-8) of a domain's XML
+XML_DEPTH_MAX = 64  # nesting of elements in a domain's XML
+TAG_MAX = 64  # characters of one VM tag
+TAGS_MAX = 64  # tags on one VM
+NODE_LIMIT_MAX = 256  # nodes in one VM's node limit
+CLUSTER_NAME_MAX = NAME_MAX  # the cluster's name follows the name rule too
+BODY_MAX = 2 * 1024 * 1024  # bytes of a request body (one XML, JSON-escaped, fits)
+HEADER_MAX = 16 * 1024  # bytes of a request's headers
+JSON_DEPTH_MAX = 32  # nesting of a JSON request body
+PATTERN_MAX = 256  # characters of a user's name pattern (glob or regular expression)
+PATTERN_SECONDS = 1.0  # time one pattern may take to match every name of a list
+REASON_MAX = 1000  # characters of a recorded reason (a VM's failed reason, a task's error)
+TRANSACTION_MAX = 900 * 1024  # bytes (paths and values) of one Zookeeper transaction
+
+_SPACE = re.compile(r"\s+")
+
+
+def one_line(text: str, limit: int = REASON_MAX) -> str:
+    """`text` (an outside system's error, a reason) on one line of at most `limit` characters:
+    whitespace runs (newlines too) become one space, control characters are dropped, and a
+    longer text is cut with an ellipsis."""
+    flat = _SPACE.sub(" ", text).strip()
+    flat = "".join(char for char in flat if char.isprintable())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
