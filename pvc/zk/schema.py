@@ -32,6 +32,7 @@ KEYS: dict[str, tuple[str, Any]] = {
     "base.config.primary_node": ("/config/primary_node", str),
     "base.config.upstream_ip": ("/config/upstream_ip", str),
     "base.config.initialized": ("/config/initialized", float),
+    "base.config.cluster_uuid": ("/config/cluster_uuid", str),  # the cluster's identity
     "base.nodes": ("/nodes", str),
     "base.domains": ("/domains", str),
     "base.networks": ("/networks", str),

@@ -35,10 +35,18 @@ def post_status(ctx: Context, maintenance: bool) -> dict[str, Any]:
     summary="Create the cluster's Zookeeper tree",
     tags=("cluster",),
     params=(
-        Param("overwrite", bool, "Wipe an initialised cluster and start afresh", default=False),
+        Param(
+            "overwrite",
+            bool,
+            "Wipe an initialised cluster and start afresh (every node daemon stopped)",
+            default=False,
+        ),
         Param("name", str, "Cluster name", default="pvc"),
     ),
-    responses={400: "Bad parameter", 409: "Already initialised (and overwrite not set)"},
+    responses={
+        400: "Bad parameter, or a cluster name outside the name rule",
+        409: "Already initialised (and overwrite not set), or node daemons are alive",
+    },
 )
 def post_initialize(ctx: Context, overwrite: bool, name: str) -> dict[str, Any]:
     return cluster.initialize(ctx.zk, overwrite=overwrite, name=name)
