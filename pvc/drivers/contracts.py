@@ -19,8 +19,9 @@ Every driver:
 - bounds every call in time (a timeout of its own or one it is given; libvirt's through the
   keepalive of a connection with events), so a hung system fails a step instead of holding a
   worker;
-- raises its own error (a PvcError: a message naming the object, in the system's words), never
-  the binding's exceptions, and never a secret in a message;
+- raises its own error (a DriverError: a message naming the object, in the system's words, on
+  one line of at most limits.REASON_MAX characters, since it is shown and stored as a reason),
+  never the binding's exceptions, and never a secret in a message;
 - makes adding what is there and removing what is not succeed;
 - is tested against the real system, chosen by configuration (a URI, a namespace, a BMC's
   address, a ceph.conf), never by monkeypatching.
@@ -30,20 +31,29 @@ from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from pvc.errors import PvcError
+from pvc.limits import one_line
 
 
-class HypervisorError(PvcError):
+class DriverError(PvcError):
+    """An outside system refused or failed a request; its message is one line (an outside
+    system's text may be megabytes over many lines: libvirt's are)."""
+
+    def __init__(self, message: str):
+        super().__init__(one_line(message))
+
+
+class HypervisorError(DriverError):
     """The hypervisor refused or failed an operation."""
 
 
-class PowerError(PvcError):
+class PowerError(DriverError):
     """A power request failed; `reason` says why in a few words."""
 
     http_status = 502  # the BMC, a service behind us, failed
 
     def __init__(self, message: str, reason: str):
         super().__init__(message)
-        self.reason = reason
+        self.reason = one_line(reason)
 
 
 EventCallback = Callable[[str], None]  # a domain's UUID, from the hypervisor's event thread
@@ -55,7 +65,9 @@ class HypervisorDriver(Protocol):
     and, optionally, a callback for lifecycle events, called with the domain's UUID from the
     driver's own thread (it must not block); without one, no event loop is started (the
     watchdog). Domains are transient: started from the XML in Zookeeper, never defined here.
-    States: running, paused, shutdown, shutoff, crashed, other. Failures raise HypervisorError.
+    Each carries the mark of the cluster that started it (`owner`, the cluster's identity), so
+    a daemon tells its cluster's domains from any other. States: running, paused, shutdown,
+    shutoff, crashed, other. Failures raise HypervisorError.
     """
 
     uri: str
@@ -68,7 +80,18 @@ class HypervisorDriver(Protocol):
         """The domain's state, None if it is not here."""
         ...
 
-    def start(self, xml: str) -> None: ...
+    def start(self, xml: str, owner: str) -> None:
+        """Starts a transient domain from `xml`, marked as cluster `owner`'s."""
+        ...
+
+    def owner(self, uuid: str) -> str | None:
+        """The identity of the cluster whose mark the domain carries; None if it has none
+        (or is not here)."""
+        ...
+
+    def mark(self, uuid: str, owner: str) -> None:
+        """Marks a running domain as cluster `owner`'s (one started before domains were)."""
+        ...
 
     def shutdown(self, uuid: str) -> None:
         """Asks the guest to shut down (ACPI) and returns at once."""
@@ -76,6 +99,11 @@ class HypervisorDriver(Protocol):
 
     def destroy(self, uuid: str) -> None:
         """Hard off; succeeds for a domain that is not here."""
+        ...
+
+    def remove(self, uuid: str) -> None:
+        """Hard off and, if it is defined, undefined: gone from here; succeeds for a domain
+        that is not here."""
         ...
 
     def resume(self, uuid: str) -> None:

@@ -6,8 +6,13 @@ opens libvirt, for the node daemon and for its watchdog's self-fence alike.
   libvirt never keeps a definition that could disagree with the cluster's.
 - `domains()` is what runs here now: {uuid: state}, state one of running, paused, shutoff,
   crashed, other. A domain that is not listed does not exist here.
-- `start`, `shutdown` (ACPI, returns at once), `destroy` and `migrate` raise `HypervisorError`
-  with libvirt's message; `destroy` of a domain that is not here succeeds.
+- Every domain pvc starts carries its cluster's mark: `start(xml, owner)` adds an element in
+  MARK_NAMESPACE to the domain's <metadata> (replacing any mark the XML brought along) with
+  the cluster's identity; the mark travels with a live migration; `mark` adds it to a running
+  domain (one started before pvc marked its domains), `owner` reads it (None: unmarked).
+- `start`, `shutdown` (ACPI, returns at once), `destroy`, `remove` and `migrate` raise
+  `HypervisorError` with libvirt's message on one line; `destroy` and `remove` of a domain
+  that is not here succeed.
 - Lifecycle events call the callback given to `Hypervisor(uri, on_event)` with the domain's
   UUID, from libvirt's event loop thread: it must not block. Without a callback no event loop
   is started, so the watchdog opens libvirt without threads of libvirt's.
@@ -27,6 +32,8 @@ import threading
 import xml.etree.ElementTree as ET
 from types import ModuleType
 from typing import Any
+from xml.dom import minidom
+from xml.sax.saxutils import quoteattr
 
 from pvc.drivers import import_binding
 from pvc.drivers.contracts import EventCallback, HypervisorError
@@ -35,6 +42,8 @@ __all__ = ["Hypervisor", "HypervisorError"]
 log = logging.getLogger("pvc.libvirt")
 KEEPALIVE_INTERVAL = 5  # seconds between probes of an idle connection
 KEEPALIVE_COUNT = 3  # probes unanswered before the connection is closed
+MARK_NAMESPACE = "urn:pvc:cluster"  # of the <metadata> element naming a domain's cluster
+MARK_PREFIX = "pvc"
 _event_loop_started = threading.Lock()
 _event_loop_running = False
 
@@ -140,11 +149,39 @@ class Hypervisor:
         except self._error():
             return None
 
-    def start(self, xml: str) -> None:
+    def start(self, xml: str, owner: str) -> None:
         try:
-            self.conn.createXML(xml, 0)
+            self.conn.createXML(marked(xml, owner), 0)
         except self._error() as exc:
             raise HypervisorError(str(exc)) from None
+
+    def owner(self, uuid: str) -> str | None:
+        libvirt = _libvirt()
+        try:
+            mark = self.conn.lookupByUUIDString(uuid).metadata(
+                libvirt.VIR_DOMAIN_METADATA_ELEMENT, MARK_NAMESPACE, 0
+            )
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() in (
+                libvirt.VIR_ERR_NO_DOMAIN_METADATA,
+                libvirt.VIR_ERR_NO_DOMAIN,
+            ):
+                return None
+            raise HypervisorError(f"cannot read the metadata of domain {uuid}: {exc}") from None
+        return ET.fromstring(mark).get("uuid")
+
+    def mark(self, uuid: str, owner: str) -> None:
+        libvirt = _libvirt()
+        try:
+            self.conn.lookupByUUIDString(uuid).setMetadata(
+                libvirt.VIR_DOMAIN_METADATA_ELEMENT,
+                f"<cluster uuid={quoteattr(owner)}/>",
+                MARK_PREFIX,
+                MARK_NAMESPACE,
+                libvirt.VIR_DOMAIN_AFFECT_LIVE,
+            )
+        except libvirt.libvirtError as exc:
+            raise HypervisorError(f"cannot mark domain {uuid}: {exc}") from None
 
     def shutdown(self, uuid: str) -> None:
         try:
@@ -159,6 +196,22 @@ class Hypervisor:
         except self._error() as exc:
             if self.state(uuid) not in (None, "shutoff"):
                 raise HypervisorError(str(exc)) from None
+
+    def remove(self, uuid: str) -> None:
+        self.destroy(uuid)
+        libvirt = _libvirt()
+        try:
+            domain = self.conn.lookupByUUIDString(uuid)
+        except libvirt.libvirtError:
+            return  # transient: gone with its destroy
+        try:
+            domain.undefineFlags(
+                libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+            )
+        except libvirt.libvirtError as exc:
+            if self.state(uuid) is not None:
+                raise HypervisorError(f"cannot undefine domain {uuid}: {exc}") from None
 
     def resume(self, uuid: str) -> None:
         try:
@@ -220,3 +273,27 @@ class Hypervisor:
             self._conn.close()
         except self._error():
             pass
+
+
+def marked(xml: str, owner: str) -> str:
+    """The domain XML with `owner` as its cluster's mark in <metadata> (any mark it had goes);
+    the rest of the document is kept as it is (minidom keeps prefixes and attributes)."""
+    document = minidom.parseString(xml)
+    root = document.documentElement
+    metadata = _child(root, "metadata") or root.appendChild(document.createElement("metadata"))
+    for element in _elements(metadata):
+        if element.namespaceURI == MARK_NAMESPACE:
+            metadata.removeChild(element)
+    mark = document.createElementNS(MARK_NAMESPACE, f"{MARK_PREFIX}:cluster")
+    mark.setAttribute(f"xmlns:{MARK_PREFIX}", MARK_NAMESPACE)
+    mark.setAttribute("uuid", owner)
+    metadata.appendChild(mark)
+    return root.toxml()
+
+
+def _elements(parent: Any) -> list[Any]:
+    return [node for node in parent.childNodes if node.nodeType == node.ELEMENT_NODE]
+
+
+def _child(parent: Any, tag: str) -> Any:
+    return next((node for node in _elements(parent) if node.tagName == tag), None)

@@ -16,6 +16,13 @@ UUID at a time (never the same one on two workers) and take one idempotent step:
   (unless the method is shutdown), falling back to shutdown-and-start unless the migration
   method forbids it; the receiver starts it only after this node reports it off.
 - assigned elsewhere, running here, any other state: a stray; destroy it.
+- no VM in Zookeeper: a domain carrying this cluster's mark (pvc.ops.cluster.identity, set
+  by `start`) is an orphan, its VM removed, perhaps while this daemon was down: it is removed
+  (off and undefined). Any other domain (unmarked, or another cluster's) is not pvc's: left
+  alone, logged once. A domain of a VM assigned here that runs unmarked (started before pvc
+  marked domains) is marked. Deciding on "no VM" is safe: the VM is read from Zookeeper
+  itself after this daemon registered (a write of this session), so any VM defined before
+  its domain could have started is seen.
 - restart, shutdown (graceful, then error or forced off after `vm_shutdown_timeout`), stop and
   disable act on a VM running here.
 
@@ -58,7 +65,9 @@ from pvc.config import Config
 from pvc.drivers.contracts import HypervisorDriver, HypervisorError
 from pvc.drivers.libvirt import Hypervisor
 from pvc.errors import ConcurrentChange, PvcError
+from pvc.limits import one_line
 from pvc.node.controller import Controller
+from pvc.ops import cluster
 from pvc.ops import vm as vm_ops
 from pvc.zk import schema
 from pvc.zk.cache import CachedView
@@ -123,10 +132,10 @@ class VmController:
         # keyed by VM; each read and written only by that VM's step (one worker at a time)
         self._migrations: dict[str, Future[str | None]] = {}  # -> error message, None: done
         self._shutdowns: dict[str, Shutdown] = {}
-        self._removed: set[str] = set()  # VMs undefined while this daemon ran
+        self._marked: set[str] = set()  # domains here known to carry this cluster's mark
         self._assigned: dict[str, str] = {}  # VM -> its node, kept from the mirror
         self._assigned_lock = threading.Lock()
-        self._ignored: set[str] = set()  # libvirt domains that are not pvc's
+        self._ignored: set[str] = set()  # libvirt domains that are not this cluster's
         self._stop = threading.Event()
 
     # --- life cycle -------------------------------------------------------------------------
@@ -166,8 +175,7 @@ class VmController:
             return
         uuid = parts[2]
         if len(parts) == 3:
-            if data is None:  # removed: destroy it if it runs here
-                self._removed.add(uuid)
+            if data is None:  # removed: its domain goes if it runs here
                 self._assigned.pop(uuid, None)
                 self.enqueue(uuid)
         elif data is None:
@@ -245,16 +253,14 @@ class VmController:
             [("domain", uuid), ("domain.node", uuid), ("domain.observed", uuid)]
         )
         running_here = here in RUNNING
+        if not running_here:
+            self._marked.discard(uuid)
         asked = self._shutdowns.get(uuid)
         if asked is not None and (not running_here or asked.version != version):
             del self._shutdowns[uuid]  # off, or asked something else since
         if name is None:
-            if running_here and uuid in self._removed:
-                log.info("VM %s was removed; destroying it here", uuid)
-                self.hypervisor.destroy(uuid)
-            elif running_here and uuid not in self._ignored:
-                self._ignored.add(uuid)
-                log.warning("domain %s is not a pvc VM; leaving it alone", uuid)
+            if here is not None:
+                self._without_vm(uuid)
             return None
         look = Look(uuid, name, version)
         observed = observed or {}
@@ -272,6 +278,7 @@ class VmController:
             return None  # an incoming live migration: it has arrived only once it runs here
         if state in ("start", "migrate"):
             if running_here:
+                self._ensure_marked(look)
                 if here == "paused" and state == "start":
                     self._resume(look)
                 self._report(uuid, "running")
@@ -308,14 +315,41 @@ class VmController:
             return  # the resync comes back to it
         xml = self.zk.read(("domain.xml", look.uuid))
         try:
-            self.hypervisor.start(xml)
+            self.hypervisor.start(xml, cluster.identity(self.zk))
         except HypervisorError as exc:
             log.error("VM %s failed to start: %s", look.name, exc.message)
-            self._set(look, {"domain.state": "fail", "domain.failed_reason": exc.message})
+            reason = one_line(exc.message)
+            self._set(look, {"domain.state": "fail", "domain.failed_reason": reason})
             return
+        self._marked.add(look.uuid)
         log.info("VM %s started", look.name)
         self._report(look.uuid, "running")
         self._set(look, {"domain.failed_reason": ""})
+
+    def _without_vm(self, uuid: str) -> None:
+        """A domain here whose VM Zookeeper does not know: removed if this cluster's (an
+        orphan), else left alone."""
+        assert self.hypervisor is not None
+        owner = self.hypervisor.owner(uuid)
+        if owner is not None and owner == cluster.identity(self.zk):
+            log.warning("domain %s is this cluster's but its VM is gone: removing it", uuid)
+            self.hypervisor.remove(uuid)
+            self._marked.discard(uuid)
+        elif uuid not in self._ignored:
+            self._ignored.add(uuid)
+            whose = "another cluster's" if owner else "not marked as any cluster's"
+            log.warning("domain %s is %s: leaving it alone", uuid, whose)
+
+    def _ensure_marked(self, look: Look) -> None:
+        """Marks a VM's domain running here as this cluster's, unless known to be already."""
+        assert self.hypervisor is not None
+        if look.uuid in self._marked:
+            return
+        identity = cluster.identity(self.zk)
+        if self.hypervisor.owner(look.uuid) != identity:
+            self.hypervisor.mark(look.uuid, identity)
+            log.info("VM %s: its domain is marked as this cluster's now", look.name)
+        self._marked.add(look.uuid)
 
     def _resume(self, look: Look) -> None:
         """A VM meant to run here, paused here with no migration of ours in flight: a live

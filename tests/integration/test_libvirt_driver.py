@@ -18,6 +18,7 @@ from tests.conftest import REPO
 from tests.libvirt_nodes import LibvirtNodes
 
 RUNNING_UUID = "11111111-2222-3333-4444-555555555555"
+CLUSTER = "6b1e4bd2-8a8e-4c37-9d1e-2f0c8f0a3c11"  # the identity of the cluster starting domains
 NODE = f"""<node>
   <domain type='test'>
     <name>running</name><uuid>{RUNNING_UUID}</uuid><memory>65536</memory>
@@ -44,7 +45,7 @@ def test_domains_start_and_destroy(hypervisor):
     assert isinstance(hypervisor, HypervisorDriver)
     assert hypervisor.domains() == {RUNNING_UUID: "running"}
     started = str(uuid.uuid4())
-    hypervisor.start(domain_xml("transient", started))
+    hypervisor.start(domain_xml("transient", started), CLUSTER)
     assert hypervisor.state(started) == "running"
     hypervisor.destroy(started)
     assert hypervisor.state(started) is None  # a transient domain is gone once off
@@ -54,12 +55,30 @@ def test_domains_start_and_destroy(hypervisor):
 
 def test_a_refused_start_raises_with_libvirts_message(hypervisor):
     with pytest.raises(HypervisorError, match="already"):
-        hypervisor.start(domain_xml("running", RUNNING_UUID))
+        hypervisor.start(domain_xml("running", RUNNING_UUID), CLUSTER)
+
+
+def test_a_started_domain_carries_its_clusters_mark(hypervisor):
+    started = str(uuid.uuid4())
+    foreign = "<metadata><pvc:cluster xmlns:pvc='urn:pvc:cluster' uuid='other'/></metadata>"
+    hypervisor.start(domain_xml("marked", started).replace("</domain>", foreign + "</domain>"),
+                     CLUSTER)  # fmt: skip
+    assert hypervisor.owner(started) == CLUSTER  # the mark the XML brought along is replaced
+    assert hypervisor.owner(RUNNING_UUID) is None  # not started by pvc: unmarked
+    hypervisor.mark(RUNNING_UUID, CLUSTER)
+    assert hypervisor.owner(RUNNING_UUID) == CLUSTER
+    assert hypervisor.owner(str(uuid.uuid4())) is None  # not here
+
+
+def test_remove_leaves_nothing_of_a_domain(hypervisor):
+    hypervisor.remove(RUNNING_UUID)  # persistent: off, then undefined
+    assert hypervisor.state(RUNNING_UUID) is None and hypervisor.domains() == {}
+    hypervisor.remove(RUNNING_UUID)  # removing what is not here succeeds
 
 
 def test_destroy_all_running_leaves_nothing_active(hypervisor):
     for index in range(3):
-        hypervisor.start(domain_xml(f"vm{index}", str(uuid.uuid4())))
+        hypervisor.start(domain_xml(f"vm{index}", str(uuid.uuid4())), CLUSTER)
     assert len(hypervisor.domains()) == 4
     assert hypervisor.destroy_all_running() is True
     assert hypervisor.domains() == {RUNNING_UUID: "shutoff"}  # the persistent one stays, off

@@ -8,7 +8,9 @@ from types import ModuleType
 import pytest
 
 from pvc.drivers import contracts, ipmi, netlink, power_fence
+from pvc.drivers.contracts import HypervisorError
 from pvc.drivers.libvirt import Hypervisor
+from pvc.limits import REASON_MAX
 
 IMPLEMENTATIONS = [
     (contracts.HypervisorDriver, Hypervisor),
@@ -137,3 +139,12 @@ def test_a_failed_power_on_after_a_verified_off_is_still_a_fence():
         "fenced, but powering on again failed: on refused; "
         "the after-off action failed: division by zero"
     )
+
+
+def test_a_drivers_error_is_one_bounded_line():
+    """libvirt's text can be megabytes over many lines; shown and stored, it is one line."""
+    error = HypervisorError("unsupported configuration:\n" + "x\ty\n" * 500_000)
+    assert "\n" not in error.message and len(error.message) <= REASON_MAX
+    assert error.message.startswith("unsupported configuration: x y x y")
+    power = ipmi.IpmiError(ipmi.Bmc("h", "u", "secret"), "power off", "no\nanswer")
+    assert power.reason == "no answer" and "\n" not in power.message
