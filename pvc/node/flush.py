@@ -18,6 +18,7 @@ import logging
 from typing import Any
 
 from pvc.errors import ConcurrentChange, PvcError
+from pvc.limits import one_line
 from pvc.node.jobs import Job
 from pvc.ops import placement, vm_move, vm_state
 from pvc.ops import vm as vm_ops
@@ -81,7 +82,7 @@ class NodeFlush:
                 result["returned"].append(name)
             except PvcError as exc:
                 log.warning("VM %s cannot come back: %s", name, exc.message)
-                result["failed"][name] = exc.message
+                result["failed"][name] = one_line(exc.message)
                 continue
             self._settle(record, result)
         for index, record in enumerate(autostart, start=len(back) + 1):
@@ -93,7 +94,7 @@ class NodeFlush:
                 result["started"].append(name)
             except PvcError as exc:
                 log.warning("VM %s did not autostart: %s", name, exc.message)
-                result["failed"][name] = exc.message
+                result["failed"][name] = one_line(exc.message)
         self._finish(job, result, "unflush", "ready")
 
     def _shut_down_for_later(self, record: dict[str, Any]) -> None:

@@ -28,6 +28,7 @@ import threading
 from typing import Any, Protocol
 
 from pvc.errors import ConcurrentChange, PvcError
+from pvc.limits import one_line
 from pvc.node.controller import Controller
 from pvc.ops import jobs
 from pvc.zk import schema
@@ -100,7 +101,7 @@ class Job:
 
     def end(self, state: str, reason: str, **fields: Any) -> None:
         """Ends the job (or, for `queued`, hands it back) with `reason` as its message."""
-        progress = self.record["progress"] | {"message": reason}
+        progress = self.record["progress"] | {"message": one_line(reason)}
         if state == jobs.QUEUED:
             record = self.record | {"state": jobs.QUEUED, "progress": progress, **fields}
         else:

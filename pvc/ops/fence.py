@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from pvc.errors import ConcurrentChange, Conflict
+from pvc.limits import one_line
 from pvc.ops import allocation, placement
 from pvc.ops import vm as vm_ops
 from pvc.zk.handler import ZKHandler
@@ -43,10 +44,12 @@ def record(
     steps: list[str] | None = None,
 ) -> None:
     """Appends to a node's fence log (and sets its daemon state), in one transaction; `steps`:
-    the timed steps of an IPMI fence."""
-    entry: dict[str, Any] = {"time": round(time.time(), 3), "event": event, "detail": detail}
+    the timed steps of an IPMI fence. Detail and steps (a BMC's words among them) are kept on
+    one line each (limits.one_line)."""
+    entry: dict[str, Any] = {"time": round(time.time(), 3), "event": event,
+                             "detail": one_line(detail)}  # fmt: skip
     if steps:
-        entry["steps"] = steps
+        entry["steps"] = [one_line(step) for step in steps]
     entries = [*(zk.read(("node.fence_log", node)) or []), entry]
     values: dict[Any, Any] = {("node.fence_log", node): entries[-LOG_ENTRIES:]}
     if state is not None:

@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pvc.errors import ConcurrentChange, Conflict, InvalidInput, NotFound
+from pvc.limits import one_line
 from pvc.zk import schema
 from pvc.zk.handler import ZKHandler
 
@@ -246,7 +247,10 @@ def update(
 
 
 def finished(record: dict[str, Any], state: str, **fields: Any) -> dict[str, Any]:
-    """The record of a job that ended in `state`, with `result` or `error` in `fields`."""
+    """The record of a job that ended in `state`, with `result` or `error` in `fields`; an
+    error (often an outside system's text) is kept on one line (limits.one_line)."""
+    if fields.get("error") is not None:
+        fields["error"] = one_line(fields["error"])
     return record | {"state": state, "finished": time.time(), **fields}
 
 

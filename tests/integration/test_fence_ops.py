@@ -6,6 +6,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 
 from pvc.errors import NotFound
+from pvc.limits import REASON_MAX
 from pvc.ops import cluster, fence, vm
 from pvc.ops import node as node_ops
 from pvc.zk.handler import ZKHandler
@@ -109,6 +110,16 @@ def test_the_fence_log_keeps_the_newest_entries_and_shows_in_node_info(nodes):  
     assert (log[-1]["event"], log[-1]["detail"]) == ("fenced", "power off verified")
     status = cluster.status(zk)
     assert status["fencing"] == [{"name": "node3", "daemon_state": "fenced", "last_event": log[-1]}]
+
+
+def test_a_fence_log_entry_is_one_bounded_line(nodes):  # noqa: F811
+    """A BMC's words, or many recovered VMs, go into an entry on one line each."""
+    fence.record(nodes, "node3", "fence-failed", "ipmitool:\n" + "error\r\n" * 100_000,
+                 steps=["0.01 s: power status failed:\n" + "x\n" * 100_000])  # fmt: skip
+    entry = node_ops.info(nodes, "node3")["fence_log"][-1]
+    for text in (entry["detail"], *entry["steps"]):
+        assert "\n" not in text and "\r" not in text and len(text) <= REASON_MAX
+    assert entry["detail"].startswith("ipmitool: error error")
 
 
 def test_ipmi_credentials_are_readable_only_with_the_secret(zk_hosts):

@@ -5,6 +5,7 @@ import uuid
 
 import pytest
 
+from pvc.limits import REASON_MAX
 from pvc.ops import node as node_ops
 from pvc.ops import placement, vm, vm_move, vm_state
 from tests.conftest import free_port
@@ -135,3 +136,18 @@ def test_a_vm_that_fails_to_start_says_why(cluster, zk):
     assert record["state"] == "fail"
     assert "init binary must be specified" in record["failed_reason"]
     assert record["node"] == node
+
+
+def test_a_failed_reason_from_libvirt_is_one_bounded_line(cluster, zk):
+    """libvirt's error echoes what it refused: here 200 KB over 50,000 lines. The reason
+    recorded (and shown by the CLI) is one line of at most limits.REASON_MAX characters."""
+    xml = domain("echoed")
+    vm_uuid = vm.define(zk, POLICY, xml)["uuid"]
+    refused = xml.replace("<type>hvm</type>", "<type>" + "x\ny " * 50_000 + "</type>")
+    zk.write({("domain.xml", vm_uuid): refused})  # libvirt refuses it only at start
+    vm_state.start(zk, POLICY, "echoed")
+    record = vm_state.wait_for(zk, "echoed", ("start",), 10)
+    assert record["state"] == "fail"
+    reason = record["failed_reason"]
+    assert "\n" not in reason and len(reason) <= REASON_MAX
+    assert reason.startswith("unsupported configuration: unknown OS type 'x y x y"), reason[:80]
