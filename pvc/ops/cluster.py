@@ -89,8 +89,9 @@ def initialize(zk: ZKHandler, *, overwrite: bool = False, name: str = "pvc") -> 
 def _retire(zk: ZKHandler) -> None:
     """Removes what marks the tree initialised, unless a node daemon is alive (checked again
     in the same transaction, by the absence of each node's liveness node)."""
-    nodes = [node for node in zk.children("base.nodes") if schema.valid_name(node)]
-    alive = [node for node in nodes if zk.exists(("node.alive", node))]
+    handler = zk.zk  # Zookeeper itself: a mirror may lag behind a daemon that just registered
+    nodes = [node for node in handler.children("base.nodes") if schema.valid_name(node)]
+    alive = [node for node in nodes if handler.exists(("node.alive", node))]
     if alive:
         raise Conflict(f"stop the node daemons first: {', '.join(alive)}")
     expect: dict[Any, int] = {("node.alive", node): -1 for node in nodes}

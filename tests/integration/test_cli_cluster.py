@@ -39,6 +39,16 @@ def test_init_overwrite_yes_reinitialises(pvc):
     assert (after["cluster"], after["maintenance"]) == ("beta", False)
 
 
+def test_init_overwrite_while_a_daemon_runs_and_a_bad_name_are_one_line(pvc, zk):
+    ok(pvc("cluster", "init", "--name", "alpha"))
+    assert zk.claim_ephemeral(("node.alive", "node1"), "a daemon's session")
+    line = fails(pvc("cluster", "init", "--overwrite", "-y", "--name", "beta"))
+    assert line == "pvc: stop the node daemons first: node1"
+    assert status(pvc)["cluster"] == "alpha"
+    line = fails(pvc("cluster", "init", "--overwrite", "-y", "--name", "be\x1bta"))
+    assert line.startswith("pvc: invalid cluster name 'be\\x1bta'")
+
+
 def test_init_overwrite_asks_and_no_aborts(pvc):
     ok(pvc("cluster", "init", "--name", "alpha"))
     for answer in ("n\n", "\n", "yes please\n", ""):
