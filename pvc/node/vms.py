@@ -341,14 +341,19 @@ class VmController:
             log.warning("domain %s is %s: leaving it alone", uuid, whose)
 
     def _ensure_marked(self, look: Look) -> None:
-        """Marks a VM's domain running here as this cluster's, unless known to be already."""
+        """Marks a VM's domain running here as this cluster's, unless known to be already; a
+        failure is logged and tried again at the next step (the VM's step goes on)."""
         assert self.hypervisor is not None
         if look.uuid in self._marked:
             return
         identity = cluster.identity(self.zk)
-        if self.hypervisor.owner(look.uuid) != identity:
-            self.hypervisor.mark(look.uuid, identity)
-            log.info("VM %s: its domain is marked as this cluster's now", look.name)
+        try:
+            if self.hypervisor.owner(look.uuid) != identity:
+                self.hypervisor.mark(look.uuid, identity)
+                log.info("VM %s: its domain is marked as this cluster's now", look.name)
+        except HypervisorError as exc:
+            log.warning("VM %s: %s", look.name, exc.message)
+            return
         self._marked.add(look.uuid)
 
     def _resume(self, look: Look) -> None:
