@@ -12,7 +12,7 @@ from tests.integration.test_api import call
 CATASTROPHIC = "^(a+)+$"
 
 
-def _add_vm(zk, name: str) -> None:
+def add_vm(zk, name: str) -> None:
     """A stopped VM's records, as a define writes them."""
     vm_uuid = str(uuid.uuid4())
     txn = zk.client.transaction()
@@ -25,8 +25,8 @@ def _add_vm(zk, name: str) -> None:
 
 def test_a_catastrophic_regex_is_400_and_other_requests_are_served_meanwhile(api_server, zk):
     cluster.initialize(zk)
-    _add_vm(zk, "a" * 27 + "-x")
-    _add_vm(zk, "web1")
+    add_vm(zk, "a" * 27 + "-x")
+    add_vm(zk, "web1")
     assert call(api_server, "GET", "/vm")[0] == 200
     query = urllib.parse.urlencode({"match": CATASTROPHIC, "regex": "true"})
     slow: dict = {}
