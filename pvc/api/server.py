@@ -86,6 +86,7 @@ def serve(config: Config) -> int:
     log.info("API serving on %s://%s:%s/api/v1", scheme, address, port)
 
     def stop(*_: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not re-enter
         log.info("API stopping")
         zk.close()
         sys.exit(0)

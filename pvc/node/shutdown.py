@@ -69,6 +69,7 @@ class ZookeeperCutoff:
 
     def _run(self) -> None:
         self.stopping.wait()
+        log.info("told to stop: the shutdown ends within %g s", self.deadline)
         ends = time.monotonic() + self.deadline
         while not self.finished.wait(POLL):
             since = self._disconnected_at
