@@ -2,8 +2,10 @@
 a LocalCluster: warm on every coordinator, isolated from the daemon's coordination, restarted
 when it dies, gone when its daemon is killed, and answering at once after a failover."""
 
+import logging
 import os
 import signal
+import sys
 import threading
 import time
 import urllib.error
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from pvc.node.api_process import ApiProcess
 from tests.conftest import free_port
 from tests.integration.test_api_patterns import CATASTROPHIC, add_vm
 from tests.local_cluster import LocalCluster
@@ -163,3 +166,35 @@ def test_after_a_failover_the_new_primary_answers_at_once(cluster, observer):
     assert api_pid(cluster, new) == warm[new]  # served by the process started long before
     cluster.start(old)
     wait_for("the old primary back", lambda: observer.read(("node.state.daemon", old)) == "run")
+
+
+def _supervised(code: str) -> ApiProcess:
+    """An ApiProcess supervising a stand-in child: real processes, supervision alone."""
+    supervisor = ApiProcess("/nonexistent.conf")
+    supervisor.command = [sys.executable, "-c", code]
+    supervisor.start()
+    return supervisor
+
+
+def test_a_child_that_exits_is_restarted_with_a_growing_delay(caplog):
+    caplog.set_level(logging.INFO, logger="pvc.node.api")
+    supervisor = _supervised("import sys; sys.exit(3)")
+    try:
+        wait_for("three restarts", lambda: caplog.text.count("starting it again") >= 3)
+    finally:
+        supervisor.stop()
+    assert "the API process exited (exit code 3); starting it again in 0.5 s" in caplog.text
+    assert "starting it again in 1 s" in caplog.text and "starting it again in 2 s" in caplog.text
+
+
+def test_a_child_that_ignores_sigterm_is_killed_at_stop(caplog, tmp_path):
+    ready = tmp_path / "ignoring"
+    supervisor = _supervised(
+        "import pathlib, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        f"pathlib.Path({str(ready)!r}).touch(); time.sleep(600)"
+    )
+    wait_for("the child ignoring SIGTERM", ready.exists)
+    pid = supervisor.pid
+    supervisor.stop()
+    assert not _cmdline(pid) and supervisor.pid is None
+    assert f"the API process {pid} ignored SIGTERM" in caplog.text
