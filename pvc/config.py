@@ -133,9 +133,8 @@ SPEC: dict[str, Any] = {
         "listen_address": Field(
             str,
             "0.0.0.0",
-            "Address the API listens on: the floating address, bound before it arrives, so only "
-            "the primary gets requests; with 0.0.0.0 every coordinator answers (harmless: the "
-            "API is stateless around Zookeeper).",
+            "API address: the floating one (only the primary answers) or 0.0.0.0 (every "
+            "coordinator answers; fine, the API is stateless around Zookeeper).",
         ),
         "listen_port": Field(int, 7370, "Port the API listens on.", _port),
         "authentication": {
