@@ -2,6 +2,7 @@
 a LocalCluster: warm on every coordinator, isolated from the daemon's coordination, restarted
 when it dies, gone when its daemon is killed, and answering at once after a failover."""
 
+import json
 import logging
 import os
 import signal
@@ -94,6 +95,8 @@ def test_coordination_holds_while_the_api_is_busy_or_frozen(cluster, observer):
     then its API process is frozen: the primary keeps its role and its keepalives."""
     primary = cluster.wait_for_primary(observer, WAIT)
     add_vm(observer, "a" * 27 + "-x")
+    listed = "/vm?" + urllib.parse.urlencode({"match": "a*-x"})
+    wait_for("the API to list the VM", lambda: _listed(cluster, listed))
     query = "/vm?" + urllib.parse.urlencode({"match": CATASTROPHIC, "regex": "true"})
     busy_until = time.monotonic() + 3 * cluster.session_timeout
     answers: list[int] = []
@@ -133,6 +136,13 @@ def test_a_killed_api_process_is_started_again(cluster, observer):
     log = (cluster.workdir / primary / "pvc.log").read_text()
     assert f"API process {new} started" in log
     assert "the API process exited (exit code -9); starting it again in" in log
+
+
+def _listed(cluster: LocalCluster, path: str) -> bool:
+    request = urllib.request.Request(cluster.api_url + path)
+    request.add_header("X-Api-Key", cluster.api_key)
+    with urllib.request.urlopen(request, timeout=5) as reply:
+        return bool(json.loads(reply.read()))
 
 
 def _answers(cluster: LocalCluster) -> bool:
