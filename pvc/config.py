@@ -125,9 +125,16 @@ SPEC: dict[str, Any] = {
         ),
     },
     "api": {
-        "serve_on_primary": Field(bool, True, "The primary coordinator's daemon serves the API."),
+        "serve_on_primary": Field(
+            bool,
+            True,
+            "Each coordinator's daemon runs the API (a child process, warm on every coordinator).",
+        ),
         "listen_address": Field(
-            str, "0.0.0.0", "Address the API listens on (e.g. the floating address)."
+            str,
+            "0.0.0.0",
+            "API address: the floating one (only the primary answers) or 0.0.0.0 (every "
+            "coordinator answers; fine, the API is stateless around Zookeeper).",
         ),
         "listen_port": Field(int, 7370, "Port the API listens on.", _port),
         "authentication": {

@@ -38,3 +38,10 @@ def pinned_descriptors() -> tuple[int, ...]:
     if path and path.startswith(PINNED_PREFIX):
         return (int(path[len(PINNED_PREFIX) :]),)
     return ()
+
+
+def command(code: str, *args: str) -> list[str]:
+    """A command running the Python `code` with the same pvc code as this process importable
+    (its zipapp or source tree); `args` are its sys.argv[1:]. Pass it pinned_descriptors()."""
+    root = archive_path() or str(Path(pvc.__file__).resolve().parent.parent)
+    return [sys.executable, "-c", f"import sys; sys.path.insert(0, {root!r}); {code}", *args]

@@ -17,6 +17,7 @@ from pvc.config import Config
 from pvc.errors import ConfigError
 
 HANDSHAKE_TIMEOUT = 5.0
+IP_FREEBIND = 15  # linux/in.h (Python's socket module lacks it): bind an address not yet here
 # waitress worker threads: requests served at once (a waiting request holds one).
 THREADS = 48  # pvc.api.waits: at most 40 of them wait, 8 are always free
 log = logging.getLogger("pvc.api")
@@ -39,6 +40,7 @@ def listening_socket(config: Config) -> socket.socket:
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)  # the floating address comes later
     try:
         sock.bind((address, port))
     except OSError as exc:
@@ -84,6 +86,7 @@ def serve(config: Config) -> int:
     log.info("API serving on %s://%s:%s/api/v1", scheme, address, port)
 
     def stop(*_: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not re-enter
         log.info("API stopping")
         zk.close()
         sys.exit(0)

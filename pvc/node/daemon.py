@@ -8,18 +8,24 @@ Life cycle (daemon state in Zookeeper): init -> run -> shutdown -> stop.
    it (a daemon of the same name elsewhere, or this node's previous, crashed run), wait up to a
    session timeout for it to go; if it stays, another daemon is alive: refuse to start.
    Publish this node's BMC (ipmi.*) in a private key, for whoever must fence it.
-4. Start the watchdog process (pvc.node.watchdog). Coordinators start primary contention
-   (pvc.node.primary_contention), whose lease the watchdog enforces; its registry of primary
-   services (pvc.node.primary_services) runs the primary-only controllers, the fence monitor
-   (pvc.node.fencing) among them. With libvirt, the VM controller (pvc.node.vms) starts.
+4. A coordinator with `api.serve_on_primary` starts the API as its child process, warm
+   whether primary or not (pvc.node.api_process). Start the watchdog process
+   (pvc.node.watchdog). Coordinators start primary contention (pvc.node.primary_contention),
+   whose lease the watchdog enforces; its registry of primary services
+   (pvc.node.primary_services) holds the floating address and runs the primary-only
+   controllers, the fence monitor (pvc.node.fencing) among them. With libvirt, the VM
+   controller (pvc.node.vms) starts.
 5. Keepalive every `timers.keepalive_interval`; the first one sets the daemon state `run`
    (then the node may contend) and tells systemd READY=1. After a lost session the next
    keepalive comes at once and registers the node again in the new session. With
    self-fencing on, each keepalive written moves the watchdog's self-fence deadline.
-SIGTERM/SIGINT: shut down cleanly (a primary hands its role over first); SIGHUP: reopen logs.
+SIGTERM/SIGINT: shut down cleanly (a primary hands its role over first), in bounded time even
+without Zookeeper (pvc.node.shutdown); a second one exits at once. SIGHUP: reopen logs (the
+API child's too).
 """
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -28,7 +34,8 @@ from pvc import config as pvc_config
 from pvc import logs
 from pvc.config import Config
 from pvc.errors import Conflict, PvcError, Unavailable
-from pvc.node import keepalive, sdnotify
+from pvc.node import keepalive, sdnotify, shutdown
+from pvc.node.api_process import ApiProcess
 from pvc.node.fencing import FenceMonitor
 from pvc.node.jobs import JobRunner
 from pvc.node.lease import PrimaryLease
@@ -74,6 +81,8 @@ class NodeDaemon:
         self.jobs: JobRunner | None = None
         self.view: CachedView | None = None  # the cluster tree in memory, shared by every part
         self.watchdog: WatchdogProcess | None = None
+        self.api: ApiProcess | None = None
+        self.cutoff: shutdown.ZookeeperCutoff | None = None
         interval = config.get("timers.keepalive_interval")
         self.self_fence_after = config.get("timers.suicide_intervals") * interval
         if not config.get("libvirt.enabled"):
@@ -92,10 +101,13 @@ class NodeDaemon:
         self.zk = connect_with_backoff(self.config, self.stopping)
         if self.zk is None:
             return 0
+        deadline = shutdown.deadline_seconds(self.config)
+        self.cutoff = shutdown.ZookeeperCutoff(self.zk, self.stopping, deadline)
         try:
             self._prepare_tree()
             self._register(mode)
             self._publish_bmc()
+            self._start_api()
             self.view = CachedView(self.zk, open_mirror(self.zk))
             self.watchdog = WatchdogProcess()
             if self.coordinator_mode:
@@ -166,6 +178,15 @@ class NodeDaemon:
     def _libvirt_peer_uri(self) -> str:
         return self.config.get("libvirt.migration_uri") or f"qemu+tcp://{self.name}/system"
 
+    def _start_api(self) -> None:
+        if not (self.coordinator_mode and self.config.get("api.serve_on_primary")):
+            return
+        if self.config.path is None:
+            log.warning("no configuration file to give the API process: not serving the API")
+            return
+        self.api = ApiProcess(self.config.path)
+        self.api.start()
+
     def _start_vms(self) -> None:
         self.vms = VmController(self.zk, self.name, self.config, self.view, self.registered)
         self.vms.start()
@@ -194,7 +215,7 @@ class NodeDaemon:
         self.lease = PrimaryLease(self.zk, self.watchdog, interface, cidr)
         # primary-only controllers, started after the built-in services on takeover
         controllers = [FenceMonitor(self.zk, self.view, self.name, self.config, self.lease)]
-        services = for_node(self.zk, self.config, self.view, controllers)
+        services = for_node(self.config, controllers)
         self.coordinator = Coordinator(self.zk, self.name, services, self.lease)
         self.coordinator.stop_timeout = self.config.get("timers.relinquish_timeout")
         self.coordinator.start()
@@ -208,6 +229,9 @@ class NodeDaemon:
         self.wakeup.set()
 
     def _stop(self) -> None:
+        if self.stopping.is_set():
+            log.warning("told to stop again while stopping: exiting now")
+            os._exit(1)
         self.stopping.set()
         self.wakeup.set()
 
@@ -228,6 +252,8 @@ class NodeDaemon:
                 self.reopen_logs.clear()
                 logs.reopen()
                 log.info("log file reopened")
+                if self.api:
+                    self.api.reopen_logs()
             try:
                 if not self.registered.is_set() and self.zk.connected:
                     self._register(self.zk.read(("node.mode", self.name)) or "hypervisor")
@@ -267,6 +293,8 @@ class NodeDaemon:
             self.coordinator.stop(self.config.get("timers.relinquish_timeout"))
         if self.lease:
             self.lease.close()
+        if self.api:
+            self.api.stop()  # after the hand-over: the address has moved to a warm API
         if self.watchdog:
             self.watchdog.close()
         if self.vms:
@@ -274,11 +302,14 @@ class NodeDaemon:
         self._set_daemon_state("stop")
         if self.zk:
             self.zk.close()
+        if self.cutoff:
+            self.cutoff.finished.set()
         log.info("node daemon stopped")
 
-    def _autoflush(self, timeout: float = 600) -> None:
+    def _autoflush(self, timeout: float = shutdown.AUTOFLUSH_TIMEOUT) -> None:
         """Moves this node's VMs away before it stops: a flush job, run by this daemon's job
-        runner; waits (through the mirror) up to `timeout` seconds for it to end."""
+        runner; waits (through the mirror) up to `timeout` seconds for it to end, or until
+        Zookeeper is cut off (no job can end then)."""
         from pvc.ops import jobs
         from pvc.ops import node as node_ops
 
@@ -288,11 +319,14 @@ class NodeDaemon:
             task = answer["task"]
             if task is None:
                 return
-            if not self.view.mirror.wait(
-                lambda: jobs.ended(self.view.read(("job", task))), timeout
-            ):
-                log.warning("autoflush did not finish within %g s", timeout)
-                return
+            deadline = time.monotonic() + timeout
+            while not self.view.mirror.wait(lambda: jobs.ended(self.view.read(("job", task))), 1.0):
+                if self.cutoff and self.cutoff.cut.is_set():
+                    log.warning("autoflush given up: Zookeeper is unreachable")
+                    return
+                if time.monotonic() > deadline:
+                    log.warning("autoflush did not finish within %g s", timeout)
+                    return
             record = self.view.read(("job", task)) or {}
             log.info("autoflush: task %s %s", task, record.get("state", "removed"))
         except PvcError as exc:

@@ -1,7 +1,8 @@
 """Primary contention, takeover and relinquish for one coordinator.
 
 The promise: at no instant are two nodes primary or in takeover (router states in Zookeeper),
-and at no instant do two nodes hold the primary services (the floating address, the API).
+and at no instant do two nodes hold the primary services (the floating address, which carries
+the API's traffic to the primary's warm API process, and the primary-only controllers).
 
 How (after the original's fix b413e042, improved):
 - `/config/primary_node` names the primary, or "none". When it is vacant ("none", or naming a

@@ -1,24 +1,24 @@
 """The services only the primary coordinator runs, in the order takeover starts them.
 
 Relinquish stops them in reverse order. A service is anything with a `name` and idempotent
-`start`, `stop` and `running` (PrimaryService): the floating address, the API, and the
-primary-only controllers (pvc.node.controller; the fence monitor first, later DHCP and DNS per
+`start`, `stop` and `running` (PrimaryService): the floating address, and the primary-only
+controllers (pvc.node.controller; the fence monitor first, later DHCP and DNS per
 network, the metadata service, storage statistics), which come after the built-in services, so
 they start last and stop first. `running()` says whether a service is up, so the coordinator
 can reconcile (start what should run and does not) instead of trusting what it did before.
 A service must not rely on having been started to act safely: one that acts on the cluster
 checks the primary lease itself (a stop may come after the lease has already ended).
+
+The API is not among them: it runs warm on every coordinator, in a process of its own
+(pvc.node.api_process), and the floating address decides which one receives requests.
 """
 
 import logging
-import threading
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from pvc.config import Config
 from pvc.drivers import netlink
-from pvc.zk.cache import CachedView
-from pvc.zk.handler import ZKHandler
 
 log = logging.getLogger("pvc.node.primary")
 
@@ -54,54 +54,6 @@ class FloatingAddress:
         return netlink.has_address(self.interface, self.cidr)
 
 
-class ApiService:
-    """The REST API, served by waitress on a thread of the daemon, on the daemon's session."""
-
-    name = "API"
-
-    def __init__(self, zk: ZKHandler, config: Config, view: CachedView):
-        from pvc.api.app import Context, make_app
-
-        self.zk = zk
-        self.config = config
-        self._app = make_app(Context(zk, config), view)  # built now, so takeover is quick
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self.running():
-            return
-        import waitress
-
-        from pvc.api.server import THREADS, listening_socket, url_scheme
-
-        sock = listening_socket(self.config)
-        self._server = waitress.create_server(
-            self._app,
-            sockets=[sock],
-            url_scheme=url_scheme(self.config),
-            threads=THREADS,
-            ident="pvc",
-        )
-        self._thread = threading.Thread(target=self._server.run, name="api", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        from waitress import wasyncore
-
-        # Close every socket from inside the server's own loop, which then ends.
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-        thread.join(timeout=5)
-        server.task_dispatcher.shutdown(cancel_pending=True, timeout=2)
-        self._server = self._thread = None
-
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-
 class PrimaryServices:
     """The ordered registry: start all, stop all (reverse order), and repair what is down."""
 
@@ -129,12 +81,7 @@ class PrimaryServices:
                 service.start()
 
 
-def for_node(
-    zk: ZKHandler,
-    config: Config,
-    view: CachedView,
-    controllers: Sequence[PrimaryService] = (),
-) -> PrimaryServices:
+def for_node(config: Config, controllers: Sequence[PrimaryService] = ()) -> PrimaryServices:
     """The primary services this node's configuration asks for, then the primary-only
     `controllers` in their order."""
     services: list[PrimaryService] = []
@@ -143,6 +90,4 @@ def for_node(
         address = FloatingAddress(interface, cidr)
         address.running()  # loads the netlink code now, not during a takeover
         services.append(address)
-    if config.get("api.serve_on_primary"):
-        services.append(ApiService(zk, config, view))
     return PrimaryServices([*services, *controllers])

@@ -6,29 +6,26 @@ frozen or dead: the primary lease (the floating address) and the self-fence (the
 
 import logging
 import subprocess
-import sys
-from pathlib import Path
 
 from pvc import zipapp
 
 log = logging.getLogger("pvc.node.watchdog")
 
 
-def watchdog_command() -> list[str]:
-    """Runs pvc.node.watchdog from the same zipapp or source tree as this process."""
-    root = zipapp.archive_path() or str(Path(__file__).resolve().parents[2])
-    code = f"import sys; sys.path.insert(0, {root!r}); from pvc.node.watchdog import main; main()"
-    return [sys.executable, "-c", code]
-
-
 class WatchdogProcess:
     def __init__(self) -> None:
         self._process = subprocess.Popen(
-            watchdog_command(), stdin=subprocess.PIPE, pass_fds=zipapp.pinned_descriptors()
+            zipapp.command("from pvc.node.watchdog import main; main()"),
+            stdin=subprocess.PIPE,
+            pass_fds=zipapp.pinned_descriptors(),
         )
+        self._guarded = False  # a self-fence deadline is armed
 
     def tell(self, message: str) -> None:
         """Sends one line of the watchdog's protocol."""
+        word = message.split()[0]
+        if word in ("guard", "unguard"):
+            self._guarded = word == "guard"
         try:
             assert self._process.stdin is not None
             self._process.stdin.write(message.encode() + b"\n")
@@ -37,10 +34,14 @@ class WatchdogProcess:
             log.error("the node watchdog is gone (exit code %s)", self._process.poll())
 
     def close(self) -> None:
-        """Ends the watchdog: it drops the floating address it still holds and exits (an
-        armed self-fence is kept to its deadline unless it was told `unguard`)."""
+        """Ends the watchdog: it drops the floating address it still holds and exits. One
+        with a self-fence deadline (not told `unguard`: the cluster may count on it) is left
+        to keep it, and exits after it."""
         if self._process.stdin:
             self._process.stdin.close()
+        if self._guarded:
+            log.warning("the watchdog keeps this node's self-fence deadline after the daemon")
+            return
         try:
             self._process.wait(timeout=5)
         except subprocess.TimeoutExpired:

@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from pvc.errors import Conflict, InvalidInput, NotFound
-from pvc.ops import jobs
+from pvc.ops import jobs, patterns
 from pvc.ops.cluster import require_initialized
 from pvc.zk import schema
 from pvc.zk.handler import ZKHandler
@@ -43,6 +43,8 @@ STATE_KEYS = {
 
 def list_nodes(zk: ZKHandler, limit: str | None = None) -> list[dict[str, Any]]:
     """Every node's record, sorted by name; `limit` keeps the names containing that text."""
+    if limit is not None:
+        patterns.check_length(limit, "node name filter (limit)")
     require_initialized(zk)
     names = [name for name in zk.children("base.nodes") if not limit or limit in name]
     return _records(zk, names)

@@ -10,15 +10,12 @@ VM runs or should run; `lastnode` where it returns on `unmigrate` (empty unless 
 Every answer names the VM by its real `name` and `uuid`, whichever of the two it was given by.
 """
 
-import fnmatch
 import json
-import re
 import uuid as uuid_module
-from collections.abc import Callable
 from typing import Any
 
 from pvc.errors import Conflict, InvalidInput, NotFound
-from pvc.ops import allocation, domain_xml, placement, vm_goals
+from pvc.ops import allocation, domain_xml, patterns, placement, vm_goals
 from pvc.ops.cluster import require_initialized
 from pvc.ops.placement import Policy
 from pvc.zk import schema
@@ -137,26 +134,31 @@ def _selected(
     match: str | None = None,
     regex: bool = False,
 ) -> list[_Built]:
-    """The VMs sorted by name, filtered by node, state and a name pattern (see _matcher); a
-    bad regular expression is refused before anything is read."""
+    """The VMs sorted by name, filtered by node, state and a name pattern (pvc.ops.patterns:
+    a glob, or with `regex` a regular expression, matched in bounded time); a bad pattern is
+    refused before anything is read."""
     if regex and match is None:
         raise InvalidInput("regex applies only to a name pattern (match)")
-    matcher = _matcher(match, regex) if match is not None else None
+    if match is not None:
+        patterns.check(match, regex)
     require_initialized(zk)
     selected = [
         built
         for built in _built(zk, zk.children("base.domains"))
         if (not node or built.record["node"] == node)
         and (not state or built.record["state"] == state)
-        and (matcher is None or matcher(built.record["name"]))
     ]
+    if match is not None:
+        names = [built.record["name"] for built in selected]
+        chosen = patterns.matching(match, names, regex)
+        selected = [built for built, keep in zip(selected, chosen, strict=True) if keep]
     return sorted(selected, key=lambda built: built.record["name"])
 
 
 def list_vms(
     zk: ZKHandler, node: str | None = None, state: str | None = None, pattern: str | None = None
 ) -> list[dict[str, Any]]:
-    """VMs sorted by name; filters: node, state, and a name `pattern` (a glob, see _matcher)."""
+    """VMs sorted by name; filters: node, state, and a name `pattern` (a glob, see _selected)."""
     return [dict(built.record) for built in _selected(zk, node, state, pattern)]
 
 
@@ -171,19 +173,6 @@ def list_matching_json(
     name or, with `regex`, a regular expression searched in the name; node and state filters),
     as a JSON array built from each VM's JSON, kept until the VM changes."""
     return "[" + ", ".join(built.json() for built in _selected(zk, node, state, match, regex)) + "]"
-
-
-def _matcher(pattern: str, regex: bool = False) -> Callable[[str], bool]:
-    """A name test: a shell glob (*, ?, [abc], [!abc]; everything else literal, '.' too)
-    matched against the whole name, or with `regex` a Python regular expression searched
-    anywhere in it (anchor it with ^ and $)."""
-    if not regex:
-        return lambda name: fnmatch.fnmatchcase(name, pattern)
-    try:
-        compiled = re.compile(pattern)
-    except re.error as exc:
-        raise InvalidInput(f"invalid regular expression {pattern!r}: {exc}") from None
-    return lambda name: compiled.search(name) is not None
 
 
 def info(zk: ZKHandler, vm: str) -> dict[str, Any]:

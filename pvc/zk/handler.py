@@ -264,6 +264,12 @@ class ZKHandler:
         finally:
             self.client.close()
 
+    def abandon(self) -> None:
+        """Ends the session on this side without waiting for the server: requests waiting for
+        a reconnection (kazoo waits without a time limit) fail now, later ones at once, with
+        Unavailable. For a process that stops while Zookeeper is unreachable."""
+        self.client.stop()
+
     @property
     def connected(self) -> bool:
         return self.client.state == KazooState.CONNECTED

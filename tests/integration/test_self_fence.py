@@ -70,3 +70,15 @@ def test_a_dead_daemon_still_gets_its_vms_fenced(node):
     assert running(node) == ["sf-vm"]
     assert wait_for_nothing_running(node, 10) >= 1.0
     assert watchdog._process.wait(5) == 0  # and then it exits
+
+
+def test_a_stop_without_unguard_leaves_the_watchdog_to_keep_the_deadline(node):
+    """A daemon whose shutdown could not record `shutdown` (Zookeeper unreachable) may be
+    fenced by the cluster: closing its watchdog must not kill the watchdog's deadline."""
+    watchdog = WatchdogProcess()
+    watchdog.tell(f"guard {time.monotonic() + 1.5:.6f} {node.uri}")
+    watchdog.close()
+    assert watchdog._process.poll() is None  # left running, not killed
+    assert running(node) == ["sf-vm"]
+    wait_for_nothing_running(node, 10)  # fenced at the deadline by the watchdog left running
+    assert watchdog._process.wait(5) == 0
