@@ -24,6 +24,7 @@ from pvc.config_values import (
     check_finite,
     check_host,
     check_interface,
+    check_port,
     check_uri,
     check_zookeeper_hosts,
 )
@@ -45,7 +46,6 @@ class Field:
 _TLS_FILES = ("cert_file", "key_file")
 SECONDS_MAX = 86400.0  # a day: longer timers are mistakes (and overflow Zookeeper's int32 ms)
 _seconds = between(0, SECONDS_MAX, above_low=True)
-_port = between(1, 65535)
 
 
 def _names(value: Any) -> str | None:
@@ -155,7 +155,7 @@ SPEC: dict[str, Any] = {
             "IP address the API listens on (e.g. the floating address; :: for every IPv6 one).",
             check_address,
         ),
-        "listen_port": Field(int, 7370, "Port the API listens on.", _port),
+        "listen_port": Field(int, 7370, "Port the API listens on.", check_port),
         "authentication": {
             "enabled": Field(bool, True, "Require an X-Api-Key header on every request."),
             "keys": Field(list, [], "Accepted API keys: a list of {key, description}.", _api_keys),
@@ -242,7 +242,7 @@ SPEC: dict[str, Any] = {
         "host": Field(
             (str, type(None)), None, "This node's BMC, for fencing it (null: none).", check_host
         ),
-        "port": Field(int, 623, "The BMC's IPMI port (UDP).", _port),
+        "port": Field(int, 623, "The BMC's IPMI port (UDP).", check_port),
         "user": Field((str, type(None)), None, "BMC user allowed to control power."),
         "password": Field((str, type(None)), None, "BMC password (kept in a private key)."),
     },

@@ -123,6 +123,10 @@ def check_api_key(value: str) -> str | None:
     return None
 
 
+def check_port(value: int) -> str | None:
+    return None if 0 < value < 65536 else "must be a port number (1-65535)"
+
+
 def check_finite(value: Any) -> str | None:
     """A YAML number may be .inf or .nan: neither is a count nor a duration."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -132,7 +136,9 @@ def check_finite(value: Any) -> str | None:
 
 def between(low: float, high: float, *, above_low: bool = False) -> Check:
     """A number from `low` (exclusive if `above_low`) to `high`."""
-    text = f"greater than {low:g} and at most {high:g}" if above_low else f"from {low:g} to {high:g}"
+    text = (
+        f"greater than {low:g} and at most {high:g}" if above_low else f"from {low:g} to {high:g}"
+    )
 
     def check(value: Any) -> str | None:
         fine = (low < value if above_low else low <= value) and value <= high
