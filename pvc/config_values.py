@@ -40,19 +40,22 @@ def valid_address(text: str) -> bool:
     return True
 
 
-def host_port(text: str, default_port: int) -> tuple[str, int]:
-    """`host`, `host:port`, `[v6]` or `[v6]:port` as (host, port); ValueError if malformed."""
-    host, port = text, str(default_port)
+def host_port(text: str) -> tuple[str, int | None]:
+    """`host`, `host:port`, `[v6]` or `[v6]:port` as (host, port or None); ValueError if
+    malformed."""
+    host, port = text, None
     if text.startswith("["):
         host, bracket, rest = text[1:].partition("]")
         if not bracket or not valid_address(host) or (rest and not rest.startswith(":")):
             raise ValueError(text)
-        port = rest[1:] if rest else port
+        port = rest[1:] if rest else None
     elif text.count(":") == 1:
         host, port = text.split(":")
-    if not valid_host(host) or not port.isascii() or not port.isdigit():
+    if not valid_host(host):
         raise ValueError(text)
-    if not 0 < int(port) < 65536:
+    if port is None:
+        return host, None
+    if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
         raise ValueError(text)
     return host, int(port)
 
@@ -61,7 +64,10 @@ def zookeeper_hosts(text: str) -> tuple[list[tuple[str, int]], str | None]:
     """A Zookeeper connect string as its (host, port) pairs and chroot; ValueError if
     malformed. A host without a port is on 2181, as kazoo reads it."""
     servers, slash, chroot = text.partition("/")
-    pairs = [host_port(server.strip(), 2181) for server in servers.split(",")]
+    pairs = []
+    for server in servers.split(","):
+        host, port = host_port(server.strip())
+        pairs.append((host, port or 2181))
     if not slash:
         return pairs, None
     parts = chroot.split("/")
