@@ -33,8 +33,9 @@ def from_arguments(arguments: dict[str, Any], name: str) -> str | None:
     if given == STDIN:
         key = _read("standard input", lambda: read_text(sys.stdin.buffer, READ_MAX))
     elif given is not None:
-        print(ARGV_WARNING, file=sys.stderr)
-        key = given
+        key = _checked(given.strip())
+        print(ARGV_WARNING, file=sys.stderr)  # once it is known to be a key
+        return key
     elif key_file is not None:
         key = _read(key_file, lambda: read_text_file(key_file, READ_MAX))
     elif os.environ.get(ENVIRONMENT):
