@@ -10,16 +10,14 @@ is dropped.
 import getpass
 import os
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from pvc import limits
+from pvc.cli.input_files import STDIN, read_input
 from pvc.config_values import check_api_key
 from pvc.errors import UsageError
-from pvc.text_files import read_text, read_text_file, reason
 
 ENVIRONMENT = "PVC_API_KEY"
-STDIN = "-"
 READ_MAX = limits.API_KEY_MAX + 2  # a key and its line end
 ARGV_WARNING = (
     "pvc: warning: --api-key KEY is visible to other users of this machine (ps);"
@@ -31,13 +29,13 @@ def from_arguments(arguments: dict[str, Any], name: str) -> str | None:
     """The key for connection `name` from the first source given; None for no key."""
     given, key_file = arguments["--api-key"], arguments["--key-file"]
     if given == STDIN:
-        key = _read("standard input", lambda: read_text(sys.stdin.buffer, READ_MAX))
+        key = read_input(STDIN, READ_MAX, "the API key")
     elif given is not None:
         key = _checked(given.strip())
         print(ARGV_WARNING, file=sys.stderr)  # once it is known to be a key
         return key
     elif key_file is not None:
-        key = _read(key_file, lambda: read_text_file(key_file, READ_MAX))
+        key = read_input(key_file, READ_MAX, "the API key")
     elif os.environ.get(ENVIRONMENT):
         key = os.environ[ENVIRONMENT]
     elif sys.stdin.isatty() and sys.stderr.isatty():
@@ -54,13 +52,6 @@ def _prompt(question: str) -> str:
         return getpass.getpass(question, stream=sys.stderr)
     except EOFError:  # Ctrl-D: as an empty answer
         return ""
-
-
-def _read(source: str, read: Callable[[], str]) -> str:
-    try:
-        return read()
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read the API key from {source}: {reason(exc)}") from None
 
 
 def _checked(key: str) -> str:

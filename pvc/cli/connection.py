@@ -94,7 +94,7 @@ def add(arguments: dict[str, Any]) -> int:
 def show_list(options: Globals, output_format: str) -> int:
     store = connections.known(options.config)
     for name in store.broken:
-        print(f"pvc: {store.broken_error(name).message}", file=sys.stderr)
+        print(f"pvc: {one_line(store.broken_error(name).message)}", file=sys.stderr)
     rows = [
         {
             "name": conn.name,
