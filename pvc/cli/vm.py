@@ -28,7 +28,8 @@ disabled until started with --force.
 
 Commands:
   define     Add a VM, stopped, from its libvirt domain XML (<xmlfile>, or - for standard
-             input); it is assigned to --node, or to the node its selector picks.
+             input); it is assigned to --node, or to the node its selector picks. The XML
+             must be UTF-8 and no larger than the API accepts (see the README's limits).
   modify     Replace a VM's XML (same UUID and <name>: use rename to rename it); --restart
              restarts a running VM to apply it, if its node's memory allows (as for start).
   meta       Change a VM's placement settings; without options, show them.
