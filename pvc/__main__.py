@@ -90,6 +90,7 @@ def usage_error(message: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from pvc.errors import PvcError
+    from pvc.limits import one_line
 
     argv = list(sys.argv[1:] if argv is None else argv)
     options, rest = split_globals(argv)
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return module.main(args, options) or 0
     except PvcError as exc:
-        print(f"pvc: {exc.message}", file=sys.stderr)
+        print(f"pvc: {one_line(exc.message)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
@@ -122,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("PVC_DEBUG"):
             raise
         print(
-            f"pvc: unexpected error: {type(exc).__name__}: {exc} (PVC_DEBUG=1 shows where)",
+            f"pvc: unexpected error: {type(exc).__name__}: {one_line(str(exc))}"
+            " (PVC_DEBUG=1 shows where)",
             file=sys.stderr,
         )
         return 1

@@ -9,11 +9,27 @@ type is reported as one `ConfigError` naming the key path.
 import os
 import secrets
 import socket
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pvc import limits
+from pvc.config_values import (
+    between,
+    check_absolute_path,
+    check_address,
+    check_api_key,
+    check_cidr,
+    check_finite,
+    check_host,
+    check_interface,
+    check_port,
+    check_uri,
+    check_zookeeper_hosts,
+)
 from pvc.errors import ConfigError
+from pvc.text_files import read_text_file, reason
 
 DEFAULT_PATH = "/etc/pvc/pvc.conf"
 REQUIRED = object()
@@ -27,22 +43,17 @@ class Field:
     check: Callable[[Any], str | None] | None = None  # returns a complaint, or None if fine
 
 
-def _positive(value: Any) -> str | None:
-    return None if value > 0 else "must be greater than 0"
-
-
-def _non_negative(value: Any) -> str | None:
-    return None if value >= 0 else "must be 0 or greater"
-
-
-def _port(value: Any) -> str | None:
-    return None if 0 < value < 65536 else "must be a port number (1-65535)"
+_TLS_FILES = ("cert_file", "key_file")
+SECONDS_MAX = 86400.0  # a day: longer timers are mistakes (and overflow Zookeeper's int32 ms)
+_seconds = between(0, SECONDS_MAX, above_low=True)
 
 
 def _names(value: Any) -> str | None:
-    if all(isinstance(item, str) and _name(item) is None for item in value):
-        return None
-    return "must be a list of node names"
+    if not value:
+        return "must name at least one node"
+    if not all(isinstance(item, str) and _name(item) is None for item in value):
+        return "must be a list of node names"
+    return "must not name a node twice" if len(set(value)) < len(value) else None
 
 
 def _api_keys(value: Any) -> str | None:
@@ -51,13 +62,18 @@ def _api_keys(value: Any) -> str | None:
             return "must be a list of {key: ..., description: ...} entries with a non-empty key"
         if set(item) - {"key", "description"}:
             return "entries take only 'key' and 'description'"
+        complaint = check_api_key(item["key"])
+        if complaint:
+            return f"entries' keys {complaint}"
     return None
 
 
 def _name(value: Any) -> str | None:
     from pvc.zk import schema
 
-    return None if schema.valid_name(value) else f"is not a valid name: {schema.NAME_RULE}"
+    if schema.valid_name(value) and len(value) <= limits.NAME_MAX:
+        return None
+    return f"is not a valid name: {schema.NAME_RULE}, at most {limits.NAME_MAX} characters"
 
 
 # How placement may choose a VM's node (pvc.ops.placement scores them).
@@ -89,15 +105,21 @@ SPEC: dict[str, Any] = {
         "name": Field(str, None, "This node's name; defaults to the short hostname.", _name),
     },
     "cluster": {
-        "name": Field(str, "pvc", "A name for the cluster, shown in status output."),
+        "name": Field(str, "pvc", "A name for the cluster, shown in status output.", _name),
         "coordinators": Field(
             list, REQUIRED, "Names of the coordinator nodes (3 or 5 in production).", _names
         ),
         "floating_ip": Field(
-            (str, type(None)), None, "Cluster floating address held by the primary (a.b.c.d/nn)."
+            (str, type(None)),
+            None,
+            "Cluster floating address held by the primary (a.b.c.d/nn).",
+            check_cidr,
         ),
         "floating_interface": Field(
-            (str, type(None)), None, "Interface that carries the floating address."
+            (str, type(None)),
+            None,
+            "Interface that carries the floating address.",
+            check_interface,
         ),
     },
     "zookeeper": {
@@ -105,18 +127,19 @@ SPEC: dict[str, Any] = {
             (str, type(None)),
             None,
             "Zookeeper connect string host:port,...[/chroot]; default: coordinators on 2181.",
+            check_zookeeper_hosts,
         ),
         "connect_timeout": Field(
             (int, float),
             5.0,
             "Seconds to wait for a Zookeeper connection before failing.",
-            _positive,
+            _seconds,
         ),
         "session_timeout": Field(
             (int, float),
             4.0,
             "Zookeeper session timeout in seconds: a crashed primary is replaced this much later.",
-            _positive,
+            _seconds,
         ),
         "secret": Field(
             (str, type(None)),
@@ -135,16 +158,21 @@ SPEC: dict[str, Any] = {
             "0.0.0.0",
             "API address: the floating one (only the primary answers) or 0.0.0.0 (every "
             "coordinator answers; fine, the API is stateless around Zookeeper).",
+            check_address,
         ),
-        "listen_port": Field(int, 7370, "Port the API listens on.", _port),
+        "listen_port": Field(int, 7370, "Port the API listens on.", check_port),
         "authentication": {
             "enabled": Field(bool, True, "Require an X-Api-Key header on every request."),
             "keys": Field(list, [], "Accepted API keys: a list of {key, description}.", _api_keys),
         },
         "tls": {
             "enabled": Field(bool, False, "Serve the API over TLS."),
-            "cert_file": Field((str, type(None)), None, "PEM certificate (chain) file."),
-            "key_file": Field((str, type(None)), None, "PEM private key file (mode 0600)."),
+            "cert_file": Field(
+                (str, type(None)), None, "PEM certificate (chain) file.", check_absolute_path
+            ),
+            "key_file": Field(
+                (str, type(None)), None, "PEM private key file (mode 0600).", check_absolute_path
+            ),
         },
     },
     "vm": {
@@ -155,47 +183,53 @@ SPEC: dict[str, Any] = {
             (int, float),
             1.0,
             "Refuse to start VMs past this multiple of a node's memory.",
-            _positive,
+            between(0, 100, above_low=True),
         ),
         "console_log_lines": Field(
-            int, 1000, "Lines of each VM's serial console kept in Zookeeper.", _positive
+            int, 1000, "Lines of each VM's serial console kept in Zookeeper.", between(1, 100000)
         ),
         "autoflush": Field(
             bool, False, "Move this node's VMs away when its daemon stops (and wait for it)."
         ),
         "migration_max_downtime": Field(
-            int, 300, "Longest pause of a live migration, in milliseconds.", _positive
+            int,
+            300,
+            "Longest pause of a live migration, in milliseconds.",
+            between(1, SECONDS_MAX * 1000),
         ),
     },
     "jobs": {
         "keep_finished": Field(
-            int, 100, "Ended tasks kept in Zookeeper (older ones are removed).", _positive
+            int, 100, "Ended tasks kept in Zookeeper (older ones are removed).", between(1, 10000)
         ),
     },
     "libvirt": {
         "enabled": Field(bool, True, "Run VMs on this node (false: a node without libvirt)."),
-        "uri": Field(str, "qemu:///system", "How this node's daemon reaches its libvirt."),
+        "uri": Field(
+            str, "qemu:///system", "How this node's daemon reaches its libvirt.", check_uri
+        ),
         "migration_uri": Field(
             (str, type(None)),
             None,
             "How other nodes reach this node's libvirt; default qemu+tcp://<node name>/system.",
+            check_uri,
         ),
     },
     "timers": {
         "keepalive_interval": Field(
-            (int, float), 5.0, "Seconds between node keepalives.", _positive
+            (int, float), 5.0, "Seconds between node keepalives.", _seconds
         ),
         "fence_intervals": Field(
-            int, 6, "Missed keepalives before a node is considered dead.", _positive
+            int, 6, "Missed keepalives before a node is considered dead.", between(1, 1000)
         ),
         "relinquish_timeout": Field(
-            (int, float), 10.0, "Seconds a stopping primary waits for a successor.", _positive
+            (int, float), 10.0, "Seconds a stopping primary waits for a successor.", _seconds
         ),
         "suicide_intervals": Field(
-            int, 0, "Missed keepalives before a node fences itself (0: never).", _non_negative
+            int, 0, "Missed keepalives before a node fences itself (0: never).", between(0, 1000)
         ),
         "vm_shutdown_timeout": Field(
-            (int, float), 180.0, "Seconds a graceful VM shutdown may take.", _positive
+            (int, float), 180.0, "Seconds a graceful VM shutdown may take.", _seconds
         ),
     },
     "fencing": {
@@ -210,14 +244,21 @@ SPEC: dict[str, Any] = {
         ),
     },
     "ipmi": {
-        "host": Field((str, type(None)), None, "This node's BMC, for fencing it (null: none)."),
-        "port": Field(int, 623, "The BMC's IPMI port (UDP).", _port),
+        "host": Field(
+            (str, type(None)), None, "This node's BMC, for fencing it (null: none).", check_host
+        ),
+        "port": Field(int, 623, "The BMC's IPMI port (UDP).", check_port),
         "user": Field((str, type(None)), None, "BMC user allowed to control power."),
         "password": Field((str, type(None)), None, "BMC password (kept in a private key)."),
     },
     "logging": {
         "level": Field(str, "info", "Log level: debug, info, warning or error.", _log_level),
-        "file": Field((str, type(None)), None, "Log file; logs go to standard error when empty."),
+        "file": Field(
+            (str, type(None)),
+            None,
+            "Log file; logs go to standard error when empty.",
+            check_absolute_path,
+        ),
         "log_keepalives": Field(bool, True, "Log one line per keepalive."),
     },
 }
@@ -264,7 +305,7 @@ def _apply(spec: dict[str, Any], given: Any, prefix: str) -> dict[str, Any]:
         given = {}
     if not isinstance(given, dict):
         raise ConfigError(f"config: '{prefix.rstrip('.') or '(top)'}' must be a mapping of keys")
-    unknown = sorted(set(given) - set(spec))
+    unknown = sorted(str(key) for key in set(given) - set(spec))
     if unknown:
         raise ConfigError(f"config: unknown key '{prefix}{unknown[0]}'")
     out: dict[str, Any] = {}
@@ -283,7 +324,9 @@ def _apply(spec: dict[str, Any], given: Any, prefix: str) -> dict[str, Any]:
         is_bool = isinstance(value, bool)
         if not isinstance(value, kinds) or (is_bool and bool not in kinds):
             raise ConfigError(f"config: '{path}' must be {_type_name(field.kind)}, not {value!r}")
-        complaint = field.check(value) if field.check and value is not None else None
+        complaint = check_finite(value)
+        if not complaint and field.check and value is not None:
+            complaint = field.check(value)
         if complaint:
             raise ConfigError(f"config: '{path}' {complaint}")
         out[key] = value
@@ -295,10 +338,19 @@ def from_dict(given: Any, path: str | None = None) -> Config:
     values = _apply(SPEC, given, "")
     if values["node"]["name"] is None:
         values["node"]["name"] = _short_hostname()
+        complaint = _name(values["node"]["name"])
+        if complaint:
+            raise ConfigError(f"config: 'node.name' is not set and the host name {complaint}")
     if values["zookeeper"]["hosts"] is None:
         values["zookeeper"]["hosts"] = ",".join(
             f"{name}:2181" for name in values["cluster"]["coordinators"]
         )
+    _check_combinations(values)
+    return Config(values, path)
+
+
+def _check_combinations(values: dict[str, Any]) -> None:
+    """Keys that only make sense together."""
     tls = values["api"]["tls"]
     if tls["enabled"] and not (tls["cert_file"] and tls["key_file"]):
         raise ConfigError("config: 'api.tls' is enabled but cert_file or key_file is not set")
@@ -307,7 +359,37 @@ def from_dict(given: Any, path: str | None = None) -> Config:
         raise ConfigError(
             "config: 'api.authentication.keys' is empty; add a key or set enabled: false"
         )
-    return Config(values, path)
+    cluster = values["cluster"]
+    if (cluster["floating_ip"] is None) != (cluster["floating_interface"] is None):
+        raise ConfigError(
+            "config: 'cluster.floating_ip' and 'cluster.floating_interface' go together:"
+            " set both or neither"
+        )
+    ipmi = values["ipmi"]
+    if ipmi["host"] is not None and (ipmi["user"] is None or ipmi["password"] is None):
+        raise ConfigError("config: 'ipmi.host' is set but 'ipmi.user' or 'ipmi.password' is not")
+
+
+def check_files(config: Config) -> None:
+    """The files the configuration names are where it says (`pvc config check`; the daemons
+    find out when they open them): TLS certificate and key, the log file's folder."""
+    wanted: list[tuple[str, str, bool]] = []  # (key, path, whether it must be a folder)
+    if config.get("api.tls.enabled"):
+        wanted += [(f"api.tls.{key}", config.get(f"api.tls.{key}"), False) for key in _TLS_FILES]
+    log_file = config.get("logging.file")
+    if log_file:
+        wanted.append(("logging.file", os.path.dirname(log_file) or "/", True))
+    for key, path, folder in wanted:
+        try:
+            mode = os.stat(path).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            raise ConfigError(f"config: '{key}': {path} does not exist") from None
+        except OSError:
+            continue  # not ours to see (permissions): the daemon will tell
+        if folder != stat.S_ISDIR(mode) or not (folder or stat.S_ISREG(mode)):
+            raise ConfigError(
+                f"config: '{key}': {path} is not {'a folder' if folder else 'a file'}"
+            )
 
 
 def config_path(explicit: str | None = None) -> str:
@@ -321,17 +403,20 @@ def load(explicit: str | None = None) -> Config:
 
     path = config_path(explicit)
     try:
-        with open(path, encoding="utf-8") as handle:
-            document = yaml.safe_load(handle)
+        text = read_text_file(path, limits.CONFIG_FILE_MAX)
     except FileNotFoundError:
         raise ConfigError(f"config: {path} does not exist (set --config or PVC_CONFIG)") from None
-    except OSError as exc:
-        raise ConfigError(f"config: cannot read {path}: {exc.strerror}") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"config: cannot read {path}: {reason(exc)}") from None
+    try:
+        document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "malformed YAML"
         raise ConfigError(f"config: {path}{where}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"config: {path}: nested too deeply") from None
     return from_dict(document, path)
 
 

@@ -25,6 +25,8 @@ PATTERN_MAX = 256  # characters of a user's name pattern (glob or regular expres
 PATTERN_SECONDS = 1.0  # time one pattern may take to match every name of a list
 REASON_MAX = 1000  # characters of a recorded reason (a VM's failed reason, a task's error)
 TRANSACTION_MAX = 900 * 1024  # bytes (paths and values) of one Zookeeper transaction
+API_KEY_MAX = 1024  # characters of an API key (it travels in the X-Api-Key header)
+CONFIG_FILE_MAX = 1024 * 1024  # bytes of a configuration file (pvc.conf, the client's pvc.json)
 
 _SPACE = re.compile(r"\s+")
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pvc.cli import connections
 from pvc.cli.connections import Connection
 from pvc.errors import Conflict, InvalidInput, NotFound, PvcError, Unauthorized, Unavailable
+from pvc.limits import one_line
 
 if TYPE_CHECKING:
     from pvc.__main__ import Globals
@@ -124,8 +125,10 @@ def _decode(url: str, status: int, content_type: str | None, raw: bytes) -> Any:
             f"the API at {url} answered HTTP {status} with {content_type or 'no content type'},"
             " not JSON; is this a pvc API?"
         ) from None
+    message = document.get("message") if isinstance(document, dict) else None
+    if isinstance(message, str):  # shown on one line of a terminal, however long
+        message = document["message"] = one_line(message)
     if status < 400:
         return document
-    message = document.get("message") if isinstance(document, dict) else None
     error = ERRORS_BY_STATUS.get(status, PvcError)
     raise error(message or f"the API at {url} answered HTTP {status}")

@@ -39,6 +39,7 @@ from pvc.errors import PvcError
 if TYPE_CHECKING:
     from pvc.__main__ import Globals
 
+ANSWER_MAX = 100  # bytes of an answer read: a long line is not a yes
 OVERWRITE_QUESTION = "Wipe ALL cluster data and reinitialise? [y/N] "
 
 
@@ -79,9 +80,11 @@ def task(api: client.ApiClient, arguments: dict[str, Any]) -> int:
 
 
 def confirm(question: str) -> bool:
-    """Asks on standard error, reads standard input; only y or yes is a yes."""
+    """Asks on standard error, reads a line of standard input; only y or yes is a yes (any
+    other bytes, UTF-8 or not, are a no)."""
     print(question, end="", file=sys.stderr, flush=True)
-    return sys.stdin.readline().strip().lower() in ("y", "yes")
+    answer = sys.stdin.buffer.readline(ANSWER_MAX).decode("utf-8", errors="replace")
+    return answer.strip().lower() in ("y", "yes")
 
 
 def status_text(status: dict[str, Any]) -> str:

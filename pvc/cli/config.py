@@ -5,7 +5,9 @@
 
 Commands:
   sample   Print a fully commented sample node configuration.
-  check    Validate the node configuration (--config or $PVC_CONFIG, else /etc/pvc/pvc.conf).
+  check    Validate the node configuration (--config or $PVC_CONFIG, else /etc/pvc/pvc.conf):
+           every key, and that the files it names (TLS certificate and key, the log file's
+           folder) are there. Exit 2 with one line naming the key if not.
 """
 
 from __future__ import annotations
@@ -24,5 +26,7 @@ def main(args: list[str], options: Globals) -> int:
     if arguments["sample"]:
         print(node_config.sample(), end="")
     else:
-        print(f"config OK: {node_config.load(options.config).path}")
+        config = node_config.load(options.config)
+        node_config.check_files(config)
+        print(f"config OK: {config.path}")
     return 0

@@ -1,6 +1,6 @@
 """Usage:
-  pvc connection add <name> --address HOST [--port PORT] [--ssl] [--api-key KEY]
-                     [--description TEXT]
+  pvc connection add <name> --address ADDRESS [--port PORT] [--ssl]
+                     [--api-key KEY | --key-file FILE] [--description TEXT]
   pvc connection remove <name>
   pvc connection list [--format FORMAT]
   pvc connection detail [<name>] [--format FORMAT]
@@ -12,37 +12,48 @@ Commands:
   list     The known connections (API keys are never shown).
   detail   Whether each connection's API answers, and its version.
 
-Connections live in ~/.config/pvc/pvc.json (or $PVC_CLIENT_DIR/pvc.json). Select one with
-'pvc -c NAME ...' or $PVC_CONNECTION; the default, "local", unless stored, is the API of the
-node configuration (--config or $PVC_CONFIG).
+Connections live in ~/.config/pvc/pvc.json (or $PVC_CLIENT_DIR/pvc.json, mode 0600). Select
+one with 'pvc -c NAME ...' or $PVC_CONNECTION; the default, "local", unless stored, is the API
+of the node configuration (--config or $PVC_CONFIG). A stored entry pvc cannot use is named
+in one line where it is used; the other connections work as before.
+
+The address is a host name or an IP address (IPv6 with or without [brackets]), with an
+optional :port, or a URL http://HOST[:PORT] or https://HOST[:PORT], with an optional path
+/api/v1 (the API's only one). A URL's scheme sets --ssl; without a port, pvc's port 7370 is
+used (or --port), also for a URL: http://api.example.org is http://api.example.org:7370/api/v1.
+
+The API key (sent as X-Api-Key) is taken from the first of: --api-key (- reads standard
+input), --key-file, $PVC_API_KEY, else a prompt without echo on a terminal (empty: no key).
+A key written on the command line is seen by every user of the machine (ps): pvc warns.
 
 Options:
-  -a HOST, --address HOST      the API's host name or address
-  -p PORT, --port PORT         the API's port [default: 7370]
-  -s, --ssl                    use https
-  -k KEY, --api-key KEY        the API key (sent as X-Api-Key)
-  -d TEXT, --description TEXT  a note about the connection [default: ]
-  -f FORMAT, --format FORMAT   output: pretty, json or json-pretty [default: pretty]
+  -a ADDRESS, --address ADDRESS  the API's address (see above)
+  -p PORT, --port PORT           the API's port (default 7370, or the address's)
+  -s, --ssl                      use https
+  -k KEY, --api-key KEY          the API key; - reads it from standard input
+  --key-file FILE                read the API key from FILE
+  -d TEXT, --description TEXT    a note about the connection [default: ]
+  -f FORMAT, --format FORMAT     output: pretty, json or json-pretty [default: pretty]
 """
 
 from __future__ import annotations
 
-import re
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from pvc.cli import connections
+from pvc.cli import api_address, api_keys, connections
 from pvc.cli.client import ApiClient
 from pvc.cli.connections import Connection
 from pvc.cli.format import check_format, key_values, render, table
 from pvc.cli.parse import parse
 from pvc.errors import PvcError, UsageError
+from pvc.limits import one_line
 
 if TYPE_CHECKING:
     from pvc.__main__ import Globals
 
 PROBE_TIMEOUT = 3.0
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 NO_CONNECTIONS = "no connections; add one with 'pvc connection add'"
 
 
@@ -63,13 +74,17 @@ def main(args: list[str], options: Globals) -> int:
 
 def add(arguments: dict[str, Any]) -> int:
     name = _name(arguments["<name>"])
+    port = None if arguments["--port"] is None else _port(arguments["--port"])
+    address = api_address.parse(
+        arguments["--address"], port, arguments["--ssl"], connections.DEFAULT_PORT
+    )
     connection = Connection(
         name=name,
-        address=arguments["--address"],
-        port=_port(arguments["--port"]),
-        ssl=arguments["--ssl"],
-        api_key=arguments["--api-key"],
-        description=arguments["--description"],
+        address=address.host,
+        port=address.port,
+        ssl=address.ssl,
+        api_key=api_keys.from_arguments(arguments, name),
+        description=one_line(arguments["--description"]),
     )
     replaced = connections.add(connection)
     print(f"connection '{name}' {'replaced' if replaced else 'added'}: {connection.url}")
@@ -77,6 +92,9 @@ def add(arguments: dict[str, Any]) -> int:
 
 
 def show_list(options: Globals, output_format: str) -> int:
+    store = connections.known(options.config)
+    for name in store.broken:
+        print(f"pvc: {one_line(store.broken_error(name).message)}", file=sys.stderr)
     rows = [
         {
             "name": conn.name,
@@ -86,19 +104,23 @@ def show_list(options: Globals, output_format: str) -> int:
             "api_key_set": conn.api_key is not None,
             "description": conn.description,
         }
-        for conn in connections.known(options.config).values()
+        for conn in store.connections.values()
     ]
     print(render(rows, output_format, _list_table))
     return 0
 
 
 def detail(options: Globals, name: str | None, output_format: str) -> int:
+    broken: list[dict[str, Any]] = []
     if name is None:
-        chosen = list(connections.known(options.config).values())
+        store = connections.known(options.config)
+        chosen = list(store.connections.values())
+        broken = [_unusable(store, name) for name in store.broken]
     else:
         chosen = [connections.resolve(name, options.config)]
     with ThreadPoolExecutor() as pool:
         details = list(pool.map(lambda conn: _probe(conn, options.insecure), chosen))
+    details = sorted(details + broken, key=lambda found: found["name"])
     print(render(details, output_format, _detail_blocks))
     return 0
 
@@ -111,13 +133,13 @@ def mask(api_key: str | None) -> str | None:
 
 
 def _name(text: str) -> str:
-    if not NAME_PATTERN.fullmatch(text):
-        raise UsageError(f"invalid connection name '{text}': use letters, digits, '.', '_' and '-'")
+    if not connections.valid_name(text):
+        raise UsageError(f"invalid connection name {text!r}: {connections.NAME_RULE}")
     return text
 
 
 def _port(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
         raise UsageError(f"invalid port '{text}': use a number from 1 to 65535")
     return int(text)
 
@@ -139,6 +161,21 @@ def _probe(conn: Connection, insecure: bool) -> dict[str, Any]:
         return found | {"reachable": False, "version": None, "health": exc.message}
     version = root.get("version") if isinstance(root, dict) else None
     return found | {"reachable": True, "version": version, "health": "ok"}
+
+
+def _unusable(store: connections.Store, name: str) -> dict[str, Any]:
+    """A detail of a stored entry pvc cannot use: what it is and why."""
+    fields, why = store.broken[name]
+    description = fields.get("description") if isinstance(fields, dict) else None
+    return {
+        "name": name,
+        "url": None,
+        "api_key": None,
+        "description": description if isinstance(description, str) else "",
+        "reachable": False,
+        "version": None,
+        "health": store.broken_error(name).message,
+    }
 
 
 def _list_table(rows: list[dict[str, Any]]) -> str:

@@ -3,23 +3,33 @@
 The file (mode 0600, in a 0700 folder; `$PVC_CLIENT_DIR` moves the folder) maps names to
 address, port, scheme and API key. The connection named "local", unless stored explicitly,
 comes from the node configuration's `api` section, so `pvc` works on a node without setup.
+
+A `Connection` is valid by construction (a host, a port, a key that can be sent). An entry of
+the file that is not (edited by hand, written by an older pvc) is kept as it is and reported
+by name where it is used; it never stops commands about the other connections.
 """
 
 import contextlib
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pvc import config as node_config
+from pvc import limits
+from pvc.config_values import check_api_key, check_port, valid_host
 from pvc.errors import ConfigError, NotFound
+from pvc.text_files import read_text_file, reason
+from pvc.zk import schema
 
 DEFAULT_PORT = 7370
 LOCAL = "local"
 STORE_NAME = "pvc.json"
 # An API listening on every address is reached on the loopback one.
 WILDCARD_ADDRESSES = {"0.0.0.0": "127.0.0.1", "::": "::1"}
+NAME_RULE = f"{schema.NAME_RULE}, at most {limits.NAME_MAX} characters"
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,11 @@ class Connection:
     ssl: bool = False
     api_key: str | None = None
     description: str = ""
+
+    def __post_init__(self) -> None:
+        complaint = _complaint(self)
+        if complaint:
+            raise ValueError(complaint)
 
     @property
     def scheme(self) -> str:
@@ -42,6 +57,46 @@ class Connection:
         return f"{self.scheme}://{host}:{self.port}/api/v1"
 
 
+def valid_name(name: str) -> bool:
+    return schema.valid_name(name) and len(name) <= limits.NAME_MAX
+
+
+def _complaint(conn: Connection) -> str | None:
+    """What makes `conn` unusable, or None."""
+    if not isinstance(conn.name, str) or not valid_name(conn.name):
+        return f"its name is not valid ({NAME_RULE})"
+    if not isinstance(conn.address, str) or not valid_host(conn.address):
+        return f"its address {conn.address!r} is not a host name or an IP address"
+    if type(conn.port) is not int or check_port(conn.port):
+        return f"its port {conn.port!r} is not a port number (1-65535)"
+    if type(conn.ssl) is not bool:
+        return "its ssl is not true or false"
+    if conn.api_key is not None:
+        if not isinstance(conn.api_key, str):
+            return "its API key is not a string"
+        key_complaint = check_api_key(conn.api_key)
+        if key_complaint:
+            return f"its API key {key_complaint}"
+    if not isinstance(conn.description, str):
+        return "its description is not a string"
+    return None
+
+
+@dataclass
+class Store:
+    """The file's connections, and the entries that are not usable ones: name -> (the
+    entry as stored, why it cannot be used)."""
+
+    connections: dict[str, Connection] = field(default_factory=dict)
+    broken: dict[str, tuple[Any, str]] = field(default_factory=dict)
+
+    def broken_error(self, name: str) -> ConfigError:
+        return ConfigError(
+            f"connection '{name}' in {store_path()} cannot be used: {self.broken[name][1]};"
+            f" add it again, or 'pvc connection remove {name}'"
+        )
+
+
 def client_dir() -> Path:
     return Path(os.environ.get("PVC_CLIENT_DIR") or Path.home() / ".config" / "pvc")
 
@@ -50,33 +105,39 @@ def store_path() -> Path:
     return client_dir() / STORE_NAME
 
 
-def load_stored() -> dict[str, Connection]:
-    """The stored connections by name; none if the file does not exist yet."""
+def load_store() -> Store:
+    """The stored connections; an empty store if the file does not exist yet."""
     path = store_path()
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-        return {
-            name: Connection(name=name, **fields)
-            for name, fields in document["connections"].items()
-        }
+        document = json.loads(read_text_file(str(path), limits.CONFIG_FILE_MAX))
+        entries = document["connections"]
+        if not isinstance(entries, dict):
+            raise TypeError(entries)
     except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise ConfigError(f"connections: cannot read {path}: {exc.strerror}") from None
-    except (ValueError, TypeError, KeyError, AttributeError):
-        raise ConfigError(f"connections: {path} is malformed; fix or remove it") from None
+        return Store()
+    except (OSError, ValueError, TypeError, KeyError, RecursionError) as exc:
+        why = reason(exc) if isinstance(exc, OSError | ValueError) else "not a pvc.json"
+        raise ConfigError(f"connections: cannot read {path} ({why}); fix or remove it") from None
+    store = Store()
+    for name, fields in entries.items():
+        try:
+            store.connections[name] = Connection(name=name, **fields)
+        except ValueError as exc:
+            store.broken[name] = (fields, str(exc))
+        except TypeError:
+            store.broken[name] = (fields, "it is not {address, port, ssl, api_key, description}")
+    return store
 
 
-def save_stored(connections: dict[str, Connection]) -> None:
-    """Writes the store atomically; the file is 0600 from its creation, its folder 0700."""
+def save_store(store: Store) -> None:
+    """Writes the store atomically; the file is 0600 from its creation, its folder 0700.
+    Broken entries are written back as they were."""
     folder = client_dir()
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    document = {
-        "connections": {
-            name: {key: value for key, value in asdict(conn).items() if key != "name"}
-            for name, conn in sorted(connections.items())
-        }
-    }
+    entries = {name: fields for name, (fields, _) in store.broken.items()}
+    for name, conn in store.connections.items():
+        entries[name] = {key: value for key, value in asdict(conn).items() if key != "name"}
+    document = {"connections": dict(sorted(entries.items()))}
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{STORE_NAME}.")  # mode 0600
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
@@ -94,19 +155,22 @@ def unknown(name: str) -> NotFound:
 
 def add(connection: Connection) -> bool:
     """Stores `connection`, replacing one of the same name; returns True if it replaced one."""
-    connections = load_stored()
-    replaced = connection.name in connections
-    connections[connection.name] = connection
-    save_stored(connections)
+    store = load_store()
+    replaced = connection.name in store.connections or connection.name in store.broken
+    store.broken.pop(connection.name, None)
+    store.connections[connection.name] = connection
+    save_store(store)
     return replaced
 
 
 def remove(name: str) -> None:
-    connections = load_stored()
-    if name not in connections:
+    """Forgets a stored connection, a broken entry too."""
+    store = load_store()
+    if name not in store.connections and name not in store.broken:
         raise unknown(name)
-    del connections[name]
-    save_stored(connections)
+    store.connections.pop(name, None)
+    store.broken.pop(name, None)
+    save_store(store)
 
 
 def local_from_config(config_file: str | None) -> Connection:
@@ -125,21 +189,25 @@ def local_from_config(config_file: str | None) -> Connection:
     )
 
 
-def known(config_file: str | None) -> dict[str, Connection]:
-    """The stored connections, plus "local" from the node configuration if that is readable."""
-    connections = load_stored()
-    if LOCAL not in connections:
+def known(config_file: str | None) -> Store:
+    """The stored connections, plus "local" from the node configuration if that is readable
+    (and no stored entry, usable or not, is named "local"); sorted by name."""
+    store = load_store()
+    if LOCAL not in store.connections and LOCAL not in store.broken:
         with contextlib.suppress(ConfigError):
-            connections[LOCAL] = local_from_config(config_file)
-    return dict(sorted(connections.items()))
+            store.connections[LOCAL] = local_from_config(config_file)
+    store.connections = dict(sorted(store.connections.items()))
+    return store
 
 
 def resolve(name: str | None, config_file: str | None) -> Connection:
     """The connection to use: `name`, else $PVC_CONNECTION, else "local"."""
     name = name or os.environ.get("PVC_CONNECTION") or LOCAL
-    stored = load_stored()
-    if name in stored:
-        return stored[name]
+    store = load_store()
+    if name in store.connections:
+        return store.connections[name]
+    if name in store.broken:
+        raise store.broken_error(name)
     if name != LOCAL:
         raise unknown(name)
     try:

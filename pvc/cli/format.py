@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pvc.errors import UsageError
+from pvc.limits import one_line
 
 FORMATS = ("pretty", "json", "json-pretty")
 
@@ -28,12 +29,13 @@ def render(data: Any, output_format: str, pretty: Callable[[Any], str]) -> str:
 
 
 def cell(value: Any) -> str:
-    """A value as table text: '-' for None, yes/no for booleans."""
+    """A value as table text: '-' for None, yes/no for booleans, anything else on one line
+    (an outside system's multi-line error too)."""
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)
+    return one_line(str(value))
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

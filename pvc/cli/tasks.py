@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from pvc.cli.format import key_values, table
 from pvc.errors import PvcError, Unavailable
+from pvc.limits import one_line
 
 if TYPE_CHECKING:
     from pvc.cli.client import ApiClient
@@ -82,12 +83,12 @@ def bar_line(record: dict[str, Any], width: int = BAR_WIDTH) -> str:
     total, current = progress["total"], progress["current"]
     filled = width if record["state"] == "done" else (width * current // total if total else 0)
     bar = "#" * filled + "-" * (width - filled)
-    return f"[{bar}] {_progress(record)} {progress['message']}"
+    return f"[{bar}] {_progress(record)} {one_line(progress['message'])}"
 
 
 def step_line(record: dict[str, Any]) -> str:
     """One plain line per step: 3/10 message (state)."""
-    return f"{_progress(record)} {record['progress']['message']} ({record['state']})"
+    return f"{_progress(record)} {one_line(record['progress']['message'])} ({record['state']})"
 
 
 # --- following --------------------------------------------------------------------------------

@@ -28,7 +28,8 @@ disabled until started with --force.
 
 Commands:
   define     Add a VM, stopped, from its libvirt domain XML (<xmlfile>, or - for standard
-             input); it is assigned to --node, or to the node its selector picks.
+             input); it is assigned to --node, or to the node its selector picks. The XML
+             must be UTF-8 and no larger than the API accepts (see the README's limits).
   modify     Replace a VM's XML (same UUID and <name>: use rename to rename it); --restart
              restarts a running VM to apply it, if its node's memory allows (as for start).
   meta       Change a VM's placement settings; without options, show them.
@@ -85,9 +86,11 @@ import time
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
+from pvc import limits
 from pvc.cli import client
 from pvc.cli.cluster import confirm
 from pvc.cli.format import check_format, key_values, render, table
+from pvc.cli.input_files import read_input
 from pvc.cli.parse import parse
 from pvc.errors import PvcError, Unavailable, UsageError
 from pvc.ops.vm_goals import GOALS, arrived, failed, progress
@@ -119,6 +122,8 @@ def main(args: list[str], options: Globals) -> int:
         raise UsageError("--regex needs a <match> pattern; see 'pvc vm --help'")
     if timeout is not None and not arguments["--wait"]:
         raise UsageError("--timeout applies only with --wait; see 'pvc vm --help'")
+    # a bad file is refused before any connection is looked for
+    xml = read_xml(arguments["<xmlfile>"]) if arguments["<xmlfile>"] else None
     api = client.for_options(options)
     vm = arguments["<vm>"]
     if arguments["list"]:
@@ -149,22 +154,23 @@ def main(args: list[str], options: Globals) -> int:
     elif any(arguments[verb] for verb in STATE_VERBS + NODE_VERBS):
         return change(api, arguments, timeout)
     else:
-        print(edit(api, arguments)["message"])
+        print(edit(api, arguments, xml)["message"])
     return 0
 
 
-def edit(api: client.ApiClient, arguments: dict[str, Any]) -> dict[str, Any]:
-    """define, modify, meta, rename, undefine and remove: one request each."""
+def edit(api: client.ApiClient, arguments: dict[str, Any], xml: str | None) -> dict[str, Any]:
+    """define, modify (with the file's `xml`), meta, rename, undefine and remove: one request
+    each."""
     vm = arguments["<vm>"]
     if arguments["define"]:
         params = {
-            "xml": read_xml(arguments["<xmlfile>"]),
+            "xml": xml,
             "node": arguments["--node"],
             "tags": ",".join(arguments["--tag"]) or None,
         }
         return api.post("/vm", params | _meta_params(arguments))
     if arguments["modify"]:
-        params = {"xml": read_xml(arguments["<xmlfile>"]), "restart": arguments["--restart"]}
+        params = {"xml": xml, "restart": arguments["--restart"]}
         return api.request("PUT", vm_path(vm), params)
     if arguments["meta"]:
         return api.post(vm_path(vm, "/meta"), _meta_params(arguments))
@@ -189,16 +195,9 @@ def _meta_params(arguments: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_xml(path: str) -> str:
-    """The text of `path`, or of standard input for '-'."""
-    try:
-        if path == "-":
-            return sys.stdin.read()
-        with open(path, encoding="utf-8") as file:
-            return file.read()
-    except OSError as exc:
-        raise PvcError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise PvcError(f"cannot read {path}: it is not UTF-8 text") from None
+    """The text of `path`, or of standard input for '-'; refused (exit 2) unless it is UTF-8
+    text of at most limits.XML_MAX bytes."""
+    return read_input(path, limits.XML_MAX, "the domain XML")
 
 
 def _count(text: str) -> int:
@@ -346,10 +345,8 @@ def _observed(record: dict[str, Any]) -> str | None:
     return f"{observed.get('state')}@{observed.get('node')}" if observed else None
 
 
-def _short(text: str | None, width: int = REASON_WIDTH) -> str | None:
-    if not text:
-        return None
-    return text if len(text) <= width else text[: width - 3] + "..."
+def _short(text: str | None) -> str | None:
+    return limits.one_line(text, REASON_WIDTH) if text else None
 
 
 def list_text(vms: list[dict[str, Any]]) -> str:
