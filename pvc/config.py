@@ -144,7 +144,8 @@ SPEC: dict[str, Any] = {
         "secret": Field(
             (str, type(None)),
             None,
-            "Shared by every daemon of the cluster: only holders read private keys (IPMI).",
+            "Required by the daemon and the API, the same on every node: only its holders can "
+            "read or write the cluster's Zookeeper tree.",
         ),
     },
     "api": {

@@ -57,6 +57,21 @@ class Unavailable(PvcError):
     http_status = 503
 
 
+class AccessDenied(PvcError):
+    """Zookeeper refuses this session: its zookeeper.secret is missing or not the cluster's.
+
+    Not Unavailable: trying again cannot help, the configuration must change."""
+
+    http_status = 503
+    exit_code = 2
+
+
+class TooLarge(PvcError):
+    """A value or a write is larger than pvc accepts (pvc.limits)."""
+
+    http_status = 413
+
+
 class ConfigError(PvcError):
     """The configuration file is missing, malformed or has a wrong or unknown key."""
 

@@ -65,11 +65,19 @@ class Rig:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        self.zk = ZKHandler(self.hosts, connect_timeout=10, session_timeout=10).connect()
+        secret = uuid.uuid4().hex
+        self.zk = ZKHandler(
+            self.hosts, connect_timeout=10, session_timeout=10, secret=secret
+        ).connect()
         config = {
             "node": {"name": "node1"},
             "cluster": {"coordinators": ["node1"]},
-            "zookeeper": {"hosts": self.hosts, "connect_timeout": 5, "session_timeout": 10},
+            "zookeeper": {
+                "hosts": self.hosts,
+                "connect_timeout": 5,
+                "session_timeout": 10,
+                "secret": secret,
+            },
             "api": {
                 "listen_address": "127.0.0.1",
                 "listen_port": self.port,

@@ -2,7 +2,8 @@
 
 - `zk_server`: one real Zookeeper (Debian's package, scripts/zookeeper) for the session, on a
   free loopback port; `zk_hosts` gives each test its own chroot in it.
-- `zk`: a connected ZKHandler on the test's chroot.
+- `zk`: a connected ZKHandler on the test's chroot, holding the cluster secret ZK_SECRET (which
+  `write_config` gives every daemon and API), so it reads and writes what they do.
 - `api_server`: `dist/pvc api serve` as a subprocess on a free port, on the test's chroot.
 - `run_pvc`: runs the built `dist/pvc` with a private client folder.
 Every test has a time limit (pytest-timeout, set in pyproject.toml), with a backstop behind it
@@ -34,6 +35,8 @@ from tests.timeout_backstop import (  # noqa: E402, F401 (hooks behind pytest-ti
     pytest_runtest_protocol,
     pytest_timeout_set_timer,
 )
+
+ZK_SECRET = "test-cluster-secret"  # zookeeper.secret of the tests' clusters
 
 
 def free_port() -> int:
@@ -75,7 +78,7 @@ def zk_hosts(zk_server):
 
 @pytest.fixture
 def zk(zk_hosts):
-    handler = ZKHandler(zk_hosts, connect_timeout=10, session_timeout=4).connect()
+    handler = ZKHandler(zk_hosts, connect_timeout=10, session_timeout=4, secret=ZK_SECRET).connect()
     yield handler
     handler.close()
 
@@ -92,7 +95,12 @@ def write_config(path: Path, zk_hosts: str, **sections) -> Path:
     document = {
         "node": {"name": "node1"},
         "cluster": {"coordinators": ["node1"]},
-        "zookeeper": {"hosts": zk_hosts, "connect_timeout": 5, "session_timeout": 4},
+        "zookeeper": {
+            "hosts": zk_hosts,
+            "connect_timeout": 5,
+            "session_timeout": 4,
+            "secret": ZK_SECRET,
+        },
     }
     for name, values in sections.items():
         document.setdefault(name, {}).update(values)

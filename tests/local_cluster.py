@@ -71,6 +71,7 @@ class LocalCluster:
         self.settings: dict[str, Any] = {}  # more configuration, for every node
         self.node_settings: dict[str, dict[str, Any]] = {}  # more configuration, per node
         self.api_key = uuid.uuid4().hex
+        self.zk_secret = uuid.uuid4().hex
         self.api_url = f"http://{self.floating}:7370/api/v1"
         self.processes: dict[str, subprocess.Popen] = {}
         self._started: list[subprocess.Popen] = []
@@ -114,7 +115,11 @@ class LocalCluster:
                 "floating_ip": f"{self.floating}/24",
                 "floating_interface": "eth0",
             },
-            "zookeeper": {"hosts": self.zk_hosts, "session_timeout": self.session_timeout},
+            "zookeeper": {
+                "hosts": self.zk_hosts,
+                "session_timeout": self.session_timeout,
+                "secret": self.zk_secret,
+            },
             "api": {
                 "listen_address": self.floating,
                 "authentication": {"keys": [{"key": self.api_key}]},
@@ -179,7 +184,9 @@ class LocalCluster:
 
     def observer(self) -> ZKHandler:
         """An independent Zookeeper session for watching the cluster."""
-        return ZKHandler(self.zk_hosts, connect_timeout=10, session_timeout=10).connect()
+        return ZKHandler(
+            self.zk_hosts, connect_timeout=10, session_timeout=10, secret=self.zk_secret
+        ).connect()
 
     def running_observer(self, timeout: float = 20) -> ZKHandler:
         """An observer, once a primary is in place and every node has sent its figures (a

@@ -168,10 +168,6 @@ class NodeDaemon:
         if not host:
             log.warning("no IPMI configured (ipmi.host): this node cannot be fenced")
             return
-        if not self.zk.secret:
-            log.warning("zookeeper.secret is not set: IPMI credentials not published; "
-                        "this node cannot be fenced")  # fmt: skip
-            return
         bmc = {key: self.config.get(f"ipmi.{key}") for key in ("host", "port", "user", "password")}
         self.zk.write_private(("private.ipmi", self.name), bmc)
 

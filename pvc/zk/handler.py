@@ -11,16 +11,22 @@ It has every member of `pvc.zk.store.Store`, the contract pvc's verbs use (a Pro
 shape, so the contract depends on the handler and not the other way round); what only a
 session has (ephemeral claims, private keys, watches, listeners) lives here alone.
 
+Access: with `secret` (zookeeper.secret) the session authenticates as the cluster's user and
+everything it creates is closed to anyone else (pvc.zk.access); a session Zookeeper refuses
+raises AccessDenied, at `connect` and on any request. Size: no write larger than
+`limits.TRANSACTION_MAX` is ever sent (pvc.zk.write_limit): it raises TooLarge instead.
+
 Keys are schema names, optionally with their placeholders: `"base.config.maintenance"` or
 `("node.keepalive", "node1")`. Raw paths are never accepted from callers.
 """
 
 import functools
 import logging
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from kazoo.client import KazooClient, KazooState
+from kazoo.client import KazooState
 from kazoo.exceptions import (
     BadVersionError,
     ConnectionLoss,
@@ -34,16 +40,14 @@ from kazoo.exceptions import (
 )
 from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
-from kazoo.security import make_digest_acl
 
-from pvc.errors import ConcurrentChange, PvcError, Unavailable
-from pvc.zk import bulk, schema
+from pvc.errors import AccessDenied, ConcurrentChange, ConfigError, PvcError, Unavailable
+from pvc.zk import access, bulk, schema
 from pvc.zk.mirror import TreeMirror
 from pvc.zk.schema import Key
+from pvc.zk.write_limit import LimitedClient
 
 log = logging.getLogger("pvc.zk")
-# The Zookeeper digest user every daemon authenticates as, with zookeeper.secret as password.
-PRIVATE_USER = "pvc"
 
 # What a failed transaction operation raises when the tree was not as the write assumed.
 CONFLICTS = (BadVersionError, NoNodeError, NodeExistsError, NotEmptyError)
@@ -235,27 +239,34 @@ class ZKHandler:
         self._listeners: list[Callable[[str], None]] = []
         # Reconnection after a drop: keep trying forever, backing off to 1 s between tries.
         retry = KazooRetry(max_tries=-1, delay=0.1, backoff=2, max_delay=1.0)
-        self.client = KazooClient(
+        self.client = LimitedClient(
             hosts=hosts,
             timeout=session_timeout,
             connection_retry=retry,
             logger=_KazooLog(self),
-            auth_data=[("digest", f"{PRIVATE_USER}:{secret}")] if secret else None,
+            auth_data=access.auth_data(secret),
+            default_acl=access.acl(secret) if secret else None,
         )
         self.client.add_listener(self._on_state)
 
     # --- connection -------------------------------------------------------------------------
 
     def connect(self) -> "ZKHandler":
-        """Connects within `connect_timeout` seconds, or raises Unavailable and stops trying."""
+        """Connects within `connect_timeout` seconds, or raises Unavailable and stops trying;
+        raises AccessDenied (and stops) if Zookeeper refuses this session the tree."""
         try:
-            self.client.start(timeout=self.connect_timeout)
-        except (KazooTimeoutError, KazooException, OSError):
-            self.client.stop()
-            self.client.close()
+            with warnings.catch_warnings():  # access.check creates a missing chroot
+                warnings.filterwarnings("ignore", "No chroot path exists")
+                self.client.start(timeout=self.connect_timeout)
+            self.call(access.check, self.client, self.secret)
+        except (KazooTimeoutError, KazooException, OSError, Unavailable):
+            self.close()
             raise Unavailable(
                 f"cannot reach Zookeeper at {self.hosts} within {self.connect_timeout:g} s"
             ) from None
+        except AccessDenied:
+            self.close()
+            raise
         return self
 
     def close(self) -> None:
@@ -285,7 +296,7 @@ class ZKHandler:
     def round_trip(self) -> bool:
         """One cheap request to the server; True if it was answered."""
         try:
-            self._call(self.client.exists, "/")
+            self.call(self.client.exists, "/")
             return True
         except (Unavailable, KazooException):
             return False
@@ -317,7 +328,7 @@ class ZKHandler:
         return self
 
     def exists(self, key: Key) -> bool:
-        return self._call(self.client.exists, resolve(key)[0]) is not None
+        return self.call(self.client.exists, resolve(key)[0]) is not None
 
     def read(self, key: Key) -> Any:
         """The key's typed value, or None if it is missing or empty."""
@@ -327,7 +338,7 @@ class ZKHandler:
         """(value, version) of a key; a missing key reads as (None, -1)."""
         path, kind = resolve(key)
         try:
-            raw, stat = self._call(self.client.get, path)
+            raw, stat = self.call(self.client.get, path)
         except NoNodeError:
             return None, -1
         return schema.decode(raw, kind), stat.version
@@ -342,11 +353,13 @@ class ZKHandler:
             )
             for i in range(0, len(resolved), bulk.BATCH)
         ]
-        answers = [answer for pending in batches for answer in self._call(pending.get)]
+        answers = [answer for pending in batches for answer in self.call(pending.get)]
         values = []
         for (_, kind), answer in zip(resolved, answers, strict=True):
             if isinstance(answer, NoNodeError):
                 values.append(None)
+            elif isinstance(answer, NoAuthError):
+                raise access.refused()
             elif isinstance(answer, Exception):
                 raise answer
             else:
@@ -356,7 +369,7 @@ class ZKHandler:
     def children(self, key: Key) -> list[str]:
         """Names of the key's children, sorted; a missing key has none."""
         try:
-            return sorted(self._call(self.client.get_children, resolve(key)[0]))
+            return sorted(self.call(self.client.get_children, resolve(key)[0]))
         except NoNodeError:
             return []
 
@@ -411,7 +424,7 @@ class ZKHandler:
     def exists_batch(self, paths: Iterable[str]) -> dict[str, bool]:
         """Whether each path exists, asked with pipelined requests (one round trip)."""
         asked = [(path, self.client.exists_async(path)) for path in paths]
-        return {path: self._call(pending.get) is not None for path, pending in asked}
+        return {path: self.call(pending.get) is not None for path, pending in asked}
 
     def subtrees_bottom_up(self, paths: Iterable[str]) -> list[str]:
         """Every path under `paths` (and they themselves), deepest first, read level by level
@@ -423,7 +436,7 @@ class ZKHandler:
             level = []
             for path, pending in asked:
                 try:
-                    names = self._call(pending.get)
+                    names = self.call(pending.get)
                 except NoNodeError:
                     continue
                 found.append(path)
@@ -434,11 +447,13 @@ class ZKHandler:
         """Commits; None on success, else (index, error) of the operation that failed."""
         if not txn.operations:
             return None
-        results = self._call(txn.commit)
+        results = self.call(txn.commit)
         for index, result in enumerate(results):
             if isinstance(result, Exception) and not isinstance(result, RolledBackError):
                 if isinstance(result, CONFLICTS):
                     return index, result
+                if isinstance(result, NoAuthError):
+                    raise access.refused()
                 raise Unavailable(f"Zookeeper refused the change: {type(result).__name__}")
         return None
 
@@ -467,7 +482,7 @@ class ZKHandler:
     def _private_acl(self) -> list[Any]:
         if not self.secret:
             raise PvcError("zookeeper.secret is not set: private keys cannot be protected")
-        return [make_digest_acl(PRIVATE_USER, self.secret, all=True)]
+        return access.acl(self.secret)
 
     def write_private(self, key: Key, value: Any) -> None:
         """Writes a key under /private that only sessions holding the cluster secret can read
@@ -479,13 +494,13 @@ class ZKHandler:
         for ancestor in [a for a in _ancestors(path) if a.startswith(private_root)] + [path]:
             data = schema.encode(value, kind) if ancestor == path else b""
             try:
-                self._call(self.client.create, ancestor, data, acl=acl)
+                self.call(self.client.create, ancestor, data, acl=acl)
             except NodeExistsError:
                 try:
-                    self._call(self.client.set_acls, ancestor, acl)
+                    self.call(self.client.set_acls, ancestor, acl)
                     if ancestor == path:
-                        self._call(self.client.set, path, data)
-                except NoAuthError:
+                        self.call(self.client.set, path, data)
+                except AccessDenied:
                     raise PvcError(
                         f"{ancestor} belongs to someone without the cluster secret"
                     ) from None
@@ -495,9 +510,9 @@ class ZKHandler:
         is not protected by the cluster secret (then nobody may trust it)."""
         path, kind = resolve(key)
         try:
-            raw, _ = self._call(self.client.get, path)
-            acls, _ = self._call(self.client.get_acls, path)
-        except (NoAuthError, NoNodeError):
+            raw, _ = self.call(self.client.get, path)
+            acls, _ = self.call(self.client.get_acls, path)
+        except (AccessDenied, NoNodeError):
             return None
         if not self.secret or list(acls) != self._private_acl():
             log.error("%s is not protected by the cluster secret: ignored", path)
@@ -506,7 +521,7 @@ class ZKHandler:
 
     def ensure(self, key: Key) -> None:
         """Creates an (empty) key and its parents if missing; for lock parents and such."""
-        self._call(self.client.ensure_path, resolve(key)[0])
+        self.call(self.client.ensure_path, resolve(key)[0])
 
     def claim_ephemeral(self, key: Key, value: Any = None) -> bool:
         """Creates a key that lives exactly as long as this session.
@@ -516,26 +531,39 @@ class ZKHandler:
         """
         path, kind = resolve(key)
         try:
-            self._call(
+            self.call(
                 self.client.create, path, schema.encode(value, kind), ephemeral=True, makepath=True
             )
             return True
         except NodeExistsError:
-            stat = self._call(self.client.exists, path)
+            stat = self.call(self.client.exists, path)
             return stat is not None and stat.ephemeralOwner == self.session_id
 
-    def _call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    def call(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """`func(*args, **kwargs)`, a kazoo request: session trouble raises Unavailable, a
+        refusal (NoAuth) AccessDenied."""
         try:
             return func(*args, **kwargs)
         except (ConnectionLoss, SessionExpiredError, KazooTimeoutError) as exc:
             raise Unavailable(f"lost contact with Zookeeper ({type(exc).__name__})") from None
+        except NoAuthError:
+            raise access.refused() from None
 
 
 def connect(config: Any) -> ZKHandler:
-    """A connected handler for the node configuration `config`."""
+    """A connected handler for the node configuration `config` (a daemon's or the API's).
+
+    The secret is required: the tree is readable only with it, and a daemon without it would
+    create keys anyone could change."""
+    secret = config.get("zookeeper.secret")
+    if not secret:
+        raise ConfigError(
+            "zookeeper.secret is not set: the node daemon and the API need the cluster's "
+            "secret (the same on every node; 'pvc config sample' generates one)"
+        )
     return ZKHandler(
         config.zookeeper_hosts,
         connect_timeout=config.get("zookeeper.connect_timeout"),
         session_timeout=config.get("zookeeper.session_timeout"),
-        secret=config.get("zookeeper.secret"),
+        secret=secret,
     ).connect()

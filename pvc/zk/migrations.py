@@ -4,14 +4,15 @@
 (`values` to write, keys to `delete`, the new `/schema/version` among the values) for ONE
 `ZKHandler.write`, which `upgrade` guards with the version of `/schema/version` read first,
 so two daemons upgrading at once cannot both apply a step: the loser's write fails with
-ConcurrentChange and it re-reads the version.
+ConcurrentChange and it re-reads the version. A step may also change what a write cannot
+(ACLs) before it returns its changes, if doing so twice is harmless.
 """
 
 from collections.abc import Callable
 from typing import Any
 
-from pvc.errors import ConcurrentChange, Conflict
-from pvc.zk import schema
+from pvc.errors import ConcurrentChange, ConfigError, Conflict
+from pvc.zk import access, schema
 from pvc.zk.handler import ZKHandler
 
 Changes = dict[str, Any]
@@ -54,7 +55,29 @@ def _from_1(zk: ZKHandler) -> Changes:
     return {"values": values}
 
 
-MIGRATIONS: dict[int, Callable[[ZKHandler], Changes]] = {0: _from_0, 1: _from_1}
+def _from_2(zk: ZKHandler) -> Changes:
+    """2 -> 3: every node of the tree (but /private, closed already) gets the cluster's ACL,
+    so only sessions holding zookeeper.secret can read or change it (pvc.zk.access).
+
+    Zookeeper cannot change ACLs in a transaction, so they are set first, node by node; a
+    racing daemon setting them too is harmless. Nodes an older pvc creates after this (one
+    still running during a rolling upgrade) are open: upgrade every node before relying on
+    the ACLs, or run the step again (`pvc.zk.migrations.close_tree`)."""
+    close_tree(zk)
+    return {"values": {"base.schema.version": 3}}
+
+
+def close_tree(zk: ZKHandler) -> int:
+    """Sets the cluster's ACL on every node of pvc's tree but /private, and on the chroot
+    node if there is one; returns how many."""
+    if not zk.secret:
+        raise ConfigError("zookeeper.secret is not set: it is needed to close the tree")
+    roots = [schema.path(key) for key in schema.ROOTS if key != "base.private"]
+    paths = zk.subtrees_bottom_up(roots) + (["/"] if zk.client.chroot else [])
+    return zk.call(access.close_nodes, zk.client, paths, zk.secret)
+
+
+MIGRATIONS: dict[int, Callable[[ZKHandler], Changes]] = {0: _from_0, 1: _from_1, 2: _from_2}
 
 
 def upgrade(zk: ZKHandler) -> list[int]:

@@ -8,14 +8,15 @@ The tree is versioned: `/schema/version` holds the version the tree was written 
 `MIGRATIONS` (in pvc.zk.migrations) upgrade an older tree step by step to `VERSION`.
 Version 0 is the original PVC layout of v0.7 (top-level `/primary_node`, `/maintenance`,
 `/upstream_ip`, no `/schema`); version 1 moves configuration under `/config`; version 2 adds
-`/jobs` and the names index's parent `/names/domains`.
+`/jobs` and the names index's parent `/names/domains`; version 3 closes every node to sessions
+without the cluster secret (pvc.zk.access).
 """
 
 import json
 import re
 from typing import Any
 
-VERSION = 2
+VERSION = 3
 
 # A key as callers name it: a name, or a name plus its placeholder values
 # ("node.keepalive", "node1").

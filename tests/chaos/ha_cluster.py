@@ -8,7 +8,6 @@ fenced through its BMC, as on real hardware with a separate BMC network.
 """
 
 import json
-import secrets
 import time
 import urllib.error
 import urllib.request
@@ -170,12 +169,11 @@ def ha_cluster(
     bmcs = Bmcs(workdir / "bmc")
     faults = NodeFaults(cluster, libvirt)
     observer = None
-    secret = secrets.token_urlsafe(16)
+    secret = cluster.zk_secret
     try:
         cluster.up()
         cluster.use_libvirt(libvirt.start_cluster(cluster))
         cluster.settings = {
-            "zookeeper": {"secret": secret},
             "timers": {
                 "fence_intervals": timers.fence_intervals,
                 "suicide_intervals": timers.suicide_intervals,

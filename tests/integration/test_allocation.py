@@ -10,6 +10,7 @@ from pvc.errors import Conflict
 from pvc.ops import allocation, cluster, fence, placement, vm, vm_move, vm_state
 from pvc.zk.cache import CachedView, open_mirror
 from pvc.zk.handler import ZKHandler
+from tests.conftest import ZK_SECRET
 from tests.integration.test_vm_ops import add_hypervisor, domain_xml
 
 POLICY = placement.Policy("mem", 1.0)
@@ -20,9 +21,10 @@ STORES = 4
 def stores(zk, zk_hosts):
     """STORES views, each on a session and mirror of its own, over an initialised cluster."""
     cluster.initialize(zk)
-    handlers = [ZKHandler(zk_hosts, connect_timeout=10, session_timeout=4).connect()]
-    handlers += [ZKHandler(zk_hosts, connect_timeout=10, session_timeout=4).connect()
-                 for _ in range(STORES - 1)]  # fmt: skip
+    handlers = [
+        ZKHandler(zk_hosts, connect_timeout=10, session_timeout=4, secret=ZK_SECRET).connect()
+        for _ in range(STORES)
+    ]
     yield [CachedView(handler, open_mirror(handler)) for handler in handlers]
     for handler in handlers:
         handler.close()

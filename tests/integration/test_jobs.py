@@ -11,7 +11,7 @@ import pytest
 from pvc.errors import ConcurrentChange, Conflict, InvalidInput, NotFound
 from pvc.ops import cluster, jobs
 from pvc.zk.handler import ZKHandler
-from tests.conftest import fails, ok
+from tests.conftest import ZK_SECRET, fails, ok
 from tests.integration.test_api import call
 from tests.integration.test_node_ops import add_node
 
@@ -32,7 +32,7 @@ def ready(zk):
 @pytest.fixture
 def other(zk_hosts):
     """A second session: a runner whose session can end while its claim is held."""
-    handler = ZKHandler(zk_hosts, connect_timeout=10, session_timeout=4).connect()
+    handler = ZKHandler(zk_hosts, connect_timeout=10, session_timeout=4, secret=ZK_SECRET).connect()
     yield handler
     handler.close()
 

@@ -10,13 +10,16 @@ from kazoo.client import KazooClient
 from pvc.errors import LockTimeout
 from pvc.zk.handler import ZKHandler
 from pvc.zk.locks import exclusive_lock, read_lock, write_lock
+from tests.conftest import ZK_SECRET
 
 KEY = "lock.primary_node"
 
 
 @pytest.fixture
 def sessions(zk_hosts):
-    handlers = [ZKHandler(zk_hosts, session_timeout=2).connect() for _ in range(2)]
+    handlers = [
+        ZKHandler(zk_hosts, session_timeout=2, secret=ZK_SECRET).connect() for _ in range(2)
+    ]
     yield handlers
     for handler in handlers:
         with contextlib.suppress(Exception):  # some tests close a session themselves

@@ -1,17 +1,21 @@
-"""Schema migrations: a tree written in the original v0.7 layout upgrades to the current one."""
+"""Schema migrations: a tree written in the original v0.7 layout upgrades to the current one,
+and an open version-2 tree is closed to sessions without the cluster secret (version 3)."""
 
 import pytest
 from kazoo.client import KazooClient
+from kazoo.exceptions import NoAuthError
+from kazoo.security import OPEN_ACL_UNSAFE
 
-from pvc.errors import Conflict
+from pvc.errors import ConfigError, Conflict
 from pvc.ops import cluster
-from pvc.zk import migrations, schema
+from pvc.zk import access, migrations, schema
+from tests.conftest import ZK_SECRET
 
 
 @pytest.fixture
 def v0_tree(zk_hosts):
     """The base keys as the original PVC v0.7 wrote them, with a node and a VM."""
-    raw = KazooClient(hosts=zk_hosts)
+    raw = KazooClient(hosts=zk_hosts, auth_data=[("digest", f"pvc:{ZK_SECRET}")])  # no ACLs
     raw.start(timeout=5)
     for path, value in {
         "/primary_node": b"hv1",
@@ -31,7 +35,7 @@ def v0_tree(zk_hosts):
 
 def test_v0_tree_upgrades_to_current(zk, v0_tree):
     assert migrations.tree_version(zk) == 0
-    assert migrations.upgrade(zk) == [0, 1]
+    assert migrations.upgrade(zk) == [0, 1, 2]
     assert migrations.tree_version(zk) == schema.VERSION
     assert zk.exists("base.jobs") and zk.exists("base.names.domains")  # version 2
     assert zk.read("base.config.primary_node") == "hv1"
@@ -48,12 +52,12 @@ def test_v0_tree_upgrades_to_current(zk, v0_tree):
 def test_racing_upgrades_apply_each_step_once(zk_hosts, zk, v0_tree):
     from pvc.zk.handler import ZKHandler
 
-    other = ZKHandler(zk_hosts).connect()
+    other = ZKHandler(zk_hosts, secret=ZK_SECRET).connect()
     try:
         steps = migrations.upgrade(zk) + migrations.upgrade(other)
     finally:
         other.close()
-    assert steps == [0, 1]
+    assert steps == [0, 1, 2]
     assert zk.read("base.config.primary_node") == "hv1"
 
 
@@ -67,3 +71,56 @@ def test_newer_tree_is_refused(zk):
     zk.write({"base.schema.version": schema.VERSION + 1})
     with pytest.raises(Conflict, match="newer than this pvc"):
         migrations.upgrade(zk)
+
+
+def all_nodes(client: KazooClient, path: str = "/") -> list[str]:
+    """Every node at and below `path` of the client's chroot."""
+    found, stack = [], [path]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        stack.extend(f"{current.rstrip('/')}/{name}" for name in client.get_children(current))
+    return found
+
+
+def test_an_open_version_2_tree_is_closed_node_by_node(zk, v0_tree):
+    """Version 2 as an older pvc left it (every node world:anyone, /private closed): the step
+    to version 3 sets the cluster's ACL on every node, ephemerals and /private included, and
+    a stranger can then neither read nor write any of it."""
+    migrations.upgrade(zk)  # to the current version: closes what v0_tree made
+    zk.write({"base.schema.version": 2})
+    open_acl = list(OPEN_ACL_UNSAFE)
+    for path in all_nodes(v0_tree):  # reopen everything, as version 2 had it
+        v0_tree.set_acls(path, open_acl)
+    v0_tree.create("/nodes/hv1/alive", b"x", ephemeral=True)  # a live daemon's node
+    zk.write_private(("private.ipmi", "hv1"), {"host": "10.0.0.9", "password": "hunter22"})
+    assert migrations.upgrade(zk) == [2]
+    closed = access.acl(ZK_SECRET)
+    for path in all_nodes(v0_tree):
+        assert list(v0_tree.get_acls(path)[0]) == closed, path
+    assert zk.read_private(("private.ipmi", "hv1"))["password"] == "hunter22"
+    stranger = KazooClient(hosts=zk.hosts)
+    stranger.start(timeout=10)
+    try:
+        for path in ("/config/primary_node", "/nodes/hv1/alive", "/schema/version"):
+            with pytest.raises(NoAuthError):
+                stranger.get(path)
+            with pytest.raises(NoAuthError):
+                stranger.set(path, b"evil")
+        with pytest.raises(NoAuthError):
+            stranger.create("/domains/planted", b"evil")
+    finally:
+        stranger.stop()
+        stranger.close()
+
+
+def test_closing_the_tree_needs_the_secret(zk_hosts, v0_tree):
+    from pvc.zk.handler import ZKHandler
+
+    keyless = ZKHandler(zk_hosts).connect()  # the chroot is still open: it may connect
+    try:
+        with pytest.raises(ConfigError, match="zookeeper.secret"):
+            migrations.upgrade(keyless)
+        assert migrations.tree_version(keyless) == 2  # versions 0 and 1 need no secret
+    finally:
+        keyless.close()

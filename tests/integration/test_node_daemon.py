@@ -176,7 +176,11 @@ def test_unreachable_zookeeper_is_retried_and_logged(tmp_path):
             {
                 "node": {"name": "lonely"},
                 "cluster": {"coordinators": ["lonely"]},
-                "zookeeper": {"hosts": f"127.0.0.1:{free_port()}", "connect_timeout": 0.5},
+                "zookeeper": {
+                    "hosts": f"127.0.0.1:{free_port()}",
+                    "connect_timeout": 0.5,
+                    "secret": "a-secret",
+                },
                 "api": {"authentication": {"enabled": False}},
                 "logging": {"file": str(tmp_path / "pvc.log")},
             }

@@ -9,6 +9,7 @@ from pvc.errors import ConcurrentChange, Unavailable
 from pvc.ops import cluster
 from pvc.zk.cache import CachedView, open_mirror
 from pvc.zk.handler import ZKHandler
+from tests.conftest import ZK_SECRET
 
 
 def test_typed_values_round_trip(zk):
@@ -63,7 +64,7 @@ def test_expect_absent_fails_when_the_key_appeared(zk):
 def test_concurrent_read_modify_write_one_winner(zk_hosts, zk):
     """Many writers increment a counter with version checks: no increment is lost."""
     zk.write({"base.schema.version": 0})
-    clients = [ZKHandler(zk_hosts).connect() for _ in range(4)]
+    clients = [ZKHandler(zk_hosts, secret=ZK_SECRET).connect() for _ in range(4)]
     conflicts = []
 
     def bump(handler):
@@ -131,7 +132,7 @@ def test_unreachable_zookeeper_fails_within_the_connect_timeout():
 
 
 def test_session_state_listener(zk_hosts):
-    handler = ZKHandler(zk_hosts)
+    handler = ZKHandler(zk_hosts, secret=ZK_SECRET)
     states = []
     handler.add_listener(states.append)
     handler.connect()

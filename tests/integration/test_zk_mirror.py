@@ -11,7 +11,7 @@ from pvc.ops import cluster
 from pvc.zk.cache import SYNC_TIMEOUT, CachedView, open_mirror
 from pvc.zk.handler import ZKHandler, resolve
 from pvc.zk.mirror import TreeMirror
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, ZK_SECRET, free_port
 
 
 def wait_until(check, timeout: float = 5.0) -> bool:
@@ -94,7 +94,7 @@ def test_reloads_after_the_session_is_lost(zk: ZKHandler, zk_hosts: str, caplog)
     other.start(10)
     other.stop()
     assert lost.wait(15)
-    writer = ZKHandler(zk_hosts, connect_timeout=10, session_timeout=4).connect()
+    writer = ZKHandler(zk_hosts, connect_timeout=10, session_timeout=4, secret=ZK_SECRET).connect()
     try:
         # changed while the mirror's session was gone: no watch reports these
         writer.write({("domain.state", uuid_of(1)): "start"})
@@ -136,7 +136,7 @@ def test_follows_changes_after_a_dropped_connection_in_the_same_session(tmp_path
     script, port = str(REPO / "scripts" / "zookeeper"), free_port()
     subprocess.run([script, "start", str(tmp_path), str(port)], check=True, capture_output=True)
     hosts = f"127.0.0.1:{port}"
-    zk = ZKHandler(hosts, connect_timeout=10, session_timeout=20).connect()
+    zk = ZKHandler(hosts, connect_timeout=10, session_timeout=20, secret=ZK_SECRET).connect()
     try:
         cluster.initialize(zk)
         zk.write(vm_values(uuid_of(1), "one"))
@@ -148,7 +148,7 @@ def test_follows_changes_after_a_dropped_connection_in_the_same_session(tmp_path
         subprocess.run([script, "start", str(tmp_path), str(port)], check=True, capture_output=True)
         assert wait_until(lambda: mirror.loaded, 20)
         assert zk.session_id == session  # the same session: no "lost" ever came
-        writer = ZKHandler(hosts, connect_timeout=10, session_timeout=4).connect()
+        writer = ZKHandler(hosts, connect_timeout=10, session_timeout=4, secret=ZK_SECRET).connect()
         writer.write({("domain.state", uuid_of(1)): "start"})
         writer.write(vm_values(uuid_of(2), "two"))
         writer.close()
@@ -174,7 +174,7 @@ def test_wait_is_woken_by_changes_and_sync_catches_up_with_the_session(zk):
         threading.Timer(0.2, lambda: zk.write({"base.config.cluster_name": "two"})).start()
         assert mirror.wait(lambda: mirror.get("/config/cluster_name") == b"two", timeout=5)
         assert not mirror.wait(lambda: mirror.get("/config/cluster_name") == b"x", timeout=0.2)
-        other = ZKHandler(zk.hosts).connect()
+        other = ZKHandler(zk.hosts, secret=ZK_SECRET).connect()
         try:
             for round_ in range(20):
                 other.write({"base.config.cluster_name": f"r{round_}"})

@@ -8,6 +8,7 @@ from pvc.zk.cache import CachedView, open_mirror
 from pvc.zk.handler import ZKHandler
 from pvc.zk.locks import exclusive_lock
 from pvc.zk.store import Store
+from tests.conftest import ZK_SECRET
 
 
 @pytest.fixture(params=["handler", "view"])
@@ -57,7 +58,7 @@ def test_a_view_keeps_a_built_object_until_its_group_changes(zk: ZKHandler):
 def test_after_catch_up_a_store_sees_another_sessions_writes(store: Store, zk_hosts: str):
     """What a lookup does before it answers "does not exist": another session's write made
     before the call is seen after it, every time (a view's mirror would otherwise lag)."""
-    other = ZKHandler(zk_hosts).connect()
+    other = ZKHandler(zk_hosts, secret=ZK_SECRET).connect()
     try:
         for round_ in range(30):
             uuid = f"00000000-0000-4000-8000-{round_:012d}"
