@@ -14,7 +14,7 @@ from pvc.errors import Conflict, InvalidInput
 from pvc.ops import cluster
 from pvc.zk.handler import ZKHandler
 from tests import processes
-from tests.conftest import write_config
+from tests.conftest import ZK_SECRET, write_config
 from tests.integration.test_api import call
 
 
@@ -143,7 +143,7 @@ def test_an_interrupted_overwrite_is_finished_by_the_next_initialise(zk: ZKHandl
 def test_an_overwrite_is_refused_for_a_daemon_alive_in_any_session(zk: ZKHandler, zk_hosts):
     """The liveness node of a daemon (an ephemeral node of its session) is what counts."""
     cluster.initialize(zk)
-    daemon = ZKHandler(zk_hosts, connect_timeout=10, session_timeout=4).connect()
+    daemon = ZKHandler(zk_hosts, connect_timeout=10, session_timeout=4, secret=ZK_SECRET).connect()
     try:
         assert daemon.claim_ephemeral(("node.alive", "node7"), "session")
         with pytest.raises(Conflict, match="^stop the node daemons first: node7$"):
@@ -160,7 +160,7 @@ def test_identity_is_made_at_initialise_and_once_for_an_older_cluster(zk: ZKHand
     made = zk.read("base.config.cluster_uuid")
     assert str(uuid.UUID(made)) == made and cluster.identity(zk) == made
     zk.write({}, delete=["base.config.cluster_uuid"])  # a cluster initialised before identities
-    other = ZKHandler(zk_hosts, connect_timeout=10, session_timeout=4).connect()
+    other = ZKHandler(zk_hosts, connect_timeout=10, session_timeout=4, secret=ZK_SECRET).connect()
     try:
         first = cluster.identity(other)
         assert first != made and cluster.identity(zk) == first == cluster.identity(other)
