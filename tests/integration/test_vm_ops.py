@@ -115,7 +115,7 @@ EXISTING_UUID = "6f3c1a52-0e0b-4a8e-9a53-3c1d2b7e9f10"
         ("<domain><name>vm2</name>", {}, InvalidInput, "the XML does not parse: no element found"),
         ("<domain type='qemu'><name>vm2</nome></domain>", {}, InvalidInput,
          "the XML does not parse: mismatched tag: line 1, column"),
-        ("<network><name>vm2</name></network>", {}, InvalidInput, "its root is <network>"),
+        ("<network><name>vm2</name></network>", {}, InvalidInput, "its root is 'network'"),
         (domain_xml("vm2").replace("<name>vm2</name>", ""), {}, InvalidInput, "has no <name>"),
         (domain_xml("vm2").replace("<uuid>", "<x>").replace("</uuid>", "</x>"), {},
          InvalidInput, "has no <uuid>"),
