@@ -12,6 +12,7 @@ binding (python3-libvirt) is missing or the test driver does not open, the XML p
 this is logged once: pvc's own checks (pvc.ops.domain_xml.parse) still apply.
 """
 
+import atexit
 import functools
 import logging
 import tempfile
@@ -41,10 +42,12 @@ def _connection() -> tuple[ModuleType, Any] | None:
         node.write("<node/>")  # a test-driver node without domains, read once at open
         node.flush()
         try:
-            return libvirt, libvirt.open(f"test://{node.name}")
+            connection = libvirt.open(f"test://{node.name}")
         except libvirt.libvirtError as exc:
             log.warning("domain XML is checked by pvc's own rules only: %s", exc)
             return None
+    atexit.register(connection.close)  # before the interpreter unloads the binding
+    return libvirt, connection
 
 
 def refusal(xml: str) -> str | None:

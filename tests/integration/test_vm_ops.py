@@ -154,7 +154,7 @@ def test_define_refusals_leave_nothing_behind(nodes, xml, options, error, messag
 
 def test_define_refuses_a_bad_tag(nodes):
     with pytest.raises(InvalidInput, match="invalid tag"):
-        define(nodes, "vm1", tags=["a b"])
+        define(nodes, "vm1", tags=["a,b"])
 
 
 def test_an_uninitialised_cluster_says_so(zk):
@@ -532,8 +532,8 @@ def test_tags(nodes):
     answer = vm.set_tags(nodes, uuid, ["c", "b"], ["a"])
     assert answer == {"name": "vm1", "uuid": uuid, "tags": ["b", "c"]}
     assert vm.set_tags(nodes, "vm1", [], ["b", "x"])["tags"] == ["c"]
-    with pytest.raises(InvalidInput, match="invalid tag 'a b'"):
-        vm.set_tags(nodes, "vm1", ["a b"], [])
+    with pytest.raises(InvalidInput, match="invalid tag 'a,b'"):
+        vm.set_tags(nodes, "vm1", ["a,b"], [])
     assert vm.info(nodes, "vm1")["tags"] == ["c"]
 
 
