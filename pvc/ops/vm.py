@@ -330,7 +330,6 @@ def modify(
 def _rename_changes(
     zk: ZKHandler, uuid: str, old: str, new: str, expect: dict[Any, int]
 ) -> dict[Any, Any]:
-    user_input.require_name(new, "VM name")
     if new == old:
         raise InvalidInput(f"VM '{old}' already has that name")
     if zk.exists(("name.domain", new)):
@@ -341,6 +340,7 @@ def _rename_changes(
 
 def rename(zk: ZKHandler, vm: str, new_name: str) -> dict[str, Any]:
     """Renames a stopped VM (its XML <name> too)."""
+    user_input.require_name(new_name, "VM name")
     uuid = find(zk, vm)
     old, name_version = zk.read_versioned(("domain", uuid))
     if old is None:
