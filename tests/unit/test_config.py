@@ -79,3 +79,11 @@ def test_sample_is_valid_and_documents_every_key():
 
     for key, field in leaves(config.SPEC):
         assert f"{key}:" in text and field.doc in text
+
+
+@pytest.mark.parametrize("name", ["n" * 64, "0b6b2f34-7c55-4f43-9a0e-2f6a43f1d001"])
+def test_node_names_in_the_config_follow_the_name_rule(name):
+    with pytest.raises(ConfigError, match="'node.name' is not a valid name: use 1 to 63"):
+        config.from_dict({**MINIMAL, "node": {"name": name}})
+    with pytest.raises(ConfigError, match="must be a list of node names"):
+        config.from_dict({"cluster": {"coordinators": ["a", name]}, "node": {"name": "a"}})
