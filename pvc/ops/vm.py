@@ -59,11 +59,11 @@ def find(zk: ZKHandler, vm: str) -> str:
         zk.catch_up()
         uuid = _lookup(zk, vm)
     if uuid is None:
-        raise not_found(vm)
+        raise _not_found(vm)
     return uuid
 
 
-def not_found(vm: str) -> NotFound:
+def _not_found(vm: str) -> NotFound:
     return NotFound(f"VM {user_input.quoted(vm)} does not exist")
 
 
@@ -80,7 +80,7 @@ def identify(zk: ZKHandler, vm: str) -> tuple[str, str]:
     uuid = find(zk, vm)
     name = zk.read(("domain", uuid))
     if name is None:
-        raise not_found(vm)  # removed meanwhile
+        raise _not_found(vm)  # removed meanwhile
     return uuid, name
 
 
@@ -194,7 +194,7 @@ def info(zk: ZKHandler, vm: str) -> dict[str, Any]:
 def read_record(zk: ZKHandler, uuid: str, vm: str) -> dict[str, Any]:
     records = _records(zk, [uuid])
     if not records:
-        raise not_found(vm)
+        raise _not_found(vm)
     return records[0]
 
 
@@ -295,7 +295,7 @@ def modify(
     uuid = find(zk, vm)
     name, name_version = zk.read_versioned(("domain", uuid))
     if name is None:
-        raise not_found(vm)
+        raise _not_found(vm)
     spec = domain_xml.checked(xml)
     if spec.uuid != uuid:
         raise InvalidInput(f"the new XML has UUID {spec.uuid}, not the VM's {uuid}")
@@ -344,7 +344,7 @@ def rename(zk: ZKHandler, vm: str, new_name: str) -> dict[str, Any]:
     uuid = find(zk, vm)
     old, name_version = zk.read_versioned(("domain", uuid))
     if old is None:
-        raise not_found(vm)
+        raise _not_found(vm)
     state, state_version = zk.read_versioned(("domain.state", uuid))
     if state not in ("stop", "disable", "fail"):
         raise Conflict(f"VM '{old}' must be stopped to be renamed (it is {state})")

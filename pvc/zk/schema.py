@@ -142,7 +142,7 @@ COMPONENT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # named with another's UUID would otherwise take over lookups by that UUID.
 _UUID_FORM = r"-*(?:[0-9A-Fa-f]-*){32}"
 UUID_PATTERN = re.compile(_UUID_FORM)
-# What a name (node, VM, network, tag ...) may look like: one path component of at most
+# What a name (node, VM, network, cluster ...) may look like: one path component of at most
 # NAME_MAX characters, not in UUID form. The same pattern serves JSON Schema (ECMA-262).
 NAME_PATTERN = re.compile(rf"(?!{_UUID_FORM}$)[A-Za-z0-9][A-Za-z0-9._-]{{0,{limits.NAME_MAX - 1}}}")
 NAME_RULE = (
