@@ -37,6 +37,7 @@ from typing import Any
 
 from pvc.errors import ConcurrentChange, Conflict, InvalidInput, NotFound
 from pvc.limits import one_line
+from pvc.ops import user_input
 from pvc.zk import schema
 from pvc.zk.handler import ZKHandler
 
@@ -104,7 +105,7 @@ def creation(kind: str, args: dict[str, Any], runner: str) -> tuple[str, dict[An
 
 def _require_id(job_id: str) -> None:
     if not schema.valid_name(job_id):
-        raise InvalidInput(f"invalid task id {job_id!r}")
+        raise InvalidInput(f"invalid task id {user_input.quoted(job_id)}")
 
 
 def info(zk: ZKHandler, job_id: str) -> dict[str, Any]:

@@ -11,9 +11,8 @@ import time
 from typing import Any
 
 from pvc.errors import Conflict, InvalidInput, NotFound
-from pvc.ops import jobs, patterns
+from pvc.ops import jobs, patterns, user_input
 from pvc.ops.cluster import require_initialized
-from pvc.zk import schema
 from pvc.zk.handler import ZKHandler
 
 # Node names are host names; anything else cannot be a Zookeeper path component safely.
@@ -105,8 +104,7 @@ def set_secondary(zk: ZKHandler, name: str, force: bool = False) -> dict[str, An
 
 
 def _require_node(zk: ZKHandler, name: str) -> None:
-    if not schema.valid_name(name):
-        raise InvalidInput(f"invalid node name {name!r}: {schema.NAME_RULE}")
+    user_input.require_name(name, "node name")
     require_initialized(zk)
     if not zk.exists(("node", name)):
         zk.catch_up()

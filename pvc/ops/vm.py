@@ -8,14 +8,16 @@ pvc.ops.vm_move; placement (which node, and whether it has room) in pvc.ops.allo
 States (`state`): start, restart, shutdown, stop, disable, migrate, fail. `node` is where the
 VM runs or should run; `lastnode` where it returns on `unmigrate` (empty unless migrated).
 Every answer names the VM by its real `name` and `uuid`, whichever of the two it was given by.
+A VM is given by its UUID when the text is in UUID form (pvc.zk.schema.as_uuid), by its name
+otherwise: no name may be in UUID form, so a name can never stand for another VM's UUID.
+The user's text a verb stores is checked first against pvc.limits (pvc.ops.user_input).
 """
 
 import json
-import uuid as uuid_module
 from typing import Any
 
 from pvc.errors import Conflict, InvalidInput, NotFound
-from pvc.ops import allocation, domain_xml, patterns, placement, vm_goals
+from pvc.ops import allocation, domain_xml, patterns, placement, user_input, vm_goals
 from pvc.ops.cluster import require_initialized
 from pvc.ops.placement import Policy
 from pvc.zk import schema
@@ -54,21 +56,20 @@ def find(zk: ZKHandler, vm: str) -> str:
         zk.catch_up()
         uuid = _lookup(zk, vm)
     if uuid is None:
-        raise NotFound(f"VM '{vm}' does not exist")
+        raise _not_found(vm)
     return uuid
 
 
+def _not_found(vm: str) -> NotFound:
+    return NotFound(f"VM {user_input.quoted(vm)} does not exist")
+
+
 def _lookup(zk: ZKHandler, vm: str) -> str | None:
-    """The UUID of a VM by its name or its UUID, if the store has it."""
-    if schema.valid_name(vm):
-        found = zk.read(("name.domain", vm))
-        if found:
-            return found
-    try:
-        uuid = str(uuid_module.UUID(vm))
-    except ValueError:
-        return None
-    return uuid if zk.exists(("domain", uuid)) else None
+    """The UUID of a VM by its UUID (text in UUID form) or else its name, if the store has it."""
+    uuid = schema.as_uuid(vm)
+    if uuid is not None:
+        return uuid if zk.exists(("domain", uuid)) else None
+    return zk.read(("name.domain", vm)) if schema.valid_name(vm) else None
 
 
 def identify(zk: ZKHandler, vm: str) -> tuple[str, str]:
@@ -76,7 +77,7 @@ def identify(zk: ZKHandler, vm: str) -> tuple[str, str]:
     uuid = find(zk, vm)
     name = zk.read(("domain", uuid))
     if name is None:
-        raise NotFound(f"VM '{vm}' does not exist")  # removed meanwhile
+        raise _not_found(vm)  # removed meanwhile
     return uuid, name
 
 
@@ -182,7 +183,7 @@ def info(zk: ZKHandler, vm: str) -> dict[str, Any]:
 def read_record(zk: ZKHandler, uuid: str, vm: str) -> dict[str, Any]:
     records = _records(zk, [uuid])
     if not records:
-        raise NotFound(f"VM '{vm}' does not exist")
+        raise _not_found(vm)
     return records[0]
 
 
@@ -207,10 +208,7 @@ def console_log(zk: ZKHandler, vm: str, lines: int) -> dict[str, Any]:
 def _options(limit: list[str] | None, selector: str | None, method: str | None) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if limit is not None:
-        bad = [name for name in limit if not schema.valid_name(name)]
-        if bad:
-            raise InvalidInput(f"invalid node name in the node limit: {bad[0]!r}")
-        options["domain.node_limit"] = limit
+        options["domain.node_limit"] = user_input.require_node_limit(limit)
     if selector is not None:
         options["domain.node_selector"] = _selector(selector)
     if method is not None:
@@ -226,7 +224,8 @@ def _selector(selector: str) -> str:
         return ""
     if selector not in placement.SELECTORS:
         raise InvalidInput(
-            f"unknown node selector '{selector}' (use {', '.join(placement.SELECTORS)}, "
+            f"unknown node selector {user_input.quoted(selector)} (use "
+            f"{', '.join(placement.SELECTORS)}, "
             f"or {DEFAULT_SELECTOR} for the cluster's vm.default_selector)"
         )
     return selector
@@ -246,9 +245,11 @@ def define(
 ) -> dict[str, Any]:
     """Adds a VM (stopped) from its libvirt XML; refuses a duplicate name or UUID."""
     require_initialized(zk)
-    spec = domain_xml.parse(xml)
+    spec = domain_xml.checked(xml)
     selector = _options(limit, selector, migration_method).get("domain.node_selector")
-    _check_tags(tags or [])
+    user_input.require_tags(tags or [])
+    if node is not None:
+        user_input.require_name(node, "node name")
     if zk.exists(("name.domain", spec.name)):
         raise Conflict(f"a VM named '{spec.name}' already exists")
     if zk.exists(("domain", spec.uuid)):
@@ -283,8 +284,8 @@ def modify(
     uuid = find(zk, vm)
     name, name_version = zk.read_versioned(("domain", uuid))
     if name is None:
-        raise NotFound(f"VM '{vm}' does not exist")
-    spec = domain_xml.parse(xml)
+        raise _not_found(vm)
+    spec = domain_xml.checked(xml)
     if spec.uuid != uuid:
         raise InvalidInput(f"the new XML has UUID {spec.uuid}, not the VM's {uuid}")
     if spec.name != name:
@@ -318,8 +319,6 @@ def modify(
 def _rename_changes(
     zk: ZKHandler, uuid: str, old: str, new: str, expect: dict[Any, int]
 ) -> dict[Any, Any]:
-    if not schema.valid_name(new):
-        raise InvalidInput(f"invalid VM name {new!r}: {schema.NAME_RULE}")
     if new == old:
         raise InvalidInput(f"VM '{old}' already has that name")
     if zk.exists(("name.domain", new)):
@@ -330,16 +329,19 @@ def _rename_changes(
 
 def rename(zk: ZKHandler, vm: str, new_name: str) -> dict[str, Any]:
     """Renames a stopped VM (its XML <name> too)."""
+    user_input.require_name(new_name, "VM name")
     uuid = find(zk, vm)
     old, name_version = zk.read_versioned(("domain", uuid))
     if old is None:
-        raise NotFound(f"VM '{vm}' does not exist")
+        raise _not_found(vm)
     state, state_version = zk.read_versioned(("domain.state", uuid))
     if state not in ("stop", "disable", "fail"):
         raise Conflict(f"VM '{old}' must be stopped to be renamed (it is {state})")
     expect: dict[Any, int] = {("domain", uuid): name_version, ("domain.state", uuid): state_version}
     values = _rename_changes(zk, uuid, old, new_name, expect)
-    values[("domain.xml", uuid)] = domain_xml.renamed(zk.read(("domain.xml", uuid)), new_name)
+    xml = domain_xml.renamed(zk.read(("domain.xml", uuid)), new_name)
+    domain_xml.checked(xml)
+    values[("domain.xml", uuid)] = xml
     zk.write(values, expect=expect, delete=[("name.domain", old)])
     return answer(uuid, new_name, f"VM '{old}' renamed to '{new_name}'")
 
@@ -371,16 +373,11 @@ def set_tags(zk: ZKHandler, vm: str, add: list[str], remove: list[str]) -> dict[
     """Adds and removes tags; answers the VM's tags after the change."""
     uuid, name = identify(zk, vm)
     tags, version = zk.read_versioned(("domain.tags", uuid))
-    _check_tags(add)
+    user_input.require_tags(add)
     new = sorted((set(tags or []) | set(add)) - set(remove))
+    user_input.require_tags(new)
     zk.write({("domain.tags", uuid): new}, expect={("domain.tags", uuid): version})
     return {"name": name, "uuid": uuid, "tags": new}
-
-
-def _check_tags(tags: list[str]) -> None:
-    for tag in tags:
-        if not schema.valid_name(tag):
-            raise InvalidInput(f"invalid tag {tag!r}: {schema.NAME_RULE}")
 
 
 def undefine(zk: ZKHandler, vm: str, force: bool = False) -> dict[str, Any]:

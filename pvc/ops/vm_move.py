@@ -6,7 +6,7 @@ says otherwise; a stopped one only changes its assignment.
 from typing import Any
 
 from pvc.errors import Conflict, InvalidInput
-from pvc.ops import allocation
+from pvc.ops import allocation, user_input
 from pvc.ops.placement import Policy
 from pvc.ops.vm import answer, find, info, read_record
 from pvc.zk.handler import ZKHandler
@@ -42,6 +42,8 @@ def _relocate(
     force: bool = False,
     home: bool = False,
 ) -> dict[str, Any]:
+    if node is not None:
+        user_input.require_name(node, "node name")
     uuid = find(zk, vm)
     return allocation.retrying(
         lambda: _relocate_once(zk, policy, uuid, vm, node, permanent, force, home)

@@ -14,7 +14,10 @@ without the cluster secret (pvc.zk.access).
 
 import json
 import re
+import uuid as uuid_module
 from typing import Any
+
+from pvc import limits
 
 VERSION = 3
 
@@ -134,13 +137,31 @@ ROOTS = (
 )
 
 
-# What a name (node, VM, network, ...) may look like: it becomes one path component.
-NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-NAME_RULE = "use letters, digits, '.', '-' and '_', starting with a letter or digit"
+# What a path component (a name, a UUID, a job id) may look like: nothing that leaves its folder.
+COMPONENT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# A UUID in the characters a name may hold: 32 hex digits, dashes anywhere between them. Such
+# a string is always looked up as a UUID (`as_uuid`), so no name may have this form: a VM
+# named with another's UUID would otherwise take over lookups by that UUID.
+_UUID_FORM = r"-*(?:[0-9A-Fa-f]-*){32}"
+UUID_PATTERN = re.compile(_UUID_FORM)
+# What a name (node, VM, network, cluster ...) may look like: one path component of at most
+# NAME_MAX characters, not in UUID form. The same pattern serves JSON Schema (ECMA-262).
+NAME_PATTERN = re.compile(rf"(?!{_UUID_FORM}$)[A-Za-z0-9][A-Za-z0-9._-]{{0,{limits.NAME_MAX - 1}}}")
+NAME_RULE = (
+    f"use 1 to {limits.NAME_MAX} letters, digits, '.', '-' and '_', starting with a letter or "
+    "digit, and not in the form of a UUID"
+)
 
 
-def valid_name(name: str) -> bool:
-    return bool(NAME_PATTERN.fullmatch(name))
+def valid_name(name: object) -> bool:
+    return isinstance(name, str) and NAME_PATTERN.fullmatch(name) is not None
+
+
+def as_uuid(text: str) -> str | None:
+    """`text` as a UUID in canonical form, if it is in UUID form (see _UUID_FORM)."""
+    if not UUID_PATTERN.fullmatch(text):
+        return None
+    return str(uuid_module.UUID(text.replace("-", "")))
 
 
 def path(key: str, *args: str, **kwargs: str) -> str:
@@ -150,7 +171,7 @@ def path(key: str, *args: str, **kwargs: str) -> str:
         names = [part[1:-1] for part in template.split("/") if part.startswith("{")]
         kwargs = dict(zip(names, args, strict=True)) | kwargs
     for value in kwargs.values():
-        if not valid_name(value):
+        if not COMPONENT_PATTERN.fullmatch(value):
             raise ValueError(f"invalid name for {key}: {value!r}")
     return template.format(**kwargs)
 

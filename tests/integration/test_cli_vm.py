@@ -270,9 +270,9 @@ def test_modify_meta_rename_and_tags(pvc, vm1, zk, tmp_path):
     assert ok(pvc("vm", "tag", "web1")).strip() == "no tags"
     assert ok(pvc("vm", "tag", "web1", "--add", "b", "--add", "a")).strip() == "a, b"
     assert ok(pvc("vm", "tag", "web1", "--remove", "a")).strip() == "b"
-    assert fails(pvc("vm", "tag", "web1", "--add", "a b")) == (
-        "pvc: invalid tag 'a b': use letters, digits, '.', '-' and '_', starting with a letter "
-        "or digit"
+    assert fails(pvc("vm", "tag", "web1", "--add", "a\tb")) == (
+        "pvc: invalid tag 'a\\tb': a tag is 1 to 64 printable characters, without commas "
+        "(they separate tags) and without spaces at either end"
     )
     zk.write({("domain.state", UUID1): "start"})
     assert fails(pvc("vm", "rename", "web1", "web2")).startswith("pvc: VM 'web1' must be stopped")

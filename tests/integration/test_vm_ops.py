@@ -115,7 +115,7 @@ EXISTING_UUID = "6f3c1a52-0e0b-4a8e-9a53-3c1d2b7e9f10"
         ("<domain><name>vm2</name>", {}, InvalidInput, "the XML does not parse: no element found"),
         ("<domain type='qemu'><name>vm2</nome></domain>", {}, InvalidInput,
          "the XML does not parse: mismatched tag: line 1, column"),
-        ("<network><name>vm2</name></network>", {}, InvalidInput, "its root is <network>"),
+        ("<network><name>vm2</name></network>", {}, InvalidInput, "its root is 'network'"),
         (domain_xml("vm2").replace("<name>vm2</name>", ""), {}, InvalidInput, "has no <name>"),
         (domain_xml("vm2").replace("<uuid>", "<x>").replace("</uuid>", "</x>"), {},
          InvalidInput, "has no <uuid>"),
@@ -154,7 +154,7 @@ def test_define_refusals_leave_nothing_behind(nodes, xml, options, error, messag
 
 def test_define_refuses_a_bad_tag(nodes):
     with pytest.raises(InvalidInput, match="invalid tag"):
-        define(nodes, "vm1", tags=["a b"])
+        define(nodes, "vm1", tags=["a,b"])
 
 
 def test_an_uninitialised_cluster_says_so(zk):
@@ -532,8 +532,8 @@ def test_tags(nodes):
     answer = vm.set_tags(nodes, uuid, ["c", "b"], ["a"])
     assert answer == {"name": "vm1", "uuid": uuid, "tags": ["b", "c"]}
     assert vm.set_tags(nodes, "vm1", [], ["b", "x"])["tags"] == ["c"]
-    with pytest.raises(InvalidInput, match="invalid tag 'a b'"):
-        vm.set_tags(nodes, "vm1", ["a b"], [])
+    with pytest.raises(InvalidInput, match="invalid tag 'a,b'"):
+        vm.set_tags(nodes, "vm1", ["a,b"], [])
     assert vm.info(nodes, "vm1")["tags"] == ["c"]
 
 

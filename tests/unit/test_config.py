@@ -225,3 +225,11 @@ def test_check_files_finds_missing_tls_files_and_log_folder(tmp_path):
     with pytest.raises(ConfigError, match="'logging.file': .*/no does not exist"):
         config.check_files(loaded)
     config.check_files(config.from_dict(with_values(logging={"file": str(tmp_path / "p.log")})))
+
+
+@pytest.mark.parametrize("name", ["n" * 64, "0b6b2f34-7c55-4f43-9a0e-2f6a43f1d001"])
+def test_node_names_in_the_config_follow_the_name_rule(name):
+    with pytest.raises(ConfigError, match="'node.name' is not a valid name: use 1 to 63"):
+        config.from_dict({**MINIMAL, "node": {"name": name}})
+    with pytest.raises(ConfigError, match="must be a list of node names"):
+        config.from_dict({"cluster": {"coordinators": ["a", name]}, "node": {"name": "a"}})
