@@ -108,7 +108,7 @@ def _retire(zk: ZKHandler) -> None:
 def _wipe(zk: ZKHandler) -> None:
     """Removes every pvc root of a retired tree, in transactions of bounded size."""
     for root, child in BATCHED_CHILDREN.items():
-        names = [name for name in zk.children(root) if schema.valid_name(name)]
+        names = [name for name in zk.children(root) if schema.valid_component(name)]
         for start in range(0, len(names), WIPE_BATCH):
             _guarded(zk, {}, [(child, name) for name in names[start : start + WIPE_BATCH]])
     _guarded(zk, {}, [key for key in schema.ROOTS if zk.exists(key)])

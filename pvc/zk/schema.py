@@ -157,6 +157,11 @@ def valid_name(name: object) -> bool:
     return isinstance(name, str) and NAME_PATTERN.fullmatch(name) is not None
 
 
+def valid_component(text: object) -> bool:
+    """Whether `text` may be one path component (a name, a UUID, a job id)."""
+    return isinstance(text, str) and COMPONENT_PATTERN.fullmatch(text) is not None
+
+
 def as_uuid(text: str) -> str | None:
     """`text` as a UUID in canonical form, if it is in UUID form (see _UUID_FORM)."""
     if not UUID_PATTERN.fullmatch(text):
@@ -171,7 +176,7 @@ def path(key: str, *args: str, **kwargs: str) -> str:
         names = [part[1:-1] for part in template.split("/") if part.startswith("{")]
         kwargs = dict(zip(names, args, strict=True)) | kwargs
     for value in kwargs.values():
-        if not COMPONENT_PATTERN.fullmatch(value):
+        if not valid_component(value):
             raise ValueError(f"invalid name for {key}: {value!r}")
     return template.format(**kwargs)
 

@@ -114,9 +114,9 @@ def test_cluster_name_follows_the_name_rule(api_server, zk, name):
 def test_overwrite_of_a_tree_larger_than_one_transaction(zk: ZKHandler):
     """18,000 keys: more than Zookeeper takes in one transaction (1 MiB), removed in steps."""
     cluster.initialize(zk, name="big")
-    for batch in range(6):
+    for batch in range(15):  # 200 VMs per write: each write stays under pvc's write limit
         values: dict = {}
-        for index in range(500):
+        for index in range(200):
             values |= vm_values(str(uuid.uuid4()), f"vm{batch}-{index}")
         zk.write(values)
     assert len(zk.children("base.domains")) == 3000
