@@ -71,18 +71,9 @@ class ApiService:
     def start(self) -> None:
         if self.running():
             return
-        import waitress
+        from pvc.api.server import api_server, listening_socket
 
-        from pvc.api.server import THREADS, listening_socket, url_scheme
-
-        sock = listening_socket(self.config)
-        self._server = waitress.create_server(
-            self._app,
-            sockets=[sock],
-            url_scheme=url_scheme(self.config),
-            threads=THREADS,
-            ident="pvc",
-        )
+        self._server = api_server(self._app, listening_socket(self.config), self.config)
         self._thread = threading.Thread(target=self._server.run, name="api", daemon=True)
         self._thread.start()
 
