@@ -162,7 +162,7 @@ def test_a_body_of_the_limit_and_large_answers_pass_whole(start_api, zk, tmp_pat
             assert time.monotonic() < deadline
             time.sleep(0.1)
         sock.sendall(b"".join(request_head("GET", f"/vm/{name}/xml", server.key) for name in xmls))
-        for name, xml in xmls.items():
+        for xml in xmls.values():
             status, _, body = read_answer(reader)
             assert status == 200 and json.loads(body)["xml"] == xml
 
