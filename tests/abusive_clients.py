@@ -1,7 +1,7 @@
 """Clients that hold an API's connections without using them, and one that uses it: for the
 load test (tests/integration/test_api_load.py) and scripts/bench/api-abuse.
 
-A Crowd opens, on one port, connections of these kinds:
+A Crowd opens, to one address and port, connections of these kinds:
 - idle: a TCP connection that sends nothing (to a TLS port: a handshake never begun);
 - stalled handshake: a TLS record header, then nothing;
 - half-open: part of a request's headers, then nothing, as a client that vanished mid-request
@@ -23,21 +23,24 @@ TLS_RECORD_START = b"\x16\x03\x01\x02\x00"  # a handshake record of 512 bytes, b
 
 
 class Crowd:
-    def __init__(self, port: int, context: ssl.SSLContext | None = None):
-        self.port = port
+    def __init__(self, host: str, port: int, context: ssl.SSLContext | None = None):
+        self.address = (host, port)
         self.context = context  # for half-open and slowloris connections to a TLS port
         self.open: dict[str, list[socket.socket]] = {}
+        self.closed: dict[str, int] = {}  # by kind: how many the server closed
+        self.opened: dict[socket.socket, float] = {}  # time.monotonic() of each connection
         self.lock = threading.Lock()  # an SSL socket is used by one thread at a time
         self.stop = threading.Event()
         self.trickler: threading.Thread | None = None
 
     def _connect(self, kind: str, tls: bool, first: bytes = b"") -> None:
-        sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        sock = socket.create_connection(self.address, timeout=10)
         if tls:
-            sock = self.context.wrap_socket(sock, server_hostname="127.0.0.1")
+            sock = self.context.wrap_socket(sock, server_hostname=self.address[0])
         if first:
             sock.sendall(first)
         self.open.setdefault(kind, []).append(sock)
+        self.opened[sock] = time.monotonic()
 
     def idle(self, count: int) -> None:
         for _ in range(count):
@@ -68,21 +71,40 @@ class Crowd:
         """Connections the server has not closed yet, by kind."""
         return {kind: len(socks) for kind, socks in self.open.items()}
 
+    def reap(self, wait: float) -> None:
+        """Forgets the connections the server closed, waiting up to `wait` seconds for one."""
+        with selectors.DefaultSelector() as selector:
+            for kind, socks in self.open.items():
+                for sock in socks:
+                    selector.register(sock, selectors.EVENT_READ, kind)
+            ready = selector.select(wait) if selector.get_map() else []
+        with self.lock:
+            for key, _ in ready:
+                if _closed(key.fileobj):
+                    self._forget(key.data, key.fileobj)
+                    self.closed[key.data] = self.closed.get(key.data, 0) + 1
+
+    def renew(self, age: float) -> None:
+        """Closes the connections opened more than `age` seconds ago (the caller opens new
+        ones): a crowd that always stays, even where the server could not close it (a
+        floating address gone from under it)."""
+        cutoff = time.monotonic() - age
+        with self.lock:
+            for kind, socks in self.open.items():
+                for sock in [sock for sock in socks if self.opened[sock] < cutoff]:
+                    self._forget(kind, sock)
+
+    def _forget(self, kind: str, sock: socket.socket) -> None:
+        self.open[kind].remove(sock)
+        del self.opened[sock]
+        sock.close()
+
     def wait_closed(self, timeout: float) -> dict[str, int]:
         """Waits up to `timeout` seconds for the server to close every connection; those it
         has not closed, by kind."""
         deadline = time.monotonic() + timeout
-        while any(self.open.values()) and time.monotonic() < deadline:
-            with selectors.DefaultSelector() as selector:
-                for kind, socks in self.open.items():
-                    for sock in socks:
-                        selector.register(sock, selectors.EVENT_READ, kind)
-                ready = selector.select(min(0.5, max(0.0, deadline - time.monotonic())))
-            with self.lock:
-                for key, _ in ready:
-                    if _closed(key.fileobj):
-                        self.open[key.data].remove(key.fileobj)
-                        key.fileobj.close()
+        while any(self.open.values()) and (left := deadline - time.monotonic()) > 0:
+            self.reap(min(0.5, left))
         return self.counts()
 
     def close(self) -> None:
@@ -93,6 +115,7 @@ class Crowd:
             for sock in socks:
                 sock.close()
         self.open.clear()
+        self.opened.clear()
 
 
 def _closed(sock: socket.socket) -> bool:

@@ -1,4 +1,4 @@
-"""`pvc api serve` over TLS for tests and benches: a self-signed certificate for 127.0.0.1
+"""`pvc api serve` over TLS for tests and benches: a self-signed certificate for an address
 (made by `openssl`), and a client context that trusts it."""
 
 import ssl
@@ -11,21 +11,21 @@ from pathlib import Path
 from tests.processes import COMMAND_TIMEOUT
 
 
-def self_signed(folder: Path) -> tuple[Path, Path]:
-    """(certificate, key) files of a new self-signed certificate for 127.0.0.1."""
+def self_signed(folder: Path, address: str = "127.0.0.1") -> tuple[Path, Path]:
+    """(certificate, key) files of a new self-signed certificate for `address`."""
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
          "-nodes", "-days", "1", "-keyout", str(key), "-out", str(cert),
-         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+         "-subj", f"/CN={address}", "-addext", f"subjectAltName=IP:{address}"],
         check=True, capture_output=True, timeout=COMMAND_TIMEOUT,
     )  # fmt: skip
     return cert, key
 
 
-def tls_section(folder: Path) -> dict:
+def tls_section(folder: Path, address: str = "127.0.0.1") -> dict:
     """The `api.tls` configuration of a new self-signed certificate in `folder`."""
-    cert, key = self_signed(folder)
+    cert, key = self_signed(folder, address)
     return {"enabled": True, "cert_file": str(cert), "key_file": str(key)}
 
 

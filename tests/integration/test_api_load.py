@@ -30,7 +30,7 @@ def test_a_crowd_holding_connections_keeps_no_client_out(start_api, zk, tmp_path
     context = client_context(section) if tls else None
     if tls:
         wait_until_serving(server.url + "/", context)
-    crowd = Crowd(server.port, context)
+    crowd = Crowd("127.0.0.1", server.port, context)
     try:
         crowd.half_open(EACH)  # TLS ones first, while handshakes can still be had in the old
         crowd.slowloris(EACH)
