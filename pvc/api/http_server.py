@@ -16,6 +16,7 @@ import logging
 import resource
 import socket
 import ssl
+import sys
 import time
 from collections.abc import Callable
 
@@ -36,12 +37,13 @@ log = logging.getLogger("pvc.api")
 
 
 def raise_open_file_limit() -> int:
-    """Raises this process's soft limit of open files to its hard limit; the soft limit."""
+    """Raises this process's soft limit of open files to its hard limit; the files it may
+    open now (sys.maxsize for no limit)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and soft < hard:
+    if soft != hard and hard != resource.RLIM_INFINITY:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         soft = hard
-    return soft
+    return sys.maxsize if soft == resource.RLIM_INFINITY else soft
 
 
 def connection_limit(open_files: int) -> int:
