@@ -20,6 +20,12 @@ NODE_LIMIT_MAX = 256  # nodes in one VM's node limit
 CLUSTER_NAME_MAX = NAME_MAX  # the cluster's name follows the name rule too
 BODY_MAX = 2 * 1024 * 1024  # bytes of a request body (one XML, JSON-escaped, fits)
 HEADER_MAX = 16 * 1024  # bytes of a request's headers
+CONNECTIONS_MAX = (
+    2048  # open connections to the API; beyond, the least recently active idle one goes
+)
+CONNECTION_IDLE_SECONDS = 10.0  # a connection waiting on its client without progress is closed
+REQUEST_HEADER_SECONDS = 5.0  # a request's headers must be complete this long after its first byte
+TLS_HANDSHAKE_SECONDS = 5.0  # a TLS handshake must be complete this long after the connection
 JSON_DEPTH_MAX = 32  # nesting of a JSON request body
 PATTERN_MAX = 256  # characters of a user's name pattern (glob or regular expression)
 PATTERN_SECONDS = 1.0  # time one pattern may take to match every name of a list

@@ -1,9 +1,9 @@
 """`pvc api serve`: the API application under waitress, over HTTP or TLS.
 
-Waitress has no TLS of its own; we hand it a listening socket wrapped by Python's `ssl`. The
-TLS handshake then happens inside `accept()` on waitress's main loop, so a handshake is given
-at most HANDSHAKE_TIMEOUT seconds: a client that stalls it delays other new connections by at
-most that much, and never hangs the server.
+Waitress has no TLS of its own; we hand it a listening socket wrapped by Python's `ssl`, whose
+`accept()` wraps each connection without a handshake: the connection's channel handshakes
+without blocking (pvc.api.channels), so a client that stalls its handshake delays nobody else.
+What else keeps misbehaving clients from the others is in pvc.api.http_server.
 """
 
 import logging
@@ -11,25 +11,28 @@ import signal
 import socket
 import ssl
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pvc.config import Config
 from pvc.errors import ConfigError
 
-HANDSHAKE_TIMEOUT = 5.0
 IP_FREEBIND = 15  # linux/in.h (Python's socket module lacks it): bind an address not yet here
+
+if TYPE_CHECKING:
+    from pvc.api.http_server import GuardedServer
+
 # waitress worker threads: requests served at once (a waiting request holds one).
 THREADS = 48  # pvc.api.waits: at most 40 of them wait, 8 are always free
 log = logging.getLogger("pvc.api")
 
 
 class _TlsListener(ssl.SSLSocket):
-    """A listening TLS socket whose accepted connections handshake within a time limit."""
+    """A listening TLS socket whose accepted connections are not yet handshaken."""
 
     def accept(self) -> tuple[ssl.SSLSocket, Any]:
         raw, address = socket.socket.accept(self)
-        raw.settimeout(HANDSHAKE_TIMEOUT)
-        conn = self.context.wrap_socket(raw, server_side=True, do_handshake_on_connect=True)
+        raw.setblocking(False)
+        conn = self.context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
         return conn, address
 
 
@@ -52,6 +55,7 @@ def listening_socket(config: Config) -> socket.socket:
         return sock
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.options |= ssl.OP_NO_RENEGOTIATION  # a handshake happens once, at the start
     context.sslsocket_class = _TlsListener
     try:
         context.load_cert_chain(tls["cert_file"], tls["key_file"])
@@ -65,13 +69,26 @@ def url_scheme(config: Config) -> str:
     return "https" if config.get("api.tls.enabled") else "http"
 
 
+def api_server(app: Any, sock: socket.socket, config: Config) -> "GuardedServer":
+    """The server of the API application `app` on the listening socket `sock`; `.run()`
+    serves until the process ends."""
+    from pvc.api.app import ENDPOINTS, PREFIX
+    from pvc.api.auth import KeyCheck
+    from pvc.api.http_server import make_server
+
+    public = frozenset(
+        [(ep.method, PREFIX + ep.path) for ep in ENDPOINTS if ep.public]
+        + [("GET", PREFIX + "/openapi.json")]
+    )
+    keys = KeyCheck.from_config(config)
+    return make_server(app, sock, url_scheme(config), THREADS, keys, public)
+
+
 def serve(config: Config) -> int:
     """Connects to Zookeeper, upgrades an old schema, and serves until SIGTERM or SIGINT.
 
     It listens before the cluster tree is in memory: until the mirror has loaded, requests
     are answered from Zookeeper itself (pvc.zk.cache), so none is refused or answered wrong."""
-    import waitress
-
     from pvc.api.app import Context, make_app
     from pvc.zk import handler, migrations
 
@@ -93,7 +110,5 @@ def serve(config: Config) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    waitress.serve(
-        app, sockets=[sock], url_scheme=scheme, threads=THREADS, ident="pvc", _quiet=True
-    )
+    api_server(app, sock, config).run()
     return 0
