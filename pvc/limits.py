@@ -25,6 +25,7 @@ PATTERN_MAX = 256  # characters of a user's name pattern (glob or regular expres
 PATTERN_SECONDS = 1.0  # time one pattern may take to match every name of a list
 REASON_MAX = 1000  # characters of a recorded reason (a VM's failed reason, a task's error)
 TRANSACTION_MAX = 900 * 1024  # bytes (paths and values) of one Zookeeper transaction
+CONSOLE_LINES_MAX = 10_000  # lines of a VM's console log in one answer
 
 _SPACE = re.compile(r"\s+")
 

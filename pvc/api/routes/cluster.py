@@ -2,7 +2,10 @@
 
 from typing import Any
 
-from pvc.api.app import Context, Param, endpoint
+from pvc.api.app import Context, endpoint
+from pvc.api.openapi import MESSAGE, record
+from pvc.api.params import NAME_DOC, NAME_PATTERN, Param
+from pvc.limits import CLUSTER_NAME_MAX
 from pvc.ops import cluster
 
 
@@ -12,6 +15,7 @@ from pvc.ops import cluster
     summary="Cluster status: primary, maintenance, nodes by state",
     tags=("cluster",),
     responses={404: "The cluster is not initialised"},
+    returns=record("cluster"),
 )
 def get_status(ctx: Context) -> dict[str, Any]:
     return cluster.status(ctx.zk, ctx.config.get("vm.memory_overcommit_ratio"))
@@ -24,6 +28,7 @@ def get_status(ctx: Context) -> dict[str, Any]:
     tags=("cluster",),
     params=(Param("maintenance", bool, "true: suppress fencing and automatic actions", True),),
     responses={400: "Bad parameter", 404: "The cluster is not initialised"},
+    returns=MESSAGE,
 )
 def post_status(ctx: Context, maintenance: bool) -> dict[str, Any]:
     return cluster.set_maintenance(ctx.zk, maintenance)
@@ -36,9 +41,17 @@ def post_status(ctx: Context, maintenance: bool) -> dict[str, Any]:
     tags=("cluster",),
     params=(
         Param("overwrite", bool, "Wipe an initialised cluster and start afresh", default=False),
-        Param("name", str, "Cluster name", default="pvc"),
+        Param(
+            "name",
+            str,
+            f"Cluster name: {NAME_DOC}",
+            default="pvc",
+            max_length=CLUSTER_NAME_MAX,
+            pattern=NAME_PATTERN,
+        ),
     ),
     responses={400: "Bad parameter", 409: "Already initialised (and overwrite not set)"},
+    returns=MESSAGE,
 )
 def post_initialize(ctx: Context, overwrite: bool, name: str) -> dict[str, Any]:
     return cluster.initialize(ctx.zk, overwrite=overwrite, name=name)

@@ -13,25 +13,57 @@ from dataclasses import replace
 from typing import Any
 
 from pvc.api import waits
-from pvc.api.app import Context, Encoded, Param, endpoint
+from pvc.api.app import Context, Encoded, endpoint
+from pvc.api.openapi import listing, record
+from pvc.api.params import NAME_DOC, NAME_PATTERN, Param, name_list_length, name_list_pattern
 from pvc.errors import InvalidInput
+from pvc.limits import CONSOLE_LINES_MAX, NAME_MAX, NODE_LIMIT_MAX, PATTERN_MAX, TAGS_MAX, XML_MAX
 from pvc.ops import placement, vm_move, vm_state
 from pvc.ops import vm as vm_ops
 from pvc.ops.vm_goals import GOALS
 
 TAGS = ("vm",)
+VM = record("name", "uuid")
 NOT_FOUND = "The VM does not exist, or the cluster is not initialised"
 WAIT = (
     "true: answer once the VM got there (or failed), with its record; 202 with its record if "
     "the wait runs out first"
 )
-LIMIT = Param("limit", str, "Comma-separated nodes the VM may run on (empty: any)")
+NODE = Param("node", str, f"A node's name: {NAME_DOC}", max_length=NAME_MAX, pattern=NAME_PATTERN)
+LIMIT = Param(
+    "limit",
+    str,
+    f"Comma-separated nodes the VM may run on (empty: any), at most {NODE_LIMIT_MAX}",
+    max_length=name_list_length(NODE_LIMIT_MAX),
+    pattern=name_list_pattern(NODE_LIMIT_MAX),
+)
 SELECTOR = Param(
     "selector",
     str,
     "How to choose its node: mem, memprov, load, vcpus or vms; default (or empty): the "
     "cluster's vm.default_selector",
+    choices=("", vm_ops.DEFAULT_SELECTOR, *placement.SELECTORS),
 )
+XML = Param(
+    "xml",
+    str,
+    f"The libvirt domain XML (name, uuid, memory, vcpu), at most {XML_MAX} bytes of UTF-8",
+    required=True,
+    max_bytes=XML_MAX,
+)
+TAGS_DOC = f"Comma-separated tags (each a name: {NAME_DOC}), at most {TAGS_MAX}"
+
+
+def _tags_param(name: str, doc: str) -> Param:
+    return Param(
+        name,
+        str,
+        f"{doc}: {TAGS_DOC}",
+        max_length=name_list_length(TAGS_MAX),
+        pattern=name_list_pattern(TAGS_MAX),
+    )
+
+
 METHOD = Param(
     "migration_method", str, "How to move it between nodes", choices=vm_ops.MIGRATION_METHODS
 )
@@ -43,8 +75,10 @@ MAX_WAIT_SECONDS = 3600.0
 TIMEOUT = Param(
     "timeout",
     float,
-    "With wait: the most seconds to wait (default 120; 200 for restart, shutdown and moves; "
-    "at most 3600)",
+    "With wait: the most seconds to wait (default 120; 200 for restart, shutdown and moves)",
+    minimum=0,
+    exclusive_minimum=True,
+    maximum=MAX_WAIT_SECONDS,
 )
 STILL_GOING = (
     "With wait: the wait ran out first, or too many requests wait already; the VM's record "
@@ -82,10 +116,6 @@ def _timeout(wait: bool, timeout: float | None, default: float) -> float:
         return default
     if not wait:
         raise InvalidInput("parameter 'timeout' applies only with wait")
-    if not 0 < timeout <= MAX_WAIT_SECONDS:
-        raise InvalidInput(
-            f"parameter 'timeout' must be more than 0 and at most {MAX_WAIT_SECONDS:g}"
-        )
     return timeout
 
 
@@ -115,13 +145,14 @@ def _waited(
     summary="All VMs, sorted by name, optionally filtered",
     tags=TAGS,
     params=(
-        Param("node", str, "Only VMs assigned to this node"),
+        replace(NODE, doc=f"Only VMs assigned to this node: {NAME_DOC}"),
         Param("state", str, "Only VMs in this state", choices=vm_ops.STATES),
         Param(
             "match",
             str,
             "Only VMs whose whole name matches this shell glob (*, ?, [abc], [!abc]; any other "
             "character, '.' too, stands for itself); with regex, a regular expression",
+            max_length=PATTERN_MAX,
         ),
         Param(
             "regex",
@@ -135,6 +166,7 @@ def _waited(
         400: "Bad parameter, a bad regular expression, or regex without match",
         404: "The cluster is not initialised",
     },
+    returns=listing(VM),
 )
 def get_vms(
     ctx: Context, node: str | None, state: str | None, match: str | None, regex: bool
@@ -148,13 +180,13 @@ def get_vms(
     summary="Define a VM (stopped) from its libvirt domain XML",
     tags=TAGS,
     params=(
-        Param("xml", str, "The libvirt domain XML (name, uuid, memory, vcpu)", required=True),
-        Param("node", str, "The node to assign it to (default: the selector's choice)"),
+        XML,
+        replace(NODE, doc=f"The node to assign it to (default: the selector's choice): {NAME_DOC}"),
         LIMIT,
         SELECTOR,
         Param("autostart", bool, "Start it when its node becomes ready", default=False),
         replace(METHOD, default="live"),
-        Param("tags", str, "Comma-separated tags"),
+        _tags_param("tags", "The VM's tags"),
     ),
     responses={
         400: "Bad parameter, XML that does not parse or lacks name, uuid, memory or vcpu, "
@@ -162,6 +194,7 @@ def get_vms(
         404: "The node does not exist, or the cluster is not initialised",
         409: "A VM with this name or UUID exists",
     },
+    returns=VM,
 )
 def post_vm(
     ctx: Context,
@@ -192,6 +225,7 @@ def post_vm(
     summary="One VM: state, node, placement settings, resources, tags, what runs where",
     tags=TAGS,
     responses={404: NOT_FOUND},
+    returns=VM,
 )
 def get_vm(ctx: Context, vm: str) -> dict[str, Any]:
     return vm_ops.info(ctx.zk, vm)
@@ -203,7 +237,7 @@ def get_vm(ctx: Context, vm: str) -> dict[str, Any]:
     summary="Replace a VM's XML (same UUID and name: rename it with POST /vm/<vm>/rename)",
     tags=TAGS,
     params=(
-        Param("xml", str, "The new libvirt domain XML", required=True),
+        replace(XML, doc=f"The new libvirt domain XML, at most {XML_MAX} bytes of UTF-8"),
         Param(
             "restart",
             bool,
@@ -218,6 +252,7 @@ def get_vm(ctx: Context, vm: str) -> dict[str, Any]:
         409: "The XML has another name (use rename), the restart would over-commit its "
         "node's memory, or the VM changed meanwhile",
     },
+    returns=VM,
 )
 def put_vm(ctx: Context, vm: str, xml: str, restart: bool) -> dict[str, Any]:
     return vm_ops.modify(ctx.zk, _policy(ctx), vm, xml, restart)
@@ -230,6 +265,7 @@ def put_vm(ctx: Context, vm: str, xml: str, restart: bool) -> dict[str, Any]:
     tags=TAGS,
     params=(Param("force", bool, "Remove it even if it runs", default=False),),
     responses={400: "Bad parameter", 404: NOT_FOUND, 409: "The VM runs (and force not set)"},
+    returns=VM,
 )
 def delete_vm(ctx: Context, vm: str, force: bool) -> dict[str, Any]:
     return vm_ops.undefine(ctx.zk, vm, force)
@@ -241,6 +277,7 @@ def delete_vm(ctx: Context, vm: str, force: bool) -> dict[str, Any]:
     summary="A VM's libvirt domain XML, with its name and UUID",
     tags=TAGS,
     responses={404: NOT_FOUND},
+    returns=VM,
 )
 def get_xml(ctx: Context, vm: str) -> dict[str, Any]:
     return vm_ops.dump(ctx.zk, vm)
@@ -252,6 +289,7 @@ def get_xml(ctx: Context, vm: str) -> dict[str, Any]:
     summary="A VM's placement settings: node limit, selector, autostart, migration method",
     tags=TAGS,
     responses={404: NOT_FOUND},
+    returns=VM,
 )
 def get_meta(ctx: Context, vm: str) -> dict[str, Any]:
     return _fields(
@@ -269,7 +307,7 @@ def get_meta(ctx: Context, vm: str) -> dict[str, Any]:
     summary="Change a VM's placement settings (only those given)",
     tags=TAGS,
     params=(
-        Param("limit", str, "Comma-separated nodes the VM may run on; empty: any"),
+        LIMIT,
         SELECTOR,
         Param("autostart", bool, "Start it when its node becomes ready"),
         Param(
@@ -280,6 +318,7 @@ def get_meta(ctx: Context, vm: str) -> dict[str, Any]:
         ),
     ),
     responses={400: "Bad parameter, or none given", 404: NOT_FOUND},
+    returns=VM,
 )
 def post_meta(
     ctx: Context,
@@ -305,6 +344,7 @@ def post_meta(
     summary="A VM's state: start, restart, shutdown, stop, disable, migrate or fail",
     tags=TAGS,
     responses={404: NOT_FOUND},
+    returns=VM,
 )
 def get_state(ctx: Context, vm: str) -> dict[str, Any]:
     return _fields(vm_ops.info(ctx.zk, vm), "state", "failed_reason", "observed")
@@ -335,6 +375,7 @@ def get_state(ctx: Context, vm: str) -> dict[str, Any]:
         "stopped VM), or its node would over-commit memory. A VM already there (a start of a "
         "running VM, a stop of a stopped or disabled one) is left alone: 200 saying so",
     },
+    returns=VM,
 )
 def post_state(
     ctx: Context, vm: str, state: str, force: bool, wait: bool, timeout: float | None
@@ -359,6 +400,7 @@ def post_state(
     summary="A VM's node and, if migrated, the node it returns to",
     tags=TAGS,
     responses={404: NOT_FOUND},
+    returns=VM,
 )
 def get_node(ctx: Context, vm: str) -> dict[str, Any]:
     return _fields(vm_ops.info(ctx.zk, vm), "node", "lastnode", "observed")
@@ -371,7 +413,9 @@ def get_node(ctx: Context, vm: str) -> dict[str, Any]:
     tags=TAGS,
     params=(
         Param("action", str, "What to do", required=True, choices=("migrate", "unmigrate", "move")),
-        Param("node", str, "migrate, move: the target node (default: the selector's choice)"),
+        replace(
+            NODE, doc=f"migrate, move: the target node (default: the selector's choice): {NAME_DOC}"
+        ),
         Param("force", bool, "migrate: migrate an already migrated VM again", default=False),
         Param("wait", bool, WAIT, default=False),
         TIMEOUT,
@@ -384,6 +428,7 @@ def get_node(ctx: Context, vm: str) -> dict[str, Any]:
         409: "Already migrated (migrate without force), the target would over-commit memory, "
         "or the VM changed meanwhile",
     },
+    returns=VM,
 )
 def post_node(
     ctx: Context,
@@ -416,12 +461,22 @@ def post_node(
     "/vm/<vm>/rename",
     summary="Rename a stopped VM (its XML's name too)",
     tags=TAGS,
-    params=(Param("new_name", str, "The new name", required=True),),
+    params=(
+        Param(
+            "new_name",
+            str,
+            f"The new name: {NAME_DOC}; not shaped like a UUID",
+            required=True,
+            max_length=NAME_MAX,
+            pattern=NAME_PATTERN,
+        ),
+    ),
     responses={
         400: "Bad parameter or name",
         404: NOT_FOUND,
         409: "The VM is not stopped, or the name is taken",
     },
+    returns=VM,
 )
 def post_rename(ctx: Context, vm: str, new_name: str) -> dict[str, Any]:
     return vm_ops.rename(ctx.zk, vm, new_name)
@@ -432,8 +487,18 @@ def post_rename(ctx: Context, vm: str, new_name: str) -> dict[str, Any]:
     "/vm/<vm>/console",
     summary="The last lines of a VM's serial console log",
     tags=TAGS,
-    params=(Param("lines", int, "How many lines", default=100),),
+    params=(
+        Param(
+            "lines",
+            int,
+            "How many lines, from the end",
+            default=100,
+            minimum=1,
+            maximum=CONSOLE_LINES_MAX,
+        ),
+    ),
     responses={400: "Bad parameter", 404: NOT_FOUND},
+    returns=VM,
 )
 def get_console(ctx: Context, vm: str, lines: int) -> dict[str, Any]:
     return vm_ops.console_log(ctx.zk, vm, lines)
@@ -445,6 +510,7 @@ def get_console(ctx: Context, vm: str, lines: int) -> dict[str, Any]:
     summary="A VM's tags",
     tags=TAGS,
     responses={404: NOT_FOUND},
+    returns=VM,
 )
 def get_tags(ctx: Context, vm: str) -> dict[str, Any]:
     return _fields(vm_ops.info(ctx.zk, vm), "tags")
@@ -456,10 +522,11 @@ def get_tags(ctx: Context, vm: str) -> dict[str, Any]:
     summary="Add and remove a VM's tags",
     tags=TAGS,
     params=(
-        Param("add", str, "Comma-separated tags to add"),
-        Param("remove", str, "Comma-separated tags to remove"),
+        _tags_param("add", "Tags to add"),
+        _tags_param("remove", "Tags to remove"),
     ),
     responses={400: "Bad parameter or tag", 404: NOT_FOUND, 409: "The tags changed meanwhile"},
+    returns=VM,
 )
 def post_tags(ctx: Context, vm: str, add: str | None, remove: str | None) -> dict[str, Any]:
     return vm_ops.set_tags(ctx.zk, vm, _names(add) or [], _names(remove) or [])
