@@ -18,23 +18,22 @@ from typing import Any
 import bottle
 
 from pvc.api import auth, request_values
-from pvc.api.params import NAME_DOC, NAME_PATTERN, Param, Text, parse_params
+from pvc.api.params import Param, Text, name_param, parse_params
 from pvc.config import Config
 from pvc.errors import PvcError
-from pvc.limits import NAME_MAX
 from pvc.zk.cache import CachedView, open_mirror
 from pvc.zk.store import Store
 
 PREFIX = "/api/v1"
 PATH_ARG = re.compile(r"<([a-zA-Z_][a-zA-Z0-9_]*)(?::[^>]*)?>")
-PATH_ARG_DOCS = {"vm": "The VM's name or UUID", "node": "The node's name", "task": "The task's id"}
+PATH_ARG_LABELS = {"vm": "VM name or UUID", "node": "node name", "task": "task id"}
 log = logging.getLogger("pvc.api")
 
 
 def path_param(name: str) -> Param:
     """A path argument: a name (a VM's UUID is one too) by the name rule."""
-    doc = f"{PATH_ARG_DOCS.get(name, name)}: {NAME_DOC}"
-    return Param(name, str, doc, required=True, max_length=NAME_MAX, pattern=NAME_PATTERN)
+    label = PATH_ARG_LABELS.get(name, name)
+    return name_param(name, f"The {label}", label, required=True)
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,14 @@ NAME_DOC = (
 
 
 def name_list_pattern(max_items: int) -> str:
-    """Comma-separated names (spaces around them allowed), at most `max_items`, or none."""
-    item = f" *{NAME_CHARACTERS} *"
-    return f"^(?:{item}(?:,{item}){{0,{max_items - 1}}})?$"
+    """Comma-separated names, at most `max_items` (spaces around them and empty items, as in
+    "a,,b", are allowed and dropped)."""
+    item = f" *(?:{NAME_CHARACTERS})? *"
+    return f"^{item}(?:,{item}){{0,{max_items - 1}}}$"
+
+
+def name_list_rule(max_items: int) -> str:
+    return f"comma-separated names ({NAME_DOC}), at most {max_items}"
 
 
 def name_list_length(max_items: int) -> int:
@@ -54,6 +59,8 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     exclusive_minimum: bool = False  # minimum itself is refused
+    label: str | None = None  # what the value is, for messages: "node name"
+    rule: str | None = None  # what `pattern` allows, in words
 
 
 class Text(str):
@@ -129,10 +136,12 @@ def _check_string(param: Param, value: str) -> None:
     if param.max_bytes is not None and len(value.encode()) > param.max_bytes:
         raise InvalidInput(f"parameter '{param.name}' is larger than {param.max_bytes} bytes")
     if param.choices is not None and value not in param.choices:
-        shown = ", ".join(choice or "''" for choice in param.choices)
-        raise InvalidInput(f"parameter '{param.name}' must be one of {shown}")
+        shown = ", ".join(choice for choice in param.choices if choice)
+        empty = " (or empty)" if "" in param.choices else ""
+        raise InvalidInput(f"parameter '{param.name}' must be one of {shown}{empty}")
     if param.pattern is not None and not re.fullmatch(param.pattern, value):
-        raise InvalidInput(f"parameter '{param.name}' does not match {param.pattern}")
+        rule = param.rule or f"it must match {param.pattern}"
+        raise InvalidInput(f"invalid {param.label or param.name} {value[:80]!r}: {rule}")
 
 
 def convert(param: Param, value: Any) -> Any:
@@ -168,3 +177,31 @@ def parse_params(params: tuple[Param, ...], values: dict[str, Any]) -> dict[str,
         else:
             parsed[param.name] = param.default
     return parsed
+
+
+def name_param(name: str, doc: str, label: str, **options: Any) -> Param:
+    """A parameter that is one name (a node, a VM, a task...)."""
+    return Param(
+        name,
+        str,
+        f"{doc}: {NAME_DOC}",
+        max_length=limits.NAME_MAX,
+        pattern=NAME_PATTERN,
+        label=label,
+        rule=NAME_DOC,
+        **options,
+    )
+
+
+def name_list_param(name: str, doc: str, label: str, max_items: int) -> Param:
+    """A parameter that is a comma-separated list of names (tags, a node limit)."""
+    rule = name_list_rule(max_items)
+    return Param(
+        name,
+        str,
+        f"{doc}: {rule}",
+        max_length=name_list_length(max_items),
+        pattern=name_list_pattern(max_items),
+        label=label,
+        rule=rule,
+    )

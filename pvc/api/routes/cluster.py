@@ -4,8 +4,7 @@ from typing import Any
 
 from pvc.api.app import Context, endpoint
 from pvc.api.openapi import MESSAGE, record
-from pvc.api.params import NAME_DOC, NAME_PATTERN, Param
-from pvc.limits import CLUSTER_NAME_MAX
+from pvc.api.params import Param, name_param
 from pvc.ops import cluster
 
 
@@ -41,14 +40,7 @@ def post_status(ctx: Context, maintenance: bool) -> dict[str, Any]:
     tags=("cluster",),
     params=(
         Param("overwrite", bool, "Wipe an initialised cluster and start afresh", default=False),
-        Param(
-            "name",
-            str,
-            f"Cluster name: {NAME_DOC}",
-            default="pvc",
-            max_length=CLUSTER_NAME_MAX,
-            pattern=NAME_PATTERN,
-        ),
+        name_param("name", "Cluster name", "cluster name", default="pvc"),
     ),
     responses={400: "Bad parameter", 409: "Already initialised (and overwrite not set)"},
     returns=MESSAGE,

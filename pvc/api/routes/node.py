@@ -28,6 +28,8 @@ STATE = record("name", state={"type": "string", "nullable": True})
             "Only nodes whose name contains this text",
             max_length=NAME_MAX,
             pattern=r"^[A-Za-z0-9._-]*$",
+            label="node name part",
+            rule="letters, digits, '.', '-' and '_'",
         ),
     ),
     responses={400: "Bad parameter", 404: "The cluster is not initialised"},

@@ -15,9 +15,9 @@ from typing import Any
 from pvc.api import waits
 from pvc.api.app import Context, Encoded, endpoint
 from pvc.api.openapi import listing, record
-from pvc.api.params import NAME_DOC, NAME_PATTERN, Param, name_list_length, name_list_pattern
+from pvc.api.params import Param, name_list_param, name_param
 from pvc.errors import InvalidInput
-from pvc.limits import CONSOLE_LINES_MAX, NAME_MAX, NODE_LIMIT_MAX, PATTERN_MAX, TAGS_MAX, XML_MAX
+from pvc.limits import CONSOLE_LINES_MAX, NODE_LIMIT_MAX, PATTERN_MAX, TAGS_MAX, XML_MAX
 from pvc.ops import placement, vm_move, vm_state
 from pvc.ops import vm as vm_ops
 from pvc.ops.vm_goals import GOALS
@@ -29,13 +29,8 @@ WAIT = (
     "true: answer once the VM got there (or failed), with its record; 202 with its record if "
     "the wait runs out first"
 )
-NODE = Param("node", str, f"A node's name: {NAME_DOC}", max_length=NAME_MAX, pattern=NAME_PATTERN)
-LIMIT = Param(
-    "limit",
-    str,
-    f"Comma-separated nodes the VM may run on (empty: any), at most {NODE_LIMIT_MAX}",
-    max_length=name_list_length(NODE_LIMIT_MAX),
-    pattern=name_list_pattern(NODE_LIMIT_MAX),
+LIMIT = name_list_param(
+    "limit", "The nodes the VM may run on (empty: any)", "node limit", NODE_LIMIT_MAX
 )
 SELECTOR = Param(
     "selector",
@@ -51,19 +46,6 @@ XML = Param(
     required=True,
     max_bytes=XML_MAX,
 )
-TAGS_DOC = f"Comma-separated tags (each a name: {NAME_DOC}), at most {TAGS_MAX}"
-
-
-def _tags_param(name: str, doc: str) -> Param:
-    return Param(
-        name,
-        str,
-        f"{doc}: {TAGS_DOC}",
-        max_length=name_list_length(TAGS_MAX),
-        pattern=name_list_pattern(TAGS_MAX),
-    )
-
-
 METHOD = Param(
     "migration_method", str, "How to move it between nodes", choices=vm_ops.MIGRATION_METHODS
 )
@@ -145,7 +127,7 @@ def _waited(
     summary="All VMs, sorted by name, optionally filtered",
     tags=TAGS,
     params=(
-        replace(NODE, doc=f"Only VMs assigned to this node: {NAME_DOC}"),
+        name_param("node", "Only VMs assigned to this node", "node name"),
         Param("state", str, "Only VMs in this state", choices=vm_ops.STATES),
         Param(
             "match",
@@ -181,12 +163,14 @@ def get_vms(
     tags=TAGS,
     params=(
         XML,
-        replace(NODE, doc=f"The node to assign it to (default: the selector's choice): {NAME_DOC}"),
+        name_param(
+            "node", "The node to assign it to (default: the selector's choice)", "node name"
+        ),
         LIMIT,
         SELECTOR,
         Param("autostart", bool, "Start it when its node becomes ready", default=False),
         replace(METHOD, default="live"),
-        _tags_param("tags", "The VM's tags"),
+        name_list_param("tags", "The VM's tags", "tags", TAGS_MAX),
     ),
     responses={
         400: "Bad parameter, XML that does not parse or lacks name, uuid, memory or vcpu, "
@@ -413,8 +397,8 @@ def get_node(ctx: Context, vm: str) -> dict[str, Any]:
     tags=TAGS,
     params=(
         Param("action", str, "What to do", required=True, choices=("migrate", "unmigrate", "move")),
-        replace(
-            NODE, doc=f"migrate, move: the target node (default: the selector's choice): {NAME_DOC}"
+        name_param(
+            "node", "migrate, move: the target node (default: the selector's choice)", "node name"
         ),
         Param("force", bool, "migrate: migrate an already migrated VM again", default=False),
         Param("wait", bool, WAIT, default=False),
@@ -462,14 +446,7 @@ def post_node(
     summary="Rename a stopped VM (its XML's name too)",
     tags=TAGS,
     params=(
-        Param(
-            "new_name",
-            str,
-            f"The new name: {NAME_DOC}; not shaped like a UUID",
-            required=True,
-            max_length=NAME_MAX,
-            pattern=NAME_PATTERN,
-        ),
+        name_param("new_name", "The new name, not shaped like a UUID", "VM name", required=True),
     ),
     responses={
         400: "Bad parameter or name",
@@ -522,8 +499,8 @@ def get_tags(ctx: Context, vm: str) -> dict[str, Any]:
     summary="Add and remove a VM's tags",
     tags=TAGS,
     params=(
-        _tags_param("add", "Tags to add"),
-        _tags_param("remove", "Tags to remove"),
+        name_list_param("add", "Tags to add", "tags", TAGS_MAX),
+        name_list_param("remove", "Tags to remove", "tags", TAGS_MAX),
     ),
     responses={400: "Bad parameter or tag", 404: NOT_FOUND, 409: "The tags changed meanwhile"},
     returns=VM,
