@@ -28,9 +28,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from pvc.ops import cluster
 from tests.integration.test_api import call
-from tests.integration.test_vm_ops import add_hypervisor, domain_xml
+from tests.integration.test_api_requests import add_hypervisors
+from tests.integration.test_vm_ops import domain_xml
 
 EXAMPLES = 25  # per operation and mode (valid, invalid)
 CHECKS = [
@@ -49,9 +49,7 @@ REFUSALS = {"negative_data_rejection": {"expected-statuses": [400, 401, 404, 405
 @pytest.fixture
 def fuzzed_api(start_api, zk):
     server = start_api()
-    cluster.initialize(zk)
-    add_hypervisor(zk, "node1", mem_free=100_000)
-    add_hypervisor(zk, "node2", mem_free=100_000)
+    add_hypervisors(server, zk, "node1", "node2")
     for index in range(3):
         status, answer = call(server, "POST", "/vm", {"xml": domain_xml(f"vm{index}")})
         assert status == 200, answer
