@@ -1,11 +1,12 @@
 """The REST API as a bottle application: endpoint registry, parameters, errors as JSON.
 
 An endpoint is a plain function registered with `@endpoint(...)`, which also records what the
-OpenAPI document needs (summary, tags, parameters), so the document is generated from the
-routes themselves (pvc.api.openapi). A request goes: route -> `_handle` (auth, parameter
-parsing) -> the endpoint function (one call into pvc.ops) -> JSON. Every error, including
-unknown paths and bugs, leaves as `{"message": ...}` with a 4xx/5xx status, never HTML or a
-traceback.
+OpenAPI document needs (summary, tags, parameters, statuses, answer schema), so the document is
+generated from the routes themselves (pvc.api.openapi). A request goes: route -> `handle`
+(the key, then the path arguments and parameters: pvc.api.request_values reads them,
+pvc.api.params checks them) -> the endpoint function (one call into pvc.ops) -> JSON. Every
+error, including unknown paths and bugs, leaves as `{"message": ...}` with a 4xx/5xx status,
+never HTML or a traceback (a bug's traceback goes to the API log).
 """
 
 import json
@@ -137,7 +138,7 @@ def _handler(ep: Endpoint, ctx: Context, keys: auth.KeyCheck) -> Callable[..., s
     return handle
 
 
-def _error_page(error: bottle.HTTPError) -> str:
+def error_page(error: bottle.HTTPError) -> str:
     """Bottle's own errors (unknown path, wrong method, a bug) as JSON."""
     if error.status_code >= 500:
         log.error("internal error: %s\n%s", error.exception, error.traceback or "")
@@ -164,7 +165,7 @@ def make_app(ctx: Context, view: CachedView | None = None) -> bottle.Bottle:
     # Lists come from memory kept current by watches, not from thousands of reads per request.
     ctx = Context(view or CachedView(ctx.zk.zk, open_mirror(ctx.zk.zk, wait=0)), ctx.config)
     app = bottle.Bottle()
-    app.default_error_handler = _error_page
+    app.default_error_handler = error_page
     keys = auth.KeyCheck.from_config(ctx.config)
     for ep in ENDPOINTS:
         app.route(PREFIX + ep.path, ep.method, _handler(ep, ctx, keys), endpoint=ep)
