@@ -104,8 +104,13 @@ def _typed(param: Param, value: Any) -> Any:
             return value
         raise InvalidInput(f"parameter '{param.name}' must be true or false")
     if param.kind in (int, float) and not isinstance(value, bool):
-        if param.kind is float and isinstance(value, int | float):
-            return float(value)
+        if param.kind is float and isinstance(value, float):
+            return value
+        if param.kind is float and isinstance(value, int):
+            try:
+                return float(value)
+            except OverflowError:  # a JSON integer of hundreds of digits
+                raise InvalidInput(f"parameter '{param.name}' must be a finite number") from None
         if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
             return int(value)
     if param.kind in (int, float):

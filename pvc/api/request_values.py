@@ -20,6 +20,7 @@ JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 BODY_TYPES = (JSON, FORM)
 MAX_FIELDS = 100  # parameters in one query string or form (no endpoint has more than 10)
+_TOO_DEEP = f"the request body nests deeper than {limits.JSON_DEPTH_MAX} levels"
 
 
 class BodyTooLarge(PvcError):
@@ -96,12 +97,12 @@ def _json_object(raw: bytes) -> dict[str, Any]:
         return {}
     try:
         document = json.loads(text, object_pairs_hook=_refuse_duplicates, parse_constant=_not_json)
-    except RecursionError:
-        document = None  # deeper than the interpreter's stack: far beyond the limit
+    except RecursionError:  # deeper than the interpreter's stack: far beyond the limit
+        raise InvalidInput(_TOO_DEEP) from None
     except ValueError:  # also integers of more than 4,300 digits
         raise InvalidInput("the request body is not valid JSON") from None
-    if document is None or _depth(document) > limits.JSON_DEPTH_MAX:
-        raise InvalidInput(f"the request body nests deeper than {limits.JSON_DEPTH_MAX} levels")
+    if _depth(document) > limits.JSON_DEPTH_MAX:
+        raise InvalidInput(_TOO_DEEP)
     if not isinstance(document, dict):
         raise InvalidInput("the request body must be a JSON object")
     return document

@@ -69,6 +69,7 @@ def test_text_and_json_values_and_defaults():
         ({"flag": True, "seconds": Text("inf")}, "'seconds' must be a number"),
         ({"flag": True, "seconds": Text("1e400")}, "'seconds' must be a finite number"),
         ({"flag": True, "seconds": float("nan")}, "'seconds' must be a finite number"),
+        ({"flag": True, "seconds": 10**400}, "'seconds' must be a finite number"),
         ({"flag": True, "seconds": 0}, "'seconds' must be more than 0 and at most 60"),
         ({"flag": True, "seconds": 60.5}, "'seconds' must be more than 0 and at most 60"),
         ({"flag": True, "mode": "c"}, "'mode' must be one of a, b"),

@@ -59,6 +59,7 @@ DEEP = ("[" * 1000 + "]" * 1000).encode()
         (b"", b'{"a": -Infinity}', "application/json", "not valid JSON"),
         (b"", b'{"a": 1' + b"0" * 5000 + b"}", "application/json", "not valid JSON"),
         (b"", b"[1, 2]", "application/json", "must be a JSON object"),
+        (b"", b"null", "application/json", "must be a JSON object"),
         (b"", b'{"a":' + DEEP + b"}", "application/json", "nests deeper than 32 levels"),
         (b"", b'{"a":' + b"[" * 32 + b"]" * 32 + b"}", "application/json", "nests deeper"),
         (b"&".join(b"p%d=1" % n for n in range(101)), b"", "", "more than 100 parameters"),
