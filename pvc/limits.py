@@ -14,7 +14,7 @@ import re
 NAME_MAX = 63  # characters of a node, VM, network, ... name
 XML_MAX = 256 * 1024  # bytes (UTF-8) of a domain's XML
 XML_DEPTH_MAX = 64  # nesting of elements in a domain's XML
-TAG_MAX = 64  # characters of one VM tag
+TAG_MAX = NAME_MAX  # characters of one VM tag (the name characters; UUID form too)
 TAGS_MAX = 64  # tags on one VM
 NODE_LIMIT_MAX = 256  # nodes in one VM's node limit
 CLUSTER_NAME_MAX = NAME_MAX  # the cluster's name follows the name rule too
@@ -33,6 +33,7 @@ REASON_MAX = 1000  # characters of a recorded reason (a VM's failed reason, a ta
 TRANSACTION_MAX = 900 * 1024  # bytes (paths and values) of one Zookeeper transaction
 API_KEY_MAX = 1024  # characters of an API key (it travels in the X-Api-Key header)
 CONFIG_FILE_MAX = 1024 * 1024  # bytes of a configuration file (pvc.conf, the client's pvc.json)
+CONSOLE_LINES_MAX = 10_000  # lines of a VM's console log in one answer
 
 _SPACE = re.compile(r"\s+")
 

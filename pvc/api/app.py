@@ -1,41 +1,40 @@
 """The REST API as a bottle application: endpoint registry, parameters, errors as JSON.
 
 An endpoint is a plain function registered with `@endpoint(...)`, which also records what the
-OpenAPI document needs (summary, tags, parameters), so the document is generated from the
-routes themselves (pvc.api.openapi). A request goes: route -> `_handle` (auth, parameter
-parsing) -> the endpoint function (one call into pvc.ops) -> JSON. Every error, including
-unknown paths and bugs, leaves as `{"message": ...}` with a 4xx/5xx status, never HTML or a
-traceback.
+OpenAPI document needs (summary, tags, parameters, statuses, answer schema), so the document is
+generated from the routes themselves (pvc.api.openapi). A request goes: route -> `handle`
+(the key, then the path arguments and parameters: pvc.api.request_values reads them,
+pvc.api.params checks them) -> the endpoint function (one call into pvc.ops) -> JSON. Every
+error, including unknown paths and bugs, leaves as `{"message": ...}` with a 4xx/5xx status,
+never HTML or a traceback (a bug's traceback goes to the API log).
 """
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import bottle
 
-from pvc.api import auth
+from pvc.api import auth, request_values
+from pvc.api.params import Param, Text, name_param, parse_params
 from pvc.config import Config
-from pvc.errors import InvalidInput, PvcError
+from pvc.errors import PvcError
 from pvc.zk.cache import CachedView, open_mirror
 from pvc.zk.store import Store
 
 PREFIX = "/api/v1"
+PATH_ARG = re.compile(r"<([a-zA-Z_][a-zA-Z0-9_]*)(?::[^>]*)?>")
+PATH_ARG_LABELS = {"vm": "VM name or UUID", "node": "node name", "task": "task id"}
 log = logging.getLogger("pvc.api")
 
 
-@dataclass(frozen=True)
-class Param:
-    """One request parameter, from the query string, a form or a JSON object body."""
-
-    name: str
-    kind: type = str  # str, int, float or bool
-    doc: str = ""
-    required: bool = False
-    default: Any = None
-    choices: tuple[str, ...] | None = None
+def path_param(name: str) -> Param:
+    """A path argument: a name by the name rule; a VM by its name or its UUID."""
+    label = PATH_ARG_LABELS.get(name, name)
+    return name_param(name, f"The {label}", label, uuid_form=name == "vm", required=True)
 
 
 @dataclass(frozen=True)
@@ -48,6 +47,14 @@ class Endpoint:
     params: tuple[Param, ...] = ()
     public: bool = False  # True: no API key needed
     responses: dict[int, str] = field(default_factory=dict)
+    path_params: tuple[Param, ...] = ()
+    returns: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
+
+    @property
+    def takes_body(self) -> bool:
+        """Parameters may come in a body (else only in the query string, and a body is
+        refused unread)."""
+        return self.method in ("POST", "PUT") and bool(self.params)
 
 
 ENDPOINTS: list[Endpoint] = []
@@ -62,16 +69,31 @@ def endpoint(
     params: tuple[Param, ...] = (),
     public: bool = False,
     responses: dict[int, str] | None = None,
+    returns: dict[str, Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Registers an endpoint function `func(ctx, **path_args, **params) -> body`.
 
     The body is JSON-encoded; return `(status, body)` for a status other than 200.
-    `responses` names the error statuses the endpoint can answer, for the OpenAPI document.
+    `responses` names the statuses of its own the endpoint can answer (those every request
+    can get are added: pvc.api.openapi), and `returns` is the JSON schema of its answer
+    (default: an object), for the OpenAPI document.
     """
 
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
+        path_params = tuple(path_param(name) for name in PATH_ARG.findall(path))
         ENDPOINTS.append(
-            Endpoint(method, path, func, summary, tags, params, public, dict(responses or {}))
+            Endpoint(
+                method,
+                path,
+                func,
+                summary,
+                tags,
+                params,
+                public,
+                dict(responses or {}),
+                path_params,
+                returns or {"type": "object"},
+            )
         )
         return func
 
@@ -84,68 +106,6 @@ class Context:
 
     zk: Store
     config: Config
-
-
-_TRUE = ("true", "yes", "on", "1")
-_FALSE = ("false", "no", "off", "0")
-
-
-def _convert(param: Param, value: Any) -> Any:
-    if param.kind is bool:
-        if isinstance(value, bool):
-            return value
-        if str(value).lower() in _TRUE + _FALSE:
-            return str(value).lower() in _TRUE
-        raise InvalidInput(f"parameter '{param.name}' must be true or false, not {value!r}")
-    if param.kind in (int, float):
-        if isinstance(value, bool):
-            raise InvalidInput(f"parameter '{param.name}' must be a number, not {value!r}")
-        try:
-            return param.kind(value)
-        except (TypeError, ValueError):
-            raise InvalidInput(
-                f"parameter '{param.name}' must be a number, not {value!r}"
-            ) from None
-    if not isinstance(value, str):
-        raise InvalidInput(f"parameter '{param.name}' must be a string, not {value!r}")
-    if param.choices and value not in param.choices:
-        raise InvalidInput(f"parameter '{param.name}' must be one of {', '.join(param.choices)}")
-    return value
-
-
-def _request_values(request: bottle.BaseRequest) -> dict[str, Any]:
-    """Merged parameters: query string, then a form or JSON object body."""
-    values: dict[str, Any] = dict(request.query.items())
-    if request.content_type.split(";")[0].strip() == "application/json":
-        raw = request.body.read()
-        if raw.strip():
-            try:
-                document = json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
-                raise InvalidInput("the request body is not valid JSON") from None
-            if not isinstance(document, dict):
-                raise InvalidInput("the request body must be a JSON object")
-            values.update(document)
-    else:
-        values.update(request.forms.items())
-    return values
-
-
-def parse_params(params: tuple[Param, ...], values: dict[str, Any]) -> dict[str, Any]:
-    known = {param.name for param in params}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        accepted = ", ".join(sorted(known)) or "none"
-        raise InvalidInput(f"unknown parameter '{unknown[0]}' (accepted: {accepted})")
-    parsed = {}
-    for param in params:
-        if param.name in values:
-            parsed[param.name] = _convert(param, values[param.name])
-        elif param.required:
-            raise InvalidInput(f"parameter '{param.name}' is required")
-        else:
-            parsed[param.name] = param.default
-    return parsed
 
 
 class Encoded(str):
@@ -164,9 +124,12 @@ def _handler(ep: Endpoint, ctx: Context, keys: auth.KeyCheck) -> Callable[..., s
         request = bottle.request
         try:
             if not ep.public:
-                keys.check(request.get_header("X-Api-Key"))
-            params = parse_params(ep.params, _request_values(request))
-            result = ep.func(ctx, **path_args, **params)
+                keys.check(request.environ.get("HTTP_X_API_KEY"))
+            request_values.path(request.environ)
+            texts = {name: Text(value) for name, value in path_args.items()}
+            args = parse_params(ep.path_params, texts)
+            params = parse_params(ep.params, request_values.values(request.environ, ep.takes_body))
+            result = ep.func(ctx, **args, **params)
         except PvcError as exc:
             return _json(exc.http_status, {"message": exc.message})
         status, body = result if isinstance(result, tuple) else (200, result)
@@ -175,7 +138,7 @@ def _handler(ep: Endpoint, ctx: Context, keys: auth.KeyCheck) -> Callable[..., s
     return handle
 
 
-def _error_page(error: bottle.HTTPError) -> str:
+def error_page(error: bottle.HTTPError) -> str:
     """Bottle's own errors (unknown path, wrong method, a bug) as JSON."""
     if error.status_code >= 500:
         log.error("internal error: %s\n%s", error.exception, error.traceback or "")
@@ -202,10 +165,10 @@ def make_app(ctx: Context, view: CachedView | None = None) -> bottle.Bottle:
     # Lists come from memory kept current by watches, not from thousands of reads per request.
     ctx = Context(view or CachedView(ctx.zk.zk, open_mirror(ctx.zk.zk, wait=0)), ctx.config)
     app = bottle.Bottle()
-    app.default_error_handler = _error_page
+    app.default_error_handler = error_page
     keys = auth.KeyCheck.from_config(ctx.config)
     for ep in ENDPOINTS:
         app.route(PREFIX + ep.path, ep.method, _handler(ep, ctx, keys), endpoint=ep)
-    document = openapi.document(app, PREFIX)
+    document = openapi.document(app, PREFIX, PATH_ARG)
     app.route(PREFIX + "/openapi.json", "GET", lambda: _json(200, document))
     return app

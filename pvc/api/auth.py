@@ -1,8 +1,10 @@
 """API key checking: the `X-Api-Key` header against the configured keys.
 
-Keys are compared in constant time (`hmac.compare_digest`, against every key, so the time
-taken says nothing about which key nearly matched). Authentication is on unless the
-configuration sets `api.authentication.enabled: false`, which the server logs loudly.
+The header is compared as the bytes sent (WSGI hands them over as Latin-1 characters), so a
+key that is not UTF-8 is a wrong key (401), not an error. Keys are compared in constant time
+(`hmac.compare_digest`, against every key, so the time taken says nothing about which key
+nearly matched). Authentication is on unless the configuration sets
+`api.authentication.enabled: false`, which the server logs loudly.
 """
 
 import hmac
@@ -24,12 +26,14 @@ class KeyCheck:
         return cls(section["enabled"], keys)
 
     def check(self, given: str | None) -> None:
-        """Returns if the request may proceed; raises Unauthorized otherwise."""
+        """Returns if the request may proceed; raises Unauthorized otherwise.
+
+        `given`: the header as WSGI has it (environ["HTTP_X_API_KEY"], bytes as Latin-1)."""
         if not self.enabled:
             return
         if not given:
             raise Unauthorized("an API key is required (header X-Api-Key)")
-        candidate = given.encode()
+        candidate = given.encode("latin-1", errors="replace")
         matched = False
         for key in self.keys:
             matched |= hmac.compare_digest(candidate, key)

@@ -14,8 +14,8 @@ from pvc.zk import schema
 
 QUOTED_MAX = 40  # characters of a user's text quoted back in a refusal
 TAG_RULE = (
-    f"a tag is 1 to {limits.TAG_MAX} printable characters, without commas (they separate "
-    "tags) and without spaces at either end"
+    f"a tag is 1 to {limits.TAG_MAX} letters, digits, '.', '-' and '_', starting with a letter "
+    "or digit"
 )
 
 
@@ -42,13 +42,7 @@ def require_tags(tags: list[Any]) -> list[str]:
 
 
 def _valid_tag(tag: Any) -> bool:
-    return (
-        isinstance(tag, str)
-        and 0 < len(tag) <= limits.TAG_MAX
-        and tag.isprintable()
-        and "," not in tag
-        and tag == tag.strip()
-    )
+    return schema.valid_component(tag) and len(tag) <= limits.TAG_MAX
 
 
 def require_node_limit(names: list[Any]) -> list[str]:

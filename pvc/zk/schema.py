@@ -142,11 +142,11 @@ COMPONENT_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 # A UUID in the characters a name may hold: 32 hex digits, dashes anywhere between them. Such
 # a string is always looked up as a UUID (`as_uuid`), so no name may have this form: a VM
 # named with another's UUID would otherwise take over lookups by that UUID.
-_UUID_FORM = r"-*(?:[0-9A-Fa-f]-*){32}"
-UUID_PATTERN = re.compile(_UUID_FORM)
+UUID_FORM = r"-*(?:[0-9A-Fa-f]-*){32}"
+UUID_PATTERN = re.compile(UUID_FORM)
 # What a name (node, VM, network, cluster ...) may look like: one path component of at most
 # NAME_MAX characters, not in UUID form. The same pattern serves JSON Schema (ECMA-262).
-NAME_PATTERN = re.compile(rf"(?!{_UUID_FORM}$)[A-Za-z0-9][A-Za-z0-9._-]{{0,{limits.NAME_MAX - 1}}}")
+NAME_PATTERN = re.compile(rf"(?!{UUID_FORM}$)[A-Za-z0-9][A-Za-z0-9._-]{{0,{limits.NAME_MAX - 1}}}")
 NAME_RULE = (
     f"use 1 to {limits.NAME_MAX} letters, digits, '.', '-' and '_', starting with a letter or "
     "digit, and not in the form of a UUID"
@@ -163,7 +163,7 @@ def valid_component(text: object) -> bool:
 
 
 def as_uuid(text: str) -> str | None:
-    """`text` as a UUID in canonical form, if it is in UUID form (see _UUID_FORM)."""
+    """`text` as a UUID in canonical form, if it is in UUID form (see UUID_FORM)."""
     if not UUID_PATTERN.fullmatch(text):
         return None
     return str(uuid_module.UUID(text.replace("-", "")))

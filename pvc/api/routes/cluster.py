@@ -2,7 +2,9 @@
 
 from typing import Any
 
-from pvc.api.app import Context, Param, endpoint
+from pvc.api.app import Context, endpoint
+from pvc.api.openapi import MESSAGE, record
+from pvc.api.params import Param, name_param
 from pvc.ops import cluster
 
 
@@ -12,6 +14,7 @@ from pvc.ops import cluster
     summary="Cluster status: primary, maintenance, nodes by state",
     tags=("cluster",),
     responses={404: "The cluster is not initialised"},
+    returns=record("cluster"),
 )
 def get_status(ctx: Context) -> dict[str, Any]:
     return cluster.status(ctx.zk, ctx.config.get("vm.memory_overcommit_ratio"))
@@ -24,6 +27,7 @@ def get_status(ctx: Context) -> dict[str, Any]:
     tags=("cluster",),
     params=(Param("maintenance", bool, "true: suppress fencing and automatic actions", True),),
     responses={400: "Bad parameter", 404: "The cluster is not initialised"},
+    returns=MESSAGE,
 )
 def post_status(ctx: Context, maintenance: bool) -> dict[str, Any]:
     return cluster.set_maintenance(ctx.zk, maintenance)
@@ -41,12 +45,13 @@ def post_status(ctx: Context, maintenance: bool) -> dict[str, Any]:
             "Wipe an initialised cluster and start afresh (every node daemon stopped)",
             default=False,
         ),
-        Param("name", str, "Cluster name", default="pvc"),
+        name_param("name", "Cluster name", "cluster name", default="pvc"),
     ),
     responses={
         400: "Bad parameter, or a cluster name outside the name rule",
         409: "Already initialised (and overwrite not set), or node daemons are alive",
     },
+    returns=MESSAGE,
 )
 def post_initialize(ctx: Context, overwrite: bool, name: str) -> dict[str, Any]:
     return cluster.initialize(ctx.zk, overwrite=overwrite, name=name)

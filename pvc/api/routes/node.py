@@ -3,12 +3,17 @@ flush and ready (tasks: see routes/tasks.py)."""
 
 from typing import Any
 
-from pvc.api.app import Context, Param, endpoint
+from pvc.api.app import Context, endpoint
+from pvc.api.openapi import MESSAGE, listing, record
+from pvc.api.params import Param
 from pvc.errors import InvalidInput
+from pvc.limits import NAME_MAX
 from pvc.ops import node as node_ops
 
 NOT_FOUND = "The node does not exist, or the cluster is not initialised"
 BAD_NAME = "Invalid node name"
+NODE = record("name")
+STATE = record("name", state={"type": "string", "nullable": True})
 
 
 @endpoint(
@@ -16,8 +21,19 @@ BAD_NAME = "Invalid node name"
     "/node",
     summary="All nodes: states, liveness, version, hardware and resource use",
     tags=("node",),
-    params=(Param("limit", str, "Only nodes whose name contains this text"),),
+    params=(
+        Param(
+            "limit",
+            str,
+            "Only nodes whose name contains this text",
+            max_length=NAME_MAX,
+            pattern=r"^[A-Za-z0-9._-]*$",
+            label="node name part",
+            rule="letters, digits, '.', '-' and '_'",
+        ),
+    ),
     responses={400: "Bad parameter", 404: "The cluster is not initialised"},
+    returns=listing(NODE),
 )
 def get_nodes(ctx: Context, limit: str | None) -> list[dict[str, Any]]:
     return node_ops.list_nodes(ctx.zk, limit)
@@ -29,6 +45,7 @@ def get_nodes(ctx: Context, limit: str | None) -> list[dict[str, Any]]:
     summary="One node: states, liveness, version, hardware and resource use",
     tags=("node",),
     responses={400: BAD_NAME, 404: NOT_FOUND},
+    returns=NODE,
 )
 def get_node(ctx: Context, node: str) -> dict[str, Any]:
     return node_ops.info(ctx.zk, node)
@@ -40,6 +57,7 @@ def get_node(ctx: Context, node: str) -> dict[str, Any]:
     summary="The node daemon's state: init, run, shutdown, stop or dead",
     tags=("node",),
     responses={400: BAD_NAME, 404: NOT_FOUND},
+    returns=STATE,
 )
 def get_daemon_state(ctx: Context, node: str) -> dict[str, Any]:
     return node_ops.state(ctx.zk, node, "daemon")
@@ -51,6 +69,7 @@ def get_daemon_state(ctx: Context, node: str) -> dict[str, Any]:
     summary="The node's coordinator state: client, secondary, takeover, primary or relinquish",
     tags=("node",),
     responses={400: BAD_NAME, 404: NOT_FOUND},
+    returns=STATE,
 )
 def get_coordinator_state(ctx: Context, node: str) -> dict[str, Any]:
     return node_ops.state(ctx.zk, node, "coordinator")
@@ -77,6 +96,7 @@ def get_coordinator_state(ctx: Context, node: str) -> dict[str, Any]:
         409: "No other coordinator can take over (secondary without force), "
         "or the primary changed meanwhile",
     },
+    returns=MESSAGE,
 )
 def post_coordinator_state(ctx: Context, node: str, state: str, force: bool) -> dict[str, Any]:
     if state == "secondary":
@@ -92,6 +112,7 @@ def post_coordinator_state(ctx: Context, node: str, state: str, force: bool) -> 
     summary="The node's VM hosting state: ready, flush, flushed or unflush",
     tags=("node",),
     responses={400: BAD_NAME, 404: NOT_FOUND},
+    returns=STATE,
 )
 def get_domain_state(ctx: Context, node: str) -> dict[str, Any]:
     return node_ops.state(ctx.zk, node, "domain")
@@ -109,6 +130,7 @@ def get_domain_state(ctx: Context, node: str) -> dict[str, Any]:
         404: NOT_FOUND,
         409: "The domain state changed meanwhile",
     },
+    returns=record("message", task={"type": "string", "nullable": True}),
 )
 def post_domain_state(ctx: Context, node: str, state: str) -> tuple[int, dict[str, Any]]:
     answer = node_ops.set_domain_state(ctx.zk, node, state)

@@ -7,7 +7,9 @@ or has ended, and at the latest after SECONDS (at most MAX_WAIT_SECONDS).
 
 from typing import Any
 
-from pvc.api.app import Context, Param, endpoint
+from pvc.api.app import Context, endpoint
+from pvc.api.openapi import listing, record
+from pvc.api.params import Param
 from pvc.errors import InvalidInput
 from pvc.ops import jobs
 
@@ -16,6 +18,7 @@ NOT_FOUND = (
     "The task does not exist (it may have been removed: only the newest ended ones are kept)"
 )
 MAX_WAIT_SECONDS = 30.0
+TASK = record("id", "kind", "state")
 
 
 @endpoint(
@@ -28,6 +31,7 @@ MAX_WAIT_SECONDS = 30.0
         Param("state", str, "Only tasks in this state", choices=jobs.STATES),
     ),
     responses={400: "Bad parameter"},
+    returns=listing(TASK),
 )
 def get_tasks(ctx: Context, kind: str | None, state: str | None) -> list[dict[str, Any]]:
     return jobs.list_jobs(ctx.zk, kind, state)
@@ -42,20 +46,25 @@ def get_tasks(ctx: Context, kind: str | None, state: str | None) -> list[dict[st
         Param(
             "wait",
             float,
-            f"Answer once the task changes or ends, within this many seconds (at most "
-            f"{MAX_WAIT_SECONDS:g})",
+            "Answer once the task changes or ends, within this many seconds",
+            minimum=0,
+            maximum=MAX_WAIT_SECONDS,
         ),
-        Param("since", float, "With wait: the 'updated' of the record the client already has"),
+        Param(
+            "since",
+            float,
+            "With wait: the 'updated' of the record the client already has",
+            minimum=0,
+        ),
     ),
     responses={400: "Bad parameter or task id", 404: NOT_FOUND},
+    returns=TASK,
 )
 def get_task(ctx: Context, task: str, wait: float | None, since: float | None) -> dict[str, Any]:
     if wait is None:
         if since is not None:
             raise InvalidInput("parameter 'since' applies only with wait")
         return jobs.info(ctx.zk, task)
-    if not 0 <= wait <= MAX_WAIT_SECONDS:
-        raise InvalidInput(f"parameter 'wait' must be between 0 and {MAX_WAIT_SECONDS:g} seconds")
     return jobs.wait_for_change(ctx.zk, task, since, wait)
 
 
@@ -69,6 +78,7 @@ def get_task(ctx: Context, task: str, wait: float | None, since: float | None) -
         404: NOT_FOUND,
         409: "The task has already ended (the message names its state)",
     },
+    returns=record("message", "task"),
 )
 def delete_task(ctx: Context, task: str) -> dict[str, Any]:
     return jobs.cancel(ctx.zk, task)

@@ -13,24 +13,38 @@ from dataclasses import replace
 from typing import Any
 
 from pvc.api import waits
-from pvc.api.app import Context, Encoded, Param, endpoint
+from pvc.api.app import Context, Encoded, endpoint
+from pvc.api.openapi import listing, record
+from pvc.api.params import Param, name_list_param, name_param
 from pvc.errors import InvalidInput
+from pvc.limits import CONSOLE_LINES_MAX, NODE_LIMIT_MAX, PATTERN_MAX, TAGS_MAX, XML_MAX
 from pvc.ops import placement, vm_move, vm_state
 from pvc.ops import vm as vm_ops
 from pvc.ops.vm_goals import GOALS
 
 TAGS = ("vm",)
+VM = record("name", "uuid")
 NOT_FOUND = "The VM does not exist, or the cluster is not initialised"
 WAIT = (
     "true: answer once the VM got there (or failed), with its record; 202 with its record if "
     "the wait runs out first"
 )
-LIMIT = Param("limit", str, "Comma-separated nodes the VM may run on (empty: any)")
+LIMIT = name_list_param(
+    "limit", "The nodes the VM may run on (empty: any)", "node limit", NODE_LIMIT_MAX
+)
 SELECTOR = Param(
     "selector",
     str,
     "How to choose its node: mem, memprov, load, vcpus or vms; default (or empty): the "
     "cluster's vm.default_selector",
+    choices=("", vm_ops.DEFAULT_SELECTOR, *placement.SELECTORS),
+)
+XML = Param(
+    "xml",
+    str,
+    f"The libvirt domain XML (name, uuid, memory, vcpu), at most {XML_MAX} bytes of UTF-8",
+    required=True,
+    max_bytes=XML_MAX,
 )
 METHOD = Param(
     "migration_method", str, "How to move it between nodes", choices=vm_ops.MIGRATION_METHODS
@@ -43,8 +57,10 @@ MAX_WAIT_SECONDS = 3600.0
 TIMEOUT = Param(
     "timeout",
     float,
-    "With wait: the most seconds to wait (default 120; 200 for restart, shutdown and moves; "
-    "at most 3600)",
+    "With wait: the most seconds to wait (default 120; 200 for restart, shutdown and moves)",
+    minimum=0,
+    exclusive_minimum=True,
+    maximum=MAX_WAIT_SECONDS,
 )
 STILL_GOING = (
     "With wait: the wait ran out first, or too many requests wait already; the VM's record "
@@ -82,10 +98,6 @@ def _timeout(wait: bool, timeout: float | None, default: float) -> float:
         return default
     if not wait:
         raise InvalidInput("parameter 'timeout' applies only with wait")
-    if not 0 < timeout <= MAX_WAIT_SECONDS:
-        raise InvalidInput(
-            f"parameter 'timeout' must be more than 0 and at most {MAX_WAIT_SECONDS:g}"
-        )
     return timeout
 
 
@@ -115,13 +127,14 @@ def _waited(
     summary="All VMs, sorted by name, optionally filtered",
     tags=TAGS,
     params=(
-        Param("node", str, "Only VMs assigned to this node"),
+        name_param("node", "Only VMs assigned to this node", "node name"),
         Param("state", str, "Only VMs in this state", choices=vm_ops.STATES),
         Param(
             "match",
             str,
             "Only VMs whose whole name matches this shell glob (*, ?, [abc], [!abc]; any other "
             "character, '.' too, stands for itself); with regex, a regular expression",
+            max_length=PATTERN_MAX,
         ),
         Param(
             "regex",
@@ -135,6 +148,7 @@ def _waited(
         400: "Bad parameter, a bad regular expression, or regex without match",
         404: "The cluster is not initialised",
     },
+    returns=listing(VM),
 )
 def get_vms(
     ctx: Context, node: str | None, state: str | None, match: str | None, regex: bool
@@ -148,13 +162,15 @@ def get_vms(
     summary="Define a VM (stopped) from its libvirt domain XML",
     tags=TAGS,
     params=(
-        Param("xml", str, "The libvirt domain XML (name, uuid, memory, vcpu)", required=True),
-        Param("node", str, "The node to assign it to (default: the selector's choice)"),
+        XML,
+        name_param(
+            "node", "The node to assign it to (default: the selector's choice)", "node name"
+        ),
         LIMIT,
         SELECTOR,
         Param("autostart", bool, "Start it when its node becomes ready", default=False),
         replace(METHOD, default="live"),
-        Param("tags", str, "Comma-separated tags"),
+        name_list_param("tags", "The VM's tags", "tags", TAGS_MAX, names=False),
     ),
     responses={
         400: "Bad parameter, XML that does not parse or lacks name, uuid, memory or vcpu, "
@@ -162,6 +178,7 @@ def get_vms(
         404: "The node does not exist, or the cluster is not initialised",
         409: "A VM with this name or UUID exists",
     },
+    returns=VM,
 )
 def post_vm(
     ctx: Context,
@@ -192,6 +209,7 @@ def post_vm(
     summary="One VM: state, node, placement settings, resources, tags, what runs where",
     tags=TAGS,
     responses={404: NOT_FOUND},
+    returns=VM,
 )
 def get_vm(ctx: Context, vm: str) -> dict[str, Any]:
     return vm_ops.info(ctx.zk, vm)
@@ -203,7 +221,7 @@ def get_vm(ctx: Context, vm: str) -> dict[str, Any]:
     summary="Replace a VM's XML (same UUID and name: rename it with POST /vm/<vm>/rename)",
     tags=TAGS,
     params=(
-        Param("xml", str, "The new libvirt domain XML", required=True),
+        replace(XML, doc=f"The new libvirt domain XML, at most {XML_MAX} bytes of UTF-8"),
         Param(
             "restart",
             bool,
@@ -218,6 +236,7 @@ def get_vm(ctx: Context, vm: str) -> dict[str, Any]:
         409: "The XML has another name (use rename), the restart would over-commit its "
         "node's memory, or the VM changed meanwhile",
     },
+    returns=VM,
 )
 def put_vm(ctx: Context, vm: str, xml: str, restart: bool) -> dict[str, Any]:
     return vm_ops.modify(ctx.zk, _policy(ctx), vm, xml, restart)
@@ -230,6 +249,7 @@ def put_vm(ctx: Context, vm: str, xml: str, restart: bool) -> dict[str, Any]:
     tags=TAGS,
     params=(Param("force", bool, "Remove it even if it runs", default=False),),
     responses={400: "Bad parameter", 404: NOT_FOUND, 409: "The VM runs (and force not set)"},
+    returns=VM,
 )
 def delete_vm(ctx: Context, vm: str, force: bool) -> dict[str, Any]:
     return vm_ops.undefine(ctx.zk, vm, force)
@@ -241,6 +261,7 @@ def delete_vm(ctx: Context, vm: str, force: bool) -> dict[str, Any]:
     summary="A VM's libvirt domain XML, with its name and UUID",
     tags=TAGS,
     responses={404: NOT_FOUND},
+    returns=VM,
 )
 def get_xml(ctx: Context, vm: str) -> dict[str, Any]:
     return vm_ops.dump(ctx.zk, vm)
@@ -252,6 +273,7 @@ def get_xml(ctx: Context, vm: str) -> dict[str, Any]:
     summary="A VM's placement settings: node limit, selector, autostart, migration method",
     tags=TAGS,
     responses={404: NOT_FOUND},
+    returns=VM,
 )
 def get_meta(ctx: Context, vm: str) -> dict[str, Any]:
     return _fields(
@@ -269,7 +291,7 @@ def get_meta(ctx: Context, vm: str) -> dict[str, Any]:
     summary="Change a VM's placement settings (only those given)",
     tags=TAGS,
     params=(
-        Param("limit", str, "Comma-separated nodes the VM may run on; empty: any"),
+        LIMIT,
         SELECTOR,
         Param("autostart", bool, "Start it when its node becomes ready"),
         Param(
@@ -280,6 +302,7 @@ def get_meta(ctx: Context, vm: str) -> dict[str, Any]:
         ),
     ),
     responses={400: "Bad parameter, or none given", 404: NOT_FOUND},
+    returns=VM,
 )
 def post_meta(
     ctx: Context,
@@ -305,6 +328,7 @@ def post_meta(
     summary="A VM's state: start, restart, shutdown, stop, disable, migrate or fail",
     tags=TAGS,
     responses={404: NOT_FOUND},
+    returns=VM,
 )
 def get_state(ctx: Context, vm: str) -> dict[str, Any]:
     return _fields(vm_ops.info(ctx.zk, vm), "state", "failed_reason", "observed")
@@ -335,6 +359,7 @@ def get_state(ctx: Context, vm: str) -> dict[str, Any]:
         "stopped VM), or its node would over-commit memory. A VM already there (a start of a "
         "running VM, a stop of a stopped or disabled one) is left alone: 200 saying so",
     },
+    returns=VM,
 )
 def post_state(
     ctx: Context, vm: str, state: str, force: bool, wait: bool, timeout: float | None
@@ -359,6 +384,7 @@ def post_state(
     summary="A VM's node and, if migrated, the node it returns to",
     tags=TAGS,
     responses={404: NOT_FOUND},
+    returns=VM,
 )
 def get_node(ctx: Context, vm: str) -> dict[str, Any]:
     return _fields(vm_ops.info(ctx.zk, vm), "node", "lastnode", "observed")
@@ -371,7 +397,9 @@ def get_node(ctx: Context, vm: str) -> dict[str, Any]:
     tags=TAGS,
     params=(
         Param("action", str, "What to do", required=True, choices=("migrate", "unmigrate", "move")),
-        Param("node", str, "migrate, move: the target node (default: the selector's choice)"),
+        name_param(
+            "node", "migrate, move: the target node (default: the selector's choice)", "node name"
+        ),
         Param("force", bool, "migrate: migrate an already migrated VM again", default=False),
         Param("wait", bool, WAIT, default=False),
         TIMEOUT,
@@ -384,6 +412,7 @@ def get_node(ctx: Context, vm: str) -> dict[str, Any]:
         409: "Already migrated (migrate without force), the target would over-commit memory, "
         "or the VM changed meanwhile",
     },
+    returns=VM,
 )
 def post_node(
     ctx: Context,
@@ -416,12 +445,15 @@ def post_node(
     "/vm/<vm>/rename",
     summary="Rename a stopped VM (its XML's name too)",
     tags=TAGS,
-    params=(Param("new_name", str, "The new name", required=True),),
+    params=(
+        name_param("new_name", "The new name, not shaped like a UUID", "VM name", required=True),
+    ),
     responses={
         400: "Bad parameter or name",
         404: NOT_FOUND,
         409: "The VM is not stopped, or the name is taken",
     },
+    returns=VM,
 )
 def post_rename(ctx: Context, vm: str, new_name: str) -> dict[str, Any]:
     return vm_ops.rename(ctx.zk, vm, new_name)
@@ -432,8 +464,18 @@ def post_rename(ctx: Context, vm: str, new_name: str) -> dict[str, Any]:
     "/vm/<vm>/console",
     summary="The last lines of a VM's serial console log",
     tags=TAGS,
-    params=(Param("lines", int, "How many lines", default=100),),
+    params=(
+        Param(
+            "lines",
+            int,
+            "How many lines, from the end",
+            default=100,
+            minimum=1,
+            maximum=CONSOLE_LINES_MAX,
+        ),
+    ),
     responses={400: "Bad parameter", 404: NOT_FOUND},
+    returns=VM,
 )
 def get_console(ctx: Context, vm: str, lines: int) -> dict[str, Any]:
     return vm_ops.console_log(ctx.zk, vm, lines)
@@ -445,6 +487,7 @@ def get_console(ctx: Context, vm: str, lines: int) -> dict[str, Any]:
     summary="A VM's tags",
     tags=TAGS,
     responses={404: NOT_FOUND},
+    returns=VM,
 )
 def get_tags(ctx: Context, vm: str) -> dict[str, Any]:
     return _fields(vm_ops.info(ctx.zk, vm), "tags")
@@ -456,10 +499,11 @@ def get_tags(ctx: Context, vm: str) -> dict[str, Any]:
     summary="Add and remove a VM's tags",
     tags=TAGS,
     params=(
-        Param("add", str, "Comma-separated tags to add"),
-        Param("remove", str, "Comma-separated tags to remove"),
+        name_list_param("add", "Tags to add", "tags", TAGS_MAX, names=False),
+        name_list_param("remove", "Tags to remove", "tags", TAGS_MAX, names=False),
     ),
     responses={400: "Bad parameter or tag", 404: NOT_FOUND, 409: "The tags changed meanwhile"},
+    returns=VM,
 )
 def post_tags(ctx: Context, vm: str, add: str | None, remove: str | None) -> dict[str, Any]:
     return vm_ops.set_tags(ctx.zk, vm, _names(add) or [], _names(remove) or [])
