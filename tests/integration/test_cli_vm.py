@@ -271,7 +271,7 @@ def test_modify_meta_rename_and_tags(pvc, vm1, zk, tmp_path):
     assert ok(pvc("vm", "tag", "web1", "--add", "b", "--add", "a")).strip() == "a, b"
     assert ok(pvc("vm", "tag", "web1", "--remove", "a")).strip() == "b"
     assert fails(pvc("vm", "tag", "web1", "--add", "a b")).startswith(
-        "pvc: invalid tags 'a b': comma-separated names (letters, digits, '.', '-' and '_', "
+        "pvc: invalid tags 'a b': comma-separated tags (letters, digits, '.', '-' and '_', "
         "starting with a letter or digit"
     )
     zk.write({("domain.state", UUID1): "start"})
