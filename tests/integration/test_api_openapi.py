@@ -6,7 +6,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from pvc import limits
-from pvc.api.params import NAME_PATTERN
+from pvc.api.params import COMPONENT_PATTERN, NAME_PATTERN
 from tests.integration.test_api import call
 
 BODY_TYPES = {"application/json", "application/x-www-form-urlencoded"}
@@ -73,6 +73,7 @@ def test_bounds_are_stated(document):
     for label, operation in operations(document):
         for parameter in operation.get("parameters", []):
             if parameter["in"] == "path":
-                assert parameter["schema"]["pattern"] == NAME_PATTERN, label
+                pattern = COMPONENT_PATTERN if parameter["name"] == "vm" else NAME_PATTERN
+                assert parameter["schema"]["pattern"] == pattern, label
                 assert parameter["schema"]["maxLength"] == limits.NAME_MAX, label
     assert str(limits.BODY_MAX) in document["info"]["description"]
