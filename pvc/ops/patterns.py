@@ -8,7 +8,10 @@ A pattern has at most limits.PATTERN_MAX characters.
   for seconds) and Python's `re` can neither be interrupted nor release the GIL meanwhile. It
   is matched against the list's names in a worker process (pvc/ops/pattern_worker.py), given
   limits.PATTERN_SECONDS for the whole list; a worker that overruns is killed, and the
-  request is refused. Workers are kept and reused (starting one costs ~20 ms).
+  request is refused. Workers are kept and reused (starting one costs ~20 ms). At most
+  MAX_WORKERS match at once; a request that finds none free within limits.PATTERN_SECONDS is
+  refused as busy (503), so regular expressions hold an API thread for at most twice that and
+  many of them at once cannot take every thread from other requests.
 """
 
 import fnmatch
@@ -23,9 +26,9 @@ import threading
 import time
 
 from pvc import limits
-from pvc.errors import InvalidInput
+from pvc.errors import InvalidInput, Unavailable
 
-MAX_WORKERS = 4  # regular expressions matched at once; more wait for a free worker
+MAX_WORKERS = 4  # regular expressions matched at once; more wait a while for a free worker
 WORKER_SOURCE = "pattern_worker.py"
 
 
@@ -117,8 +120,12 @@ class _Workers:
 
     def search(self, pattern: str, names: list[str], seconds: float) -> list[int]:
         """The positions of the names in which `pattern` is found, within `seconds` of
-        matching (waiting for a free worker does not count)."""
-        with self._slots:
+        matching; waiting for a free worker may take as long again, then it is refused."""
+        if not self._slots.acquire(timeout=seconds):
+            raise Unavailable(
+                f"{MAX_WORKERS} regular expressions are being matched already; try again"
+            )
+        try:
             worker = self._take()
             answer = worker.ask({"pattern": pattern, "names": names}, time.monotonic() + seconds)
             if answer is None:
@@ -126,6 +133,8 @@ class _Workers:
                 raise PatternTimeout()
             with self._lock:
                 self._idle.append(worker)
+        finally:
+            self._slots.release()
         if "error" in answer:
             raise InvalidInput(f"invalid regular expression {pattern!r}: {answer['error']}")
         return answer["matches"]

@@ -60,3 +60,20 @@ def test_workers_are_reused():
     patterns.matching("^d", NAMES, regex=True)
     after = {worker.process.pid for worker in patterns._WORKERS._idle}
     assert before and before == after
+
+
+def test_with_every_worker_busy_a_regular_expression_is_refused_as_busy():
+    """With every worker taken (as by MAX_WORKERS catastrophic patterns), one more waits at
+    most the time limit for a worker, then is refused (503), never queued longer."""
+    from pvc.errors import Unavailable
+
+    slots = patterns._WORKERS._slots
+    for _ in range(patterns.MAX_WORKERS):
+        assert slots.acquire(blocking=False)
+    try:
+        with pytest.raises(Unavailable, match="regular expressions are being matched already"):
+            patterns.matching("^w", NAMES, regex=True)
+    finally:
+        for _ in range(patterns.MAX_WORKERS):
+            slots.release()
+    assert patterns.matching("^w", NAMES, regex=True) == [True, True, True, False, False]
