@@ -6,6 +6,8 @@
   `write_config` gives every daemon and API), so it reads and writes what they do.
 - `api_server`: `dist/pvc api serve` as a subprocess on a free port, on the test's chroot.
 - `run_pvc`: runs the built `dist/pvc` with a private client folder.
+- `cluster`: a LocalCluster of three coordinators with their daemons running, one per test
+  module that asks for it.
 Every test has a time limit (pytest-timeout, set in pyproject.toml), with a backstop behind it
 (tests/timeout_backstop.py); helpers end processes in bounded time (tests/processes.py).
 """
@@ -30,6 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from pvc.zk.handler import ZKHandler  # noqa: E402
 from tests import processes  # noqa: E402
+from tests.local_cluster import LocalCluster  # noqa: E402
 from tests.processes import COMMAND_TIMEOUT  # noqa: E402
 from tests.timeout_backstop import (  # noqa: E402, F401 (hooks behind pytest-timeout)
     pytest_runtest_protocol,
@@ -168,6 +171,15 @@ def start_api(tmp_path, zk_hosts, pvc_bin):
 def api_server(start_api):
     """A running API with authentication on (key in .key) on this test's Zookeeper chroot."""
     return start_api()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A LocalCluster of three coordinators, every daemon started; down after the module."""
+    local = LocalCluster(tmp_path_factory.mktemp("cluster"), 3, zk_port=free_port()).up()
+    local.start_all()
+    yield local
+    local.down()
 
 
 @pytest.fixture

@@ -35,6 +35,13 @@ def call(server, method, path, body=None, key="default", raw=None, headers=None)
         return error.code, json.loads(error.read())
 
 
+def refused(server, method, path, **request) -> str:
+    """The message of a request that is refused with 400 (arguments as for call)."""
+    status, body = call(server, method, path, **request)
+    assert status == 400, body
+    return body["message"]
+
+
 def test_root_is_public_and_says_the_version(api_server):
     status, body = call(api_server, "GET", "/", key=None)
     assert status == 200 and body["name"] == "pvc" and body["version"]
@@ -78,9 +85,7 @@ def test_initialize_status_and_maintenance(api_server):
     ],
 )
 def test_malformed_bodies_are_400(api_server, raw, expected):
-    status, body = call(api_server, "POST", "/status", raw=raw)
-    assert status == 400
-    assert expected in body["message"]
+    assert expected in refused(api_server, "POST", "/status", raw=raw)
 
 
 def test_unknown_path_and_method_are_json(api_server):

@@ -17,19 +17,10 @@ from pathlib import Path
 import pytest
 
 from pvc.node.api_process import ApiProcess
-from tests.conftest import free_port
 from tests.integration.test_api_patterns import CATASTROPHIC, add_vm
 from tests.local_cluster import LocalCluster
 
 WAIT = 20.0  # seconds any expected change may take before the test fails
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    local = LocalCluster(tmp_path_factory.mktemp("cluster"), 3, zk_port=free_port()).up()
-    local.start_all()
-    yield local
-    local.down()
 
 
 @pytest.fixture(scope="module")

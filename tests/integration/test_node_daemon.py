@@ -12,15 +12,7 @@ import yaml
 
 from pvc.ops import node as node_ops
 from tests.conftest import free_port
-from tests.local_cluster import PVC_BIN, LocalCluster
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    local = LocalCluster(tmp_path_factory.mktemp("cluster"), 3, zk_port=free_port()).up()
-    local.start_all()
-    yield local
-    local.down()
+from tests.local_cluster import PVC_BIN
 
 
 @pytest.fixture(scope="module")
