@@ -102,7 +102,8 @@ def test_coordination_holds_while_the_api_is_busy_or_frozen(cluster, observer):
         thread.start()
     for thread in threads:
         thread.join()
-    assert answers and set(answers) == {400}
+    # each ran out of time (400) or found every pattern worker busy (503)
+    assert 400 in answers and set(answers) <= {400, 503}
     frozen = api_pid(cluster, primary)
     os.kill(frozen, signal.SIGSTOP)
     try:

@@ -40,5 +40,7 @@ def test_a_failed_wait_is_one_line(pvc, vm1, zk):  # noqa: F811
 
 
 def test_api_error_messages_are_one_line(pvc, vm1):  # noqa: F811
-    # the API's 404 names the VM as given, with its newline and tab
-    assert fails(pvc("vm", "info", "no\nsuch\tvm")) == "pvc: VM 'no such vm' does not exist"
+    # the API's 400 quotes the name as given, its newline and tab escaped, on one line
+    assert fails(pvc("vm", "info", "no\nsuch\tvm")).startswith(
+        "pvc: invalid VM name or UUID 'no\\nsuch\\tvm': letters, digits"
+    )
