@@ -350,16 +350,23 @@ def from_dict(given: Any, path: str | None = None) -> Config:
     return Config(values, path)
 
 
+def require_api_keys(authentication: dict[str, Any]) -> None:
+    """An API that requires keys has some (`pvc api serve`, and every coordinator's daemon,
+    which runs it)."""
+    if authentication["enabled"] and not authentication["keys"]:
+        raise ConfigError(
+            "config: 'api.authentication.keys' is empty; add a key or set enabled: false"
+        )
+
+
 def _check_combinations(values: dict[str, Any]) -> None:
     """Keys that only make sense together."""
     tls = values["api"]["tls"]
     if tls["enabled"] and not (tls["cert_file"] and tls["key_file"]):
         raise ConfigError("config: 'api.tls' is enabled but cert_file or key_file is not set")
-    auth = values["api"]["authentication"]
-    if auth["enabled"] and not auth["keys"]:
-        raise ConfigError(
-            "config: 'api.authentication.keys' is empty; add a key or set enabled: false"
-        )
+    serves_api = values["node"]["name"] in values["cluster"]["coordinators"]
+    if serves_api and values["api"]["serve_on_primary"]:  # a hypervisor never serves it
+        require_api_keys(values["api"]["authentication"])
     cluster = values["cluster"]
     if (cluster["floating_ip"] is None) != (cluster["floating_interface"] is None):
         raise ConfigError(

@@ -90,8 +90,10 @@ def serve(config: Config) -> int:
     It listens before the cluster tree is in memory: until the mirror has loaded, requests
     are answered from Zookeeper itself (pvc.zk.cache), so none is refused or answered wrong."""
     from pvc.api.app import Context, make_app
+    from pvc.config import require_api_keys
     from pvc.zk import handler, migrations
 
+    require_api_keys(config.get("api.authentication"))
     zk = handler.connect(config)
     migrations.upgrade(zk)
     sock = listening_socket(config)

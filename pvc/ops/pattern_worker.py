@@ -30,7 +30,7 @@ def die_with_parent(parent: int) -> None:
 def answer(request: dict) -> dict:
     try:
         compiled = re.compile(request["pattern"])
-    except re.error as exc:
+    except (re.error, OverflowError, RecursionError, ValueError) as exc:  # a{4294967296}
         return {"error": str(exc)}
     names = request["names"]
     return {"matches": [index for index, name in enumerate(names) if compiled.search(name)]}

@@ -46,7 +46,7 @@ def check(pattern: str, regex: bool) -> None:
     if regex:
         try:
             re.compile(pattern)  # compiling is linear in the pattern; matching is not
-        except re.error as exc:
+        except (re.error, OverflowError, RecursionError, ValueError) as exc:  # a{4294967296}
             raise InvalidInput(f"invalid regular expression {pattern!r}: {exc}") from None
 
 

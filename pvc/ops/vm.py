@@ -138,8 +138,6 @@ def _selected(
     """The VMs sorted by name, filtered by node, state and a name pattern (pvc.ops.patterns:
     a glob, or with `regex` a regular expression, matched in bounded time); a bad pattern is
     refused before anything is read."""
-    if regex and match is None:
-        raise InvalidInput("regex applies only to a name pattern (match)")
     if match is not None:
         patterns.check(match, regex)
     require_initialized(zk)
@@ -364,7 +362,7 @@ def set_meta(
     if autostart is not None:
         values[("domain.node_autostart", uuid)] = autostart
     if not values:
-        raise InvalidInput("nothing to change: give limit, selector, autostart or migration_method")
+        return answer(uuid, name, f"VM '{name}': nothing to change")
     zk.write(values, expect={("domain", uuid): zk.read_versioned(("domain", uuid))[1]})
     return answer(uuid, name, f"VM '{name}' metadata updated")
 

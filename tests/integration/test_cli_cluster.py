@@ -150,6 +150,7 @@ def test_config_check(run_pvc, tmp_path):
     document = {
         "cluster": {"coordinators": ["node1"]},
         "api": {"authentication": {"enabled": False}},
+        "zookeeper": {"secret": "s3cret"},
     }
     path.write_text(yaml.safe_dump(document))
     assert ok(run_pvc("config", "check", "--config", str(path))).strip() == f"config OK: {path}"

@@ -10,6 +10,7 @@ GOOD = {
     "node": {"name": "node1"},
     "cluster": {"coordinators": ["node1"]},
     "api": {"authentication": {"enabled": False}},
+    "zookeeper": {"secret": "s3cret"},
 }
 
 
@@ -26,6 +27,14 @@ def check(run_pvc, path: str):
 def test_good_config_passes(run_pvc, tmp_path):
     path = write_config(tmp_path, yaml.safe_dump(GOOD).encode())
     assert ok(check(run_pvc, path)) == f"config OK: {path}\n"
+
+
+def test_a_config_without_the_secret_exits_2(run_pvc, tmp_path):
+    """The node daemon and the API refuse to start without zookeeper.secret: check says so."""
+    path = write_config(tmp_path, yaml.safe_dump(GOOD | {"zookeeper": {}}).encode())
+    assert fails(check(run_pvc, path), code=2).startswith(
+        "pvc: config: 'zookeeper.secret' is not set: pvc node run and pvc api serve refuse"
+    )
 
 
 def test_non_utf8_config_exits_2(run_pvc, tmp_path):

@@ -190,7 +190,6 @@ def test_state_endpoints(pvc, api_server, kind, state):
     [
         ({}, "parameter 'state' is required"),
         ({"state": "tertiary"}, "'state' must be one of primary, secondary"),
-        ({"state": "primary", "force": True}, "'force' applies only to state secondary"),
     ],
 )
 def test_coordinator_state_bad_requests_are_400(pvc, api_server, zk, body, message):

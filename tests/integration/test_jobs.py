@@ -221,7 +221,7 @@ def test_tasks_endpoints_list_info_cancel(pvc, api_server, ready):
         ("GET", "/tasks/nope", 404, "task 'nope' does not exist"),
         ("DELETE", "/tasks/nope", 404, "task 'nope' does not exist"),
         ("GET", "/tasks?state=sleeping", 400, "'state' must be one of"),
-        ("GET", "/tasks/x?since=1", 400, "'since' applies only with wait"),
+        ("GET", "/tasks/x?since=1", 404, "task 'x' does not exist"),  # since: ignored
         ("GET", "/tasks/x?wait=99", 400, "'wait' must be at least 0 and at most 30"),
     ],
 )

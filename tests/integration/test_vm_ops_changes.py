@@ -104,8 +104,7 @@ def test_modify_keeps_the_uuid(nodes):
 
 def test_meta(nodes):
     uuid = define(nodes, "vm1")
-    with pytest.raises(InvalidInput, match="nothing to change"):
-        vm.set_meta(nodes, "vm1")
+    assert vm.set_meta(nodes, "vm1")["message"] == "VM 'vm1': nothing to change"
     answer = vm.set_meta(nodes, uuid, limit=["node1"], selector="load", autostart=True,
                          migration_method="none")  # fmt: skip
     assert answer == {"message": "VM 'vm1' metadata updated", "name": "vm1", "uuid": uuid}

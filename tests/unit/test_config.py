@@ -233,3 +233,13 @@ def test_node_names_in_the_config_follow_the_name_rule(name):
         config.from_dict({**MINIMAL, "node": {"name": name}})
     with pytest.raises(ConfigError, match="must be a list of node names"):
         config.from_dict({"cluster": {"coordinators": ["a", name]}, "node": {"name": "a"}})
+
+
+def test_only_a_node_that_serves_the_api_needs_api_keys():
+    """A hypervisor, or a coordinator that does not run the API, needs no API key."""
+    hypervisor = {"cluster": {"coordinators": ["a"]}, "node": {"name": "hv1"}}
+    assert config.from_dict(hypervisor).node_name == "hv1"
+    quiet = {**MINIMAL, "api": {"serve_on_primary": False}}
+    assert not config.from_dict(quiet).get("api.authentication.keys")
+    with pytest.raises(ConfigError, match="'api.authentication.keys' is empty"):
+        config.require_api_keys(config.from_dict(hypervisor).get("api.authentication"))

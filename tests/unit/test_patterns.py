@@ -41,6 +41,9 @@ def test_a_pattern_longer_than_the_limit_is_refused(regex):
 def test_a_bad_regular_expression_is_refused():
     with pytest.raises(InvalidInput, match=r"invalid regular expression 'web\(': missing \)"):
         patterns.matching("web(", NAMES, regex=True)
+    for huge in ("a{4294967296}", "a{99999999999999999999}", "x{2,1}"):
+        with pytest.raises(InvalidInput, match="invalid regular expression"):
+            patterns.matching(huge, NAMES, regex=True)
 
 
 def test_a_catastrophic_regular_expression_is_stopped_and_its_worker_replaced():

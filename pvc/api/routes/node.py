@@ -6,7 +6,6 @@ from typing import Any
 from pvc.api.app import Context, endpoint
 from pvc.api.openapi import MESSAGE, listing, record
 from pvc.api.params import Param
-from pvc.errors import InvalidInput
 from pvc.limits import NAME_MAX
 from pvc.ops import node as node_ops
 
@@ -85,7 +84,8 @@ def get_coordinator_state(ctx: Context, node: str) -> dict[str, Any]:
         Param(
             "force",
             bool,
-            "secondary only: give up the role even if no other coordinator can take over",
+            "secondary: give up the role even if no other coordinator can take over (primary "
+            "ignores it)",
             default=False,
         ),
     ),
@@ -101,9 +101,7 @@ def get_coordinator_state(ctx: Context, node: str) -> dict[str, Any]:
 def post_coordinator_state(ctx: Context, node: str, state: str, force: bool) -> dict[str, Any]:
     if state == "secondary":
         return node_ops.set_secondary(ctx.zk, node, force=force)
-    if force:
-        raise InvalidInput("parameter 'force' applies only to state secondary")
-    return node_ops.set_primary(ctx.zk, node)
+    return node_ops.set_primary(ctx.zk, node)  # force applies to secondary only: ignored
 
 
 @endpoint(

@@ -10,7 +10,6 @@ from typing import Any
 from pvc.api.app import Context, endpoint
 from pvc.api.openapi import listing, record
 from pvc.api.params import Param
-from pvc.errors import InvalidInput
 from pvc.ops import jobs
 
 TAGS = ("task",)
@@ -53,7 +52,7 @@ def get_tasks(ctx: Context, kind: str | None, state: str | None) -> list[dict[st
         Param(
             "since",
             float,
-            "With wait: the 'updated' of the record the client already has",
+            "With wait: the 'updated' of the record the client already has (ignored without wait)",
             minimum=0,
         ),
     ),
@@ -61,9 +60,7 @@ def get_tasks(ctx: Context, kind: str | None, state: str | None) -> list[dict[st
     returns=TASK,
 )
 def get_task(ctx: Context, task: str, wait: float | None, since: float | None) -> dict[str, Any]:
-    if wait is None:
-        if since is not None:
-            raise InvalidInput("parameter 'since' applies only with wait")
+    if wait is None:  # since applies only with wait: ignored
         return jobs.info(ctx.zk, task)
     return jobs.wait_for_change(ctx.zk, task, since, wait)
 

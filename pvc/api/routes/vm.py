@@ -16,7 +16,6 @@ from pvc.api import waits
 from pvc.api.app import Context, Encoded, endpoint
 from pvc.api.openapi import listing, record
 from pvc.api.params import Param, name_list_param, name_param
-from pvc.errors import InvalidInput
 from pvc.limits import CONSOLE_LINES_MAX, NODE_LIMIT_MAX, PATTERN_MAX, TAGS_MAX, XML_MAX
 from pvc.ops import placement, vm_move, vm_state
 from pvc.ops import vm as vm_ops
@@ -57,7 +56,8 @@ MAX_WAIT_SECONDS = 3600.0
 TIMEOUT = Param(
     "timeout",
     float,
-    "With wait: the most seconds to wait (default 120; 200 for restart, shutdown and moves)",
+    "With wait: the most seconds to wait (default 120; 200 for restart, shutdown and moves; "
+    "ignored without wait)",
     minimum=0,
     exclusive_minimum=True,
     maximum=MAX_WAIT_SECONDS,
@@ -93,12 +93,9 @@ def _fields(record: dict[str, Any], *names: str) -> dict[str, Any]:
 
 
 def _timeout(wait: bool, timeout: float | None, default: float) -> float:
-    """How long a wait may take: `timeout` (checked) or the verb's default."""
-    if timeout is None:
-        return default
-    if not wait:
-        raise InvalidInput("parameter 'timeout' applies only with wait")
-    return timeout
+    """How long a wait may take: `timeout` or the verb's default (without wait, neither: a
+    parameter that does not apply is ignored, as the OpenAPI document says)."""
+    return default if timeout is None or not wait else timeout
 
 
 def _waited(
@@ -140,7 +137,7 @@ def _waited(
             "regex",
             bool,
             "match is a Python regular expression, searched anywhere in the name (anchor it "
-            "with ^ and $)",
+            "with ^ and $); ignored without match",
             default=False,
         ),
     ),
@@ -345,7 +342,7 @@ def get_state(ctx: Context, vm: str) -> dict[str, Any]:
             "force",
             bool,
             "start: start a disabled VM; shutdown: force it off if the guest does not shut "
-            "down in time",
+            "down in time (other states ignore it)",
             default=False,
         ),
         Param("wait", bool, WAIT, default=False),
@@ -364,8 +361,7 @@ def get_state(ctx: Context, vm: str) -> dict[str, Any]:
 def post_state(
     ctx: Context, vm: str, state: str, force: bool, wait: bool, timeout: float | None
 ) -> dict[str, Any] | tuple[int, dict[str, Any]]:
-    if force and state not in ("start", "shutdown"):
-        raise InvalidInput("parameter 'force' applies only to states start and shutdown")
+    force = force and state in ("start", "shutdown")  # ignored elsewhere
     default, goal = STATE_WAITS[state]
     states = GOALS[state].states
     seconds = _timeout(wait, timeout, default)
@@ -398,9 +394,17 @@ def get_node(ctx: Context, vm: str) -> dict[str, Any]:
     params=(
         Param("action", str, "What to do", required=True, choices=("migrate", "unmigrate", "move")),
         name_param(
-            "node", "migrate, move: the target node (default: the selector's choice)", "node name"
+            "node",
+            "migrate, move: the target node (default: the selector's choice; unmigrate "
+            "ignores it: the VM returns to its lastnode)",
+            "node name",
         ),
-        Param("force", bool, "migrate: migrate an already migrated VM again", default=False),
+        Param(
+            "force",
+            bool,
+            "migrate: migrate an already migrated VM again (other actions ignore it)",
+            default=False,
+        ),
         Param("wait", bool, WAIT, default=False),
         TIMEOUT,
     ),
@@ -423,18 +427,12 @@ def post_node(
     wait: bool,
     timeout: float | None,
 ) -> dict[str, Any] | tuple[int, dict[str, Any]]:
-    if force and action != "migrate":
-        raise InvalidInput("parameter 'force' applies only to action migrate")
     seconds = _timeout(wait, timeout, SHUTDOWN_WAIT_SECONDS)
     if action == "migrate":
-        answer = vm_move.migrate(ctx.zk, _policy(ctx), vm, node, force)
+        answer = vm_move.migrate(ctx.zk, _policy(ctx), vm, node, force)  # force: migrate only
     elif action == "move":
         answer = vm_move.move(ctx.zk, _policy(ctx), vm, node)
-    else:
-        if node:
-            raise InvalidInput(
-                "parameter 'node' does not apply to unmigrate: it returns to lastnode"
-            )
+    else:  # back to lastnode: node is ignored
         answer = vm_move.unmigrate(ctx.zk, _policy(ctx), vm)
     goal = f"move to {answer['node']}"
     return _waited(ctx, answer, GOALS[action].states, seconds, goal) if wait else answer
