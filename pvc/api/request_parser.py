@@ -13,6 +13,7 @@ invited to send its body with `100 Continue`.
 
 from waitress.adjustments import Adjustments
 from waitress.parser import HTTPRequestParser
+from waitress.utilities import RequestEntityTooLarge
 
 from pvc.api.auth import KeyCheck
 from pvc.api.http_errors import KeyRequired
@@ -36,7 +37,20 @@ class KeyCheckingParser(HTTPRequestParser):
                 self._refuse_without_key()
             if self.error is not None:
                 self.expect_continue = False
+        self._refuse_a_chunk_over_the_limit()
         return consumed
+
+    def _refuse_a_chunk_over_the_limit(self) -> None:
+        """A chunk announced larger than the body limit is refused (413) when its size line
+        arrives, not once the client has sent up to the limit, or never if it stalls."""
+        if self.error is not None or self.completed or self.body_rcv is None:
+            return
+        announced = getattr(self.body_rcv, "chunk_remainder", 0) + self.body_bytes_received
+        if announced > self.adj.max_request_body_size:
+            self.error = RequestEntityTooLarge(
+                f"exceeds max_body of {self.adj.max_request_body_size}"
+            )
+            self.completed = True
 
     def _refuse_without_key(self) -> None:
         if (self.command, self.path) in self.public:

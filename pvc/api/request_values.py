@@ -67,6 +67,8 @@ def _pairs(raw: bytes, what: str) -> dict[str, Text]:
 
 
 def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    if len(pairs) > MAX_FIELDS:  # no endpoint takes that many: a form has the same bound
+        raise InvalidInput(f"a JSON object in the request body has more than {MAX_FIELDS} members")
     document = dict(pairs)
     if len(document) != len(pairs):
         names = [name for name, _ in pairs]
@@ -134,6 +136,11 @@ def values(environ: dict[str, Any], takes_body: bool) -> dict[str, Any]:
     media_type = _media_type(environ)
     if length and media_type not in BODY_TYPES:
         raise UnsupportedBody(f"the request body must be {' or '.join(BODY_TYPES)}")
+    encoding = environ.get("HTTP_CONTENT_ENCODING", "identity").strip().lower()
+    if length and encoding not in ("", "identity"):
+        raise UnsupportedBody(
+            f"the request body must not be encoded (Content-Encoding: {encoding[:40]})"
+        )
     if length > limits.BODY_MAX:
         raise BodyTooLarge(f"the request body is larger than {limits.BODY_MAX} bytes")
     raw = environ["wsgi.input"].read(length) if length else b""

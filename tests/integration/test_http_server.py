@@ -76,6 +76,14 @@ def test_a_chunked_body_is_read_no_further_than_the_limit(api_server):
     assert sent < limits.BODY_MAX + 16 * MB  # the limit, and what socket buffers took
 
 
+def test_a_chunk_announced_over_the_limit_is_413_at_once(api_server):
+    with connect(api_server.port) as sock:
+        sock.sendall(request_head("POST", "/vm", api_server.key, Transfer_Encoding="chunked"))
+        sock.sendall(b"fffffffffffffffffffff\r\nxx")  # then nothing: the client stalls
+        status, _, body = read_answer(sock.makefile("rb"))
+    assert status == 413 and "larger than" in json.loads(body)["message"]
+
+
 @pytest.mark.parametrize(
     "framing",
     [

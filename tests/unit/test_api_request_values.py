@@ -99,3 +99,21 @@ def test_a_body_over_the_limit_is_413_unread():
         request_values.values(request, takes_body=True)
     assert caught.value.http_status == 413
     assert request["wsgi.input"].tell() == 0
+
+
+def test_an_encoded_body_is_415_unread():
+    request = environ(b"", b"\x1f\x8b...", "application/json")
+    request["HTTP_CONTENT_ENCODING"] = "gzip"
+    with pytest.raises(request_values.UnsupportedBody, match="must not be encoded") as caught:
+        request_values.values(request, takes_body=True)
+    assert caught.value.http_status == 415 and request["wsgi.input"].tell() == 0
+    request = environ(b"", b'{"a": 1}', "application/json")
+    request["HTTP_CONTENT_ENCODING"] = "identity"
+    assert request_values.values(request, takes_body=True) == {"a": 1}
+
+
+def test_a_json_object_of_more_members_than_any_endpoint_takes_is_refused():
+    members = {f"k{index}": index for index in range(request_values.MAX_FIELDS + 1)}
+    body = json.dumps({"a": members}).encode()
+    with pytest.raises(InvalidInput, match="has more than 100 members"):
+        request_values.values(environ(b"", body, "application/json"), takes_body=True)
