@@ -21,7 +21,10 @@ _HOST_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _CHROOT_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 _INTERFACE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._@-]{0,14}")  # IFNAMSIZ - 1
 _API_KEY = re.compile(r"[\x21-\x7e]+")  # visible ASCII: it travels in an HTTP header
-HOSTS_RULE = "must be host[:port],...[/chroot] (ports 1-65535, chroot like /pvc or /a/b)"
+HOSTS_RULE = (
+    "must be host[:port],...[/chroot] (ports 1-65535, IPv6 addresses in brackets as [::1]:2181, "
+    "chroot like /pvc or /a/b, not Zookeeper's own /zookeeper)"
+)
 
 
 def valid_host(text: str) -> bool:
@@ -62,16 +65,23 @@ def host_port(text: str) -> tuple[str, int | None]:
 
 def zookeeper_hosts(text: str) -> tuple[list[tuple[str, int]], str | None]:
     """A Zookeeper connect string as its (host, port) pairs and chroot; ValueError if
-    malformed. A host without a port is on 2181, as kazoo reads it."""
+    malformed. A host without a port is on 2181, as kazoo reads it. An IPv6 address needs its
+    brackets here ("::1:2181" is one address, or ::1 on port 2181), and the chroot may not be
+    Zookeeper's own /zookeeper."""
     servers, slash, chroot = text.partition("/")
     pairs = []
     for server in servers.split(","):
-        host, port = host_port(server.strip())
+        server = server.strip()
+        host, port = host_port(server)
+        if ":" in host and not server.startswith("["):
+            raise ValueError(text)
         pairs.append((host, port or 2181))
     if not slash:
         return pairs, None
     parts = chroot.split("/")
     if not all(_CHROOT_PART.fullmatch(part) and part not in (".", "..") for part in parts):
+        raise ValueError(text)
+    if parts[0] == "zookeeper":
         raise ValueError(text)
     return pairs, "/" + chroot
 

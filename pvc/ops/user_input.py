@@ -46,7 +46,7 @@ def _valid_tag(tag: Any) -> bool:
 
 
 def require_node_limit(names: list[Any]) -> list[str]:
-    """`names` (a VM's node limit) if each is a node name and there are at most
+    """`names` (a VM's node limit), each once, if each is a node name and there are at most
     NODE_LIMIT_MAX."""
     if len(names) > limits.NODE_LIMIT_MAX:
         raise InvalidInput(
@@ -54,4 +54,4 @@ def require_node_limit(names: list[Any]) -> list[str]:
         )
     for name in names:
         require_name(name, "node name in the node limit")
-    return names
+    return list(dict.fromkeys(names))  # each node once, in the order given

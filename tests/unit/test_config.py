@@ -94,7 +94,8 @@ def with_values(**sections) -> dict:
 @pytest.mark.parametrize(
     "hosts",
     ["", ",,,", "host:notaport", "h:0", "h:65536", "h:-1", "h:2181/", "h:2181/a//b", "h:2181/a b",
-     "h:2181/..", "h:2181,", "[::1", "[::1]x", "bad host:2181", "h:２１８１"],
+     "h:2181/..", "h:2181,", "[::1", "[::1]x", "bad host:2181", "h:２１８１", "::1:2181", "::1",
+     "h:2181/zookeeper", "h/zookeeper/pvc"],
 )  # fmt: skip
 def test_zookeeper_hosts_must_parse(hosts):
     with pytest.raises(ConfigError, match="'zookeeper.hosts' must be host"):

@@ -51,6 +51,7 @@ def test_tags_off_the_limits_are_refused(tags, message):
 
 def test_a_node_limit_names_few_valid_nodes():
     assert user_input.require_node_limit(["n1", "n2"]) == ["n1", "n2"]
+    assert user_input.require_node_limit(["n2", "n1", "n2", "n2"]) == ["n2", "n1"]
     with pytest.raises(InvalidInput, match=f"at most {limits.NODE_LIMIT_MAX} nodes"):
         user_input.require_node_limit([f"n{i}" for i in range(limits.NODE_LIMIT_MAX + 1)])
     with pytest.raises(InvalidInput, match="invalid node name in the node limit 'a/b'"):
