@@ -97,6 +97,11 @@ def _ancestors(path: str) -> list[str]:
     return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
 
 
+class _ExpectedAbsent(Exception):
+    """A write deletes a path its caller expects not to exist (-1): the path is there, so the
+    caller's check has failed (a delete with version -1 would remove it unchecked)."""
+
+
 class _Plan:
     """One attempt at a write: its transaction and, per operation, the errors that mean a
     caller's check failed (any other failure means what we took to exist was wrong).
@@ -197,6 +202,8 @@ class _Plan:
         for path in paths:
             if path in self.exists:
                 continue  # named twice (a root inside another)
+            if self.expected.get(path) == -1:
+                raise _ExpectedAbsent(path)
             expected = path in self.expected
             self._op(
                 (BadVersionError, NoNodeError) if expected else (),
@@ -405,7 +412,12 @@ class ZKHandler:
         expected = {resolve(key)[0]: version for key, version in (expect or {}).items()}
         deleted = [resolve(key)[0] for key in delete]
         for attempt_mirror in (mirror, None):
-            txn, caller_checks = _Plan(self, expected, attempt_mirror).build(items, deleted)
+            try:
+                txn, caller_checks = _Plan(self, expected, attempt_mirror).build(items, deleted)
+            except _ExpectedAbsent:
+                if attempt_mirror is None:
+                    break
+                continue  # the mirror may lag: plan again from Zookeeper itself
             failed = self._commit(txn)
             if failed is None:
                 return

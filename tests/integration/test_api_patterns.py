@@ -60,7 +60,6 @@ def test_a_catastrophic_regex_is_400_and_other_requests_are_served_meanwhile(api
 
 def test_an_overlong_pattern_is_400(api_server, zk):
     cluster.initialize(zk)
-    status, body = call(api_server, "GET", "/vm?match=" + "a" * 300)
-    assert status == 400 and "at most 256 are accepted" in body["message"]
-    status, body = call(api_server, "GET", "/node?limit=" + "a" * 300)
-    assert status == 400 and "at most 256 are accepted" in body["message"]
+    for query in ("/vm?match=", "/node?limit="):  # refused by the API's parameter check
+        status, body = call(api_server, "GET", query + "a" * 300)
+        assert status == 400 and "is longer than" in body["message"]

@@ -104,7 +104,8 @@ def test_overwrite_waits_until_every_node_daemon_stopped(api_server, zk, node_da
 def test_cluster_name_follows_the_name_rule(api_server, zk, name):
     status, body = call(api_server, "POST", "/initialize", {"name": name})
     assert status == 400, body
-    assert body["message"].startswith("invalid cluster name ")
+    # the API's parameter check (or, past it, the op's) names the rule or the limit
+    assert body["message"].startswith(("invalid cluster name ", "parameter 'name' is longer"))
     assert "\n" not in body["message"] and "\x1b" not in body["message"]
     assert not cluster.is_initialized(zk)  # nothing written
     status, body = call(api_server, "POST", "/initialize", {"name": "lab-1.a_b" + "c" * 54})
@@ -172,3 +173,16 @@ def test_a_name_is_checked_before_anything_is_read(zk: ZKHandler):
     with pytest.raises(InvalidInput, match="invalid cluster name"):
         cluster.initialize(zk, name="x" * 1_000_000)
     assert zk.children("base.nodes") == []
+
+
+def test_a_daemon_that_found_no_tree_never_wipes_the_one_made_meanwhile(zk: ZKHandler, monkeypatch):
+    """Two daemons find no tree at once; the first makes it; the second goes on from its stale
+    answer (simulated here): its initialise must fail, not wipe the tree (it did: the guard
+    of its last removal was lost, and the first daemon's registration went with the tree)."""
+    cluster.initialize(zk, name="first")
+    monkeypatch.setattr(cluster, "is_initialized", lambda handler: False)  # the stale check
+    with pytest.raises(Conflict, match="initialised by someone else"):
+        cluster.initialize(zk, name="second")
+    monkeypatch.undo()
+    assert cluster.is_initialized(zk)
+    assert zk.read("base.config.cluster_name") == "first"

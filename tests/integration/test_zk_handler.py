@@ -61,6 +61,17 @@ def test_expect_absent_fails_when_the_key_appeared(zk):
     assert zk.read(("node.state.router", "b")) == "secondary"
 
 
+def test_expect_absent_fails_when_the_key_is_in_a_deleted_subtree(zk):
+    """A write that deletes a subtree holding a key it expects absent must fail, not delete
+    the key unchecked (two daemons initialising at once: the second wiped the first's tree)."""
+    zk.write({("node.mode", "b"): "coordinator", ("node.state.router", "b"): "primary"})
+    with pytest.raises(ConcurrentChange):
+        zk.write({}, delete=[("node", "b")], expect={("node.mode", "b"): -1})
+    assert zk.read(("node.mode", "b")) == "coordinator"
+    zk.write({}, delete=[("node", "b")], expect={("node.version", "b"): -1})
+    assert not zk.exists(("node", "b"))
+
+
 def test_concurrent_read_modify_write_one_winner(zk_hosts, zk):
     """Many writers increment a counter with version checks: no increment is lost."""
     zk.write({"base.schema.version": 0})
