@@ -26,12 +26,18 @@ def test_log(pvc, vm1, zk, api_server):
     )
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_log_follow_prints_new_lines_until_interrupted(pvc, vm1, zk, api_server, pvc_bin, tmp_path):
     zk.write({("domain.console_log", UUID1): "one\ntwo\n"})
     env = {"PVC_CLIENT_DIR": str(tmp_path / "client")}
     args = [pvc_bin, "--config", str(api_server.config_path), "vm", "log", "vm1", "--follow"]
+    # Ctrl-C in a terminal: SIGINT handled as Python does by default, even when the tests run
+    # in the background, where the shell makes every child ignore SIGINT
     with processes.running(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True) as process:  # fmt: skip
+                           text=True, preexec_fn=_default_sigint) as process:  # fmt: skip
         assert [process.stdout.readline() for _ in range(2)] == ["one\n", "two\n"]
         zk.write({("domain.console_log", UUID1): "one\ntwo\nthree\nfour\n"})
         assert [process.stdout.readline() for _ in range(2)] == ["three\n", "four\n"]
