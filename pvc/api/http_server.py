@@ -120,5 +120,13 @@ def make_server(
         asyncore_use_poll=True,
     )
     parser_factory = functools.partial(KeyCheckingParser, keys=keys, public=public)
-    log.info("API accepts up to %d connections", max_connections)
+    if max_connections < limits.CONNECTIONS_MAX:
+        log.warning(
+            "API accepts only %d connections (of %d): the open-file limit is too low; raise "
+            "it (LimitNOFILE= in the systemd unit, or ulimit -n)",
+            max_connections,
+            limits.CONNECTIONS_MAX,
+        )
+    else:
+        log.info("API accepts up to %d connections", max_connections)
     return GuardedServer(app, sock, adj, parser_factory, max_connections)
