@@ -12,6 +12,7 @@ by name where it is used; it never stops commands about the other connections.
 import contextlib
 import json
 import os
+import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -118,6 +119,7 @@ def load_store() -> Store:
     except (OSError, ValueError, TypeError, KeyError, RecursionError) as exc:
         why = reason(exc) if isinstance(exc, OSError | ValueError) else "not a pvc.json"
         raise ConfigError(f"connections: cannot read {path} ({why}); fix or remove it") from None
+    _warn_if_readable_by_others(path)
     store = Store()
     for name, fields in entries.items():
         try:
@@ -127,6 +129,18 @@ def load_store() -> Store:
         except TypeError:
             store.broken[name] = (fields, "it is not {address, port, ssl, api_key, description}")
     return store
+
+
+def _warn_if_readable_by_others(path: Path) -> None:
+    """The store holds API keys: one line on stderr if others may read it (pvc writes it
+    0600; a copy or an editor may not have)."""
+    with contextlib.suppress(OSError):
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            print(
+                f"pvc: warning: {path} holds API keys and is mode {mode:04o}: chmod 600 {path}",
+                file=sys.stderr,
+            )
 
 
 def save_store(store: Store) -> None:

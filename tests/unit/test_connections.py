@@ -41,6 +41,17 @@ def test_store_is_private_file_in_private_folder(client_dir):
     assert [p.name for p in client_dir.iterdir()] == ["pvc.json"]  # no temporary file left
 
 
+def test_a_store_others_may_read_is_warned_about(client_dir, capsys):
+    connections.add(Connection("prod", "10.0.0.1", api_key="secret"))
+    connections.load_store()
+    assert capsys.readouterr().err == ""
+    (client_dir / "pvc.json").chmod(0o644)
+    assert "prod" in connections.load_store().connections  # still read
+    warning = capsys.readouterr().err
+    assert warning.startswith("pvc: warning: ") and "holds API keys and is mode 0644" in warning
+    assert warning.count("\n") == 1
+
+
 def test_store_created_0600_despite_permissive_umask(client_dir):
     old = os.umask(0)
     try:
