@@ -71,9 +71,7 @@ def _api_keys(value: Any) -> str | None:
 def _name(value: Any) -> str | None:
     from pvc.zk import schema
 
-    if schema.valid_name(value) and len(value) <= limits.NAME_MAX:
-        return None
-    return f"is not a valid name: {schema.NAME_RULE}, at most {limits.NAME_MAX} characters"
+    return None if schema.valid_name(value) else f"is not a valid name: {schema.NAME_RULE}"
 
 
 # How placement may choose a VM's node (pvc.ops.placement scores them).

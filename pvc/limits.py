@@ -17,7 +17,6 @@ XML_DEPTH_MAX = 64  # nesting of elements in a domain's XML
 TAG_MAX = NAME_MAX  # characters of one VM tag (the name characters; UUID form too)
 TAGS_MAX = 64  # tags on one VM
 NODE_LIMIT_MAX = 256  # nodes in one VM's node limit
-CLUSTER_NAME_MAX = NAME_MAX  # the cluster's name follows the name rule too
 BODY_MAX = 2 * 1024 * 1024  # bytes of a request body (one XML, JSON-escaped, fits)
 HEADER_MAX = 16 * 1024  # bytes of a request's headers
 CONNECTIONS_MAX = (

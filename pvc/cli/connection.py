@@ -49,6 +49,7 @@ from pvc.cli.format import check_format, key_values, render, table
 from pvc.cli.parse import parse
 from pvc.errors import PvcError, UsageError
 from pvc.limits import one_line
+from pvc.zk import schema
 
 if TYPE_CHECKING:
     from pvc.__main__ import Globals
@@ -133,8 +134,8 @@ def mask(api_key: str | None) -> str | None:
 
 
 def _name(text: str) -> str:
-    if not connections.valid_name(text):
-        raise UsageError(f"invalid connection name {text!r}: {connections.NAME_RULE}")
+    if not schema.valid_name(text):
+        raise UsageError(f"invalid connection name {text!r}: {schema.NAME_RULE}")
     return text
 
 

@@ -30,7 +30,6 @@ LOCAL = "local"
 STORE_NAME = "pvc.json"
 # An API listening on every address is reached on the loopback one.
 WILDCARD_ADDRESSES = {"0.0.0.0": "127.0.0.1", "::": "::1"}
-NAME_RULE = f"{schema.NAME_RULE}, at most {limits.NAME_MAX} characters"
 
 
 @dataclass(frozen=True)
@@ -58,14 +57,10 @@ class Connection:
         return f"{self.scheme}://{host}:{self.port}/api/v1"
 
 
-def valid_name(name: str) -> bool:
-    return schema.valid_name(name) and len(name) <= limits.NAME_MAX
-
-
 def _complaint(conn: Connection) -> str | None:
     """What makes `conn` unusable, or None."""
-    if not isinstance(conn.name, str) or not valid_name(conn.name):
-        return f"its name is not valid ({NAME_RULE})"
+    if not schema.valid_name(conn.name):
+        return f"its name is not valid ({schema.NAME_RULE})"
     if not isinstance(conn.address, str) or not valid_host(conn.address):
         return f"its address {conn.address!r} is not a host name or an IP address"
     if type(conn.port) is not int or check_port(conn.port):

@@ -24,9 +24,8 @@ import uuid as uuid_module
 from typing import Any
 
 import pvc
-from pvc import limits
-from pvc.errors import ConcurrentChange, Conflict, InvalidInput, NotFound
-from pvc.ops import allocation, placement
+from pvc.errors import ConcurrentChange, Conflict, NotFound
+from pvc.ops import allocation, placement, user_input
 from pvc.zk import migrations, schema
 from pvc.zk.handler import ZKHandler
 
@@ -66,11 +65,7 @@ def initialize(zk: ZKHandler, *, overwrite: bool = False, name: str = "pvc") -> 
     key (nodes, VMs, networks, storage records) and writes a fresh tree; it is refused too
     (Conflict) while any node daemon is alive. A name outside the name rule is InvalidInput.
     """
-    if len(name) > limits.CLUSTER_NAME_MAX or not schema.valid_name(name):
-        raise InvalidInput(
-            f"invalid cluster name {limits.one_line(repr(name), 80)}: {schema.NAME_RULE}, "
-            f"at most {limits.CLUSTER_NAME_MAX} characters"
-        )
+    user_input.require_name(name, "cluster name")
     if is_initialized(zk):
         if not overwrite:
             raise Conflict(
