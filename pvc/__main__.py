@@ -39,7 +39,7 @@ GROUPS = {
     "api": "pvc.cli.api",
     "vm": "pvc.cli.vm",
     "network": None,
-    "storage": None,
+    "storage": "pvc.cli.storage",
     "provisioner": None,
     "cluster": "pvc.cli.cluster",
     "connection": "pvc.cli.connection",

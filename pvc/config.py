@@ -250,6 +250,43 @@ SPEC: dict[str, Any] = {
         "user": Field((str, type(None)), None, "BMC user allowed to control power."),
         "password": Field((str, type(None)), None, "BMC password (kept in a private key)."),
     },
+    "ceph": {
+        "enabled": Field(
+            bool,
+            False,
+            "This node reaches a Ceph cluster: storage commands, VM disks on RBD, its OSDs.",
+        ),
+        "config_file": Field(
+            str, "/etc/ceph/ceph.conf", "The Ceph cluster's ceph.conf.", check_absolute_path
+        ),
+        "client": Field(str, "admin", "The cephx user pvc connects as (without 'client.').", _name),
+        "keyring": Field(
+            str,
+            "/etc/ceph/ceph.client.admin.keyring",
+            "That user's keyring (mode 0600; its key also becomes each libvirtd's RBD secret).",
+            check_absolute_path,
+        ),
+        "bootstrap_keyring": Field(
+            str,
+            "/var/lib/ceph/bootstrap-osd/ceph.keyring",
+            "The client.bootstrap-osd keyring this node's OSDs are created with.",
+            check_absolute_path,
+        ),
+        "timeout": Field(
+            (int, float),
+            5.0,
+            "Seconds any one Ceph call may take before it fails (a Ceph that does not answer).",
+            between(0, 300, above_low=True),
+        ),
+    },
+    "storage": {
+        "max_fill_ratio": Field(
+            (int, float),
+            0.8,
+            "Refuse a volume add, clone or resize that would fill a pool past this ratio.",
+            between(0, 1, above_low=True),
+        ),
+    },
     "logging": {
         "level": Field(str, "info", "Log level: debug, info, warning or error.", _log_level),
         "file": Field(

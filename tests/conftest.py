@@ -8,6 +8,9 @@
 - `run_pvc`: runs the built `dist/pvc` with a private client folder.
 - `cluster`: a LocalCluster of three coordinators with their daemons running, one per test
   module that asks for it.
+- `ceph_service`: one real single-host Ceph (scripts/ceph: 1 mon, 1 mgr, 1 bluestore OSD) for
+  the session, started by the first test that asks for it; its `settings()` are a node's
+  `ceph` configuration section.
 Every test has a time limit (pytest-timeout, set in pyproject.toml), with a backstop behind it
 (tests/timeout_backstop.py); helpers end processes in bounded time (tests/processes.py).
 """
@@ -32,6 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from pvc.zk.handler import ZKHandler  # noqa: E402
 from tests import processes  # noqa: E402
+from tests.ceph_service import CephService, session_address  # noqa: E402
 from tests.local_cluster import LocalCluster  # noqa: E402
 from tests.processes import COMMAND_TIMEOUT  # noqa: E402
 from tests.timeout_backstop import (  # noqa: E402, F401 (hooks behind pytest-timeout)
@@ -65,6 +69,14 @@ def zk_server(tmp_path_factory):
         check=False,
         timeout=COMMAND_TIMEOUT,
     )
+
+
+@pytest.fixture(scope="session")
+def ceph_service(tmp_path_factory):
+    """The session's real Ceph (see tests.ceph_service)."""
+    service = CephService(tmp_path_factory.mktemp("ceph"), session_address()).start()
+    yield service
+    service.stop()
 
 
 @pytest.fixture

@@ -95,6 +95,8 @@ class LocalCluster:
             sh("ip", "-n", ns, "addr", "add", f"{self.subnet}.{10 + index}/24", "dev", "eth0")
             sh("ip", "-n", ns, "link", "set", "eth0", "up")
             sh("ip", "-n", ns, "link", "set", "lo", "up")
+            # the host's own services (a session's Ceph) are reached through the host
+            sh("ip", "-n", ns, "route", "add", "default", "via", f"{self.subnet}.1")
         zk_dir = self.workdir / "zookeeper"
         subprocess.run(
             [str(REPO / "scripts" / "zookeeper"), "start", str(zk_dir), str(self.zk_port),
@@ -135,6 +137,12 @@ class LocalCluster:
         path.write_text(yaml.safe_dump(document))
         path.chmod(0o600)
         return path
+
+    def use_ceph(self, service: Any) -> None:
+        """Gives every node's daemon the `ceph` section for a tests.ceph_service.CephService."""
+        self.settings["ceph"] = service.settings()
+        for name in self.names:
+            self.write_config(name)
 
     def use_libvirt(self, nodes: list) -> None:
         """Points each node's daemon at its own libvirtd (tests.libvirt_nodes.LibvirtNode)."""

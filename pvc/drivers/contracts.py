@@ -9,7 +9,7 @@ checks that every implementation has each member with the same parameters.
 | HypervisorDriver  | pvc.drivers.libvirt.Hypervisor                   |
 | AddressDriver     | the module pvc.drivers.netlink                   |
 | PowerDriver       | pvc.drivers.ipmi.Bmc (fence procedure: pvc.drivers.power_fence) |
-| CephDriver        | pvc/drivers/ceph.py, to come                     |
+| CephDriver        | pvc.drivers.ceph.Ceph                            |
 | FirewallDriver    | pvc/drivers/nft.py, to come                      |
 | DhcpDnsDriver     | pvc/drivers/dnsmasq.py, to come                  |
 
@@ -28,6 +28,7 @@ Every driver:
 """
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
 from pvc.errors import PvcError
@@ -168,28 +169,35 @@ class PowerDriver(Protocol):
 
 
 class CephDriver(Protocol):
-    """The Ceph cluster through librados and librbd (python3-rados, python3-rbd).
+    """The Ceph cluster through librados (python3-rados): pvc.drivers.ceph.Ceph.
 
     One connection per process, from the cluster's ceph.conf and keyring, opened with
     client_mount_timeout, rados_mon_op_timeout and rados_osd_op_timeout set, so a cluster
-    without quorum or with blocked PGs fails a call with CephError after its timeout instead of
-    blocking the caller forever. Images are RBD images named pool/name; sizes are bytes.
+    without quorum or with blocked PGs fails a call with CephUnavailable after its timeout
+    instead of blocking the caller forever; other failures raise CephError with Ceph's errno.
+    RBD images (pvc.drivers.ceph_images) and OSD devices (pvc.drivers.ceph_volume) build on it.
     """
 
-    def mon_command(self, command: dict[str, Any], timeout: float) -> Any:
+    def mon_command(self, command: dict[str, Any], timeout: float | None = None) -> Any:
         """A monitor command (the JSON form of a `ceph` command line, answered as JSON): its
         parsed answer; CephError with the monitors' message when it returns non-zero."""
         ...
 
-    def images(self, pool: str) -> dict[str, int]:
-        """Name -> size of every image of the pool."""
+    def command(self, prefix: str, **arguments: Any) -> Any:
+        """mon_command({"prefix": prefix, "format": "json", **arguments})."""
         ...
 
-    def create_image(self, pool: str, name: str, size: int) -> None: ...
+    def ioctx(self, pool: str) -> AbstractContextManager[Any]:
+        """A rados I/O context on the pool, closed on exit."""
+        ...
 
-    def resize_image(self, pool: str, name: str, size: int) -> None: ...
+    def client_address(self) -> str:
+        """This client's IP address as the cluster sees it."""
+        ...
 
-    def remove_image(self, pool: str, name: str) -> None: ...
+    def client_key(self) -> str:
+        """The cephx key of this client, from its keyring."""
+        ...
 
     def close(self) -> None: ...
 

@@ -77,7 +77,22 @@ def close_tree(zk: ZKHandler) -> int:
     return zk.call(access.close_nodes, zk.client, paths, zk.secret)
 
 
-MIGRATIONS: dict[int, Callable[[ZKHandler], Changes]] = {0: _from_0, 1: _from_1, 2: _from_2}
+def _from_3(zk: ZKHandler) -> Changes:
+    """3 -> 4: the storage tree (/ceph/osds, pools, volumes, snapshots) appears."""
+    values: dict[Any, Any] = {"base.schema.version": 4}
+    for key in ("base.ceph", "base.ceph.osds", "base.ceph.pools", "base.ceph.volumes",
+                "base.ceph.snapshots"):  # fmt: skip
+        if not zk.exists(key):
+            values[key] = ""
+    return {"values": values}
+
+
+MIGRATIONS: dict[int, Callable[[ZKHandler], Changes]] = {
+    0: _from_0,
+    1: _from_1,
+    2: _from_2,
+    3: _from_3,
+}
 
 
 def upgrade(zk: ZKHandler) -> list[int]:

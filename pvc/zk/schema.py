@@ -9,7 +9,7 @@ The tree is versioned: `/schema/version` holds the version the tree was written 
 Version 0 is the original PVC layout of v0.7 (top-level `/primary_node`, `/maintenance`,
 `/upstream_ip`, no `/schema`); version 1 moves configuration under `/config`; version 2 adds
 `/jobs` and the names index's parent `/names/domains`; version 3 closes every node to sessions
-without the cluster secret (pvc.zk.access).
+without the cluster secret (pvc.zk.access); version 4 adds the storage tree under `/ceph`.
 """
 
 import json
@@ -19,7 +19,7 @@ from typing import Any
 
 from pvc import limits
 
-VERSION = 3
+VERSION = 4
 
 # A key as callers name it: a name, or a name plus its placeholder values
 # ("node.keepalive", "node1").
@@ -84,6 +84,37 @@ KEYS: dict[str, tuple[str, Any]] = {
     "domain.shutdown_force": ("/domains/{uuid}/shutdown_force", bool),
     "domain.observed": ("/domains/{uuid}/observed", "json"),
     "domain.console_log": ("/domains/{uuid}/consolelog", str),
+    # Ceph storage (pvc.ops.storage_*): what pvc made and what the primary's statistics
+    # collector last saw. Every record is written by one verb's transaction after Ceph did its
+    # part; the collector writes only the status, utilisation and *.stats keys.
+    "ceph.status": ("/ceph/status", "json"),  # health, monitors, PG states: `ceph status`
+    "ceph.util": ("/ceph/util", "json"),  # `ceph df`: raw and per-pool usage
+    "ceph.updated": ("/ceph/updated", float),  # when the collector last wrote
+    "base.ceph.osds": ("/ceph/osds", str),
+    "osd": ("/ceph/osds/{osd}", str),  # value: the node the OSD lives on
+    "osd.node": ("/ceph/osds/{osd}/node", str),
+    "osd.device": ("/ceph/osds/{osd}/device", str),
+    "osd.fsid": ("/ceph/osds/{osd}/fsid", str),  # the OSD's own UUID (ceph-volume's osd_uuid)
+    "osd.stats": ("/ceph/osds/{osd}/stats", "json"),
+    "base.ceph.pools": ("/ceph/pools", str),
+    "pool": ("/ceph/pools/{pool}", str),
+    "pool.pgs": ("/ceph/pools/{pool}/pgs", int),
+    "pool.copies": ("/ceph/pools/{pool}/copies", int),
+    "pool.mincopies": ("/ceph/pools/{pool}/mincopies", int),
+    "pool.stats": ("/ceph/pools/{pool}/stats", "json"),
+    "base.ceph.volumes": ("/ceph/volumes", str),
+    "volumes.pool": ("/ceph/volumes/{pool}", str),
+    "volume": ("/ceph/volumes/{pool}/{volume}", str),
+    "volume.stats": ("/ceph/volumes/{pool}/{volume}/stats", "json"),  # size, features, parent
+    "base.ceph.snapshots": ("/ceph/snapshots", str),
+    "snapshots.pool": ("/ceph/snapshots/{pool}", str),
+    "snapshots.volume": ("/ceph/snapshots/{pool}/{volume}", str),
+    "snapshot": ("/ceph/snapshots/{pool}/{volume}/{snapshot}", str),
+    "snapshot.stats": ("/ceph/snapshots/{pool}/{volume}/{snapshot}/stats", "json"),
+    # a node's address as Ceph sees its clients (published by its daemon), and the blocklist
+    # entry the storage fence added for it while it was dead ({addr, time}; removed when ready)
+    "node.storage_address": ("/nodes/{node}/storageaddress", str),
+    "node.storage_fence": ("/nodes/{node}/storagefence", "json"),
     # unique names: /names/domains/<name> holds the VM's UUID
     "base.names": ("/names", str),
     "base.names.domains": ("/names/domains", str),
@@ -114,6 +145,10 @@ INITIAL_TREE: dict[str, Any] = {
     "base.names": "",
     "base.names.domains": "",
     "base.jobs": "",
+    "base.ceph.osds": "",
+    "base.ceph.pools": "",
+    "base.ceph.volumes": "",
+    "base.ceph.snapshots": "",
     "lock.primary_node": "",
     "lock.primary_sync": "",
 }
