@@ -38,6 +38,17 @@ class DomainSpec:
     uuid: str
     memory: int  # MiB
     vcpus: int
+    volumes: tuple[str, ...] = ()  # its RBD disks' "pool/volume", in order
+
+
+def _rbd_volumes(root: ET.Element) -> tuple[str, ...]:
+    """The "pool/volume" of every <disk type='network'> whose source is RBD."""
+    found = []
+    for disk in root.iterfind("devices/disk"):
+        source = disk.find("source")
+        if disk.get("type") == "network" and source is not None and source.get("protocol") == "rbd":
+            found.append(source.get("name") or "")
+    return tuple(found)
 
 
 def _check_text(xml: object) -> str:
@@ -135,7 +146,7 @@ def parse(xml: object) -> DomainSpec:
     vcpus = _whole_number(root, "vcpu")
     if memory < 1 or vcpus < 1:
         raise InvalidInput("the domain needs at least 1 MiB of memory and 1 vCPU")
-    return DomainSpec(name, str(uuid_module.UUID(uuid_text)), memory, vcpus)
+    return DomainSpec(name, str(uuid_module.UUID(uuid_text)), memory, vcpus, _rbd_volumes(root))
 
 
 def checked(xml: object) -> DomainSpec:

@@ -114,3 +114,15 @@ def test_any_text_parses_or_is_refused_with_invalid_input(text):
             domain_xml.parse(candidate)
         except InvalidInput as refused:
             assert "\n" not in refused.message
+
+
+def test_the_rbd_disks_are_the_volumes_in_order():
+    disks = (
+        "<devices><disk type='network' device='disk'><source protocol='rbd' name='vms/root'/>"
+        "</disk><disk type='file'><source file='/x.img'/></disk>"
+        "<disk type='network'><source protocol='nbd' name='other'/></disk>"
+        "<disk type='network'><source protocol='rbd' name='vms/data'/></disk></devices>"
+    )
+    text = xml().replace("</domain>", disks + "</domain>")
+    assert domain_xml.parse(text).volumes == ("vms/root", "vms/data")
+    assert domain_xml.parse(xml()).volumes == ()

@@ -1,0 +1,30 @@
+"""Which VMs use which RBD volumes: read from each VM's stored domain XML (its network disks
+with protocol "rbd", source name "pool/volume"), so storage verbs can refuse to remove what a
+VM needs."""
+
+from pvc.errors import PvcError
+from pvc.ops import domain_xml
+from pvc.zk.store import Store
+
+
+def volumes_of(xml: str | None) -> tuple[str, ...]:
+    """The "pool/volume" of each RBD disk of a stored domain XML (none if it cannot be read)."""
+    if not xml:
+        return ()
+    try:
+        return domain_xml.parse(xml).volumes
+    except PvcError:
+        return ()
+
+
+def users(store: Store, pool: str, volume: str | None = None) -> list[str]:
+    """The names of the VMs that use the volume `pool/volume` (any volume of the pool when
+    `volume` is None), sorted."""
+    names = []
+    for uuid in store.children("base.domains"):
+        for used in volumes_of(store.read(("domain.xml", uuid))):
+            used_pool, _, used_volume = used.partition("/")
+            if used_pool == pool and volume in (None, used_volume):
+                names.append(store.read(("domain", uuid)) or uuid)
+                break
+    return sorted(names)
