@@ -90,20 +90,21 @@ def util_text(answer: dict[str, Any]) -> str:
     raw = util.get("raw") or {}
     lines = [
         f"raw: {_size(raw.get('total_bytes'))} total, {_size(raw.get('used_bytes'))} used "
-        f"({_percent(raw.get('used_ratio'))}), {_size(raw.get('avail_bytes'))} available"
+        f"({_percent(raw.get('used_percent'))}), {_size(raw.get('avail_bytes'))} available"
     ]
     classes = util.get("classes") or {}
     if classes:
         rows = [
             [name, _size(c.get("total_bytes")), _size(c.get("used_bytes")),
-             _size(c.get("avail_bytes")), _percent(c.get("used_ratio"))]
+             _size(c.get("avail_bytes")), _percent(c.get("used_percent"))]
             for name, c in sorted(classes.items())
         ]  # fmt: skip
         lines += ["", table(CLASS_HEADERS, rows)]
     pools = util.get("pools") or {}
     rows = [
         [name, pool.get("id"), _size(pool.get("stored_bytes")), _size(pool.get("used_bytes")),
-         _size(pool.get("max_avail_bytes")), _percent(pool.get("used_ratio")), pool.get("objects")]
+         _size(pool.get("max_avail_bytes")), _percent(pool.get("used_percent")),
+         pool.get("objects")]
         for name, pool in sorted(pools.items())
     ]  # fmt: skip
     lines += ["", table(POOL_HEADERS, rows) if rows else "no pools"]
@@ -143,5 +144,5 @@ def _rate(value: Any) -> str:
     return f"{format_size(int(value or 0))}/s"
 
 
-def _percent(ratio: Any) -> str | None:
-    return None if ratio is None else f"{100 * ratio:.1f}%"
+def _percent(value: Any) -> str | None:
+    return None if value is None else f"{value:.1f}%"

@@ -3,10 +3,10 @@ tree`, `pg dump pools` and the text of `osd status`) as the records pvc keeps in
 
 Pure functions, no I/O: the primary's collector (pvc.node.storage_stats) asks Ceph and
 writes what these return. Every record is small and flat, named in pvc's words (bytes are
-`*_bytes`, ratios 0..1 are `*_ratio`), and holds only what pvc shows, so the whole set for
-1,000 OSDs and 1,000 pools stays well within one Zookeeper transaction per key (see
-pvc.zk.write_limit): about 70 bytes per OSD in `ceph.status`, 250 per pool in `ceph.util`,
-500 per `osd.stats` and `pool.stats` value.
+`*_bytes`, shares of 100 are `*_percent`, as an OSD's `utilization` is), and holds only what
+pvc shows, so that for 1,000 OSDs and 1,000 pools each value stays far below one Zookeeper
+transaction (pvc.zk.write_limit): about 120 bytes per OSD in `ceph.status` and 210 per pool
+in `ceph.util` (with 50-character names), under 500 bytes per `osd.stats` and `pool.stats`.
 
 Ceph leaves out what is zero (client I/O rates, recovery counters), and an OSD that is down
 may be missing from `osd df` or have no host in `osd status`: those read as 0 or None.
@@ -115,7 +115,7 @@ def _pool_usage(stats: dict[str, Any]) -> dict[str, Any]:
         "stored_bytes": _number(stats.get("stored")),
         "used_bytes": _number(stats.get("bytes_used")),
         "max_avail_bytes": _number(stats.get("max_avail")),
-        "used_ratio": float(_number(stats.get("percent_used"))),  # a ratio since Nautilus
+        "used_percent": 100 * float(_number(stats.get("percent_used"))),  # Ceph's: a ratio
         "objects": _number(stats.get("objects")),
     }
 
@@ -128,7 +128,7 @@ def utilization(df: dict[str, Any]) -> dict[str, Any]:
             "total_bytes": _number(stats.get("total_bytes")),
             "used_bytes": _number(stats.get("total_used_raw_bytes")),
             "avail_bytes": _number(stats.get("total_avail_bytes")),
-            "used_ratio": float(_number(stats.get("total_used_raw_ratio"))),
+            "used_percent": 100 * float(_number(stats.get("total_used_raw_ratio"))),
         }
 
     return {

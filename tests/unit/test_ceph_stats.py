@@ -130,7 +130,7 @@ def test_utilization_has_raw_totals_classes_and_every_pool():
         "total_bytes": 8589934592,
         "used_bytes": 304308224,
         "avail_bytes": 8285626368,
-        "used_ratio": 0.0354,
+        "used_percent": 3.54,
     }
     assert set(util["classes"]) == {"hdd"}
     assert set(util["pools"]) == {"device_health_metrics", "vms"}
@@ -139,7 +139,7 @@ def test_utilization_has_raw_totals_classes_and_every_pool():
         "stored_bytes": 1296039936,
         "used_bytes": 2592079872,
         "max_avail_bytes": 6610388480,
-        "used_ratio": 0.1639,
+        "used_percent": 16.39,
         "objects": 309,
     }
 
@@ -152,7 +152,7 @@ def test_pool_stats_only_for_recorded_pools_that_ceph_has():
     assert (vms["degraded_objects"], vms["misplaced_objects"], vms["unfound_objects"]) == (12, 4, 1)
     assert (vms["read_ops"], vms["read_bytes"], vms["write_ops"], vms["write_bytes"]) == (
         4, 16384, 309, 1296039936)  # fmt: skip
-    assert vms["used_ratio"] == 0.1639
+    assert vms["used_percent"] == 16.39
     # a pool without a pg dump entry (no PGs reported yet) has zero counts
     assert ceph_stats.pool_stats(["vms"], DF, OSD_DUMP, {})["vms"]["degraded_objects"] == 0
 
