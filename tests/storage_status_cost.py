@@ -71,3 +71,56 @@ def measure(zk: ZKHandler, ceph_settings: dict[str, Any], rounds: int = 20) -> d
         "median_bytes_written": median("bytes"),
         "max_bytes_written": max(c.bytes for c in rest),
     }
+
+
+def measure_at_scale(zk: ZKHandler, count: int = 1000) -> dict[str, Any]:
+    """The cost for `count` OSDs and `count` pools, each with a pvc record, from Ceph answers
+    made up in their real shapes (tests/unit/test_ceph_stats.py): building the records, then
+    writing them all (everything new), then again with nothing changed."""
+    from pvc.ops import ceph_stats
+    from tests.unit.test_ceph_stats import large_cluster
+
+    osd_dump, tree, osd_df, df, pg_pools, rates = large_cluster(count)
+    osds = [str(n) for n in range(count)]
+    pools = [pool["pool_name"] for pool in osd_dump["pools"]]
+    records: dict[Any, Any] = {("osd", osd): "node" for osd in osds}
+    records.update({("pool", pool): "" for pool in pools})
+    for start in range(0, len(records), 500):
+        zk.write(dict(list(records.items())[start : start + 500]))
+    started = time.monotonic()
+    values: dict[Any, Any] = {
+        ("osd.stats", k): v
+        for k, v in ceph_stats.osd_stats(osds, osd_dump, osd_df, tree, rates).items()
+    }
+    values.update(
+        {
+            ("pool.stats", k): v
+            for k, v in ceph_stats.pool_stats(pools, df, osd_dump, pg_pools).items()
+        }
+    )
+    values["ceph.status"] = ceph_stats.cluster_status({"health": {}}, osd_dump, tree)
+    values["ceph.util"] = ceph_stats.utilization(df)
+    build = time.monotonic() - started
+    view = CachedView(zk, open_mirror(zk))
+    try:
+        stats = StorageStats(view, collector_config({}), HeldLease(), None)  # type: ignore[arg-type]
+        started = time.monotonic()
+        written, size, transactions = stats.write(values)
+        first = time.monotonic() - started
+        view.mirror.sync()
+        started = time.monotonic()
+        again = stats.write(values)
+        unchanged = time.monotonic() - started
+    finally:
+        view.mirror.close()
+    return {
+        "count": count,
+        "seconds_build": build,
+        "seconds_write_all": first,
+        "keys_written": written,
+        "bytes_written": size,
+        "transactions": transactions,
+        "seconds_write_unchanged": unchanged,
+        "keys_written_unchanged": again[0],
+        "bytes_written_unchanged": again[1],
+    }

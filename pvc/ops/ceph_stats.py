@@ -17,6 +17,7 @@ from typing import Any
 
 from pvc.limits import one_line
 
+PERCENT_DIGITS = 2  # decimals kept of a percentage
 SUMMARY_MAX = 300  # characters of one health check's summary kept in ceph.status
 # OSD map flags every Pacific cluster has set: only the others (noout, ...) are shown
 STANDING_FLAGS = frozenset(
@@ -26,6 +27,12 @@ STANDING_FLAGS = frozenset(
 
 def _number(value: Any, default: float | int = 0) -> Any:
     return value if isinstance(value, int | float) and not isinstance(value, bool) else default
+
+
+def _percent(ratio: Any) -> float:
+    """A ratio 0..1 as a percentage, rounded: a change in the last digits of a float is no
+    reason to write a value again."""
+    return round(100 * float(_number(ratio)), PERCENT_DIGITS)
 
 
 def crush_hosts(osd_tree: dict[str, Any]) -> dict[int, str]:
@@ -115,7 +122,7 @@ def _pool_usage(stats: dict[str, Any]) -> dict[str, Any]:
         "stored_bytes": _number(stats.get("stored")),
         "used_bytes": _number(stats.get("bytes_used")),
         "max_avail_bytes": _number(stats.get("max_avail")),
-        "used_percent": 100 * float(_number(stats.get("percent_used"))),  # Ceph's: a ratio
+        "used_percent": _percent(stats.get("percent_used")),  # Ceph's: a ratio
         "objects": _number(stats.get("objects")),
     }
 
@@ -128,7 +135,7 @@ def utilization(df: dict[str, Any]) -> dict[str, Any]:
             "total_bytes": _number(stats.get("total_bytes")),
             "used_bytes": _number(stats.get("total_used_raw_bytes")),
             "avail_bytes": _number(stats.get("total_avail_bytes")),
-            "used_percent": 100 * float(_number(stats.get("total_used_raw_ratio"))),
+            "used_percent": _percent(stats.get("total_used_raw_ratio")),
         }
 
     return {
@@ -182,17 +189,17 @@ OSD_STATUS_COLUMNS = ("used", "avail", "write_ops_sec", "write_bytes_sec", "read
 _SUFFIXES = {"": 0, "k": 1, "M": 2, "G": 3, "T": 4, "P": 5, "E": 6}
 
 
-def _unit_number(text: str, factor: int) -> float | None:
-    """A number as the manager's format_units writes it ("0", "1.2k", "290M")."""
+def _unit_number(text: str, factor: int) -> int | None:
+    """A number as the manager's format_units writes it ("0", "1.2k", "290M"), whole."""
     suffix = text[-1] if text and text[-1] in _SUFFIXES else ""
     try:
         value = float(text[: len(text) - len(suffix)])
     except ValueError:
         return None
-    return value * factor ** _SUFFIXES[suffix]
+    return round(value * factor ** _SUFFIXES[suffix])
 
 
-def osd_io_rates(osd_status_text: str) -> dict[int, dict[str, float | None]]:
+def osd_io_rates(osd_status_text: str) -> dict[int, dict[str, int | None]]:
     """OSD id -> its client I/O rates, from the text of `ceph osd status` (ID HOST USED AVAIL
     WR OPS WR DATA RD OPS RD DATA STATE; the host is empty for an OSD that never started)."""
     rates = {}
@@ -213,7 +220,7 @@ def osd_stats(
     osd_dump: dict[str, Any],
     osd_df: dict[str, Any],
     osd_tree: dict[str, Any],
-    io_rates: dict[int, dict[str, float | None]],
+    io_rates: dict[int, dict[str, int | None]],
 ) -> dict[str, dict[str, Any]]:
     """`osd.stats` for each OSD of `osds` (ids pvc has a record of) that Ceph has: up/in,
     CRUSH host and weight, reweight, class, utilisation, PGs, size/used/avail and I/O rates."""
@@ -237,8 +244,8 @@ def osd_stats(
             "weight": weights.get(number, 0.0),
             "reweight": float(_number(state.get("weight"))),
             "primary_affinity": float(_number(state.get("primary_affinity"), 1.0)),
-            "utilization": float(_number(used.get("utilization"))),
-            "var": float(_number(used.get("var"))),
+            "utilization": round(float(_number(used.get("utilization"))), PERCENT_DIGITS),
+            "var": round(float(_number(used.get("var"))), 3),
             "pgs": _number(used.get("pgs")),
             "size_bytes": _number(used.get("kb")) * 1024,
             "used_bytes": _number(used.get("kb_used")) * 1024,

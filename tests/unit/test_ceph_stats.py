@@ -161,7 +161,7 @@ def test_osd_io_rates_are_read_from_the_osd_status_table():
     rates = ceph_stats.osd_io_rates(OSD_STATUS)
     assert rates[0] == {
         "write_ops_sec": 21.0,
-        "write_bytes_sec": 86.4 * 1024**2,
+        "write_bytes_sec": round(86.4 * 1024**2),
         "read_ops_sec": 0.0,
         "read_bytes_sec": 0.0,
     }
@@ -180,7 +180,7 @@ def test_osd_stats_only_for_recorded_osds_that_ceph_has():
     assert (one["up"], one["in"], one["weight"], one["reweight"]) == (True, True, 0.0048, 0.5)
     assert (one["size_bytes"], one["used_bytes"], one["avail_bytes"]) == (
         5242880 * 1024, 297176 * 1024, 4945704 * 1024)  # fmt: skip
-    assert (one["utilization"], one["pgs"], one["write_ops_sec"]) == (5.668, 17, 1200.0)
+    assert (one["utilization"], one["pgs"], one["write_ops_sec"]) == (5.67, 17, 1200)  # rounded
     # down, and missing from osd df: zero usage, not an error
     assert stats["2"]["up"] is False and stats["2"]["size_bytes"] == 0
 
@@ -229,7 +229,7 @@ def large_cluster(count: int) -> tuple[dict, ...]:
                         "num_objects_misplaced": big, "num_objects_unfound": big}}
                        for n in range(count)]
     }  # fmt: skip
-    rates = {n: dict.fromkeys(ceph_stats.OSD_STATUS_COLUMNS[2:], 1234.5678) for n in range(count)}
+    rates = {n: dict.fromkeys(ceph_stats.OSD_STATUS_COLUMNS[2:], 123456789) for n in range(count)}
     return osd_dump, tree, osd_df, df, pg_pools, rates
 
 
