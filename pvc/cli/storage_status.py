@@ -50,8 +50,15 @@ def status_text(answer: dict[str, Any]) -> str:
         return _freshness_note(answer) or "no Ceph status"
     if recorded.get("health") == "unreachable":
         since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(recorded.get("since") or 0))
-        lines = [f"health:  unreachable since {since}: {recorded.get('error')}"]
-        return "\n".join(filter(None, [_freshness_note(answer), *lines, _collected(answer)]))
+        text = key_values(
+            [
+                ("health", "unreachable"),
+                ("error", recorded.get("error")),
+                ("since", since),
+                ("collected", _collected(answer)),
+            ]
+        )
+        return _with_note(answer, text)
     counts = recorded.get("osd_count") or {}
     monitors = recorded.get("monitors") or {}
     pgs = recorded.get("pgs") or {}
@@ -78,8 +85,7 @@ def status_text(answer: dict[str, Any]) -> str:
             [name, check.get("severity"), check.get("summary")] for name, check in checks.items()
         ]
         text += "\n\nwarnings:\n" + table(("CHECK", "SEVERITY", "SUMMARY"), rows)
-    note = _freshness_note(answer)
-    return f"{note}\n{text}" if note else text
+    return _with_note(answer, text)
 
 
 def util_text(answer: dict[str, Any]) -> str:
@@ -108,13 +114,17 @@ def util_text(answer: dict[str, Any]) -> str:
         for name, pool in sorted(pools.items())
     ]  # fmt: skip
     lines += ["", table(POOL_HEADERS, rows) if rows else "no pools"]
-    note = _freshness_note(answer)
-    return "\n".join(([note] if note else []) + lines)
+    return _with_note(answer, "\n".join(lines))
 
 
 def _freshness_note(answer: dict[str, Any]) -> str | None:
     """A warning line when the data is stale or absent (its message says why)."""
     return None if answer["freshness"] == "current" else f"note: {answer['message']}"
+
+
+def _with_note(answer: dict[str, Any], text: str) -> str:
+    note = _freshness_note(answer)
+    return f"{note}\n{text}" if note else text
 
 
 def _collected(answer: dict[str, Any]) -> str | None:

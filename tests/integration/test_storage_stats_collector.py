@@ -77,7 +77,7 @@ def test_stats_never_recreate_a_record_removed_meanwhile(zk, ceph_service, pool)
 
 
 def test_an_unreachable_ceph_is_one_line_and_keeps_the_last_figures(
-    zk, ceph_service, tmp_path, start_api
+    zk, ceph_service, tmp_path, start_api, run_pvc
 ):
     zk.write({("pool", "kept"): ""})
     with collector(zk, ceph_service.settings()) as stats:
@@ -105,6 +105,9 @@ def test_an_unreachable_ceph_is_one_line_and_keeps_the_last_figures(
     assert summary["health"] == "unreachable" and summary["error"] == status["error"]
     assert summary["records"] == {"osds": 0, "pools": 1, "volumes": 0}
     assert get(api, "/storage/ceph/utilization")["utilization"] == util
+    lines = ok(run_pvc("--config", str(api.config_path), "storage", "status")).splitlines()
+    assert lines[0].split() == ["health:", "unreachable"]
+    assert lines[1].startswith("error:") and lines[1].endswith(status["error"])
 
 
 def test_the_api_says_when_statistics_are_absent_or_stale(zk, start_api, run_pvc):
