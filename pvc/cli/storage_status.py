@@ -70,6 +70,7 @@ def status_text(answer: dict[str, Any]) -> str:
     text = key_values(
         [
             ("health", recorded.get("health")),
+            *([("manager", recorded["manager_error"])] if recorded.get("manager_error") else []),
             ("monitors", f"{monitors.get('total')} (quorum: {quorum})"),
             ("osds", f"{counts.get('total')} total, {counts.get('up')} up, {counts.get('in')} in"),
             ("flags", ", ".join(recorded.get("flags") or []) or None),

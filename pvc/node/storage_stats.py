@@ -5,8 +5,9 @@ and stopped on relinquish by the primary's registry (pvc.node.primary_services);
 names that key every `timers.keepalive_interval`, so a collection runs once per interval
 (back to back when Ceph is slower than that). Registered only where `ceph.enabled`.
 
-One collection: seven monitor commands through the driver (status, df detail, osd dump,
-osd df, osd tree, pg dump pools, osd status), each bounded by `ceph.timeout`, turned into
+One collection: seven monitor commands through the driver (status, osd dump, osd tree, df
+detail, then the manager's osd df, pg dump pools, osd status), each bounded by
+`ceph.timeout`, turned into
 pvc's records by pvc.ops.ceph_stats: `ceph.status`, `ceph.util`, `osd.stats` for every OSD
 with an `osd` record and `pool.stats` for every pool with a `pool` record (other verbs make
 and remove those records; this collector is the only writer of these keys). Only values that
@@ -20,6 +21,8 @@ and `ceph.updated`.
 
 Ceph not answering within `ceph.timeout` (CephUnavailable): `ceph.status` becomes
 {"health": "unreachable", "error": ..., "since": ...}; the last utilisation and stats stay.
+Only the manager not answering: the status and utilisation are written, the status with its
+`manager_error`, and the last OSD and pool stats stay.
 
 Acting only while this node holds the primary lease (as the fence monitor does): a collector
 still running after a relinquish writes nothing.
@@ -31,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pvc.config import Config
-from pvc.drivers.ceph import Ceph, CephUnavailable
+from pvc.drivers.ceph import Ceph, CephError, CephUnavailable
 from pvc.errors import ConcurrentChange, PvcError
 from pvc.limits import TRANSACTION_MAX
 from pvc.node.controller import Controller
@@ -137,25 +140,36 @@ class StorageStats:
         )
 
     def collect(self) -> dict[Key, Any]:
-        """Every record, as Ceph answers now (CephUnavailable when it does not)."""
+        """Every record, as Ceph answers now (CephUnavailable when the monitors do not).
+
+        The monitors answer status, osd dump, osd tree and df themselves; osd df, pg dump
+        and osd status are the manager's. A manager that does not answer (down, or failing
+        over) leaves the status and utilisation collected, saying so in the status's
+        `manager_error`, and the last OSD and pool stats as they were."""
         command = self.ceph.command
         status = command("status")
-        df = command("df", detail="detail")
         osd_dump = command("osd dump")
-        osd_df = command("osd df")
         osd_tree = command("osd tree")
-        pg_pools = command("pg dump", dumpcontents=["pools"])
-        osd_status = command("osd status")  # a table: Pacific has no JSON form of it
+        df = command("df", detail="detail")
+        values: dict[Key, Any] = {"ceph.util": ceph_stats.utilization(df)}
+        try:
+            osd_df = command("osd df")
+            pg_pools = command("pg dump", dumpcontents=["pools"])
+            osd_status = command("osd status")  # a table: Pacific has no JSON form of it
+        except CephError as exc:
+            values["ceph.status"] = ceph_stats.cluster_status(
+                status, osd_dump, osd_tree, manager_error=exc.message
+            )
+            log.warning("Ceph's manager: %s", exc.message)
+            return values
         rates = ceph_stats.osd_io_rates(osd_status if isinstance(osd_status, str) else "")
         osds = self.view.children("base.ceph.osds")
         pools = self.view.children("base.ceph.pools")
-        values: dict[Key, Any] = {}
         for osd, stats in ceph_stats.osd_stats(osds, osd_dump, osd_df, osd_tree, rates).items():
             values[("osd.stats", osd)] = stats
         for pool, stats in ceph_stats.pool_stats(pools, df, osd_dump, pg_pools).items():
             values[("pool.stats", pool)] = stats
         values["ceph.status"] = ceph_stats.cluster_status(status, osd_dump, osd_tree)
-        values["ceph.util"] = ceph_stats.utilization(df)
         return values
 
     def _unreachable(self, error: str) -> dict[str, Any]:

@@ -55,10 +55,14 @@ def crush_weights(osd_tree: dict[str, Any]) -> dict[int, float]:
 
 
 def cluster_status(
-    status: dict[str, Any], osd_dump: dict[str, Any], osd_tree: dict[str, Any]
+    status: dict[str, Any],
+    osd_dump: dict[str, Any],
+    osd_tree: dict[str, Any],
+    manager_error: str | None = None,
 ) -> dict[str, Any]:
     """`ceph.status`: health and its checks, monitors, OSDs (counts and each one), flags,
-    placement groups by state, client I/O and recovery."""
+    placement groups by state, client I/O and recovery; `manager_error` when the manager did
+    not answer (the OSD and pool stats were not collected)."""
     health = status.get("health", {})
     checks = {
         name: {
@@ -81,6 +85,7 @@ def cluster_status(
     pgmap = status.get("pgmap", {})
     return {
         "health": health.get("status"),
+        "manager_error": None if manager_error is None else one_line(manager_error),
         "checks": checks,
         "fsid": status.get("fsid"),
         "monitors": {

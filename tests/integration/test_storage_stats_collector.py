@@ -3,7 +3,9 @@ session's real Ceph and a real Zookeeper; and what the API answers about what it
 - one collection writes status, utilisation and the stats of recorded OSDs and pools, as Ceph
   itself sees them; a second with nothing changed writes only the time;
 - a Ceph that does not answer is "unreachable" on one line within its timeout, and the last
-  utilisation and stats stay; the API says so, and says when the data is stale or absent."""
+  utilisation and stats stay; the API says so, and says when the data is stale or absent;
+- a manager that does not answer leaves the status and utilisation collected, saying so, and
+  the last OSD and pool stats."""
 
 import json
 import time
@@ -11,6 +13,7 @@ import urllib.request
 
 import pytest
 
+from pvc.drivers.ceph import CephUnavailable
 from tests.conftest import ok
 from tests.storage_status_cost import collector
 
@@ -74,6 +77,36 @@ def test_stats_never_recreate_a_record_removed_meanwhile(zk, ceph_service, pool)
         stats.write(values)
     assert not zk.exists(("pool", POOL))
     assert zk.read("ceph.status")["health"] in ("HEALTH_OK", "HEALTH_WARN")
+
+
+class ManagerDown:
+    """The session's Ceph, but the manager's commands time out, as they do (measured) while
+    no manager is active: the monitors still answer status, osd dump, osd tree and df."""
+
+    MANAGER = ("osd df", "pg dump", "osd status")
+
+    def __init__(self, ceph):
+        self.ceph = ceph
+
+    def command(self, prefix: str, **arguments):
+        if prefix in self.MANAGER:
+            raise CephUnavailable(f"ceph {prefix}: Ceph did not answer within 5 s")
+        return self.ceph.command(prefix, **arguments)
+
+
+def test_without_a_manager_the_status_is_written_and_the_stats_kept(zk, ceph_service, pool):
+    zk.write({("pool", POOL): ""})
+    with collector(zk, ceph_service.settings()) as stats:
+        stats.collect_and_write()
+        kept = zk.read(("pool.stats", POOL))
+        stats.ceph = ManagerDown(stats.ceph)
+        result = stats.collect_and_write()
+    assert result.reachable
+    status = zk.read("ceph.status")
+    assert status["health"] in ("HEALTH_OK", "HEALTH_WARN") and status["osds"]
+    assert status["manager_error"] == "ceph osd df: Ceph did not answer within 5 s"
+    assert POOL in zk.read("ceph.util")["pools"]
+    assert zk.read(("pool.stats", POOL)) == kept
 
 
 def test_an_unreachable_ceph_is_one_line_and_keeps_the_last_figures(

@@ -100,7 +100,7 @@ OSD_STATUS = (
 
 def test_the_cluster_status_keeps_health_checks_osds_pgs_and_io():
     status = ceph_stats.cluster_status(STATUS, OSD_DUMP, OSD_TREE)
-    assert status["health"] == "HEALTH_WARN"
+    assert status["health"] == "HEALTH_WARN" and status["manager_error"] is None
     assert status["checks"]["PG_DEGRADED"] == {
         "severity": "HEALTH_WARN",
         "summary": "Degraded data redundancy: 3 pgs",  # one line
@@ -122,6 +122,11 @@ def test_the_cluster_status_keeps_health_checks_osds_pgs_and_io():
         "write_op_per_sec": 21,
     }
     assert status["recovery"]["degraded_objects"] == 12
+
+
+def test_a_manager_error_is_kept_on_one_line():
+    status = ceph_stats.cluster_status(STATUS, OSD_DUMP, OSD_TREE, manager_error="ceph osd df:\nno")
+    assert status["manager_error"] == "ceph osd df: no" and status["health"] == "HEALTH_WARN"
 
 
 def test_utilization_has_raw_totals_classes_and_every_pool():
