@@ -143,3 +143,35 @@ def test_the_new_primary_collects(cluster, zk, pvc):
     assert answer["freshness"] == "current"
     cluster.start(second)
     until(lambda: node_ops.info(zk, second)["daemon_state"] == "run")
+
+
+@pytest.fixture(scope="module")
+def cut_off(tmp_path_factory, ceph_service):
+    """One node whose Ceph configuration points at an address where nothing answers."""
+    workdir = tmp_path_factory.mktemp("storage-cut-off")
+    dead = workdir / "ceph.conf"
+    dead.write_text("[global]\nmon_host = 127.0.0.1:9\n")
+    local = LocalCluster(workdir, 1, prefix="pvcv", subnet="10.220.0", zk_port=free_port())
+    local.up()
+    local.settings["ceph"] = {**ceph_service.settings(timeout=1), "config_file": str(dead)}
+    local.write_config("node1")
+    local.start_all()
+    yield local
+    local.down()
+
+
+def test_a_ceph_that_does_not_answer_is_unreachable_in_one_line(cut_off, run_pvc):
+    zk = cut_off.running_observer()
+    try:
+        status = until(lambda: zk.read("ceph.status"))
+        keepalive = zk.read(("node.keepalive", "node1"))
+        # the daemon goes on: its keepalives are not held up by Ceph's timeouts
+        until(lambda: zk.read(("node.keepalive", "node1")) > keepalive + 2)
+    finally:
+        zk.close()
+    assert status["health"] == "unreachable" and "\n" not in status["error"]
+    assert "did not answer within 1 s" in status["error"]
+    ok(run_pvc("connection", "add", "t", "-a", cut_off.floating, "-p", "7370",
+               "-k", cut_off.api_key))  # fmt: skip
+    lines = until(lambda: (r := run_pvc("-c", "t", "storage", "status")).returncode == 0 and r)
+    assert lines.stdout.splitlines()[0].split() == ["health:", "unreachable"]
