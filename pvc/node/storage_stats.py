@@ -94,7 +94,6 @@ class StorageStats:
         self.view = view
         self.lease = lease
         self.ceph = ceph
-        self.last: Collection | None = None
         self.controller = Controller(
             "storage-stats",
             self._step,
@@ -112,9 +111,8 @@ class StorageStats:
         return self.controller.running()
 
     def _step(self, _key: str) -> None:
-        if not self.lease.valid() or not self.view.mirror.loaded:
-            return
-        self.last = self.collect_and_write()
+        if self.lease.valid() and self.view.mirror.loaded:
+            self.collect_and_write()
 
     # --- one collection -----------------------------------------------------------------------
 
