@@ -124,8 +124,8 @@ class StorageStats:
         except CephUnavailable as exc:
             values = {"ceph.status": self._unreachable(exc.message)}
             reachable = False
-            log.warning("Ceph status: %s", exc.message)
         collected = time.monotonic()
+        self._log_change(self.view.read("ceph.status") or {}, values["ceph.status"])
         written, size, transactions = self.write(values)
         return Collection(
             collected - started,
@@ -158,7 +158,6 @@ class StorageStats:
             values["ceph.status"] = ceph_stats.cluster_status(
                 status, osd_dump, osd_tree, manager_error=exc.message
             )
-            log.warning("Ceph's manager: %s", exc.message)
             return values
         rates = ceph_stats.osd_io_rates(osd_status if isinstance(osd_status, str) else "")
         osds = self.view.children("base.ceph.osds")
@@ -169,6 +168,15 @@ class StorageStats:
             values[("pool.stats", pool)] = stats
         values["ceph.status"] = ceph_stats.cluster_status(status, osd_dump, osd_tree)
         return values
+
+    @staticmethod
+    def _log_change(before: dict[str, Any], now: dict[str, Any]) -> None:
+        """Logs Ceph or its manager ceasing or starting again to answer (not every interval)."""
+        for field, what in (("error", "Ceph"), ("manager_error", "Ceph's manager")):
+            if now.get(field) and not before.get(field):
+                log.warning("%s does not answer: %s", what, now[field])
+            elif before.get(field) and not now.get(field):
+                log.info("%s answers again", what)
 
     def _unreachable(self, error: str) -> dict[str, Any]:
         """The unreachable status, since the first collection that found Ceph so (kept
