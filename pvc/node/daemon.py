@@ -13,8 +13,9 @@ Life cycle (daemon state in Zookeeper): init -> run -> shutdown -> stop.
    (pvc.node.watchdog). Coordinators start primary contention (pvc.node.primary_contention),
    whose lease the watchdog enforces; its registry of primary services
    (pvc.node.primary_services) holds the floating address and runs the primary-only
-   controllers, the fence monitor (pvc.node.fencing) among them. With libvirt, the VM
-   controller (pvc.node.vms) starts.
+   controllers, the fence monitor (pvc.node.fencing) among them, and with Ceph the storage
+   statistics collector (pvc.node.storage_stats). With libvirt, the VM controller
+   (pvc.node.vms) starts.
 5. Keepalive every `timers.keepalive_interval`; the first one sets the daemon state `run`
    (then the node may contend) and tells systemd READY=1. After a lost session the next
    keepalive comes at once and registers the node again in the new session. With
@@ -40,7 +41,7 @@ from pvc.node.fencing import FenceMonitor
 from pvc.node.jobs import JobRunner
 from pvc.node.lease import PrimaryLease
 from pvc.node.primary_contention import Coordinator
-from pvc.node.primary_services import for_node
+from pvc.node.primary_services import PrimaryService, for_node
 from pvc.node.vms import VmController
 from pvc.node.watchdog_process import WatchdogProcess
 from pvc.zk import handler, migrations
@@ -210,7 +211,16 @@ class NodeDaemon:
         assert self.zk is not None and self.view is not None and self.watchdog is not None
         self.lease = PrimaryLease(self.zk, self.watchdog, interface, cidr)
         # primary-only controllers, started after the built-in services on takeover
-        controllers = [FenceMonitor(self.zk, self.view, self.name, self.config, self.lease)]
+        controllers: list[PrimaryService] = [
+            FenceMonitor(self.zk, self.view, self.name, self.config, self.lease)
+        ]
+        if self.config.get("ceph.enabled"):
+            from pvc.drivers import ceph
+            from pvc.node.storage_stats import StorageStats
+
+            controllers.append(
+                StorageStats(self.view, self.config, self.lease, ceph.shared(self.config))
+            )
         services = for_node(self.config, controllers)
         self.coordinator = Coordinator(self.zk, self.name, services, self.lease)
         self.coordinator.stop_timeout = self.config.get("timers.relinquish_timeout")

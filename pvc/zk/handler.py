@@ -438,6 +438,14 @@ class ZKHandler:
         asked = [(path, self.client.exists_async(path)) for path in paths]
         return {path: self.call(pending.get) is not None for path, pending in asked}
 
+    def versions(self, keys: Iterable[Key]) -> dict[Key, int]:
+        """The current version of each key that exists (missing keys are left out), asked
+        with pipelined requests (one round trip): what a write's `expect` needs to add to
+        many records without recreating one removed meanwhile."""
+        asked = [(key, self.client.exists_async(resolve(key)[0])) for key in keys]
+        found = {key: self.call(pending.get) for key, pending in asked}
+        return {key: stat.version for key, stat in found.items() if stat is not None}
+
     def subtrees_bottom_up(self, paths: Iterable[str]) -> list[str]:
         """Every path under `paths` (and they themselves), deepest first, read level by level
         with pipelined requests; paths that do not exist are left out."""
