@@ -27,7 +27,14 @@ from pvc.zk.store import Store
 
 PREFIX = "/api/v1"
 PATH_ARG = re.compile(r"<([a-zA-Z_][a-zA-Z0-9_]*)(?::[^>]*)?>")
-PATH_ARG_LABELS = {"vm": "VM name or UUID", "node": "node name", "task": "task id"}
+PATH_ARG_LABELS = {
+    "vm": "VM name or UUID",
+    "node": "node name",
+    "task": "task id",
+    "pool": "pool name",
+    "volume": "volume name",
+    "snapshot": "snapshot name",
+}
 log = logging.getLogger("pvc.api")
 
 

@@ -62,7 +62,7 @@ class ApiClient:
             headers["X-Api-Key"] = self.connection.api_key
         params = {name: value for name, value in (params or {}).items() if value is not None}
         body = None
-        if method in ("POST", "PUT"):
+        if method in ("POST", "PUT") and params:  # none: no body (some endpoints take none)
             body = json.dumps(params).encode()
             headers["Content-Type"] = "application/json"
         elif params:

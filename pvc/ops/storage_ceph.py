@@ -65,11 +65,14 @@ def undo(action: Any, *args: Any) -> None:
         log.error("could not undo a Ceph change (%s%s): %s", action.__name__, args, exc.message)
 
 
-def pool_lock(store: Store, pool: str) -> Any:
-    """The lock that makes storage changes in `pool` one at a time, so a check (a name is
-    free) still holds when the records are written and an undo never removes what a
-    concurrent request made."""
-    return exclusive_lock(store, ("lock.storage_pool", pool), LOCK_TIMEOUT)
+@contextmanager
+def pool_lock(store: Store, pool: str) -> Iterator[None]:
+    """Holds the lock that makes storage changes in `pool` one at a time, with the store
+    caught up, so a check made under it (a name is free) still holds when the records are
+    written, and an undo never removes what a concurrent request made."""
+    with exclusive_lock(store, ("lock.storage_pool", pool), LOCK_TIMEOUT):
+        store.catch_up()
+        yield
 
 
 # --- records ---------------------------------------------------------------------------------

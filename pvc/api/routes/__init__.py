@@ -2,7 +2,16 @@
 
 import importlib
 
-MODULES = ("root", "cluster", "node", "vm", "tasks")
+MODULES = (
+    "root",
+    "cluster",
+    "node",
+    "vm",
+    "tasks",
+    "storage_pool",
+    "storage_volume",
+    "storage_snapshot",
+)
 
 
 def load() -> None:
