@@ -118,7 +118,7 @@ def require_no_volume(store: Store, pool: str, volume: str) -> None:
 # --- the fill check --------------------------------------------------------------------------
 
 
-def check_room(config: Config, pool: str, added: int) -> None:
+def check_room(store: Store, config: Config, pool: str, added: int) -> None:
     """Refuses (409) a change that provisions `added` more bytes in `pool` if it would take
     the pool past storage.max_fill_ratio, read live from `ceph df detail`:
 
@@ -127,15 +127,17 @@ def check_room(config: Config, pool: str, added: int) -> None:
     `stored` is the pool's data per copy and `max_avail` what can still be written to it per
     copy (Ceph divides by the copies), so the ratio is the pool's fill, per copy, if the new
     bytes were all written. Thin provisioning is not counted: this guards the next write,
-    not the promises already made."""
+    not the promises already made. A pool the manager has not reported yet (it was made
+    seconds ago) counts as empty, with the cluster's free bytes divided by its copies."""
     if added <= 0:
         return
     ratio = float(config.get("storage.max_fill_ratio"))
     with refusals(f"pool '{pool}'"):
-        pools = connection(config).command("df", detail="detail")["pools"]
-    stats = next((p["stats"] for p in pools if p["name"] == pool), None)
+        df = connection(config).command("df", detail="detail")
+    stats = next((p["stats"] for p in df["pools"] if p["name"] == pool), None)
     if stats is None:
-        raise NotFound(f"pool '{pool}' does not exist in Ceph")
+        copies = max(1, int(store.read(("pool.copies", pool)) or 1))
+        stats = {"stored": 0, "max_avail": int(df["stats"]["total_avail_bytes"]) // copies}
     stored, available = int(stats["stored"]), int(stats["max_avail"])
     capacity = stored + available
     after = (stored + added) / capacity if capacity else float("inf")

@@ -43,7 +43,7 @@ def add(store: Store, config: Config, pool: str, volume: str, size: str) -> dict
     images = storage_ceph.images(config)
     with storage_ceph.pool_lock(store, pool):
         storage_ceph.require_no_volume(store, pool, volume)
-        storage_ceph.check_room(config, pool, size_bytes)
+        storage_ceph.check_room(store, config, pool, size_bytes)
         with refusals(_label(pool, volume)):
             images.create(pool, volume, size_bytes)
         try:
@@ -96,7 +96,7 @@ def resize(
                 f"{_label(pool, volume)} is {format_size(current)}: shrinking it to "
                 f"{format_size(size_bytes)} discards data; confirm it (shrink=true)"
             )
-        storage_ceph.check_room(config, pool, size_bytes - current)
+        storage_ceph.check_room(store, config, pool, size_bytes - current)
         with refusals(_label(pool, volume)):
             images.resize(pool, volume, size_bytes)
         try:
@@ -167,7 +167,7 @@ def clone(
     source = f"{pool}/{volume}" + (f"@{snapshot}" if snapshot else "")
     with storage_ceph.pool_lock(store, pool):
         storage_ceph.require_no_volume(store, pool, new_name)
-        storage_ceph.check_room(config, pool, int(stats.get("size") or 0))
+        storage_ceph.check_room(store, config, pool, int(stats.get("size") or 0))
         with refusals(f"'{source}' or {_label(pool, new_name)}"):
             images.clone(pool, volume, new_name, snapshot)
         try:
