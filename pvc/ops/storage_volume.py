@@ -22,7 +22,8 @@ from pvc.ops.storage_ceph import refusals, undo
 from pvc.zk.store import Store
 
 
-def _stats(info: dict[str, Any]) -> dict[str, Any]:
+def stats_of(info: dict[str, Any]) -> dict[str, Any]:
+    """What `volume.stats` holds, from the driver's info."""
     return {"size": info["size"], "features": info["features"], "parent": info["parent"]}
 
 
@@ -47,7 +48,7 @@ def add(store: Store, config: Config, pool: str, volume: str, size: str) -> dict
         with refusals(_label(pool, volume)):
             images.create(pool, volume, size_bytes)
         try:
-            stats = _stats(images.info(pool, volume))
+            stats = stats_of(images.info(pool, volume))
             store.write(record_values(pool, volume, stats), expect={("volume", pool, volume): -1})
         except Exception:
             undo(images.remove, pool, volume)
@@ -171,7 +172,7 @@ def clone(
         with refusals(f"'{source}' or {_label(pool, new_name)}"):
             images.clone(pool, volume, new_name, snapshot)
         try:
-            new_stats = _stats(images.info(pool, new_name))
+            new_stats = stats_of(images.info(pool, new_name))
             expect = {("volume", pool, new_name): -1}
             store.write(record_values(pool, new_name, new_stats), expect=expect)
         except Exception:

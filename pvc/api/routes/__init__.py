@@ -11,6 +11,7 @@ MODULES = (
     "storage_pool",
     "storage_volume",
     "storage_snapshot",
+    "storage_upload",
 )
 
 
