@@ -19,9 +19,8 @@ from pvc.ops.sizes import format_size
 SENDERS = 4  # pieces in flight: the API writes them to Ceph in parallel
 
 
-def upload(api: client.ApiClient, pool: str, name: str, arguments: dict[str, Any]) -> int:
-    from pvc.cli.storage_volume import quote
-
+def upload(api: client.ApiClient, volume_path: str, label: str, arguments: dict[str, Any]) -> int:
+    """Uploads <file> into the volume at `volume_path` (its API path; `label` is pool/name)."""
     output_format = check_format(arguments["--format"])
     image_format = arguments["--image-format"]
     path = arguments["<file>"]
@@ -33,7 +32,7 @@ def upload(api: client.ApiClient, pool: str, name: str, arguments: dict[str, Any
     with file:
         if size == 0:
             raise InvalidInput(f"{path} is empty")
-        base = f"/storage/ceph/volume/{quote(pool, name)}/upload"
+        base = volume_path + "/upload"
         answer = api.post(base, {"image_format": image_format, "file_size": size})
         task = answer["task"]
         try:
@@ -46,7 +45,7 @@ def upload(api: client.ApiClient, pool: str, name: str, arguments: dict[str, Any
         print(render(finished, output_format, lambda document: document["message"]))
         return 0
     record = tasks.follow(api, task, tasks.style_for(output_format, sys.stdout))
-    print(render(record, output_format, lambda r: f"volume '{pool}/{name}' uploaded"))
+    print(render(record, output_format, lambda r: f"volume '{label}' uploaded"))
     return 0
 
 

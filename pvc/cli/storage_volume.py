@@ -71,7 +71,7 @@ def main(args: list[str], options: Globals) -> int:
     if arguments["upload"]:
         from pvc.cli import storage_upload
 
-        return storage_upload.upload(api, pool, name, arguments)
+        return storage_upload.upload(api, path, f"{pool}/{name}", arguments)
     answer = None
     if arguments["add"]:
         params = {"pool": pool, "volume": name, "size": arguments["<size>"]}

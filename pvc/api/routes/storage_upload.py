@@ -72,7 +72,11 @@ def post_upload(
         502: "Ceph refused the write",
         503: CEPH_DOWN,
     },
-    returns=record(received={"type": "integer"}),
+    returns={
+        "type": "object",
+        "required": ["received"],
+        "properties": {"received": {"type": "integer"}},
+    },
     octets=True,
 )
 def put_piece(
