@@ -16,7 +16,7 @@ from pvc.cli.format import check_format, render
 from pvc.errors import InvalidInput, PvcError, UsageError
 from pvc.ops.sizes import format_size
 
-SENDERS = 4  # pieces in flight: the API writes them to Ceph in parallel
+SENDERS = 8  # pieces in flight: the API writes them to Ceph in parallel
 
 
 def upload(api: client.ApiClient, volume_path: str, label: str, arguments: dict[str, Any]) -> int:
