@@ -142,8 +142,9 @@ class Images:
             _rbd().RBD().clone(ioctx, name, snapshot, ioctx, new_name, features=feature_bits())
 
     def writer(self, pool: str, name: str) -> AbstractContextManager[Any]:
-        """The open image for writes (`write(data, offset)`), errors translated; for
-        uploads. Writes past the image's end fail (EINVAL)."""
+        """The open image (librbd's Image) for writes, for uploads: `write(data, offset)`
+        (errors translated), and `aio_write(data, offset, oncomplete)`, whose completion's
+        `get_return_value()` is a negative errno on failure. Writes past the end fail."""
         return self._image(pool, name)
 
     # --- snapshots --------------------------------------------------------------------------

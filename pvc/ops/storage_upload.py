@@ -25,10 +25,12 @@ so all of an upload's requests reach the same process.
 """
 
 import logging
+import os
 import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from pvc import limits
@@ -46,6 +48,7 @@ STAGING_PREFIX = "_upload_"
 IDLE_TIMEOUT = 60.0
 PROGRESS_INTERVAL = 1.0
 WATCH_INTERVAL = 1.0
+IN_FLIGHT = 16  # pieces written at once (librbd's asynchronous writes; 32 MiB held at most)
 
 
 @dataclass
@@ -68,6 +71,8 @@ class Upload:
     finishing: bool = False
     stopped: bool = False
     writing: int = 0  # pieces being written now
+    error: str | None = None  # why a write failed
+    slots: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(IN_FLIGHT))
     lock: threading.Lock = field(default_factory=threading.Lock)  # the fields above
     record_lock: threading.Lock = field(default_factory=threading.Lock)  # task record writes
     idle: threading.Condition = field(init=False)
@@ -176,19 +181,20 @@ def receive(pool: str, volume: str, task: str, offset: int, data: bytes) -> dict
         raise InvalidInput(
             f"bytes {offset} to {offset + len(data)} are outside the {upload.size}-byte file"
         )
+    if not upload.slots.acquire(timeout=IDLE_TIMEOUT):
+        raise Conflict(f"task '{task}': Ceph took no write for {IDLE_TIMEOUT:g} s")
     with upload.lock:
-        if upload.finishing or upload.stopped:
-            raise Conflict(f"task '{task}' takes no more bytes")
+        if upload.finishing or upload.stopped or upload.error:
+            upload.slots.release()
+            raise Conflict(f"task '{task}' takes no more bytes {upload.error or ''}".strip())
         upload.writing += 1
     try:
         with refusals(_label(pool, upload.image)):
-            upload.handle.write(data, offset)
-    finally:
-        with upload.lock:
-            upload.writing -= 1
-            upload.idle.notify_all()
+            upload.handle.aio_write(data, offset, partial(_written, upload, data))
+    except Exception:
+        _written(upload, data, None)
+        raise
     with upload.lock:
-        upload.received += len(data)
         received = upload.received
         upload.last_seen = time.monotonic()
         report = upload.last_seen - upload.last_progress >= PROGRESS_INTERVAL
@@ -197,6 +203,20 @@ def receive(pool: str, volume: str, task: str, offset: int, data: bytes) -> dict
     if report:
         _progress(upload, received, f"received {format_size(received)}")
     return {"received": received}
+
+
+def _written(upload: Upload, data: bytes, completion: Any) -> None:
+    """A piece's write ended (librbd's thread: no waiting here); `data` was kept alive till
+    now. A failed write fails the upload at its next piece or its finish."""
+    code = -5 if completion is None else completion.get_return_value()
+    with upload.lock:
+        upload.writing -= 1
+        if code < 0 and completion is not None:
+            upload.error = upload.error or f"a write failed: {os.strerror(-code)}"
+        elif code >= 0:
+            upload.received += len(data)
+        upload.idle.notify_all()
+    upload.slots.release()
 
 
 def _progress(upload: Upload, current: int, message: str) -> None:
@@ -221,11 +241,13 @@ def finish(pool: str, volume: str, task: str) -> dict[str, Any]:
     with upload.lock:
         if upload.finishing:
             raise Conflict(f"task '{task}' is finishing already")
-        if upload.received < upload.size:
-            raise Conflict(
-                f"only {upload.received} of {upload.size} bytes of task '{task}' have arrived"
-            )
-        upload.finishing = True
+        upload.idle.wait_for(lambda: upload.writing == 0)
+        error, received = upload.error, upload.received
+        upload.finishing = error is None and received >= upload.size
+    if error is not None:
+        raise _stop(upload, jobs.FAILED, error)
+    if received < upload.size:
+        raise Conflict(f"only {received} of {upload.size} bytes of task '{task}' have arrived")
     threading.Thread(target=_complete, args=(upload,), name=f"upload {task}", daemon=True).start()
     return {"message": f"upload of {_label(pool, volume)} completing (task {task})", "task": task}
 
