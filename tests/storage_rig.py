@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from pvc import config as pvc_config
 from pvc.ops import cluster
 from tests.conftest import ok
 
@@ -50,6 +51,15 @@ class Storage:
              ("domain.state", vm_uuid): state}
         )  # fmt: skip
         return vm_uuid
+
+
+def ceph_config(ceph_service) -> pvc_config.Config:
+    """A node configuration that uses the session's Ceph (for ops and daemon parts run here)."""
+    return pvc_config.from_dict(
+        {"node": {"name": "node1"}, "cluster": {"coordinators": ["node1"]},
+         "zookeeper": {"hosts": "127.0.0.1:2181"}, "ceph": ceph_service.settings(),
+         "api": {"authentication": {"enabled": False}}}
+    )  # fmt: skip
 
 
 def remove_ceph_pool(ceph, pool: str) -> None:

@@ -3,8 +3,8 @@
 An upload is received and completed by the API process that started it (pvc.ops.storage_
 upload), which holds its claim. A claim that vanished (that process died) makes the primary
 hand the task back to the queue; the primary's daemon then runs it here: it removes the
-images the upload made (its staging image, and the volume unless its record exists) and
-ends the task failed, saying why.
+images the upload made (its staging image, and the volume unless its record exists; the
+dead process's exclusive lock on them broken first) and ends the task failed, saying why.
 """
 
 from typing import Any
@@ -26,10 +26,11 @@ class UploadCleanup:
     def run(self, job: Job) -> Any:
         pool, volume, image = job.args["pool"], job.args["volume"], job.args["image"]
         images = storage_ceph.images(self.config)
-        if not self.view.exists(("volume", pool, volume)):
-            storage_ceph.undo(images.remove, pool, volume)
-        if image != volume:
-            storage_ceph.undo(images.remove, pool, image)
+        leftovers = [image] if self.view.exists(("volume", pool, volume)) else [volume, image]
+        for name in dict.fromkeys(leftovers):
+            # the dead API process held the image's lock: break it, or wait for its watch
+            storage_ceph.undo(images.break_locks, pool, name)
+            storage_ceph.undo(images.remove, pool, name)
         why = job.record.get("interrupted") or "its API process stopped"
         raise PvcError(f"upload of '{pool}/{volume}' ended: {why}; its images were removed")
 

@@ -3,10 +3,9 @@ transaction fails), the storage verbs undo Ceph's part, checked in Ceph's own vi
 
 import pytest
 
-from pvc import config as pvc_config
 from pvc.errors import ConcurrentChange
 from pvc.ops import cluster, storage_pool, storage_snapshot, storage_volume
-from tests.storage_rig import remove_ceph_pool
+from tests.storage_rig import ceph_config, remove_ceph_pool
 
 
 class FailingWrites:
@@ -28,11 +27,7 @@ class FailingWrites:
 @pytest.fixture
 def setup(zk, ceph_service):
     cluster.initialize(zk)
-    config = pvc_config.from_dict(
-        {"node": {"name": "node1"}, "cluster": {"coordinators": ["node1"]},
-         "zookeeper": {"hosts": "127.0.0.1:2181"}, "ceph": ceph_service.settings(),
-         "api": {"authentication": {"enabled": False}}}
-    )  # fmt: skip
+    config = ceph_config(ceph_service)
     store = FailingWrites(zk)
     yield store, config
     remove_ceph_pool(ceph_service, "undo1")

@@ -9,10 +9,16 @@ import json
 import os
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 
+from pvc.node import storage_upload
+from pvc.node.jobs import JobRunner
+from pvc.ops import jobs
+from pvc.zk.cache import CachedView, open_mirror
 from tests.conftest import fails, ok
-from tests.storage_rig import storage  # noqa: F401 (a fixture)
+from tests.integration.test_node_ops import add_node
+from tests.storage_rig import ceph_config, storage  # noqa: F401 (a fixture)
 
 MIB = 1 << 20
 
@@ -108,3 +114,31 @@ def test_a_cancelled_upload_leaves_nothing(storage):
     assert status == 404 and "no upload of" in answer["message"]
     status, answer = call(storage, "PUT", base, {"task": task, "offset": 0}, None)
     assert status in (400, 404, 415)
+
+
+def test_an_upload_whose_api_died_is_cleaned_up_by_the_primary(storage):
+    base = f"/storage/ceph/volume/{storage.pool}/up5/upload"
+    status, answer = call(storage, "POST", base, {"file_size": 2 * MIB})
+    assert status == 202
+    task = answer["task"]
+    assert call(storage, "PUT", base, {"task": task, "offset": 0}, b"x" * MIB)[0] == 200
+    storage.api.process.kill()  # its Zookeeper session, and with it the task's claim, ends
+    storage.api.process.wait(10)
+    # the primary's job runner (as a node daemon runs it) settles the task and cleans up
+    add_node(storage.zk, "node1", router="primary")
+    storage.zk.write({"base.config.primary_node": "node1"})
+    view = CachedView(storage.zk, open_mirror(storage.zk, wait=10))
+    kinds = storage_upload.kinds(view, ceph_config(storage.ceph))
+    runner = JobRunner(storage.zk, view, "node1", kinds, keep=10, resync_interval=0.5)
+    runner.start()
+    try:
+        ended = lambda: jobs.ended(view.read(("job", task)) or {"state": "running"})  # noqa: E731
+        assert view.mirror.wait(ended, 30), str(jobs.info(storage.zk, task))[-300:]
+    finally:
+        runner.stop()
+        view.mirror.close()
+    record = jobs.info(storage.zk, task)
+    assert record["state"] == "failed"
+    assert "its images were removed" in record["error"]
+    assert storage.rbd_ls() == []
+    assert not storage.zk.exists(("volume", storage.pool, "up5"))
