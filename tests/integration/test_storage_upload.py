@@ -12,6 +12,8 @@ import time
 import urllib.parse
 import urllib.request
 
+import pytest
+
 from pvc.node import storage_upload
 from pvc.node.jobs import JobRunner
 from pvc.ops import jobs
@@ -48,13 +50,14 @@ def test_a_raw_image_arrives_whole(storage, tmp_path):
     assert line.endswith(f"volume '{storage.pool}/up1' exists already")
 
 
-def test_a_qcow2_image_is_converted(storage, tmp_path):
+@pytest.mark.parametrize("image_format", ["qcow2", "vmdk"])
+def test_qcow2_and_vmdk_images_are_converted(storage, tmp_path, image_format):
     data = disk(tmp_path, 3 * MIB)
-    qcow2 = tmp_path / "disk.qcow2"
-    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2",
-                    str(tmp_path / "disk.raw"), str(qcow2)], check=True)  # fmt: skip
-    ok(storage.pvc("storage", "volume", "upload", storage.pool, "up2", str(qcow2),
-                   "--image-format", "qcow2", "--wait"))  # fmt: skip
+    image = tmp_path / f"disk.{image_format}"
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", image_format,
+                    str(tmp_path / "disk.raw"), str(image)], check=True)  # fmt: skip
+    ok(storage.pvc("storage", "volume", "upload", storage.pool, "up2", str(image),
+                   "--image-format", image_format, "--wait"))  # fmt: skip
     assert exported(storage, "up2", tmp_path) == data
     assert storage.rbd_ls() == ["up2"]  # the staging image is gone
 
