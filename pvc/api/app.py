@@ -27,7 +27,14 @@ from pvc.zk.store import Store
 
 PREFIX = "/api/v1"
 PATH_ARG = re.compile(r"<([a-zA-Z_][a-zA-Z0-9_]*)(?::[^>]*)?>")
-PATH_ARG_LABELS = {"vm": "VM name or UUID", "node": "node name", "task": "task id"}
+PATH_ARG_LABELS = {
+    "vm": "VM name or UUID",
+    "node": "node name",
+    "task": "task id",
+    "pool": "pool name",
+    "volume": "volume name",
+    "snapshot": "snapshot name",
+}
 log = logging.getLogger("pvc.api")
 
 
@@ -49,12 +56,13 @@ class Endpoint:
     responses: dict[int, str] = field(default_factory=dict)
     path_params: tuple[Param, ...] = ()
     returns: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
+    octets: bool = False  # the body is bytes (application/octet-stream), passed as `data`
 
     @property
     def takes_body(self) -> bool:
         """Parameters may come in a body (else only in the query string, and a body is
         refused unread)."""
-        return self.method in ("POST", "PUT") and bool(self.params)
+        return self.method in ("POST", "PUT") and bool(self.params) and not self.octets
 
 
 ENDPOINTS: list[Endpoint] = []
@@ -70,8 +78,12 @@ def endpoint(
     public: bool = False,
     responses: dict[int, str] | None = None,
     returns: dict[str, Any] | None = None,
+    octets: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Registers an endpoint function `func(ctx, **path_args, **params) -> body`.
+
+    With `octets`, the request body is bytes (application/octet-stream, at most
+    limits.BODY_MAX), given to the function as `data`; its parameters are in the query string.
 
     The body is JSON-encoded; return `(status, body)` for a status other than 200.
     `responses` names the statuses of its own the endpoint can answer (those every request
@@ -93,6 +105,7 @@ def endpoint(
                 dict(responses or {}),
                 path_params,
                 returns or {"type": "object"},
+                octets,
             )
         )
         return func
@@ -128,7 +141,11 @@ def _handler(ep: Endpoint, ctx: Context, keys: auth.KeyCheck) -> Callable[..., s
             request_values.path(request.environ)
             texts = {name: Text(value) for name, value in path_args.items()}
             args = parse_params(ep.path_params, texts)
-            params = parse_params(ep.params, request_values.values(request.environ, ep.takes_body))
+            params = parse_params(
+                ep.params, request_values.values(request.environ, ep.takes_body, ep.octets)
+            )
+            if ep.octets:
+                params["data"] = request_values.octets(request.environ)
             result = ep.func(ctx, **args, **params)
         except PvcError as exc:
             return _json(exc.http_status, {"message": exc.message})

@@ -97,6 +97,8 @@ def _responses(ep: Any) -> dict[str, Any]:
     errors = dict(_EVERY_REQUEST)
     if ep.takes_body:
         errors |= _WITH_BODY
+    if ep.octets:
+        errors |= {415: "The request body is not application/octet-stream"}
     if not ep.public:
         errors |= {401: "Missing or invalid API key"} | _WITH_ZOOKEEPER
     errors |= ep.responses
@@ -120,6 +122,9 @@ def _operation(ep: Any) -> dict[str, Any]:
         operation["requestBody"] = _request_body(ep)
     else:
         parameters += [_parameter(p, "query") for p in ep.params]
+    if ep.octets:
+        binary = {"schema": {"type": "string", "format": "binary"}}
+        operation["requestBody"] = {"content": {"application/octet-stream": binary}}
     if parameters:
         operation["parameters"] = parameters
     if ep.public:

@@ -19,6 +19,7 @@ from pvc.errors import InvalidInput, PvcError
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 BODY_TYPES = (JSON, FORM)
+OCTETS = "application/octet-stream"
 MAX_FIELDS = 100  # parameters in one query string or form (no endpoint has more than 10)
 _TOO_DEEP = f"the request body nests deeper than {limits.JSON_DEPTH_MAX} levels"
 
@@ -122,11 +123,14 @@ def _media_type(environ: dict[str, Any]) -> str:
     return environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
 
 
-def values(environ: dict[str, Any], takes_body: bool) -> dict[str, Any]:
+def values(environ: dict[str, Any], takes_body: bool, octets: bool = False) -> dict[str, Any]:
     """The request's parameters by name: Text from the query string or a form, JSON values
-    from a JSON body. A name given both in the query string and the body is refused."""
+    from a JSON body. A name given both in the query string and the body is refused. With
+    `octets` the body is data (see `octets`), not parameters."""
     query = _pairs(environ.get("QUERY_STRING", "").encode("latin-1"), "query string")
     length = _length(environ)
+    if octets:
+        return query
     if not takes_body:
         if length:
             raise InvalidInput(
@@ -149,3 +153,19 @@ def values(environ: dict[str, Any], takes_body: bool) -> dict[str, Any]:
     if both:
         raise InvalidInput(f"parameter {both[0][:80]!r} is given more than once")
     return {**query, **body}
+
+
+def octets(environ: dict[str, Any]) -> bytes:
+    """The body of an endpoint that takes bytes: application/octet-stream, not encoded, at
+    most limits.BODY_MAX bytes (waitress holds no more)."""
+    length = _length(environ)
+    if length and _media_type(environ) != OCTETS:
+        raise UnsupportedBody(f"the request body must be {OCTETS}")
+    encoding = environ.get("HTTP_CONTENT_ENCODING", "identity").strip().lower()
+    if length and encoding not in ("", "identity"):
+        raise UnsupportedBody(
+            f"the request body must not be encoded (Content-Encoding: {encoding[:40]})"
+        )
+    if length > limits.BODY_MAX:
+        raise BodyTooLarge(f"the request body is larger than {limits.BODY_MAX} bytes")
+    return environ["wsgi.input"].read(length) if length else b""

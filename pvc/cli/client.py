@@ -53,8 +53,15 @@ class ApiClient:
     def post(self, path: str, params: dict[str, Any] | None = None) -> Any:
         return self.request("POST", path, params)
 
-    def request(self, method: str, path: str, params: dict[str, Any] | None = None) -> Any:
-        """Sends one request below /api/v1 and returns the decoded JSON answer."""
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        data: bytes | None = None,
+    ) -> Any:
+        """Sends one request below /api/v1 and returns the decoded JSON answer; `data` is
+        sent as an application/octet-stream body (the parameters then go in the query)."""
         url = self.connection.url + path
         target = urllib.parse.urlsplit(url).path
         headers = {"Accept": "application/json"}
@@ -62,10 +69,13 @@ class ApiClient:
             headers["X-Api-Key"] = self.connection.api_key
         params = {name: value for name, value in (params or {}).items() if value is not None}
         body = None
-        if method in ("POST", "PUT"):
+        if data is not None:
+            body = data
+            headers["Content-Type"] = "application/octet-stream"
+        elif method in ("POST", "PUT") and params:  # none: no body (some endpoints take none)
             body = json.dumps(params).encode()
             headers["Content-Type"] = "application/json"
-        elif params:
+        if params and (data is not None or method not in ("POST", "PUT")):
             target += "?" + urllib.parse.urlencode(
                 {name: _query_value(value) for name, value in params.items()}
             )

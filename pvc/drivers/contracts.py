@@ -10,6 +10,7 @@ checks that every implementation has each member with the same parameters.
 | AddressDriver     | the module pvc.drivers.netlink                   |
 | PowerDriver       | pvc.drivers.ipmi.Bmc (fence procedure: pvc.drivers.power_fence) |
 | CephDriver        | pvc.drivers.ceph.Ceph                            |
+| ImagesDriver      | pvc.drivers.ceph_images.Images                   |
 | FirewallDriver    | pvc/drivers/nft.py, to come                      |
 | DhcpDnsDriver     | pvc/drivers/dnsmasq.py, to come                  |
 
@@ -200,6 +201,54 @@ class CephDriver(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class ImagesDriver(Protocol):
+    """RBD images and their snapshots through librbd (python3-rbd), on a CephDriver's
+    connection: pvc.drivers.ceph_images.Images.
+
+    Images have the features layering, exclusive-lock, object-map and fast-diff. Failures
+    raise CephError with Ceph's errno (ENOENT missing, EEXIST exists, EBUSY a snapshot with
+    clones) or CephUnavailable; sizes are bytes; "parent" is "pool/image@snapshot" or None.
+    """
+
+    def names(self, pool: str) -> list[str]: ...
+
+    def info(self, pool: str, name: str) -> dict[str, Any]:
+        """{"size", "features", "parent", "snapshots": [{"name", "size", "protected"}]}."""
+        ...
+
+    def create(self, pool: str, name: str, size: int) -> None: ...
+
+    def remove(self, pool: str, name: str) -> None:
+        """Removes the image with its snapshots."""
+        ...
+
+    def break_locks(self, pool: str, name: str) -> list[str]:
+        """Breaks the exclusive lock of a client that is gone; the owners' addresses."""
+        ...
+
+    def resize(self, pool: str, name: str, size: int) -> None: ...
+
+    def rename(self, pool: str, name: str, new_name: str) -> None: ...
+
+    def clone(self, pool: str, name: str, new_name: str, snapshot: str | None = None) -> None:
+        """A copy-on-write clone of name@snapshot, or a full copy without a snapshot."""
+        ...
+
+    def writer(self, pool: str, name: str) -> AbstractContextManager[Any]:
+        """The open image, for `write(data, offset)`."""
+        ...
+
+    def snapshot_create(self, pool: str, name: str, snapshot: str) -> None: ...
+
+    def snapshot_rename(self, pool: str, name: str, snapshot: str, new_name: str) -> None: ...
+
+    def snapshot_remove(self, pool: str, name: str, snapshot: str) -> None: ...
+
+    def snapshot_rollback(self, pool: str, name: str, snapshot: str) -> None: ...
+
+    def snapshot_list(self, pool: str, name: str) -> list[dict[str, Any]]: ...
 
 
 class FirewallDriver(Protocol):

@@ -190,11 +190,12 @@ class NodeDaemon:
 
     def _start_jobs(self) -> None:
         """The job runner; a node that runs VMs runs its own flush and unflush jobs."""
-        from pvc.node import flush
+        from pvc.node import flush, storage_upload
         from pvc.ops.placement import Policy
 
         policy = Policy.from_config(self.config)
         kinds = flush.kinds(self.view, self.name, policy) if self.vms else {}
+        kinds |= storage_upload.kinds(self.view, self.config)
         self.jobs = JobRunner(
             self.zk,
             self.view,

@@ -65,6 +65,9 @@ KINDS = {
     for kind in (
         Kind("flush", True, "domain", "move every VM off a node, one at a time"),
         Kind("unflush", True, "domain", "bring a node's VMs back and start its autostart VMs"),
+        # received by the API process that claims it; handed back only if that process died,
+        # and then run by the primary's daemon to remove what it made (pvc.node.storage_upload)
+        Kind("upload", True, "upload", "a new volume from a disk image sent to the API"),
     )
 }
 

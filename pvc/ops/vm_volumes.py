@@ -28,3 +28,13 @@ def users(store: Store, pool: str, volume: str | None = None) -> list[str]:
                 names.append(store.read(("domain", uuid)) or uuid)
                 break
     return sorted(names)
+
+
+def running_users(store: Store, pool: str, volume: str) -> list[str]:
+    """The names of the VMs that use `pool/volume` and are not stopped or disabled."""
+    names = []
+    for uuid in store.children("base.domains"):
+        used = f"{pool}/{volume}" in volumes_of(store.read(("domain.xml", uuid)))
+        if used and store.read(("domain.state", uuid)) not in ("stop", "disable"):
+            names.append(store.read(("domain", uuid)) or uuid)
+    return sorted(names)

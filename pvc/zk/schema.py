@@ -47,6 +47,8 @@ KEYS: dict[str, tuple[str, Any]] = {
     "lock.primary_node": ("/locks/primary_node", str),
     "lock.primary_sync": ("/locks/primary_sync", str),
     "lock.node_name": ("/locks/node_name/{node}", str),
+    # storage changes in a pool (and the pool's own add/remove) one at a time (pvc.ops.storage_*)
+    "lock.storage_pool": ("/locks/storage_pool/{pool}", str),
     # nodes
     "node": ("/nodes/{node}", str),
     "node.mode": ("/nodes/{node}/daemonmode", str),
@@ -217,7 +219,12 @@ def path(key: str, *args: str, **kwargs: str) -> str:
 
 
 # Keys whose children the schema does not name: the lock recipes' contender nodes.
-UNNAMED_CHILDREN = ("lock.primary_node", "lock.primary_sync", "lock.node_name")
+UNNAMED_CHILDREN = (
+    "lock.primary_node",
+    "lock.primary_sync",
+    "lock.node_name",
+    "lock.storage_pool",
+)
 
 
 def _template_leaves() -> dict[int, list[tuple[tuple[str | None, ...], bool]]]:

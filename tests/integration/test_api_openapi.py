@@ -44,7 +44,12 @@ def test_every_status_is_documented_with_a_json_schema(document):
 def test_bodies_are_json_or_forms_with_the_same_schema(document):
     bodies = [op["requestBody"] for _, op in operations(document) if "requestBody" in op]
     assert len(bodies) >= 10
+    # the one body of bytes: a piece of an upload (pvc.ops.storage_upload)
+    octets = [body for body in bodies if set(body["content"]) == {"application/octet-stream"}]
+    assert len(octets) == 1
     for body in bodies:
+        if body in octets:
+            continue
         assert set(body["content"]) == BODY_TYPES
         schemas = [content["schema"] for content in body["content"].values()]
         assert schemas[0] == schemas[1] and schemas[0]["additionalProperties"] is False

@@ -7,7 +7,7 @@ from types import ModuleType
 
 import pytest
 
-from pvc.drivers import ceph, contracts, ipmi, netlink, power_fence
+from pvc.drivers import ceph, ceph_images, contracts, ipmi, netlink, power_fence
 from pvc.drivers.contracts import HypervisorError
 from pvc.drivers.libvirt import Hypervisor
 from pvc.limits import REASON_MAX
@@ -17,6 +17,7 @@ IMPLEMENTATIONS = [
     (contracts.AddressDriver, netlink),
     (contracts.PowerDriver, ipmi.Bmc),
     (contracts.CephDriver, ceph.Ceph),
+    (contracts.ImagesDriver, ceph_images.Images),
 ]
 
 

@@ -2,7 +2,18 @@
 
 import importlib
 
-MODULES = ("root", "cluster", "node", "vm", "tasks", "storage_status")
+MODULES = (
+    "root",
+    "cluster",
+    "node",
+    "vm",
+    "tasks",
+    "storage_status",
+    "storage_pool",
+    "storage_volume",
+    "storage_snapshot",
+    "storage_upload",
+)
 
 
 def load() -> None:

@@ -1,0 +1,182 @@
+"""RBD images (pvc's volumes) and their snapshots through librbd (python3-rbd).
+
+Every call opens what it needs on the shared connection's I/O context (`Ceph.ioctx`), so it
+is bounded by the connection's OSD and monitor timeouts; librbd's exceptions become one-line
+CephErrors with their errno (ENOENT: no such image or snapshot, EEXIST: exists already,
+EBUSY: a snapshot with clones, an image in use) or CephUnavailable (Ceph did not answer).
+
+Images are made with layering (clones), exclusive-lock (one writer: a VM and its recovered
+copy can never write at once), object-map and fast-diff (fast size and diff queries).
+Snapshots that are cloned are protected first (what clone format 1 requires, harmless with
+format 2); removing an image removes its snapshots, unprotecting them as needed.
+"""
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
+
+from pvc.drivers import import_binding
+from pvc.drivers.ceph import Ceph
+
+FEATURES = ("layering", "exclusive-lock", "object-map", "fast-diff")
+_FEATURE_BITS = {
+    "layering": "RBD_FEATURE_LAYERING",
+    "striping": "RBD_FEATURE_STRIPINGV2",
+    "exclusive-lock": "RBD_FEATURE_EXCLUSIVE_LOCK",
+    "object-map": "RBD_FEATURE_OBJECT_MAP",
+    "fast-diff": "RBD_FEATURE_FAST_DIFF",
+    "deep-flatten": "RBD_FEATURE_DEEP_FLATTEN",
+    "journaling": "RBD_FEATURE_JOURNALING",
+    "data-pool": "RBD_FEATURE_DATA_POOL",
+}
+
+
+def _rbd() -> Any:
+    return import_binding("rbd")
+
+
+def feature_bits(names: tuple[str, ...] = FEATURES) -> int:
+    rbd = _rbd()
+    bits = 0
+    for name in names:
+        bits |= getattr(rbd, _FEATURE_BITS[name])
+    return bits
+
+
+def feature_names(bits: int) -> list[str]:
+    rbd = _rbd()
+    return [name for name, attr in _FEATURE_BITS.items() if bits & getattr(rbd, attr)]
+
+
+class Images:
+    """The RBD images of a Ceph cluster (one connection, shared)."""
+
+    def __init__(self, ceph: Ceph):
+        self.ceph = ceph
+
+    @contextmanager
+    def _call(self, what: str) -> Iterator[None]:
+        """Runs a librbd call, its exceptions translated to a CephError about `what`."""
+        rbd = _rbd()
+        rados = import_binding("rados")
+        try:
+            yield
+        except (rbd.Error, rados.Error) as exc:
+            raise self.ceph.translate(exc, what) from None
+
+    @contextmanager
+    def _image(self, pool: str, name: str, snapshot: str | None = None) -> Iterator[Any]:
+        rbd = _rbd()
+        with self.ceph.ioctx(pool) as ioctx, self._call(f"volume {pool}/{name}"):
+            image = rbd.Image(ioctx, name, snapshot=snapshot)
+            try:
+                yield image
+            finally:
+                image.close()
+
+    # --- images -----------------------------------------------------------------------------
+
+    def names(self, pool: str) -> list[str]:
+        with self.ceph.ioctx(pool) as ioctx, self._call(f"pool {pool}"):
+            return sorted(_rbd().RBD().list(ioctx))
+
+    def info(self, pool: str, name: str) -> dict[str, Any]:
+        """{"size": bytes, "features": [...], "parent": "pool/image@snap" or None,
+        "snapshots": [{"name", "size", "protected"}...]}."""
+        rbd = _rbd()
+        with self._image(pool, name) as image:
+            try:
+                spec = image.get_parent_image_spec()
+                parent = f"{spec['pool_name']}/{spec['image_name']}@{spec['snap_name']}"
+            except rbd.ImageNotFound:
+                parent = None
+            snapshots = [
+                {
+                    "name": s["name"],
+                    "size": s["size"],
+                    "protected": image.is_protected_snap(s["name"]),
+                }
+                for s in image.list_snaps()
+            ]
+            return {
+                "size": image.size(),
+                "features": feature_names(image.features()),
+                "parent": parent,
+                "snapshots": snapshots,
+            }
+
+    def create(self, pool: str, name: str, size: int) -> None:
+        rbd = _rbd()
+        with self.ceph.ioctx(pool) as ioctx, self._call(f"volume {pool}/{name}"):
+            rbd.RBD().create(ioctx, name, size, old_format=False, features=feature_bits())
+
+    def remove(self, pool: str, name: str) -> None:
+        """Removes an image and its snapshots; EBUSY if a snapshot has clones."""
+        with self._image(pool, name) as image:
+            for snapshot in list(image.list_snaps()):
+                if image.is_protected_snap(snapshot["name"]):
+                    image.unprotect_snap(snapshot["name"])
+                image.remove_snap(snapshot["name"])
+        with self.ceph.ioctx(pool) as ioctx, self._call(f"volume {pool}/{name}"):
+            _rbd().RBD().remove(ioctx, name)
+
+    def break_locks(self, pool: str, name: str) -> list[str]:
+        """Breaks the image's exclusive lock, held by a client that is gone (librbd then
+        blocklists that client, which also ends its watch, so the image can go at once
+        instead of after the OSDs' watch timeout); the owners' addresses."""
+        with self._image(pool, name) as image:
+            owners = list(image.lock_get_owners())
+            for owner in owners:
+                image.lock_break(owner["mode"], owner["owner"])
+            return [owner["owner"] for owner in owners]
+
+    def resize(self, pool: str, name: str, size: int) -> None:
+        with self._image(pool, name) as image:
+            image.resize(size)
+
+    def rename(self, pool: str, name: str, new_name: str) -> None:
+        with self.ceph.ioctx(pool) as ioctx, self._call(f"volume {pool}/{name}"):
+            _rbd().RBD().rename(ioctx, name, new_name)
+
+    def clone(self, pool: str, name: str, new_name: str, snapshot: str | None = None) -> None:
+        """A copy-on-write clone of `name@snapshot` (protected first), or a full copy of
+        `name` without a snapshot; either in the same pool, with pvc's features."""
+        if snapshot is None:
+            with self.ceph.ioctx(pool) as ioctx, self._image(pool, name) as image:
+                image.copy(ioctx, new_name, features=feature_bits())
+            return
+        with self._image(pool, name) as image:
+            if not image.is_protected_snap(snapshot):
+                image.protect_snap(snapshot)
+        with self.ceph.ioctx(pool) as ioctx, self._call(f"volume {pool}/{name}@{snapshot}"):
+            _rbd().RBD().clone(ioctx, name, snapshot, ioctx, new_name, features=feature_bits())
+
+    def writer(self, pool: str, name: str) -> AbstractContextManager[Any]:
+        """The open image (librbd's Image) for writes, for uploads: `write(data, offset)`
+        (errors translated), and `aio_write(data, offset, oncomplete)`, whose completion's
+        `get_return_value()` is a negative errno on failure. Writes past the end fail."""
+        return self._image(pool, name)
+
+    # --- snapshots --------------------------------------------------------------------------
+
+    def snapshot_create(self, pool: str, name: str, snapshot: str) -> None:
+        with self._image(pool, name) as image:
+            image.create_snap(snapshot)
+
+    def snapshot_rename(self, pool: str, name: str, snapshot: str, new_name: str) -> None:
+        with self._image(pool, name) as image:
+            image.rename_snap(snapshot, new_name)
+
+    def snapshot_remove(self, pool: str, name: str, snapshot: str) -> None:
+        """Removes a snapshot (unprotected first); EBUSY if it has clones."""
+        with self._image(pool, name) as image:
+            if image.is_protected_snap(snapshot):
+                image.unprotect_snap(snapshot)
+            image.remove_snap(snapshot)
+
+    def snapshot_rollback(self, pool: str, name: str, snapshot: str) -> None:
+        with self._image(pool, name) as image:
+            image.rollback_to_snap(snapshot)
+
+    def snapshot_list(self, pool: str, name: str) -> list[dict[str, Any]]:
+        return self.info(pool, name)["snapshots"]
