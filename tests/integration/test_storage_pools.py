@@ -30,7 +30,7 @@ def test_a_pool_is_made_as_asked_and_listed(storage):
     assert storage.json("storage", "pool", "info", storage.pool)["pgs"] == 8
     assert storage.pool in ok(storage.pvc("storage", "pool", "list"))
     # the statistics the primary's collector writes are shown when they are there
-    stats = {"used_bytes": 3 << 20, "free_bytes": 5 << 30, "used_percent": 0.06}
+    stats = {"used_bytes": 3 << 20, "max_avail_bytes": 5 << 30, "used_percent": 0.06}
     storage.zk.write({("pool.stats", storage.pool): stats})
     row = next(line for line in ok(storage.pvc("storage", "pool", "list")).splitlines()
                if line.startswith(storage.pool))  # fmt: skip
