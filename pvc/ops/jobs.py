@@ -65,6 +65,9 @@ KINDS = {
     for kind in (
         Kind("flush", True, "domain", "move every VM off a node, one at a time"),
         Kind("unflush", True, "domain", "bring a node's VMs back and start its autostart VMs"),
+        # an add that stopped half way is undone, not resumed: its runner's death fails it
+        Kind("osd_add", False, "osd", "make a disk of a node a Ceph OSD"),
+        Kind("osd_remove", True, "osd", "drain, stop, purge and wipe a Ceph OSD"),
     )
 }
 
@@ -232,12 +235,14 @@ def update(
     also: dict[Any, Any] | None = None,
     expect: dict[Any, int] | None = None,
     release: bool = False,
+    delete: list[Any] | None = None,
 ) -> int:
-    """Writes a running job's new record (and `also`), guarded by its version and its claim;
-    `release` removes the claim in the same transaction (the job ends). The new version."""
+    """Writes a running job's new record (and `also`, and deletes `delete`), guarded by its
+    version and its claim; `release` removes the claim in the same transaction (the job ends).
+    The new version."""
     job_id = record["id"]
     guard = {("job", job_id): version, **(expect or {})}
-    delete = []
+    delete = list(delete or [])
     if release:
         delete += [("job.claim", job_id), ("job.cancel", job_id)]
     else:
