@@ -32,6 +32,7 @@ import errno
 import json
 import logging
 import os
+import re
 import stat
 import subprocess
 from pathlib import Path
@@ -53,6 +54,11 @@ PRIVATE_KEYRING = (
     'd=$(dirname "$0") && mount -t tmpfs -o mode=0755,size=1m pvc-bootstrap "$d" && '
     'install -m 0600 "$1" "$0" && shift && exec "$@"'
 )
+# Lines of ceph-volume's output that never say why: its trace, a crash's backtrace and notes.
+NOISE = re.compile(
+    r"Traceback|selinux|^Running command:|^\d+: |^NOTE: a copy of the executable|^in thread "
+    r"|^ceph version "
+)
 SIGNATURE_NAMES = {
     "ceph_bluestore": "a Ceph bluestore label (it is an OSD's disk)",
     "LVM2_member": "an LVM physical volume",
@@ -64,31 +70,36 @@ SIGNATURE_NAMES = {
 }
 
 
-def run(argv: list[str], timeout: float, env: dict[str, str] | None = None) -> str:
-    """Runs a command; its standard output, or DeviceError with its last words."""
+def run(argv: list[str], timeout: float, env: dict[str, str] | None = None, what: str = "") -> str:
+    """Runs a command (`what` names it in errors; by default its first words); its standard
+    output, or DeviceError with its reason. A failure's output goes to the log."""
+    what = what or " ".join(argv[:2])
     try:
         result = subprocess.run(
             argv, capture_output=True, text=True, timeout=timeout, env=env, check=False
         )
     except subprocess.TimeoutExpired:
-        raise DeviceError(f"{argv[0]} did not finish within {timeout:g} s") from None
+        raise DeviceError(f"{what} did not finish within {timeout:g} s") from None
     except OSError as exc:
         raise DeviceError(f"cannot run {argv[0]}: {exc.strerror}") from None
     if result.returncode != 0:
-        raise DeviceError(
-            f"{' '.join(argv[:3])} failed: {last_words(result.stderr, result.stdout)}"
-        )
+        output = (result.stdout + result.stderr).splitlines()
+        log.warning("%s failed (exit %d):\n%s", what, result.returncode, "\n".join(output[-40:]))
+        raise DeviceError(f"{what} failed: {reason(result.stderr or result.stdout)}")
     return result.stdout
 
 
-def last_words(*texts: str) -> str:
-    """The last meaningful line of a command's output (ceph-volume ends with its reason)."""
-    for text in texts:
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        lines = [line for line in lines if "Traceback" not in line and "selinux" not in line]
-        if lines:
-            return lines[-1].removeprefix("-->").strip()
-    return "no reason given"
+def reason(output: str) -> str:
+    """The line of a command's output that says why it failed: the last meaningful one, or
+    for ceph-volume the last before its rollback (whose own failure ends the output)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for index, line in enumerate(lines):
+        if "will rollback" in line or "Was unable to complete" in line:
+            lines = lines[:index]
+            break
+    lines = [line.removeprefix("-->").strip().removeprefix("stderr:").strip() for line in lines]
+    lines = [line for line in lines if line and not NOISE.search(line)]
+    return lines[-1] if lines else "no reason given"
 
 
 class CephVolume:
@@ -144,7 +155,9 @@ class CephVolume:
         found = self.signatures(device)
         if found:
             names = ", ".join(
-                dict.fromkeys(SIGNATURE_NAMES.get(t, f"a {t} filesystem") for t in found)
+                dict.fromkeys(
+                    SIGNATURE_NAMES.get(t, f"{_article(t)} {t} filesystem") for t in found
+                )
             )
             raise DeviceInUse(f"{device} is in use: has {names}")
         try:
@@ -187,7 +200,8 @@ class CephVolume:
                 raise DeviceError(f"cannot read the bootstrap keyring {self.bootstrap_keyring}")
             command = ["sh", "-c", PRIVATE_KEYRING, DEFAULT_BOOTSTRAP_KEYRING,
                        self.bootstrap_keyring, *command]  # fmt: skip
-        run(["unshare", "--mount", "--propagation", "private", *command], PREPARE_TIMEOUT, self.env)
+        private = ["unshare", "--mount", "--propagation", "private", *command]
+        run(private, PREPARE_TIMEOUT, self.env, "ceph-volume raw prepare")
         label = self.label(device)
         if not label or "whoami" not in label:
             raise DeviceError(f"ceph-volume prepared {device} but left no bluestore label")
@@ -203,7 +217,7 @@ class CephVolume:
             raise DeviceError(f"{device} is no longer the disk of osd.{osd_id} (its label changed)")
         command = ["ceph-volume", "--cluster", "ceph", "raw", "activate", "--device", device,
                    "--no-systemd"]  # fmt: skip
-        run(command, COMMAND_TIMEOUT, self.env)
+        run(command, COMMAND_TIMEOUT, self.env, "ceph-volume raw activate")
 
     def deactivate(self, osd_id: int) -> None:
         """Unmounts the OSD's folder here, if mounted, and removes it."""
@@ -240,3 +254,7 @@ def _mounted(folder: Path) -> bool:
         if len(fields) > 4 and fields[4] == target:
             return True
     return False
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"

@@ -186,6 +186,11 @@ class CephDriver(Protocol):
         parsed answer; CephError with the monitors' message when it returns non-zero."""
         ...
 
+    def mgr_command(self, command: dict[str, Any], timeout: float | None = None) -> Any:
+        """A manager command (what the `ceph` tool sends to "mon-mgr", e.g. `osd purge`), as
+        mon_command."""
+        ...
+
     def command(self, prefix: str, **arguments: Any) -> Any:
         """mon_command({"prefix": prefix, "format": "json", **arguments})."""
         ...

@@ -59,7 +59,7 @@ class OsdWork:
         """Stops the OSD and removes it from Ceph, and this node's host bucket if empty."""
         self.processes.stop(osd_id)
         if self.ceph_has(osd_id) is not None:
-            self.ceph.mon_command(
+            self.ceph.mgr_command(
                 {"prefix": "osd purge", "id": osd_id, "yes_i_really_mean_it": True}
             )
         for bucket in self.ceph.command("osd tree")["nodes"]:

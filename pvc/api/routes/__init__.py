@@ -2,7 +2,7 @@
 
 import importlib
 
-MODULES = ("root", "cluster", "node", "vm", "tasks")
+MODULES = ("root", "cluster", "node", "vm", "tasks", "storage_osd")
 
 
 def load() -> None:

@@ -1,0 +1,261 @@
+"""OSDs end to end: real node daemons (each in its network namespace) on the session's real
+Ceph, loop devices on sparse files standing for disks, and the built dist/pvc against the API
+of the cluster's primary. `pvc storage osd add --wait` makes a bluestore OSD in the node's
+CRUSH host; a restarted daemon brings it back up; `remove --wait` drains it (the data stays
+readable), purges it and wipes its disk; every refusal is one line and changes nothing."""
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from pvc.ops import node as node_ops
+from tests.conftest import fails, free_port, ok
+from tests.local_cluster import LocalCluster
+from tests.processes import COMMAND_TIMEOUT
+
+DISK_BYTES = 6 * 1024**3
+OSD_NODE = "node2"
+NO_CEPH_NODE = "node3"
+
+
+def until(condition, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while not (found := condition()):
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.2)
+    return found
+
+
+def sh(*args: str) -> str:
+    return subprocess.run(
+        args, check=True, capture_output=True, text=True, timeout=COMMAND_TIMEOUT
+    ).stdout
+
+
+@pytest.fixture(scope="module")
+def disks(tmp_path_factory):
+    """Three loop devices on sparse files: the nodes' spare disks."""
+    folder = tmp_path_factory.mktemp("disks")
+    devices = []
+    try:
+        for index in range(3):
+            backing = folder / f"disk{index}.img"
+            with open(backing, "wb") as file:
+                file.truncate(DISK_BYTES)
+            devices.append(sh("losetup", "--find", "--show", str(backing)).strip())
+        yield devices
+    finally:
+        for device in devices:
+            subprocess.run(["losetup", "-d", device], capture_output=True, timeout=COMMAND_TIMEOUT)
+
+
+def ceph_osd_ids(ceph_service) -> set[int]:
+    return {osd["osd"] for osd in ceph_service.ceph("osd", "dump")["osds"]}
+
+
+def purge_leftovers(ceph_service, known: set[int]) -> None:
+    """Whatever OSDs and host buckets the tests left in the session's Ceph, gone (by pid)."""
+    for osd_id in ceph_osd_ids(ceph_service) - known:
+        pid_file = ceph_service.folder / "run" / f"osd.{osd_id}.pid"
+        if pid_file.exists():
+            subprocess.run(["kill", pid_file.read_text().strip()], capture_output=True)
+        until(lambda path=pid_file: not path.exists(), 30)
+        ceph_service.ceph("osd", "purge", str(osd_id), "--yes-i-really-mean-it", check=False)
+    for name in ("node1", "node2", "node3"):
+        ceph_service.ceph("osd", "crush", "rm", name, check=False)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, ceph_service, disks):
+    known = ceph_osd_ids(ceph_service)
+    local = LocalCluster(
+        tmp_path_factory.mktemp("osds"), 3, prefix="pvcd", subnet="10.231.0", zk_port=free_port()
+    )
+    local.node_settings = {NO_CEPH_NODE: {"ceph": {"enabled": False}}}
+    local.up()
+    local.use_ceph(ceph_service)
+    try:
+        local.start_all()
+        yield local
+    finally:
+        for name in local.names:  # a stopping daemon stops its OSDs
+            local.stop(name, timeout=60)
+        purge_leftovers(ceph_service, known)
+        local.down()
+
+
+@pytest.fixture(scope="module")
+def zk(cluster):
+    handler = cluster.running_observer(60)
+    if cluster.wait_for_primary(handler, 30) == NO_CEPH_NODE:  # its API has no Ceph
+        node_ops.set_primary(handler, "node1")
+        cluster.wait_for_primary(handler, 30, not_=NO_CEPH_NODE)
+    until(lambda: handler.exists(("node.storage_address", OSD_NODE)))
+    yield handler
+    handler.close()
+
+
+@pytest.fixture
+def pvc(run_pvc, cluster, zk):
+    ok(run_pvc("connection", "add", "t", "-a", cluster.floating, "-p", "7370",
+               "-k", cluster.api_key))  # fmt: skip
+
+    def run(*args: str, timeout: float = 30):
+        return run_pvc("-c", "t", "storage", "osd", *args, timeout=timeout)
+
+    until(lambda: run("list").returncode == 0, 30)
+    return run
+
+
+@pytest.fixture(scope="module")
+def made():
+    """What the tests made, for the tests after them (they run in file order)."""
+    return {}
+
+
+def osd_of(ceph_service, osd_id: int) -> dict:
+    return next(o for o in ceph_service.ceph("osd", "dump")["osds"] if o["osd"] == osd_id)
+
+
+def tree_host(ceph_service, osd_id: int) -> str | None:
+    nodes = ceph_service.ceph("osd", "tree")["nodes"]
+    for node in nodes:
+        if node["type"] == "host" and osd_id in node.get("children", []):
+            return node["name"]
+    return None
+
+
+def test_requests_refused_before_any_task(pvc, disks, zk):
+    assert "node 'nosuch' does not exist" in fails(pvc("add", "nosuch", disks[0]))
+    assert "does not use Ceph" in fails(pvc("add", NO_CEPH_NODE, disks[0]))
+    assert "invalid device" in fails(pvc("add", OSD_NODE, "dev/loop0"))
+    assert "weight" in fails(pvc("add", OSD_NODE, disks[0], "--weight=-1"))
+    assert "OSD 99 does not exist" in fails(pvc("info", "99"))
+    assert "OSD 99 does not exist" in fails(pvc("remove", "99", "--yes"))
+    assert "OSD 99 does not exist" in fails(pvc("out", "99"))
+    assert "invalid OSD id" in fails(pvc("info", "abc"))
+    refused = fails(pvc("set", "nosuchflag"))
+    assert "noout" in refused and "nodeep-scrub" in refused  # the flags it takes
+    assert zk.children("base.ceph.osds") == [] and zk.children("base.jobs") == []
+
+
+def test_add_makes_a_running_osd_in_the_nodes_crush_host(pvc, zk, disks, ceph_service, made):
+    before = ceph_osd_ids(ceph_service)
+    out = ok(pvc("add", OSD_NODE, disks[0], "--weight", "0.05", "--wait", timeout=180))
+    assert "done in" in out
+    (osd_id,) = ceph_osd_ids(ceph_service) - before
+    made["osd"] = osd_id
+    osd = osd_of(ceph_service, osd_id)
+    assert osd["up"] == 1 and osd["in"] == 1
+    assert tree_host(ceph_service, osd_id) == OSD_NODE
+    weights = {n["id"]: n.get("crush_weight") for n in ceph_service.ceph("osd", "tree")["nodes"]}
+    assert weights[osd_id] == pytest.approx(0.05, abs=0.001)
+    key = str(osd_id)
+    assert zk.read(("osd", key)) == OSD_NODE and zk.read(("osd.node", key)) == OSD_NODE
+    assert zk.read(("osd.device", key)) == disks[0]
+    label = json.loads(sh("ceph-bluestore-tool", "show-label", "--dev", disks[0]))[disks[0]]
+    assert zk.read(("osd.fsid", key)) == label["osd_uuid"] and label["whoami"] == key
+    listed = json.loads(ok(pvc("list", "-f", "json")))
+    mine = [o for o in listed if o["id"] == osd_id]
+    assert mine and mine[0]["made_by_pvc"] and mine[0]["node"] == OSD_NODE
+    info = json.loads(ok(pvc("info", key, "-f", "json")))
+    assert info["device"] == disks[0] and info["fsid"] == label["osd_uuid"]
+    assert f"{disks[0]} of node '{OSD_NODE}' is already osd.{osd_id}" in fails(
+        pvc("add", OSD_NODE, disks[0])
+    )
+
+
+def test_disks_that_cannot_be_osds_fail_their_task_and_change_nothing(
+    pvc, disks, ceph_service, tmp_path, made
+):
+    before = ceph_osd_ids(ceph_service)
+    regular = tmp_path / "file.img"
+    regular.write_bytes(b"\0" * 4096)
+    sh("mkfs.ext4", "-q", disks[2])
+    cases = {
+        str(regular): "is not a block device",
+        "/dev/pvc-no-such-disk": "does not exist",
+        disks[2]: "in use: has an ext4 filesystem",
+        disks[0]: "in use: has a Ceph bluestore label",  # osd.N's disk, seen from node1
+    }
+    for device, reason in cases.items():
+        node = "node1" if device == disks[0] else OSD_NODE
+        refused = fails(pvc("add", node, device, "--wait", timeout=60))
+        assert "failed" in refused and reason in refused, refused
+    assert ceph_osd_ids(ceph_service) == before
+    assert "ext4" in sh("wipefs", disks[2])  # refused, not wiped
+    sh("wipefs", "-a", disks[2])
+    assert osd_of(ceph_service, made["osd"])["up"] == 1
+
+
+def test_flags_and_in_out_are_ceph_s(pvc, ceph_service, made):
+    osd_id = str(made["osd"])
+    assert "noout is set" in ok(pvc("set", "noout"))
+    assert "noout" in ceph_service.ceph("osd", "dump")["flags_set"]
+    assert "noout is unset" in ok(pvc("unset", "noout"))
+    assert "noout" not in ceph_service.ceph("osd", "dump")["flags_set"]
+    assert f"osd.{osd_id} is now out" in ok(pvc("out", osd_id))
+    assert osd_of(ceph_service, made["osd"])["in"] == 0
+    ok(pvc("in", osd_id))
+    assert osd_of(ceph_service, made["osd"])["in"] == 1
+
+
+def test_a_restarted_daemon_brings_its_osd_back(cluster, ceph_service, made):
+    osd_id = made["osd"]
+    cluster.stop(OSD_NODE, timeout=60)
+    until(lambda: osd_of(ceph_service, osd_id)["up"] == 0, 60)
+    cluster.start(OSD_NODE)
+    until(lambda: osd_of(ceph_service, osd_id)["up"] == 1, 90)
+    assert tree_host(ceph_service, osd_id) == OSD_NODE
+
+
+def test_a_removal_that_leaves_a_pool_below_min_size_is_refused(pvc, ceph_service, zk, made):
+    ceph_service.ceph("osd", "pool", "create", "osdtest-two", "8", "8")
+    try:
+        ceph_service.ceph("osd", "pool", "set", "osdtest-two", "size", "2")
+        ceph_service.ceph("osd", "pool", "set", "osdtest-two", "min_size", "2")
+        refused = fails(pvc("remove", str(made["osd"]), "--yes"))
+        assert "below min_size" in refused and "osdtest-two (min_size 2, 1 osd(s) left)" in refused
+        assert zk.exists(("osd", str(made["osd"])))
+        assert osd_of(ceph_service, made["osd"])["in"] == 1
+    finally:
+        ceph_service.ceph("osd", "pool", "delete", "osdtest-two", "osdtest-two",
+                          "--yes-i-really-really-mean-it")  # fmt: skip
+
+
+def test_remove_drains_purges_and_wipes(pvc, ceph_service, zk, disks, tmp_path, made):
+    osd_id = made["osd"]
+    pool = "osdtest-drain"
+    ceph_service.ceph("osd", "pool", "create", pool, "8", "8")
+    try:
+        payload = tmp_path / "object"
+        payload.write_bytes(bytes(range(256)) * 4096)  # 1 MiB
+        rados = ["rados", "-c", str(ceph_service.conf), "-p", pool]
+        for index in range(16):
+            sh(*rados, "put", f"object{index}", str(payload))
+        until(lambda: _pgs(ceph_service, osd_id) > 0, 30)  # it holds some of the data
+        out = ok(pvc("remove", str(osd_id), "--yes", "--wait", timeout=240))
+        assert "done in" in out
+        assert osd_id not in ceph_osd_ids(ceph_service)
+        hosts = [
+            n["name"] for n in ceph_service.ceph("osd", "tree")["nodes"] if n["type"] == "host"
+        ]
+        assert OSD_NODE not in hosts
+        assert not zk.exists(("osd", str(osd_id)))
+        assert sh("wipefs", "--noheadings", disks[0]).strip() == ""
+        label = subprocess.run(["ceph-bluestore-tool", "show-label", "--dev", disks[0]],
+                               capture_output=True, timeout=COMMAND_TIMEOUT)  # fmt: skip
+        assert label.returncode != 0
+        copy = tmp_path / "copy"
+        for index in range(16):
+            sh(*rados, "get", f"object{index}", str(copy))
+            assert copy.read_bytes() == payload.read_bytes()
+    finally:
+        ceph_service.ceph("osd", "pool", "delete", pool, pool, "--yes-i-really-really-mean-it")
+
+
+def _pgs(ceph_service, osd_id: int) -> int:
+    nodes = ceph_service.ceph("osd", "df")["nodes"]
+    return next((n["pgs"] for n in nodes if n["id"] == osd_id), 0)
