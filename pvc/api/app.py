@@ -31,8 +31,17 @@ PATH_ARG_LABELS = {"vm": "VM name or UUID", "node": "node name", "task": "task i
 log = logging.getLogger("pvc.api")
 
 
+# Path arguments that are not names: an OSD is known by its number.
+NUMBER_PATH_ARGS = {"osd": "OSD id"}
+
+
 def path_param(name: str) -> Param:
-    """A path argument: a name by the name rule; a VM by its name or its UUID."""
+    """A path argument: a name by the name rule; a VM by its name or its UUID; an OSD by its
+    number."""
+    if name in NUMBER_PATH_ARGS:
+        label = NUMBER_PATH_ARGS[name]
+        return Param(name, str, f"The {label}: its number", required=True, max_length=9,
+                     pattern=r"^[0-9]{1,9}$", label=label, rule="a number")  # fmt: skip
     label = PATH_ARG_LABELS.get(name, name)
     return name_param(name, f"The {label}", label, uuid_form=name == "vm", required=True)
 

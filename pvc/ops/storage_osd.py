@@ -16,7 +16,7 @@
 """
 
 import math
-import os
+import re
 from typing import Any
 
 from pvc.drivers.contracts import CephDriver
@@ -33,6 +33,10 @@ FLAGS = (
 )  # fmt: skip
 STATES = ("in", "out")
 DEVICE_MAX = 255  # characters of a device path
+# An absolute, normalised path (no empty, "." or ".." parts) of printable ASCII without spaces:
+# one way only to match any text (each part starts at a "/"). ECMA-262 and Python alike.
+DEVICE_PATTERN = r"^(?:/(?!\.\.?(?:/|$))[!-.0-~]+)+$"
+DEVICE = re.compile(DEVICE_PATTERN)
 WEIGHT_MAX = 1000.0  # CRUSH weight (by convention TiB of the disk)
 JOB_KINDS = ("osd_add", "osd_remove")
 
@@ -49,15 +53,8 @@ def require_osd_id(value: Any) -> int:
 
 
 def require_device(device: Any) -> str:
-    """A device path: absolute, normalised, printable, no spaces."""
-    if (
-        not isinstance(device, str)
-        or not device.startswith("/")
-        or len(device) > DEVICE_MAX
-        or os.path.normpath(device) != device
-        or not device.isprintable()
-        or any(c.isspace() for c in device)
-    ):
+    """A device path: absolute and normalised, in printable ASCII without spaces."""
+    if not isinstance(device, str) or len(device) > DEVICE_MAX or not DEVICE.fullmatch(device):
         raise InvalidInput(
             f"invalid device {user_input.quoted(device)}: give the disk's absolute path "
             "(e.g. /dev/sdb or /dev/disk/by-id/...)"

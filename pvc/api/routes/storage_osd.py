@@ -47,9 +47,9 @@ def get_osds(ctx: Context, node: str | None) -> list[dict[str, Any]]:
             "The whole disk's absolute path (e.g. /dev/sdb); it must hold nothing",
             required=True,
             max_length=storage_osd.DEVICE_MAX,
-            pattern=r"^/[^\s]*$",
+            pattern=storage_osd.DEVICE_PATTERN,
             label="device",
-            rule="an absolute path without spaces",
+            rule="an absolute, normalised path in printable ASCII without spaces",
         ),
         Param(
             "weight",
