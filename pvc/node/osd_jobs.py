@@ -4,10 +4,11 @@ for the jobs `pvc storage osd add|remove` create (pvc.ops.storage_osd).
 osd_add: check the disk is free, prepare it (ceph-volume), activate it, start the OSD in this
 node's CRUSH host, wait until Ceph says it is up, set its CRUSH weight if one was given, then
 write its records (`osd`, `osd.node`, `osd.device`, `osd.fsid`) in the transaction that ends
-the job. Any failure after the check, a cancel, or the daemon stopping undoes it: the OSD
-stopped, purged from Ceph (id, key, CRUSH item), its folder unmounted and the disk wiped; so
-there is never an OSD without a record nor a record without an OSD. Not resumable: a runner
-that dies half way leaves the prepared OSD in Ceph (shown by `osd list` as not made by pvc).
+the job. Any failure after the check (the records' transaction too: a record of that id
+written meanwhile), a cancel, or the daemon stopping undoes it: the OSD stopped, purged from
+Ceph (id, key, CRUSH item), its folder unmounted and the disk wiped; so there is never an OSD
+without a record nor a record without an OSD. Not resumable: a runner that dies half way
+leaves the prepared OSD in Ceph (shown by `osd list` as not made by pvc).
 
 osd_remove (resumable: each step accepts what is already done): mark it out, wait until Ceph
 says it is safe to destroy (its PGs moved; progress: PGs left on it), stop it, purge it,
@@ -23,6 +24,7 @@ from typing import Any
 
 from pvc.drivers.ceph import CephError
 from pvc.drivers.contracts import CephDriver, DeviceError, OsdDeviceDriver, OsdProcessDriver
+from pvc.errors import ConcurrentChange, PvcError
 from pvc.node.jobs import Job, JobCancelled
 from pvc.node.osds import OsdController
 
@@ -104,7 +106,10 @@ class OsdAdd(OsdWork):
                     ("osd.fsid", key): prepared.osd_uuid,
                 }
                 result = {"osd": osd_id, "node": self.node, "device": device}
-                job.done(result, also=records, expect={("osd", key): -1})
+                try:
+                    job.done(result, also=records, expect={("osd", key): -1})
+                except ConcurrentChange as exc:
+                    raise PvcError(f"osd.{osd_id} could not be recorded: {exc.message}") from None
         except BaseException:
             self._undo(device, osd_id)
             raise

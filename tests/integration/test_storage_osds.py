@@ -211,6 +211,15 @@ def test_a_restarted_daemon_brings_its_osd_back(cluster, ceph_service, made):
     assert tree_host(ceph_service, osd_id) == OSD_NODE
 
 
+def test_an_osd_that_dies_is_started_again(ceph_service, made):
+    osd_id = made["osd"]
+    pid_file = ceph_service.folder / "run" / f"osd.{osd_id}.pid"
+    first = int(pid_file.read_text())
+    subprocess.run(["kill", "-9", str(first)], check=True, timeout=COMMAND_TIMEOUT)
+    until(lambda: pid_file.exists() and int(pid_file.read_text() or 0) not in (0, first), 60)
+    until(lambda: osd_of(ceph_service, osd_id)["up"] == 1, 90)
+
+
 def test_a_removal_that_leaves_a_pool_below_min_size_is_refused(pvc, ceph_service, zk, made):
     ceph_service.ceph("osd", "pool", "create", "osdtest-two", "8", "8")
     try:
@@ -259,3 +268,17 @@ def test_remove_drains_purges_and_wipes(pvc, ceph_service, zk, disks, tmp_path, 
 def _pgs(ceph_service, osd_id: int) -> int:
     nodes = ceph_service.ceph("osd", "df")["nodes"]
     return next((n["pgs"] for n in nodes if n["id"] == osd_id), 0)
+
+
+def test_an_add_whose_record_cannot_be_written_is_undone(pvc, zk, disks, ceph_service):
+    before = ceph_osd_ids(ceph_service)
+    next_id = str(min(set(range(len(before) + 1)) - before))  # the id Ceph gives a new OSD
+    zk.write({("osd", next_id): "planted"})  # taken meanwhile: the add's transaction fails
+    try:
+        refused = fails(pvc("add", OSD_NODE, disks[1], "--wait", timeout=180))
+        assert f"osd.{next_id} could not be recorded" in refused
+        assert ceph_osd_ids(ceph_service) == before
+        assert sh("wipefs", "--noheadings", disks[1]).strip() == ""
+        assert zk.read(("osd", next_id)) == "planted" and not zk.exists(("osd.node", next_id))
+    finally:
+        zk.delete(("osd", next_id))
