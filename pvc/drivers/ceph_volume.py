@@ -54,6 +54,7 @@ PRIVATE_KEYRING = (
     'd=$(dirname "$0") && mount -t tmpfs -o mode=0755,size=1m pvc-bootstrap "$d" && '
     'install -m 0600 "$1" "$0" && shift && exec "$@"'
 )
+CEPHX_KEY = re.compile(r"AQ[A-Za-z0-9+/]{36}==")
 # Lines of ceph-volume's output that never say why: its trace, a crash's backtrace and notes.
 NOISE = re.compile(
     r"Traceback|selinux|^Running command:|^\d+: |^NOTE: a copy of the executable|^in thread "
@@ -83,10 +84,15 @@ def run(argv: list[str], timeout: float, env: dict[str, str] | None = None, what
     except OSError as exc:
         raise DeviceError(f"cannot run {argv[0]}: {exc.strerror}") from None
     if result.returncode != 0:
-        output = (result.stdout + result.stderr).splitlines()
+        output = scrub(result.stdout + result.stderr).splitlines()
         log.warning("%s failed (exit %d):\n%s", what, result.returncode, "\n".join(output[-40:]))
-        raise DeviceError(f"{what} failed: {reason(result.stderr or result.stdout)}")
+        raise DeviceError(f"{what} failed: {reason(scrub(result.stderr or result.stdout))}")
     return result.stdout
+
+
+def scrub(text: str) -> str:
+    """`text` without cephx keys (an OSD's key is in its label; ceph-volume handles several)."""
+    return CEPHX_KEY.sub("<key>", text)
 
 
 def reason(output: str) -> str:

@@ -3,7 +3,7 @@ reason line of a failed ceph-volume (pvc.drivers.ceph_volume.reason)."""
 
 import pytest
 
-from pvc.drivers.ceph_volume import reason
+from pvc.drivers.ceph_volume import reason, scrub
 from pvc.errors import InvalidInput
 from pvc.ops import storage_osd
 
@@ -61,3 +61,8 @@ Running command: /usr/bin/ceph osd purge-new osd.1 --yes-i-really-mean-it
     assert reason("wipefs: error: /dev/x: probing initialization failed\n") == (
         "wipefs: error: /dev/x: probing initialization failed"
     )
+
+
+def test_keys_never_leave_in_a_reason():
+    key = "AQDZqA9rmSpoKhAAYEjleanjJaTIsAlML+uGIQ=="
+    assert scrub(f'"osd_key": "{key}",\nnext') == '"osd_key": "<key>",\nnext'
