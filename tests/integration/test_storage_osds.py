@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from pvc.ops import jobs
 from pvc.ops import node as node_ops
 from tests.conftest import fails, free_port, ok
 from tests.local_cluster import LocalCluster
@@ -234,35 +235,64 @@ def test_a_removal_that_leaves_a_pool_below_min_size_is_refused(pvc, ceph_servic
                           "--yes-i-really-really-mean-it")  # fmt: skip
 
 
-def test_remove_drains_purges_and_wipes(pvc, ceph_service, zk, disks, tmp_path, made):
-    osd_id = made["osd"]
+@pytest.fixture(scope="module")
+def data_pool(ceph_service, tmp_path_factory, cluster):
+    """A pool of one copy with 16 MiB in it, some of it on the OSD pvc made."""
     pool = "osdtest-drain"
+    payload = tmp_path_factory.mktemp("data") / "object"
+    payload.write_bytes(bytes(range(256)) * 4096)  # 1 MiB
+    rados = ["rados", "-c", str(ceph_service.conf), "-p", pool]
     ceph_service.ceph("osd", "pool", "create", pool, "8", "8")
     try:
-        payload = tmp_path / "object"
-        payload.write_bytes(bytes(range(256)) * 4096)  # 1 MiB
-        rados = ["rados", "-c", str(ceph_service.conf), "-p", pool]
         for index in range(16):
             sh(*rados, "put", f"object{index}", str(payload))
-        until(lambda: _pgs(ceph_service, osd_id) > 0, 30)  # it holds some of the data
-        out = ok(pvc("remove", str(osd_id), "--yes", "--wait", timeout=240))
-        assert "done in" in out
-        assert osd_id not in ceph_osd_ids(ceph_service)
-        hosts = [
-            n["name"] for n in ceph_service.ceph("osd", "tree")["nodes"] if n["type"] == "host"
-        ]
-        assert OSD_NODE not in hosts
-        assert not zk.exists(("osd", str(osd_id)))
-        assert sh("wipefs", "--noheadings", disks[0]).strip() == ""
-        label = subprocess.run(["ceph-bluestore-tool", "show-label", "--dev", disks[0]],
-                               capture_output=True, timeout=COMMAND_TIMEOUT)  # fmt: skip
-        assert label.returncode != 0
-        copy = tmp_path / "copy"
-        for index in range(16):
-            sh(*rados, "get", f"object{index}", str(copy))
-            assert copy.read_bytes() == payload.read_bytes()
+        yield rados, payload
     finally:
         ceph_service.ceph("osd", "pool", "delete", pool, pool, "--yes-i-really-really-mean-it")
+
+
+def draining(zk, task: str) -> dict | None:
+    record = jobs.info(zk, task)
+    return record if record["progress"]["message"].endswith("PGs left on it") else None
+
+
+def test_a_cancelled_removal_puts_the_osd_back_in(pvc, ceph_service, zk, data_pool, made):
+    osd_id = made["osd"]
+    until(lambda: _pgs(ceph_service, osd_id) > 0, 30)
+    frozen = ("nobackfill", "norecover", "norebalance")  # its PGs cannot move: it drains forever
+    for flag in frozen:
+        ok(pvc("set", flag))
+    try:
+        task = json.loads(ok(pvc("remove", str(osd_id), "--yes", "-f", "json")))["task"]
+        record = until(lambda: draining(zk, task), 60)
+        assert record["progress"]["total"] > 0 and record["progress"]["current"] == 0
+        assert osd_of(ceph_service, osd_id)["in"] == 0
+        jobs.cancel(zk, task)
+        until(lambda: jobs.info(zk, task)["state"] == "cancelled", 60)
+        assert osd_of(ceph_service, osd_id)["in"] == 1 and zk.exists(("osd", str(osd_id)))
+    finally:
+        for flag in frozen:
+            ok(pvc("unset", flag))
+
+
+def test_remove_drains_purges_and_wipes(pvc, ceph_service, zk, disks, tmp_path, data_pool, made):
+    osd_id = made["osd"]
+    rados, payload = data_pool
+    until(lambda: _pgs(ceph_service, osd_id) > 0, 60)  # it holds some of the data
+    out = ok(pvc("remove", str(osd_id), "--yes", "--wait", timeout=240))
+    assert "done in" in out and "PGs left on it" in out  # a line per step: not a terminal
+    assert osd_id not in ceph_osd_ids(ceph_service)
+    tree = ceph_service.ceph("osd", "tree")["nodes"]
+    assert OSD_NODE not in [node["name"] for node in tree if node["type"] == "host"]
+    assert not zk.exists(("osd", str(osd_id)))
+    assert sh("wipefs", "--noheadings", disks[0]).strip() == ""
+    label = subprocess.run(["ceph-bluestore-tool", "show-label", "--dev", disks[0]],
+                           capture_output=True, timeout=COMMAND_TIMEOUT)  # fmt: skip
+    assert label.returncode != 0
+    copy = tmp_path / "copy"
+    for index in range(16):
+        sh(*rados, "get", f"object{index}", str(copy))
+        assert copy.read_bytes() == payload.read_bytes()
 
 
 def _pgs(ceph_service, osd_id: int) -> int:
