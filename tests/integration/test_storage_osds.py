@@ -4,14 +4,17 @@ of the cluster's primary. `pvc storage osd add --wait` makes a bluestore OSD in 
 CRUSH host; a restarted daemon brings it back up; `remove --wait` drains it (the data stays
 readable), purges it and wipes its disk; every refusal is one line and changes nothing."""
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from pvc.ops import jobs
-from pvc.ops import node as node_ops
 from tests.conftest import fails, free_port, ok
 from tests.local_cluster import LocalCluster
 from tests.processes import COMMAND_TIMEOUT
@@ -60,9 +63,11 @@ def purge_leftovers(ceph_service, known: set[int]) -> None:
     """Whatever OSDs and host buckets the tests left in the session's Ceph, gone (by pid)."""
     for osd_id in ceph_osd_ids(ceph_service) - known:
         pid_file = ceph_service.folder / "run" / f"osd.{osd_id}.pid"
-        if pid_file.exists():
-            subprocess.run(["kill", pid_file.read_text().strip()], capture_output=True)
-        until(lambda path=pid_file: not path.exists(), 30)
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(pid_file.read_text())
+            if b"ceph-osd" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)
+        ceph_service.ceph("osd", "down", str(osd_id), check=False)
         ceph_service.ceph("osd", "purge", str(osd_id), "--yes-i-really-mean-it", check=False)
     for name in ("node1", "node2", "node3"):
         ceph_service.ceph("osd", "crush", "rm", name, check=False)
@@ -74,6 +79,8 @@ def cluster(tmp_path_factory, ceph_service, disks):
     local = LocalCluster(
         tmp_path_factory.mktemp("osds"), 3, prefix="pvcd", subnet="10.231.0", zk_port=free_port()
     )
+    # node3 has no Ceph; it is no coordinator either, so the API (on the primary) has Ceph
+    local.settings = {"cluster": {"coordinators": ["node1", "node2"]}}
     local.node_settings = {NO_CEPH_NODE: {"ceph": {"enabled": False}}}
     local.up()
     local.use_ceph(ceph_service)
@@ -81,18 +88,17 @@ def cluster(tmp_path_factory, ceph_service, disks):
         local.start_all()
         yield local
     finally:
-        for name in local.names:  # a stopping daemon stops its OSDs
-            local.stop(name, timeout=60)
-        purge_leftovers(ceph_service, known)
-        local.down()
+        try:
+            for name in local.names:  # a stopping daemon stops its OSDs
+                local.stop(name, timeout=60)
+            purge_leftovers(ceph_service, known)
+        finally:
+            local.down()
 
 
 @pytest.fixture(scope="module")
 def zk(cluster):
     handler = cluster.running_observer(60)
-    if cluster.wait_for_primary(handler, 30) == NO_CEPH_NODE:  # its API has no Ceph
-        node_ops.set_primary(handler, "node1")
-        cluster.wait_for_primary(handler, 30, not_=NO_CEPH_NODE)
     until(lambda: handler.exists(("node.storage_address", OSD_NODE)))
     yield handler
     handler.close()
