@@ -50,7 +50,7 @@ REMOVE_QUESTION = "Remove osd.{id}: drain it, purge it from Ceph and wipe its di
 
 
 def main(args: list[str], options: Globals) -> int:
-    arguments = parse(__doc__, args, "storage")
+    arguments = parse(__doc__, args, "storage", "storage osd")
     output_format = check_format(arguments["--format"])
     api = client.for_options(options)
     osd = arguments["<id>"]
