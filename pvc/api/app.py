@@ -33,6 +33,8 @@ log = logging.getLogger("pvc.api")
 
 # Path arguments that are not names: an OSD is known by its number.
 NUMBER_PATH_ARGS = {"osd": "OSD id"}
+NUMBER_DIGITS = 9
+NUMBER_PATTERN = rf"^[0-9]{{1,{NUMBER_DIGITS}}}$"
 
 
 def path_param(name: str) -> Param:
@@ -40,8 +42,9 @@ def path_param(name: str) -> Param:
     number."""
     if name in NUMBER_PATH_ARGS:
         label = NUMBER_PATH_ARGS[name]
-        return Param(name, str, f"The {label}: its number", required=True, max_length=9,
-                     pattern=r"^[0-9]{1,9}$", label=label, rule="a number")  # fmt: skip
+        return Param(name, str, f"The {label}: its number", required=True,
+                     max_length=NUMBER_DIGITS, pattern=NUMBER_PATTERN, label=label,
+                     rule="a number")  # fmt: skip
     label = PATH_ARG_LABELS.get(name, name)
     return name_param(name, f"The {label}", label, uuid_form=name == "vm", required=True)
 
