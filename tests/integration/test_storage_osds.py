@@ -218,6 +218,17 @@ def test_a_restarted_daemon_brings_its_osd_back(cluster, ceph_service, made):
     assert tree_host(ceph_service, osd_id) == OSD_NODE
 
 
+def test_a_killed_daemon_leaves_its_osd_running_and_the_next_adopts_it(cluster, ceph_service, made):
+    osd_id = made["osd"]
+    pid_file = ceph_service.folder / "run" / f"osd.{osd_id}.pid"
+    running = int(pid_file.read_text())
+    cluster.kill(OSD_NODE)
+    cluster.start(OSD_NODE)
+    log = cluster.workdir / OSD_NODE / "pvc.log"
+    until(lambda: f"osd.{osd_id}: adopted the running ceph-osd (pid {running})" in log.read_text())
+    assert int(pid_file.read_text()) == running and osd_of(ceph_service, osd_id)["up"] == 1
+
+
 def test_an_osd_that_dies_is_started_again(ceph_service, made):
     osd_id = made["osd"]
     pid_file = ceph_service.folder / "run" / f"osd.{osd_id}.pid"
