@@ -71,9 +71,16 @@ SIGNATURE_NAMES = {
 }
 
 
-def run(argv: list[str], timeout: float, env: dict[str, str] | None = None, what: str = "") -> str:
+def run(
+    argv: list[str],
+    timeout: float,
+    env: dict[str, str] | None = None,
+    what: str = "",
+    quiet: bool = False,
+) -> str:
     """Runs a command (`what` names it in errors; by default its first words); its standard
-    output, or DeviceError with its reason. A failure's output goes to the log."""
+    output, or DeviceError with its reason. A failure's output goes to the log, unless
+    `quiet` (a failure that is an answer: no label)."""
     what = what or " ".join(argv[:2])
     try:
         result = subprocess.run(
@@ -85,7 +92,10 @@ def run(argv: list[str], timeout: float, env: dict[str, str] | None = None, what
         raise DeviceError(f"cannot run {argv[0]}: {exc.strerror}") from None
     if result.returncode != 0:
         output = scrub(result.stdout + result.stderr).splitlines()
-        log.warning("%s failed (exit %d):\n%s", what, result.returncode, "\n".join(output[-40:]))
+        if not quiet:
+            log.warning(
+                "%s failed (exit %d):\n%s", what, result.returncode, "\n".join(output[-40:])
+            )
         raise DeviceError(f"{what} failed: {reason(scrub(result.stderr or result.stdout))}")
     return result.stdout
 
@@ -186,7 +196,8 @@ class CephVolume:
     def label(self, device: str) -> dict[str, Any] | None:
         """The device's bluestore label without the OSD's key; None if it has none."""
         try:
-            out = run(["ceph-bluestore-tool", "show-label", "--dev", device], COMMAND_TIMEOUT)
+            show = ["ceph-bluestore-tool", "show-label", "--dev", device]
+            out = run(show, COMMAND_TIMEOUT, quiet=True)
         except DeviceError:
             return None
         try:

@@ -163,8 +163,8 @@ class OsdRemove(OsdWork):
             job.step(total, total, f"stopping and purging osd.{osd_id}")
             self.purge(osd_id)
             wiped = self._wipe(device, fsid)
-        result = {"osd": osd_id, "node": self.node, "device": device, "wiped": wiped}
-        job.done(result, delete=[("osd", key)])
+            result = {"osd": osd_id, "node": self.node, "device": device, "wiped": wiped}
+            job.done(result, delete=[("osd", key)])  # held until its records are gone
         return result
 
     def _pgs(self, osd_id: int) -> int:
