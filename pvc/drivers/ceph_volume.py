@@ -175,7 +175,10 @@ class CephVolume:
                     SIGNATURE_NAMES.get(t, f"{_article(t)} {t} filesystem") for t in found
                 )
             )
-            raise DeviceInUse(f"{device} is in use: has {names}")
+            raise DeviceInUse(
+                f"{device} is in use: has {names}; if nothing on it is needed, "
+                f"wipe it first (wipefs -a {device})"
+            )
         try:
             os.close(os.open(device, os.O_RDONLY | os.O_EXCL))
         except OSError as exc:
@@ -227,8 +230,10 @@ class CephVolume:
     def activate(self, device: str, osd_id: int, osd_uuid: str) -> None:
         """Mounts the OSD's folder (a tmpfs filled from the label) in this mount namespace."""
         folder = OSD_ROOT / f"ceph-{osd_id}"
-        if _mounted(folder) and _read(folder / "fsid") == osd_uuid:
-            return
+        if _mounted(folder):
+            if _read(folder / "fsid") == osd_uuid:
+                return
+            self.deactivate(osd_id)  # an earlier OSD of that id's folder
         label = self.label(device)
         if label is None or label.get("osd_uuid") != osd_uuid:
             raise DeviceError(f"{device} is no longer the disk of osd.{osd_id} (its label changed)")
