@@ -212,10 +212,7 @@ class NodeDaemon:
         policy = Policy.from_config(self.config)
         kinds = flush.kinds(self.view, self.name, policy) if self.vms else {}
         if self.osds:
-            osds = self.osds
-            work = {"name": self.name, "ceph": osds.ceph, "devices": osds.devices,
-                    "processes": osds.processes, "controller": osds}  # fmt: skip
-            kinds |= osd_jobs.kinds(work)
+            kinds |= osd_jobs.kinds(self.name, self.osds)
         self.jobs = JobRunner(
             self.zk,
             self.view,

@@ -10,8 +10,9 @@ Ceph (id, key, CRUSH item), its folder unmounted and the disk wiped; so there is
 without a record nor a record without an OSD. Not resumable: a runner that dies half way
 leaves the prepared OSD in Ceph (shown by `osd list` as not made by pvc).
 
-osd_remove (resumable: each step accepts what is already done): mark it out, wait until Ceph
-says it is safe to destroy (its PGs moved; progress: PGs left on it), stop it, purge it,
+osd_remove (resumable: each step accepts what is already done): mark it out, wait until its
+data has moved (no PG maps to it, no PG is recovering or backfilling, Ceph says it is safe to
+destroy; progress: PGs left on it or moving), stop it, purge it,
 remove this node's CRUSH host bucket if now empty, unmount its folder, wipe its disk (only if
 the disk still carries this OSD's label, or none), and delete its records in the transaction
 that ends the job. A cancel while draining marks it in again.
@@ -32,24 +33,19 @@ log = logging.getLogger("pvc.node.osd_jobs")
 UP_TIMEOUT = 120.0
 POLL_SECONDS = 0.5
 NOT_YET = (errno.EBUSY, errno.EAGAIN)  # safe-to-destroy's "not yet"
+MOVING = ("recover", "backfill", "peer", "activating")  # words of PG states moving data
 
 
 class OsdWork:
-    """What both kinds share: this node's Ceph, disks, OSD processes and controller."""
+    """What both kinds share: this node's OSD controller, and through it Ceph, the disks and
+    the OSD processes."""
 
-    def __init__(
-        self,
-        name: str,
-        ceph: CephDriver,
-        devices: OsdDeviceDriver,
-        processes: OsdProcessDriver,
-        controller: OsdController,
-    ):
+    def __init__(self, name: str, controller: OsdController):
         self.node = name
-        self.ceph = ceph
-        self.devices = devices
-        self.processes = processes
         self.controller = controller
+        self.ceph: CephDriver = controller.ceph
+        self.devices: OsdDeviceDriver = controller.devices
+        self.processes: OsdProcessDriver = controller.processes
 
     def ceph_has(self, osd_id: int) -> dict[str, Any] | None:
         for osd in self.ceph.command("osd dump")["osds"]:
@@ -61,6 +57,8 @@ class OsdWork:
         """Stops the OSD and removes it from Ceph, and this node's host bucket if empty."""
         self.processes.stop(osd_id)
         if self.ceph_has(osd_id) is not None:
+            # stopped, but the monitors may not have seen it yet: purge wants it down
+            self.ceph.mon_command({"prefix": "osd down", "ids": [str(osd_id)]})
             self.ceph.mgr_command(
                 {"prefix": "osd purge", "id": osd_id, "yes_i_really_mean_it": True}
             )
@@ -182,15 +180,27 @@ class OsdRemove(OsdWork):
             raise
         return osd_id in (answer or {}).get("safe_to_destroy", [])
 
+    def _moving(self) -> int:
+        """PGs of the cluster whose data is still on its way (recovering, backfilling, ...)."""
+        summary = self.ceph.command("pg stat").get("pg_summary", {})
+        states = summary.get("num_pg_by_state", [])
+        return sum(s["num"] for s in states if any(word in s["name"] for word in MOVING))
+
     def _drain(self, job: Job, osd_id: int) -> None:
-        """Waits until Ceph may lose the OSD; progress: its PGs moved away."""
-        total = max(self._pgs(osd_id), 1)
+        """Waits until no PG maps to the OSD, none is still moving data (which may come from
+        it: safe-to-destroy alone says yes while a PG of one copy still recovers from it) and
+        Ceph says it may be destroyed. Progress: PGs on it or moving."""
+        total = 1
         last = None
-        while not self._safe(osd_id):
-            left = min(self._pgs(osd_id), total)
-            if left != last:
-                job.step(total - left, total, f"draining osd.{osd_id}: {left} PGs left on it")
-                last = left
+        while True:
+            left, moving = self._pgs(osd_id), self._moving()
+            if left == 0 and moving == 0 and self._safe(osd_id):
+                return
+            total = max(total, left + moving)
+            if (left, moving) != last:
+                message = f"draining osd.{osd_id}: {left} PGs left on it, {moving} moving"
+                job.step(total - left - moving, total, message)
+                last = (left, moving)
             job.check()
             time.sleep(POLL_SECONDS)
 
@@ -210,6 +220,6 @@ class OsdRemove(OsdWork):
             return False
 
 
-def kinds(work: dict[str, Any]) -> dict[str, Any]:
-    """The OSD kinds of this node's job runner (`work`: OsdWork's arguments)."""
-    return {kind.name: kind(**work) for kind in (OsdAdd, OsdRemove)}
+def kinds(name: str, controller: OsdController) -> dict[str, OsdWork]:
+    """The OSD kinds of this node's job runner."""
+    return {kind.name: kind(name, controller) for kind in (OsdAdd, OsdRemove)}

@@ -270,19 +270,19 @@ def data_pool(ceph_service, tmp_path_factory, cluster):
 
 def draining(zk, task: str) -> dict | None:
     record = jobs.info(zk, task)
-    return record if record["progress"]["message"].endswith("PGs left on it") else None
+    return record if record["progress"]["message"].startswith("draining") else None
 
 
 def test_a_cancelled_removal_puts_the_osd_back_in(pvc, ceph_service, zk, data_pool, made):
     osd_id = made["osd"]
     until(lambda: _pgs(ceph_service, osd_id) > 0, 30)
-    frozen = ("nobackfill", "norecover", "norebalance")  # its PGs cannot move: it drains forever
+    frozen = ("nobackfill", "norecover", "norebalance")  # no data moves: it drains forever
     for flag in frozen:
         ok(pvc("set", flag))
     try:
         task = json.loads(ok(pvc("remove", str(osd_id), "--yes", "-f", "json")))["task"]
         record = until(lambda: draining(zk, task), 60)
-        assert record["progress"]["total"] > 0 and record["progress"]["current"] == 0
+        assert record["progress"]["total"] > 0
         assert osd_of(ceph_service, osd_id)["in"] == 0
         jobs.cancel(zk, task)
         until(lambda: jobs.info(zk, task)["state"] == "cancelled", 60)
