@@ -79,9 +79,12 @@ def ceph_service(tmp_path_factory):
     # reach their run folder (scripts/ceph opens the Ceph's own folder to others, 0711)
     slot = os.environ.get("PVC_TEST_SLOT", "")
     folder = Path(tempfile.mkdtemp(prefix=f"pvc-ceph{slot}-"))
-    service = CephService(folder, session_address()).start()
-    yield service
-    service.stop()
+    service = CephService(folder, session_address())
+    try:
+        service.start()
+        yield service
+    finally:
+        service.stop()  # --purge: the folder goes too
 
 
 @pytest.fixture
