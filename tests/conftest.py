@@ -19,6 +19,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -74,9 +75,16 @@ def zk_server(tmp_path_factory):
 @pytest.fixture(scope="session")
 def ceph_service(tmp_path_factory):
     """The session's real Ceph (see tests.ceph_service)."""
-    service = CephService(tmp_path_factory.mktemp("ceph"), session_address()).start()
-    yield service
-    service.stop()
+    # not under pytest's folders (mode 0700): the OSDs pvc starts run as user ceph, which must
+    # reach their run folder (scripts/ceph opens the Ceph's own folder to others, 0711)
+    slot = os.environ.get("PVC_TEST_SLOT", "")
+    folder = Path(tempfile.mkdtemp(prefix=f"pvc-ceph{slot}-"))
+    service = CephService(folder, session_address())
+    try:
+        service.start()
+        yield service
+    finally:
+        service.stop()  # --purge: the folder goes too
 
 
 @pytest.fixture

@@ -38,8 +38,20 @@ PATH_ARG_LABELS = {
 log = logging.getLogger("pvc.api")
 
 
+# Path arguments that are not names: an OSD is known by its number.
+NUMBER_PATH_ARGS = {"osd": "OSD id"}
+NUMBER_DIGITS = 9
+NUMBER_PATTERN = rf"^[0-9]{{1,{NUMBER_DIGITS}}}$"
+
+
 def path_param(name: str) -> Param:
-    """A path argument: a name by the name rule; a VM by its name or its UUID."""
+    """A path argument: a name by the name rule; a VM by its name or its UUID; an OSD by its
+    number."""
+    if name in NUMBER_PATH_ARGS:
+        label = NUMBER_PATH_ARGS[name]
+        return Param(name, str, f"The {label}: its number", required=True,
+                     max_length=NUMBER_DIGITS, pattern=NUMBER_PATTERN, label=label,
+                     rule="a number")  # fmt: skip
     label = PATH_ARG_LABELS.get(name, name)
     return name_param(name, f"The {label}", label, uuid_form=name == "vm", required=True)
 

@@ -31,7 +31,6 @@ Options:
 
 from __future__ import annotations
 
-import sys
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -164,15 +163,7 @@ def set_domain_state(
 ) -> int:
     """Flush a node or make it ready; `wait`: follow its task to the end."""
     answer = api.post(node_path(name, "/domain-state"), {"state": action})
-    if not wait or answer["task"] is None:
-        print(render(answer, output_format, lambda document: document["message"]))
-        return 0
-    started = time.monotonic()
-    if output_format == "pretty":
-        print(answer["message"], flush=True)
-    record = tasks.follow(api, answer["task"], tasks.style_for(output_format, sys.stdout))
-    print(render(record, output_format, lambda _: f"done in {time.monotonic() - started:.1f} s"))
-    return 0
+    return tasks.show_or_follow(api, answer, wait, output_format)
 
 
 def list_text(nodes: list[dict[str, Any]]) -> str:

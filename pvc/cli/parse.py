@@ -5,10 +5,11 @@ from typing import Any
 from pvc.errors import UsageError
 
 
-def parse(doc: str, args: list[str], group: str) -> dict[str, Any]:
+def parse(doc: str, args: list[str], group: str, name: str | None = None) -> dict[str, Any]:
     """Parses the words after the group name against the group's usage `doc`.
 
-    `-h`/`--help` prints `doc` and exits 0; arguments that do not match raise UsageError.
+    `-h`/`--help` prints `doc` and exits 0; arguments that do not match raise UsageError
+    naming the command as `name` (by default the group: "storage osd" for a subgroup).
     """
     from docopt import DocoptExit, docopt
 
@@ -17,6 +18,7 @@ def parse(doc: str, args: list[str], group: str) -> dict[str, Any]:
     except DocoptExit as exc:
         first_line = str(exc).splitlines()[0] if str(exc) else ""
         reason = "" if first_line.lower().startswith("usage:") else f" ({first_line})"
+        name = name or group
         raise UsageError(
-            f"invalid arguments for 'pvc {group}'{reason}; see 'pvc {group} --help'"
+            f"invalid arguments for 'pvc {name}'{reason}; see 'pvc {name} --help'"
         ) from None

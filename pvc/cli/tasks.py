@@ -14,7 +14,7 @@ import time
 import urllib.parse
 from typing import TYPE_CHECKING, Any, TextIO
 
-from pvc.cli.format import key_values, table
+from pvc.cli.format import key_values, render, table
 from pvc.errors import PvcError, Unavailable
 from pvc.limits import one_line
 
@@ -168,3 +168,17 @@ def follow(
     if record["state"] == "cancelled":
         raise PvcError(f"task {task} was cancelled ({record['progress']['message']})")
     return record
+
+
+def show_or_follow(api: ApiClient, answer: dict[str, Any], wait: bool, output_format: str) -> int:
+    """Prints the answer of a request that made a task ({"message", "task"}); with `wait`,
+    follows the task to its end and prints its record (or the time it took)."""
+    if not wait or answer["task"] is None:
+        print(render(answer, output_format, lambda document: document["message"]))
+        return 0
+    started = time.monotonic()
+    if output_format == "pretty":
+        print(answer["message"], flush=True)
+    record = follow(api, answer["task"], style_for(output_format, sys.stdout))
+    print(render(record, output_format, lambda _: f"done in {time.monotonic() - started:.1f} s"))
+    return 0

@@ -166,11 +166,19 @@ class Ceph:
     def mon_command(self, command: dict[str, Any], timeout: float | None = None) -> Any:
         """A monitor command (a `ceph` command line's JSON form): its parsed JSON answer (the
         text when it is not JSON); CephError with the monitors' words when it fails."""
+        return self._send("mon_command", command, timeout)
+
+    def mgr_command(self, command: dict[str, Any], timeout: float | None = None) -> Any:
+        """A manager command (those the `ceph` tool sends to "mon-mgr": osd purge, ...), as
+        `mon_command`; the monitors refuse these with a bare EINVAL."""
+        return self._send("mgr_command", command, timeout)
+
+    def _send(self, method: str, command: dict[str, Any], timeout: float | None) -> Any:
         cluster = self.cluster()
         wait = self.timeout if timeout is None else timeout
         prefix = command.get("prefix", "?")
         try:
-            code, out, status = cluster.mon_command(json.dumps(command), b"", timeout=wait)
+            code, out, status = getattr(cluster, method)(json.dumps(command), b"", timeout=wait)
         except Exception as exc:  # the binding raises rados.Error subclasses
             raise self.translate(exc, f"ceph {prefix}") from None
         if code == -errno_codes.ETIMEDOUT:

@@ -11,6 +11,8 @@ checks that every implementation has each member with the same parameters.
 | PowerDriver       | pvc.drivers.ipmi.Bmc (fence procedure: pvc.drivers.power_fence) |
 | CephDriver        | pvc.drivers.ceph.Ceph                            |
 | ImagesDriver      | pvc.drivers.ceph_images.Images                   |
+| OsdDeviceDriver   | pvc.drivers.ceph_volume.CephVolume               |
+| OsdProcessDriver  | pvc.drivers.osd_process (systemd or supervised)  |
 | FirewallDriver    | pvc/drivers/nft.py, to come                      |
 | DhcpDnsDriver     | pvc/drivers/dnsmasq.py, to come                  |
 
@@ -30,6 +32,7 @@ Every driver:
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from pvc.errors import PvcError
@@ -184,6 +187,11 @@ class CephDriver(Protocol):
         parsed answer; CephError with the monitors' message when it returns non-zero."""
         ...
 
+    def mgr_command(self, command: dict[str, Any], timeout: float | None = None) -> Any:
+        """A manager command (what the `ceph` tool sends to "mon-mgr", e.g. `osd purge`), as
+        mon_command."""
+        ...
+
     def command(self, prefix: str, **arguments: Any) -> Any:
         """mon_command({"prefix": prefix, "format": "json", **arguments})."""
         ...
@@ -296,4 +304,78 @@ class DhcpDnsDriver(Protocol):
 
     def leases(self, network: str) -> list[tuple[str, str, str]]:
         """(MAC, address, hostname) of each lease in the leases file."""
+        ...
+
+
+# --- OSDs on this node's disks (pvc.drivers.ceph_volume, pvc.drivers.osd_process) -------------
+
+
+class DeviceError(DriverError):
+    """A disk cannot become (or stop being) an OSD: missing, not a block device, a failed
+    ceph-volume step."""
+
+    http_status = 400
+
+
+class DeviceInUse(DeviceError):
+    """The disk holds something (a filesystem, a label, a mount, a holder)."""
+
+    http_status = 409
+
+
+@dataclass(frozen=True)
+class PreparedOsd:
+    """What a prepared disk is to Ceph: the OSD's id and its own UUID (ceph-volume's osd_uuid)."""
+
+    osd_id: int
+    osd_uuid: str
+
+
+@runtime_checkable
+class OsdDeviceDriver(Protocol):
+    """A node's disks as bluestore OSDs (ceph-volume raw mode). Refusals and failures raise
+    DeviceError (DeviceInUse for a disk in use), one line each; the OSD's key never leaves."""
+
+    def check_free(self, device: str) -> int:
+        """Refuses what cannot become an OSD; the whole, unused device's size in bytes."""
+        ...
+
+    def label(self, device: str) -> dict[str, Any] | None:
+        """The device's bluestore label (whoami, osd_uuid, ceph_fsid ...), without the key."""
+        ...
+
+    def prepare(self, device: str) -> PreparedOsd:
+        """Makes the device a new OSD of the cluster (not started)."""
+        ...
+
+    def activate(self, device: str, osd_id: int, osd_uuid: str) -> None:
+        """Mounts the OSD's folder in this mount namespace (idempotent)."""
+        ...
+
+    def deactivate(self, osd_id: int) -> None:
+        """Unmounts the OSD's folder (succeeds when it is not mounted)."""
+        ...
+
+    def zap(self, device: str) -> None:
+        """Wipes the device's signatures and first 10 MiB."""
+        ...
+
+
+@runtime_checkable
+class OsdProcessDriver(Protocol):
+    """The seam that runs this node's OSD daemons: systemd's ceph-osd@N where systemd runs,
+    otherwise ceph-osd processes the node daemon supervises. Failures raise DeviceError."""
+
+    def start(self, osd_id: int, host: str, address: str) -> None:
+        """Starts the OSD (a no-op if it runs) in CRUSH host `host`, listening on `address`."""
+        ...
+
+    def stop(self, osd_id: int) -> None:
+        """Stops the OSD and waits until it has (succeeds when it does not run)."""
+        ...
+
+    def running(self, osd_id: int) -> bool: ...
+
+    def stop_all(self) -> None:
+        """What the node daemon does on its way out (supervised OSDs stop with it)."""
         ...

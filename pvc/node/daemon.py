@@ -15,7 +15,8 @@ Life cycle (daemon state in Zookeeper): init -> run -> shutdown -> stop.
    (pvc.node.primary_services) holds the floating address and runs the primary-only
    controllers, the fence monitor (pvc.node.fencing) among them, and with Ceph the storage
    statistics collector (pvc.node.storage_stats). With libvirt, the VM controller
-   (pvc.node.vms) starts.
+   (pvc.node.vms) starts; with Ceph, the OSD controller (pvc.node.osds), and the job
+   runner runs this node's OSD jobs (pvc.node.osd_jobs).
 5. Keepalive every `timers.keepalive_interval`; the first one sets the daemon state `run`
    (then the node may contend) and tells systemd READY=1. After a lost session the next
    keepalive comes at once and registers the node again in the new session. With
@@ -40,6 +41,7 @@ from pvc.node.api_process import ApiProcess
 from pvc.node.fencing import FenceMonitor
 from pvc.node.jobs import JobRunner
 from pvc.node.lease import PrimaryLease
+from pvc.node.osds import OsdController
 from pvc.node.primary_contention import Coordinator
 from pvc.node.primary_services import PrimaryService, for_node
 from pvc.node.vms import VmController
@@ -79,6 +81,7 @@ class NodeDaemon:
         self.coordinator: Coordinator | None = None
         self.lease: PrimaryLease | None = None
         self.vms: VmController | None = None
+        self.osds: OsdController | None = None
         self.jobs: JobRunner | None = None
         self.view: CachedView | None = None  # the cluster tree in memory, shared by every part
         self.watchdog: WatchdogProcess | None = None
@@ -115,6 +118,8 @@ class NodeDaemon:
                 self._start_coordinator()
             if self.config.get("libvirt.enabled"):
                 self._start_vms()
+            if self.config.get("ceph.enabled"):
+                self._start_osds()
             self._start_jobs()
             self.zk.add_listener(self._on_session)
             self._keepalive_loop()
@@ -188,14 +193,28 @@ class NodeDaemon:
         self.vms = VmController(self.zk, self.name, self.config, self.view, self.registered)
         self.vms.start()
 
+    def _start_osds(self) -> None:
+        from pvc.drivers import ceph, ceph_volume, osd_process
+
+        cluster = ceph.shared(self.config)
+        conf = self.config.get("ceph.config_file")
+        devices = ceph_volume.CephVolume(conf, self.config.get("ceph.bootstrap_keyring"))
+        processes = osd_process.for_host(conf, cluster)
+        interval = self.config.get("timers.keepalive_interval")
+        self.osds = OsdController(self.view, self.name, cluster, devices, processes, interval)
+        self.osds.start()
+
     def _start_jobs(self) -> None:
-        """The job runner; a node that runs VMs runs its own flush and unflush jobs."""
-        from pvc.node import flush, storage_upload
+        """The job runner; a node that runs VMs runs its own flush and unflush jobs, a node
+        with Ceph its OSD jobs."""
+        from pvc.node import flush, osd_jobs, storage_upload
         from pvc.ops.placement import Policy
 
         policy = Policy.from_config(self.config)
         kinds = flush.kinds(self.view, self.name, policy) if self.vms else {}
         kinds |= storage_upload.kinds(self.view, self.config)
+        if self.osds:
+            kinds |= osd_jobs.kinds(self.name, self.osds)
         self.jobs = JobRunner(
             self.zk,
             self.view,
@@ -306,6 +325,8 @@ class NodeDaemon:
             self.watchdog.close()
         if self.vms:
             self.vms.stop()
+        if self.osds:
+            self.osds.stop()  # supervised OSDs stop with the daemon (pvc.drivers.osd_process)
         self._set_daemon_state("stop")
         if self.zk:
             self.zk.close()

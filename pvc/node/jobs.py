@@ -92,12 +92,14 @@ class Job:
         result: Any,
         also: dict[Any, Any] | None = None,
         expect: dict[Any, int] | None = None,
+        delete: list[Any] | None = None,
     ) -> None:
-        """Ends the job done, writing `also` (guarded by `expect`) in the same transaction."""
+        """Ends the job done, writing `also` and deleting `delete` (guarded by `expect`) in the
+        same transaction."""
         total = self.record["progress"]["total"]
         progress = {"current": total, "total": total, "message": "done"}
         record = jobs.finished(self.record, jobs.DONE, result=result, progress=progress)
-        self._write(record, also, expect, release=True)
+        self._write(record, also, expect, release=True, delete=delete)
 
     def end(self, state: str, reason: str, **fields: Any) -> None:
         """Ends the job (or, for `queued`, hands it back) with `reason` as its message."""
@@ -114,9 +116,10 @@ class Job:
         also: dict[Any, Any] | None = None,
         expect: dict[Any, int] | None = None,
         release: bool = False,
+        delete: list[Any] | None = None,
     ) -> None:
         zk = self._runner.view
-        self.version = jobs.update(zk, record, self.version, also, expect, release)
+        self.version = jobs.update(zk, record, self.version, also, expect, release, delete)
         self.record = record
         self.ended = release
 

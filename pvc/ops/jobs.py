@@ -68,6 +68,9 @@ KINDS = {
         # received by the API process that claims it; handed back only if that process died,
         # and then run by the primary's daemon to remove what it made (pvc.node.storage_upload)
         Kind("upload", True, "upload", "a new volume from a disk image sent to the API"),
+        # an add that stopped half way is undone, not resumed: its runner's death fails it
+        Kind("osd_add", False, "osd", "make a disk of a node a Ceph OSD"),
+        Kind("osd_remove", True, "osd", "drain, stop, purge and wipe a Ceph OSD"),
     )
 }
 
@@ -235,12 +238,14 @@ def update(
     also: dict[Any, Any] | None = None,
     expect: dict[Any, int] | None = None,
     release: bool = False,
+    delete: list[Any] | None = None,
 ) -> int:
-    """Writes a running job's new record (and `also`), guarded by its version and its claim;
-    `release` removes the claim in the same transaction (the job ends). The new version."""
+    """Writes a running job's new record (and `also`, and deletes `delete`), guarded by its
+    version and its claim; `release` removes the claim in the same transaction (the job ends).
+    The new version."""
     job_id = record["id"]
     guard = {("job", job_id): version, **(expect or {})}
-    delete = []
+    delete = list(delete or [])
     if release:
         delete += [("job.claim", job_id), ("job.cancel", job_id)]
     else:

@@ -6,6 +6,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from pvc import limits
+from pvc.api.app import NUMBER_DIGITS, NUMBER_PATH_ARGS, NUMBER_PATTERN
 from pvc.api.params import COMPONENT_PATTERN, NAME_PATTERN
 from tests.integration.test_api import call
 
@@ -77,7 +78,10 @@ def test_bounds_are_stated(document):
     assert initialize["schema"]["properties"]["name"]["pattern"] == NAME_PATTERN
     for label, operation in operations(document):
         for parameter in operation.get("parameters", []):
-            if parameter["in"] == "path":
+            if parameter["in"] == "path" and parameter["name"] in NUMBER_PATH_ARGS:
+                assert parameter["schema"]["pattern"] == NUMBER_PATTERN, label
+                assert parameter["schema"]["maxLength"] == NUMBER_DIGITS, label
+            elif parameter["in"] == "path":
                 pattern = COMPONENT_PATTERN if parameter["name"] == "vm" else NAME_PATTERN
                 assert parameter["schema"]["pattern"] == pattern, label
                 assert parameter["schema"]["maxLength"] == limits.NAME_MAX, label

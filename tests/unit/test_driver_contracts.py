@@ -7,7 +7,16 @@ from types import ModuleType
 
 import pytest
 
-from pvc.drivers import ceph, ceph_images, contracts, ipmi, netlink, power_fence
+from pvc.drivers import (
+    ceph,
+    ceph_images,
+    ceph_volume,
+    contracts,
+    ipmi,
+    netlink,
+    osd_process,
+    power_fence,
+)
 from pvc.drivers.contracts import HypervisorError
 from pvc.drivers.libvirt import Hypervisor
 from pvc.limits import REASON_MAX
@@ -18,6 +27,9 @@ IMPLEMENTATIONS = [
     (contracts.PowerDriver, ipmi.Bmc),
     (contracts.CephDriver, ceph.Ceph),
     (contracts.ImagesDriver, ceph_images.Images),
+    (contracts.OsdDeviceDriver, ceph_volume.CephVolume),
+    (contracts.OsdProcessDriver, osd_process.SupervisedOsds),
+    (contracts.OsdProcessDriver, osd_process.SystemdOsds),
 ]
 
 

@@ -13,6 +13,7 @@ MODULES = (
     "storage_volume",
     "storage_snapshot",
     "storage_upload",
+    "storage_osd",
 )
 
 

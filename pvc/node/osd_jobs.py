@@ -1,0 +1,225 @@
+"""The job kinds `osd_add` and `osd_remove`, run by the daemon of the OSD's node (pvc.node.jobs)
+for the jobs `pvc storage osd add|remove` create (pvc.ops.storage_osd).
+
+osd_add: check the disk is free, prepare it (ceph-volume), activate it, start the OSD in this
+node's CRUSH host, wait until Ceph says it is up, set its CRUSH weight if one was given, then
+write its records (`osd`, `osd.node`, `osd.device`, `osd.fsid`) in the transaction that ends
+the job. Any failure after the check (the records' transaction too: a record of that id
+written meanwhile), a cancel, or the daemon stopping undoes it: the OSD stopped, purged from
+Ceph (id, key, CRUSH item), its folder unmounted and the disk wiped; so there is never an OSD
+without a record nor a record without an OSD. Not resumable: a runner that dies half way
+leaves the prepared OSD in Ceph (shown by `osd list` as not made by pvc).
+
+osd_remove (resumable: each step accepts what is already done): mark it out, wait until its
+data has moved (no PG maps to it, no PG is recovering or backfilling, Ceph says it is safe to
+destroy; progress: PGs left on it or moving), stop it, purge it,
+remove this node's CRUSH host bucket if now empty, unmount its folder, wipe its disk (only if
+the disk still carries this OSD's label, or none), and delete its records in the transaction
+that ends the job. A cancel while draining marks it in again.
+"""
+
+import errno
+import logging
+import time
+from typing import Any
+
+from pvc.drivers.ceph import CephError
+from pvc.drivers.contracts import CephDriver, DeviceError, OsdDeviceDriver, OsdProcessDriver
+from pvc.errors import ConcurrentChange, PvcError
+from pvc.node.jobs import Job, JobCancelled
+from pvc.node.osds import OsdController
+
+log = logging.getLogger("pvc.node.osd_jobs")
+UP_TIMEOUT = 120.0
+POLL_SECONDS = 0.5
+NOT_YET = (errno.EBUSY, errno.EAGAIN)  # safe-to-destroy's "not yet"
+MOVING = ("recover", "backfill", "peer", "activating")  # words of PG states moving data
+
+
+class OsdWork:
+    """What both kinds share: this node's OSD controller, and through it Ceph, the disks and
+    the OSD processes."""
+
+    def __init__(self, name: str, controller: OsdController):
+        self.node = name
+        self.controller = controller
+        self.ceph: CephDriver = controller.ceph
+        self.devices: OsdDeviceDriver = controller.devices
+        self.processes: OsdProcessDriver = controller.processes
+
+    def ceph_has(self, osd_id: int) -> dict[str, Any] | None:
+        for osd in self.ceph.command("osd dump")["osds"]:
+            if osd["osd"] == osd_id:
+                return osd
+        return None
+
+    def purge(self, osd_id: int) -> None:
+        """Stops the OSD and removes it from Ceph, and this node's host bucket if empty."""
+        self.processes.stop(osd_id)
+        if self.ceph_has(osd_id) is not None:
+            # stopped, but the monitors may not have seen it yet: purge wants it down
+            self.ceph.mon_command({"prefix": "osd down", "ids": [str(osd_id)]})
+            self.ceph.mgr_command(
+                {"prefix": "osd purge", "id": osd_id, "yes_i_really_mean_it": True}
+            )
+        for bucket in self.ceph.command("osd tree")["nodes"]:
+            if (
+                bucket["type"] == "host"
+                and bucket["name"] == self.node
+                and not bucket.get("children")
+            ):
+                self.ceph.mon_command({"prefix": "osd crush rm", "name": self.node})
+        self.devices.deactivate(osd_id)
+
+
+class OsdAdd(OsdWork):
+    name = "osd_add"
+    steps = 5
+
+    def run(self, job: Job) -> None:
+        device, weight = job.args["device"], job.args.get("weight")
+        job.step(1, self.steps, f"checking {device}")
+        self.devices.check_free(device)
+        osd_id: int | None = None
+        try:
+            job.step(2, self.steps, f"preparing {device} (ceph-volume raw prepare)")
+            prepared = self.devices.prepare(device)
+            osd_id = prepared.osd_id
+            with self.controller.holding(osd_id):
+                job.step(3, self.steps, f"activating osd.{osd_id}")
+                self.devices.activate(device, osd_id, prepared.osd_uuid)
+                job.step(4, self.steps, f"starting osd.{osd_id}")
+                self.processes.start(osd_id, self.node, self.controller.address())
+                self._wait_up(job, osd_id)
+                if weight is not None:
+                    name = f"osd.{osd_id}"
+                    self.ceph.mon_command(
+                        {"prefix": "osd crush reweight", "name": name, "weight": float(weight)}
+                    )
+                key = str(osd_id)
+                records = {
+                    ("osd", key): self.node,
+                    ("osd.node", key): self.node,
+                    ("osd.device", key): device,
+                    ("osd.fsid", key): prepared.osd_uuid,
+                }
+                result = {"osd": osd_id, "node": self.node, "device": device}
+                try:
+                    job.done(result, also=records, expect={("osd", key): -1})
+                except ConcurrentChange as exc:
+                    raise PvcError(f"osd.{osd_id} could not be recorded: {exc.message}") from None
+        except BaseException:
+            self._undo(device, osd_id)
+            raise
+
+    def _wait_up(self, job: Job, osd_id: int) -> None:
+        job.step(5, self.steps, f"waiting for osd.{osd_id} to come up")
+        deadline = time.monotonic() + UP_TIMEOUT
+        while True:
+            osd = self.ceph_has(osd_id)
+            if osd is not None and osd["up"]:
+                return
+            if not self.processes.running(osd_id):
+                raise DeviceError(f"osd.{osd_id} exited as it started (see its Ceph log)")
+            if time.monotonic() > deadline:
+                raise DeviceError(f"osd.{osd_id} did not come up within {UP_TIMEOUT:g} s")
+            job.check()
+            time.sleep(POLL_SECONDS)
+
+    def _undo(self, device: str, osd_id: int | None) -> None:
+        """Takes back whatever the add made (the disk was free before it began)."""
+        try:
+            if osd_id is None:
+                label = self.devices.label(device) or {}
+                osd_id = int(label["whoami"]) if "whoami" in label else None
+            if osd_id is not None:
+                self.purge(osd_id)
+            self.devices.zap(device)
+            log.info("undid the add of %s (osd.%s)", device, osd_id)
+        except Exception as exc:  # report, but the job's own error is what matters
+            log.error("could not undo the add of %s (osd.%s): %s", device, osd_id, exc)
+
+
+class OsdRemove(OsdWork):
+    name = "osd_remove"
+
+    def run(self, job: Job) -> dict[str, Any]:
+        osd_id = int(job.args["osd"])
+        key = str(osd_id)
+        device = job.args.get("device")
+        fsid = self.controller.view.read(("osd.fsid", key))
+        with self.controller.holding(osd_id):
+            if self.ceph_has(osd_id) is not None:
+                job.step(0, 1, f"marking osd.{osd_id} out")
+                self.ceph.mon_command({"prefix": "osd out", "ids": [key]})
+                try:
+                    self._drain(job, osd_id)
+                except JobCancelled:
+                    self.ceph.mon_command({"prefix": "osd in", "ids": [key]})
+                    raise
+            total = job.record["progress"]["total"] or 1
+            job.step(total, total, f"stopping and purging osd.{osd_id}")
+            self.purge(osd_id)
+            wiped = self._wipe(device, fsid)
+            result = {"osd": osd_id, "node": self.node, "device": device, "wiped": wiped}
+            job.done(result, delete=[("osd", key)])  # held until its records are gone
+        return result
+
+    def _pgs(self, osd_id: int) -> int:
+        for node in self.ceph.command("osd df")["nodes"]:
+            if node["id"] == osd_id:
+                return int(node.get("pgs", 0))
+        return 0
+
+    def _safe(self, osd_id: int) -> bool:
+        try:
+            answer = self.ceph.command("osd safe-to-destroy", ids=[str(osd_id)])
+        except CephError as exc:
+            if exc.errno in NOT_YET:
+                return False
+            raise
+        return osd_id in (answer or {}).get("safe_to_destroy", [])
+
+    def _moving(self) -> int:
+        """PGs of the cluster whose data is still on its way (recovering, backfilling, ...)."""
+        summary = self.ceph.command("pg stat").get("pg_summary", {})
+        states = summary.get("num_pg_by_state", [])
+        return sum(s["num"] for s in states if any(word in s["name"] for word in MOVING))
+
+    def _drain(self, job: Job, osd_id: int) -> None:
+        """Waits until no PG maps to the OSD, none is still moving data (which may come from
+        it: safe-to-destroy alone says yes while a PG of one copy still recovers from it) and
+        Ceph says it may be destroyed. Progress: PGs on it or moving."""
+        total = 1
+        last = None
+        while True:
+            left, moving = self._pgs(osd_id), self._moving()
+            if left == 0 and moving == 0 and self._safe(osd_id):
+                return
+            total = max(total, left + moving)
+            if (left, moving) != last:
+                message = f"draining osd.{osd_id}: {left} PGs left on it, {moving} moving"
+                job.step(total - left - moving, total, message)
+                last = (left, moving)
+            job.check()
+            time.sleep(POLL_SECONDS)
+
+    def _wipe(self, device: str | None, fsid: str | None) -> bool:
+        """Wipes the disk if it is still this OSD's (or blank); False if it holds another."""
+        if not device:
+            return False
+        try:
+            label = self.devices.label(device)
+            if label is not None and label.get("osd_uuid") != fsid:
+                log.warning("%s is no longer this OSD's disk: not wiping it", device)
+                return False
+            self.devices.zap(device)
+            return True
+        except DeviceError as exc:
+            log.warning("could not wipe %s: %s", device, exc.message)
+            return False
+
+
+def kinds(name: str, controller: OsdController) -> dict[str, OsdWork]:
+    """The OSD kinds of this node's job runner."""
+    return {kind.name: kind(name, controller) for kind in (OsdAdd, OsdRemove)}
