@@ -12,7 +12,7 @@ Commands:
                --overwrite, which wipes ALL cluster data (asks first unless --yes).
   status       The cluster's name, versions, maintenance mode, primary node and nodes.
   maintenance  Turn maintenance mode on or off (suppresses fencing and automatic actions).
-  task         The cluster's tasks (flush, ready, ...), newest first; one task's progress,
+  task         The cluster's tasks (flush, ready, OSD add/remove, upload ...), newest first; one task's progress,
                result or error; cancel one (a queued task at once, a running one after its
                current step).
 
@@ -20,7 +20,8 @@ Options:
   --name NAME                 the cluster's name [default: pvc]
   --overwrite                 wipe an initialised cluster and start afresh
   -y, --yes                   do not ask for confirmation
-  --kind KIND                 only tasks of this kind (flush, unflush)
+  --kind KIND                 only tasks of this kind (flush, unflush, osd_add,
+                              osd_remove, upload)
   --state STATE               only tasks in this state (queued, running, done, failed,
                               cancelled)
   -f FORMAT, --format FORMAT  output: pretty, json or json-pretty [default: pretty]
