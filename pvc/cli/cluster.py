@@ -12,9 +12,9 @@ Commands:
                --overwrite, which wipes ALL cluster data (asks first unless --yes).
   status       The cluster's name, versions, maintenance mode, primary node and nodes.
   maintenance  Turn maintenance mode on or off (suppresses fencing and automatic actions).
-  task         The cluster's tasks (flush, ready, OSD add/remove, upload ...), newest first; one task's progress,
-               result or error; cancel one (a queued task at once, a running one after its
-               current step).
+  task         The cluster's tasks (flush, ready, OSD add/remove, upload ...), newest
+               first; one task's progress, result or error; cancel one (a queued task at
+               once, a running one after its current step).
 
 Options:
   --name NAME                 the cluster's name [default: pvc]
