@@ -14,7 +14,8 @@ Life cycle (daemon state in Zookeeper): init -> run -> shutdown -> stop.
    whose lease the watchdog enforces; its registry of primary services
    (pvc.node.primary_services) holds the floating address and runs the primary-only
    controllers, the fence monitor (pvc.node.fencing) among them. With libvirt, the VM
-   controller (pvc.node.vms) starts.
+   controller (pvc.node.vms) starts; with Ceph, the storage client (pvc.node.storage_client:
+   this node's storage address, the lifting of its storage fence).
 5. Keepalive every `timers.keepalive_interval`; the first one sets the daemon state `run`
    (then the node may contend) and tells systemd READY=1. After a lost session the next
    keepalive comes at once and registers the node again in the new session. With
@@ -41,6 +42,7 @@ from pvc.node.jobs import JobRunner
 from pvc.node.lease import PrimaryLease
 from pvc.node.primary_contention import Coordinator
 from pvc.node.primary_services import for_node
+from pvc.node.storage_client import StorageClient
 from pvc.node.vms import VmController
 from pvc.node.watchdog_process import WatchdogProcess
 from pvc.zk import handler, migrations
@@ -79,6 +81,7 @@ class NodeDaemon:
         self.lease: PrimaryLease | None = None
         self.vms: VmController | None = None
         self.jobs: JobRunner | None = None
+        self.storage: StorageClient | None = None
         self.view: CachedView | None = None  # the cluster tree in memory, shared by every part
         self.watchdog: WatchdogProcess | None = None
         self.api: ApiProcess | None = None
@@ -114,6 +117,8 @@ class NodeDaemon:
                 self._start_coordinator()
             if self.config.get("libvirt.enabled"):
                 self._start_vms()
+            if self.config.get("ceph.enabled"):
+                self._start_storage_client()
             self._start_jobs()
             self.zk.add_listener(self._on_session)
             self._keepalive_loop()
@@ -186,6 +191,21 @@ class NodeDaemon:
     def _start_vms(self) -> None:
         self.vms = VmController(self.zk, self.name, self.config, self.view, self.registered)
         self.vms.start()
+
+    def _start_storage_client(self) -> None:
+        """Publishes this node's storage address and lifts its storage fence when it may."""
+        from pvc.drivers import ceph
+
+        vms = self.vms
+        self.storage = StorageClient(
+            self.zk,
+            self.view,
+            self.name,
+            ceph.shared(self.config),
+            vms.leftovers if vms else list,
+            self.config.get("timers.keepalive_interval"),
+        )
+        self.storage.start()
 
     def _start_jobs(self) -> None:
         """The job runner; a node that runs VMs runs its own flush and unflush jobs."""
@@ -293,6 +313,8 @@ class NodeDaemon:
             self.api.stop()  # after the hand-over: the address has moved to a warm API
         if self.watchdog:
             self.watchdog.close()
+        if self.storage:
+            self.storage.stop()
         if self.vms:
             self.vms.stop()
         self._set_daemon_state("stop")

@@ -75,6 +75,7 @@ from pvc.zk.handler import ZKHandler, resolve
 
 log = logging.getLogger("pvc.node.vms")
 RUNNING = vm_ops.RUNNING
+SHOULD_RUN = ("start", "restart", "migrate", "shutdown")  # states a VM may be active in here
 # A VM's keys whose change may concern this node (their last path component).
 WATCHED_KEYS = {
     schema.KEYS[key][0].rsplit("/", 1)[1]
@@ -163,6 +164,25 @@ class VmController:
                 except PvcError as exc:
                     log.error("%s; VMs on this node wait until libvirt answers", exc.message)
             return self.hypervisor
+
+    def leftovers(self) -> list[str] | None:
+        """The pvc VMs active here that are not meant to run here (the leftovers of a fence,
+        until their steps destroy them); None while libvirt does not answer."""
+        hypervisor = self._connect()
+        if hypervisor is None:
+            return None
+        try:
+            active = [uuid for uuid, state in hypervisor.domains().items() if state in RUNNING]
+        except PvcError:
+            return None
+        found = []
+        for uuid in active:
+            name, node, state = self.view.read_many(
+                [("domain", uuid), ("domain.node", uuid), ("domain.state", uuid)]
+            )
+            if name is not None and (node != self.name or state not in SHOULD_RUN):
+                found.append(name)
+        return found
 
     # --- feeding the queue ------------------------------------------------------------------
 
