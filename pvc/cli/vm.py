@@ -396,6 +396,7 @@ def info_text(record: dict[str, Any]) -> str:
             ("failed reason", record["failed_reason"] or None),
             ("memory", None if memory is None else f"{memory} MiB"),
             ("vcpus", record["vcpus"]),
+            ("volumes", ", ".join(record.get("volumes") or []) or None),
             *_meta_pairs(record),
             ("tags", ", ".join(record["tags"]) or None),
         ]

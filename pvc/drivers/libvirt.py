@@ -13,6 +13,8 @@ opens libvirt, for the node daemon and for its watchdog's self-fence alike.
 - `start`, `shutdown` (ACPI, returns at once), `destroy`, `remove` and `migrate` raise
   `HypervisorError` with libvirt's message on one line; `destroy` and `remove` of a domain
   that is not here succeed.
+- `define_ceph_secret` gives libvirt the cephx key QEMU opens RBD disks with, as a private
+  secret (libvirt never hands its value back).
 - Lifecycle events call the callback given to `Hypervisor(uri, on_event)` with the domain's
   UUID, from libvirt's event loop thread: it must not block. Without a callback no event loop
   is started, so the watchdog opens libvirt without threads of libvirt's.
@@ -25,6 +27,7 @@ opens libvirt, for the node daemon and for its watchdog's self-fence alike.
 The URI selects the driver: qemu:///system on real nodes, test:///default for many-node tests.
 """
 
+import base64
 import contextlib
 import functools
 import logging
@@ -33,7 +36,7 @@ import xml.etree.ElementTree as ET
 from types import ModuleType
 from typing import Any
 from xml.dom import minidom
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import escape, quoteattr
 
 from pvc.drivers import import_binding
 from pvc.drivers.contracts import EventCallback, HypervisorError
@@ -234,6 +237,25 @@ class Hypervisor:
             domain.migrateToURI3(peer_uri, params, flags)
         except self._error() as exc:
             raise HypervisorError(f"live migration to {peer_uri} failed: {exc}") from None
+
+    def define_ceph_secret(self, uuid: str, usage: str, key: str) -> None:
+        """Defines (or updates) the private secret `uuid` of usage type ceph named `usage`,
+        whose value is the cephx `key` (base64, as keyrings hold it). Private: libvirt never
+        gives the value back; it is never logged nor put in a message."""
+        libvirt = _libvirt()
+        document = (
+            "<secret ephemeral='no' private='yes'>"
+            f"<uuid>{escape(uuid)}</uuid><usage type='ceph'><name>{escape(usage)}</name></usage>"
+            "</secret>"
+        )
+        try:
+            value = base64.b64decode(key, validate=True)
+        except ValueError:
+            raise HypervisorError(f"the Ceph key for secret {uuid} is not base64") from None
+        try:
+            self.conn.secretDefineXML(document, 0).setValue(value, 0)
+        except libvirt.libvirtError as exc:
+            raise HypervisorError(f"cannot define the Ceph secret {uuid}: {exc}") from None
 
     def console_file(self, uuid: str) -> str | None:
         """The file the domain's serial console is written to (a pty's <log file>, or a

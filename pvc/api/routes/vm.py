@@ -171,8 +171,10 @@ def get_vms(
     ),
     responses={
         400: "Bad parameter, XML that does not parse or lacks name, uuid, memory or vcpu, "
-        "a node outside the limit, or no node in run and ready state",
-        404: "The node does not exist, or the cluster is not initialised",
+        "an RBD disk source that is not POOL/VOLUME, a node outside the limit, or no node in "
+        "run and ready state",
+        404: "The node does not exist, a volume of its RBD disks does not (each named), or "
+        "the cluster is not initialised",
         409: "A VM with this name or UUID exists",
     },
     returns=VM,
@@ -228,8 +230,9 @@ def get_vm(ctx: Context, vm: str) -> dict[str, Any]:
         ),
     ),
     responses={
-        400: "Bad XML, or a UUID that is not the VM's",
-        404: NOT_FOUND,
+        400: "Bad XML (an RBD disk source that is not POOL/VOLUME too), or a UUID that is not "
+        "the VM's",
+        404: NOT_FOUND + "; or a volume of its RBD disks does not exist (each named)",
         409: "The XML has another name (use rename), the restart would over-commit its "
         "node's memory, or the VM changed meanwhile",
     },

@@ -1,0 +1,202 @@
+"""VM disks on RBD, the real path: two node daemons with their own libvirtds in their own
+namespaces and the session's Ceph. Each daemon defines the cluster's Ceph secret in its
+libvirtd; a tiny TCG guest defined with a bare `rbd` disk (no hosts, no auth: its node
+completes them) boots, writes its ticks to the disk, live-migrates and keeps writing; the
+data from before and after the migration is on the volume (read from the host with librbd).
+`vm define`/`modify` refuse a VM whose volumes pvc does not know; `vm info` lists them."""
+
+import json
+import re
+import urllib.error
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import rados
+import rbd
+
+from pvc.drivers.ceph import client_key
+from pvc.ops import rbd_disks
+from pvc.zk.handler import ZKHandler
+from tests.conftest import free_port
+from tests.integration.test_vm_real import api, until
+from tests.libvirt_nodes import LibvirtNodes, build_guest, linux_domain_xml
+from tests.local_cluster import LocalCluster
+
+POOL = "vmdisks"
+SECTOR = 512
+
+
+class Rbd:
+    """The host's own librbd client of the session's Ceph, for setting up and reading volumes."""
+
+    def __init__(self, ceph_service):
+        self.cluster = rados.Rados(conffile=str(ceph_service.conf), name="client.admin",
+                                   conf={"keyring": str(ceph_service.keyring)})  # fmt: skip
+        self.cluster.connect(timeout=10)
+        self.ioctx = self.cluster.open_ioctx(POOL)
+
+    def create(self, name: str, size: int = 64 << 20) -> None:
+        rbd.RBD().create(self.ioctx, name, size)
+
+    def remove(self, name: str) -> None:
+        rbd.RBD().remove(self.ioctx, name)
+
+    def sectors(self, name: str, count: int = 4096) -> list[str]:
+        """The text at the start of each of the first `count` sectors (read-only handle)."""
+        with rbd.Image(self.ioctx, name, read_only=True) as image:
+            data = image.read(0, count * SECTOR)
+        return [
+            data[i : i + SECTOR].split(b"\0", 1)[0].decode(errors="replace").strip()
+            for i in range(0, len(data), SECTOR)
+        ]
+
+    def close(self) -> None:
+        self.ioctx.close()
+        self.cluster.shutdown()
+
+
+def disk_ticks(sectors: list[str]) -> dict[str, list[int]]:
+    """boot id -> the ticks it wrote to the disk, in sector order."""
+    found: dict[str, list[int]] = {}
+    for text in sectors:
+        match = re.fullmatch(r"boot (\w+) tick (\d+)", text)
+        if match:
+            found.setdefault(match.group(1), []).append(int(match.group(2)))
+    return found
+
+
+def rbd_disk(source: str, target: str = "vda") -> str:
+    """A bare RBD disk, as a user writes it: the node adds the monitors and the auth."""
+    return (
+        "<disk type='network' device='disk'><driver name='qemu' type='raw' cache='writeback'/>"
+        f"<source protocol='rbd' name='{source}'/><target dev='{target}' bus='virtio'/></disk>"
+    )
+
+
+def guest_xml(name: str, console_log, disks: list[str]) -> str:
+    xml = linux_domain_xml(name, str(uuid.uuid4()), build_guest(), console_log)
+    return xml.replace("<devices>", "<devices>" + "".join(disks), 1)
+
+
+def add_volume(zk, volumes: Rbd, name: str, size: int = 64 << 20) -> None:
+    """A real image and the record pvc keeps of it (as `pvc storage volume add` writes it)."""
+    volumes.create(name, size)
+    zk.write({("volume", POOL, name): "", ("volume.stats", POOL, name): {"size": size}})
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory, ceph_service) -> Iterator[tuple[LocalCluster, Rbd, ZKHandler]]:
+    ceph_service.ceph("osd", "pool", "create", POOL, "8")
+    ceph_service.ceph("osd", "pool", "application", "enable", POOL, "rbd")
+    workdir = tmp_path_factory.mktemp("rbdvm")  # short: it holds the libvirtd sockets
+    local = LocalCluster(workdir, 2, prefix="pvcd", subnet="10.219.0", zk_port=free_port())
+    libvirt = LibvirtNodes(workdir / "libvirt")
+    volumes = None
+    try:
+        local.up()
+        local.use_libvirt(libvirt.start_cluster(local))
+        local.use_ceph(ceph_service)
+        local.start_all()
+        volumes = Rbd(ceph_service)
+        zk = local.running_observer(60)
+        yield local, volumes, zk
+        zk.close()
+    finally:
+        local.down()
+        libvirt.stop()
+        if volumes is not None:
+            volumes.close()
+        ceph_service.ceph("osd", "pool", "delete", POOL, POOL, "--yes-i-really-really-mean-it",
+                          check=False)  # fmt: skip
+
+
+def console(cluster: LocalCluster, name: str) -> list[str]:
+    return api(cluster, "GET", f"/vm/{name}/console?lines=1000")["lines"]
+
+
+def refusal(cluster: LocalCluster, method: str, path: str, params: dict) -> tuple[int, str]:
+    """The HTTP status and message of a request the API refuses."""
+    try:
+        api(cluster, method, path, params)
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())["message"]
+    raise AssertionError(f"{method} {path} was not refused")
+
+
+def test_every_node_defines_the_clusters_ceph_secret(rig, ceph_service):
+    import libvirt
+
+    cluster, _, zk = rig
+    secret = rbd_disks.secret_uuid(zk.read("base.config.cluster_uuid"))
+    for name in cluster.names:
+        conn = libvirt.open(cluster.libvirt[name]["uri"])
+        try:
+            found = conn.secretLookupByUUIDString(secret)
+            assert found.usageType() == libvirt.VIR_SECRET_USAGE_TYPE_CEPH
+            assert "private='yes'" in found.XMLDesc(0).replace('"', "'")
+            with pytest.raises(libvirt.libvirtError):
+                found.value()  # private: libvirt never gives the key back
+        finally:
+            conn.close()
+    logs = "".join((cluster.workdir / name / "pvc.log").read_text() for name in cluster.names)
+    assert "secret" in logs and client_key(str(ceph_service.keyring), "admin") not in logs
+
+
+def test_define_refuses_unknown_volumes_and_info_lists_them(rig, tmp_path):
+    cluster, volumes, zk = rig
+    add_volume(zk, volumes, "known")
+    disks = [rbd_disk(f"{POOL}/known"), rbd_disk(f"{POOL}/missing", "vdb")]
+    xml = guest_xml("refused", tmp_path / "c.log", disks)
+    assert refusal(cluster, "POST", "/vm", {"xml": xml}) == (
+        404,
+        f"no such volume: {POOL}/missing (create it with pvc storage volume add)",
+    )
+    bad_name = xml.replace(f"{POOL}/missing", f"{POOL}/-dash")
+    status, message = refusal(cluster, "POST", "/vm", {"xml": bad_name})
+    assert status == 400 and "POOL/VOLUME" in message
+    plain = guest_xml("plain", tmp_path / "l.log", [])
+    api(cluster, "POST", "/vm", {"xml": plain})
+    assert api(cluster, "GET", "/vm/plain")["volumes"] == []
+    with_missing = plain.replace("<devices>", "<devices>" + rbd_disk(f"{POOL}/gone"), 1)
+    assert refusal(cluster, "PUT", "/vm/plain", {"xml": with_missing})[0] == 404
+    with_known = plain.replace("<devices>", "<devices>" + rbd_disk(f"{POOL}/known"), 1)
+    api(cluster, "PUT", "/vm/plain", {"xml": with_known})
+    assert api(cluster, "GET", "/vm/plain")["volumes"] == [f"{POOL}/known"]
+    api(cluster, "DELETE", "/vm/plain")
+
+
+def test_an_rbd_backed_guest_writes_migrates_live_and_keeps_its_data(rig, tmp_path):
+    cluster, volumes, zk = rig
+    add_volume(zk, volumes, "disk0")
+    name = "rbdguest"
+    xml = guest_xml(name, tmp_path / "console.log", [rbd_disk(f"{POOL}/disk0")])
+    api(cluster, "POST", "/vm", {"xml": xml, "node": "node1"})
+    assert api(cluster, "GET", f"/vm/{name}")["volumes"] == [f"{POOL}/disk0"]
+    api(cluster, "POST", f"/vm/{name}/state", {"state": "start"})
+
+    def disk_lines() -> list[int]:
+        return [int(line.split()[2]) for line in console(cluster, name)
+                if line.startswith("disk tick ")]  # fmt: skip
+
+    until(lambda: len(disk_lines()) >= 3, 90, "the guest to write its disk")
+    before = disk_lines()[-1]
+    api(cluster, "POST", f"/vm/{name}/node", {"action": "migrate", "node": "node2"})
+
+    def migrated():
+        observed = api(cluster, "GET", f"/vm/{name}")["observed"] or {}
+        return observed.get("node") == "node2" and observed.get("state") == "running"
+
+    until(migrated, 90, "the live migration")
+    log = (cluster.workdir / "node1" / "pvc.log").read_text()
+    assert "shutting it down to start it there" not in log  # live, no fallback
+    until(lambda: disk_lines()[-1] >= before + 3, 60, "disk writes after the migration")
+    assert not [line for line in console(cluster, name) if "disk write failed" in line]
+    after = disk_lines()[-1]
+
+    written = disk_ticks(volumes.sectors("disk0"))
+    assert len(written) == 1  # one boot: the guest never restarted
+    (ticks,) = written.values()
+    assert ticks[: after + 1] == list(range(after + 1))  # before and after, none lost
+    api(cluster, "POST", f"/vm/{name}/state", {"state": "stop"})
+    until(lambda: api(cluster, "GET", f"/vm/{name}")["state"] == "stop", 30, "the stop")
