@@ -124,6 +124,11 @@ class HypervisorDriver(Protocol):
         """The file the domain's serial console is logged to, if any."""
         ...
 
+    def grow_disk(self, uuid: str, source: str, size: int) -> bool:
+        """Grows the running domain's disks backed by `source` ("pool/volume" or a path) to
+        `size` bytes where the guest sees them smaller; True if one grew."""
+        ...
+
     def define_ceph_secret(self, uuid: str, usage: str, key: str) -> None:
         """Defines or updates the private libvirt secret `uuid` (usage type ceph, name
         `usage`) holding the cephx `key` (base64) QEMU opens RBD disks with; never logged."""

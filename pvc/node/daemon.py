@@ -15,7 +15,8 @@ Life cycle (daemon state in Zookeeper): init -> run -> shutdown -> stop.
    (pvc.node.primary_services) holds the floating address and runs the primary-only
    controllers, the fence monitor (pvc.node.fencing) among them. With libvirt, the VM
    controller (pvc.node.vms) starts; with Ceph, the storage client (pvc.node.storage_client:
-   this node's storage address, the lifting of its storage fence).
+   this node's storage address, the lifting of its storage fence) and, with both, the disk
+   sizes controller (pvc.node.disk_sizes: a volume grown reaches its guest).
 5. Keepalive every `timers.keepalive_interval`; the first one sets the daemon state `run`
    (then the node may contend) and tells systemd READY=1. After a lost session the next
    keepalive comes at once and registers the node again in the new session. With
@@ -37,6 +38,7 @@ from pvc.config import Config
 from pvc.errors import Conflict, PvcError, Unavailable
 from pvc.node import keepalive, sdnotify, shutdown
 from pvc.node.api_process import ApiProcess
+from pvc.node.disk_sizes import DiskSizes
 from pvc.node.fencing import FenceMonitor
 from pvc.node.jobs import JobRunner
 from pvc.node.lease import PrimaryLease
@@ -82,6 +84,7 @@ class NodeDaemon:
         self.vms: VmController | None = None
         self.jobs: JobRunner | None = None
         self.storage: StorageClient | None = None
+        self.disk_sizes: DiskSizes | None = None
         self.view: CachedView | None = None  # the cluster tree in memory, shared by every part
         self.watchdog: WatchdogProcess | None = None
         self.api: ApiProcess | None = None
@@ -193,10 +196,14 @@ class NodeDaemon:
         self.vms.start()
 
     def _start_storage_client(self) -> None:
-        """Publishes this node's storage address and lifts its storage fence when it may."""
+        """Publishes this node's storage address and lifts its storage fence when it may;
+        with VMs here, lets their guests see their volumes grow (pvc.node.disk_sizes)."""
         from pvc.drivers import ceph
 
         vms = self.vms
+        if vms:
+            self.disk_sizes = DiskSizes(vms, self.config.get("timers.keepalive_interval"))
+            self.disk_sizes.start()
         self.storage = StorageClient(
             self.zk,
             self.view,
@@ -315,6 +322,8 @@ class NodeDaemon:
             self.watchdog.close()
         if self.storage:
             self.storage.stop()
+        if self.disk_sizes:
+            self.disk_sizes.stop()
         if self.vms:
             self.vms.stop()
         self._set_daemon_state("stop")

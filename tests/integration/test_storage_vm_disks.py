@@ -5,6 +5,7 @@ completes them) boots, writes its ticks to the disk, live-migrates and keeps wri
 data from before and after the migration is on the volume (read from the host with librbd).
 `vm define`/`modify` refuse a VM whose volumes pvc does not know; `vm info` lists them."""
 
+import contextlib
 import json
 import re
 import urllib.error
@@ -19,7 +20,8 @@ from pvc.drivers.ceph import client_key
 from pvc.ops import rbd_disks
 from pvc.zk.handler import ZKHandler
 from tests.conftest import free_port
-from tests.integration.test_vm_real import api, until
+from tests.integration import test_vm_real
+from tests.integration.test_vm_real import until
 from tests.libvirt_nodes import LibvirtNodes, build_guest, linux_domain_xml
 from tests.local_cluster import LocalCluster
 
@@ -115,12 +117,28 @@ def console(cluster: LocalCluster, name: str) -> list[str]:
     return api(cluster, "GET", f"/vm/{name}/console?lines=1000")["lines"]
 
 
-def refusal(cluster: LocalCluster, method: str, path: str, params: dict) -> tuple[int, str]:
+class Refused(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(f"{status}: {message}")
+        self.status, self.message = status, message
+
+
+def api(cluster: LocalCluster, method: str, path: str, params: dict | None = None):
+    """One API call; Refused with the API's status and message when it says no."""
+    try:
+        return test_vm_real.api(cluster, method, path, params)
+    except urllib.error.HTTPError as error:
+        raise Refused(error.code, json.loads(error.read())["message"]) from None
+
+
+def refusal(
+    cluster: LocalCluster, method: str, path: str, params: dict | None = None
+) -> tuple[int, str]:
     """The HTTP status and message of a request the API refuses."""
     try:
         api(cluster, method, path, params)
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())["message"]
+    except Refused as refused:
+        return refused.status, refused.message
     raise AssertionError(f"{method} {path} was not refused")
 
 
@@ -200,3 +218,80 @@ def test_an_rbd_backed_guest_writes_migrates_live_and_keeps_its_data(rig, tmp_pa
     assert ticks[: after + 1] == list(range(after + 1))  # before and after, none lost
     api(cluster, "POST", f"/vm/{name}/state", {"state": "stop"})
     until(lambda: api(cluster, "GET", f"/vm/{name}")["state"] == "stop", 30, "the stop")
+
+
+def test_flush_locks_breaks_what_a_gone_owner_left_and_only_on_a_vm_that_runs_nowhere(
+    rig, tmp_path, ceph_service
+):
+    cluster, volumes, zk = rig
+    add_volume(zk, volumes, "locked")
+    add_volume(zk, volumes, "legacy")
+    name = "locker"
+    disks = [rbd_disk(f"{POOL}/locked"), rbd_disk(f"{POOL}/legacy", "vdb")]
+    api(
+        cluster, "POST", "/vm", {"xml": guest_xml(name, tmp_path / "c.log", disks), "node": "node2"}
+    )
+    api(cluster, "POST", f"/vm/{name}/state", {"state": "start"})
+    until(lambda: any(line.startswith("disk tick") for line in console(cluster, name)), 90,
+          "the guest to write")  # fmt: skip
+    status, message = refusal(cluster, "POST", f"/vm/{name}/locks")
+    assert status == 409 and "stop it first" in message
+    api(cluster, "POST", f"/vm/{name}/state", {"state": "stop"})
+    until(lambda: (api(cluster, "GET", f"/vm/{name}")["observed"] or {}).get("state")
+          == "shutoff", 30, "the stop")  # fmt: skip
+
+    # owners gone without a fence: the destroyed QEMU's exclusive lock on the disk it wrote
+    # (a killed QEMU leaves it), and a client that took an advisory lock (and with it the
+    # exclusive lock) on the other, then went away
+    owner = Rbd(ceph_service)
+    image = rbd.Image(owner.ioctx, "legacy")
+    image.lock_exclusive("old-tool")
+    answer = api(cluster, "POST", f"/vm/{name}/locks")
+    with contextlib.suppress(rbd.Error):  # blocklisted by the break, as a dead owner would be
+        image.close()
+    owner.cluster.shutdown()
+    broken = {entry["volume"]: entry["broken"] for entry in answer["volumes"]}
+    assert [kind.split()[0] for kind in broken[f"{POOL}/locked"]] == ["exclusive"]
+    assert sorted(kind.split()[0] for kind in broken[f"{POOL}/legacy"]) == [
+        "advisory", "exclusive"
+    ]  # fmt: skip
+    assert "3 lock(s) broken on 2 volume(s)" in answer["message"]
+    for volume in ("locked", "legacy"):
+        with rbd.Image(volumes.ioctx, volume) as check:
+            assert list(check.lock_get_owners()) == [] and not check.list_lockers()
+    # the VM starts again and takes its lock cleanly: its new boot writes its disk
+    api(cluster, "POST", f"/vm/{name}/state", {"state": "start"})
+
+    def written_since_boot() -> int:
+        lines = "\n".join(console(cluster, name)).split("pvc-guest booted")
+        return len(lines) >= 3 and lines[-1].count("disk tick")
+
+    until(lambda: written_since_boot() >= 2, 90, "the restarted guest to write")
+    api(cluster, "POST", f"/vm/{name}/state", {"state": "stop"})
+
+
+def test_a_volume_grown_under_a_running_guest_reaches_it(rig, tmp_path):
+    import libvirt
+
+    cluster, volumes, zk = rig
+    add_volume(zk, volumes, "growing", 64 << 20)
+    name = "grower"
+    xml = guest_xml(name, tmp_path / "console.log", [rbd_disk(f"{POOL}/growing")])
+    api(cluster, "POST", "/vm", {"xml": xml, "node": "node1"})
+    api(cluster, "POST", f"/vm/{name}/state", {"state": "start"})
+    until(lambda: any(line.startswith("disk tick") for line in console(cluster, name)), 90,
+          "the guest to write")  # fmt: skip
+    uuid = api(cluster, "GET", f"/vm/{name}")["uuid"]
+    # what `pvc storage volume resize` does: the image grows, then its record
+    with rbd.Image(volumes.ioctx, "growing") as image:
+        image.resize(96 << 20)
+    zk.write({("volume.stats", POOL, "growing"): {"size": 96 << 20}})
+    conn = libvirt.open(cluster.libvirt["node1"]["uri"])
+    try:
+        domain = conn.lookupByUUIDString(uuid)
+        until(lambda: domain.blockInfo("vda", 0)[0] == 96 << 20, 30, "the guest's disk to grow")
+    finally:
+        conn.close()
+    log = (cluster.workdir / "node1" / "pvc.log").read_text()
+    assert f"disk {POOL}/growing grown to {96 << 20} bytes" in log
+    api(cluster, "POST", f"/vm/{name}/state", {"state": "stop"})

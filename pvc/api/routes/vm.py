@@ -17,7 +17,7 @@ from pvc.api.app import Context, Encoded, endpoint
 from pvc.api.openapi import listing, record
 from pvc.api.params import Param, name_list_param, name_param
 from pvc.limits import CONSOLE_LINES_MAX, NODE_LIMIT_MAX, PATTERN_MAX, TAGS_MAX, XML_MAX
-from pvc.ops import placement, vm_move, vm_state
+from pvc.ops import placement, vm_locks, vm_move, vm_state
 from pvc.ops import vm as vm_ops
 from pvc.ops.vm_goals import GOALS
 
@@ -508,3 +508,19 @@ def get_tags(ctx: Context, vm: str) -> dict[str, Any]:
 )
 def post_tags(ctx: Context, vm: str, add: str | None, remove: str | None) -> dict[str, Any]:
     return vm_ops.set_tags(ctx.zk, vm, _names(add) or [], _names(remove) or [])
+
+
+@endpoint(
+    "POST",
+    "/vm/<vm>/locks",
+    summary="Break the RBD locks on a VM's volumes (the VM must run nowhere)",
+    tags=TAGS,
+    responses={
+        404: NOT_FOUND,
+        409: "The VM runs, or is meant to run, on a node",
+        503: "Ceph is not configured on the API's node, or does not answer",
+    },
+    returns=VM,
+)
+def post_locks(ctx: Context, vm: str) -> dict[str, Any]:
+    return vm_locks.flush_locks(ctx.zk, ctx.config, vm)
