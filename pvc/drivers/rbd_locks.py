@@ -37,32 +37,47 @@ def _image(ceph: CephDriver, pool: str, image: str, action: Any) -> Any:
             raise _failed(exc, f"volume {pool}/{image}") from None
 
 
+def _exclusive_owners(rbd: Any, opened: Any) -> list[dict[str, Any]]:
+    """The exclusive-lock owners; none when the lock is an advisory one (librbd's managed
+    lock and `rbd lock add` share one RADOS lock: it says EBUSY then)."""
+    try:
+        return list(opened.lock_get_owners())
+    except rbd.ImageBusy:
+        return []
+
+
+def _advisory(opened: Any) -> list[tuple[str, str, str]]:
+    """(client, cookie, address) of each advisory locker."""
+    return list((opened.list_lockers() or {}).get("lockers", []))
+
+
 def owners(ceph: CephDriver, pool: str, image: str) -> list[str]:
     """Every holder of a lock on the image: exclusive-lock owners ("exclusive ADDR") and
     advisory lockers ("advisory CLIENT COOKIE ADDR")."""
 
     def read(rbd: Any, opened: Any) -> list[str]:
-        found = [f"exclusive {owner['owner']}" for owner in opened.lock_get_owners()]
-        lockers = opened.list_lockers() or {}
-        for client, cookie, address in lockers.get("lockers", []):
-            found.append(f"advisory {client} {cookie} {address}")
+        found = [f"exclusive {owner['owner']}" for owner in _exclusive_owners(rbd, opened)]
+        if not found:
+            found = [f"advisory {c} {cookie} {a}" for c, cookie, a in _advisory(opened)]
         return found
 
     return _image(ceph, pool, image, read)
 
 
 def break_locks(ceph: CephDriver, pool: str, image: str) -> list[str]:
-    """Breaks every lock on the image (as `owners` names them); the ones broken."""
+    """Breaks every lock on the image (as `owners` names them): an exclusive lock through
+    librbd (which blocklists its owner's client, so a live one cannot write on), else the
+    advisory ones; the ones broken."""
 
     def breaks(rbd: Any, opened: Any) -> list[str]:
         broken = []
-        for owner in opened.lock_get_owners():
+        for owner in _exclusive_owners(rbd, opened):
             opened.lock_break(owner["mode"], owner["owner"])
             broken.append(f"exclusive {owner['owner']}")
-        lockers = opened.list_lockers() or {}
-        for client, cookie, address in lockers.get("lockers", []):
-            opened.break_lock(client, cookie)
-            broken.append(f"advisory {client} {cookie} {address}")
+        if not broken:
+            for client, cookie, address in _advisory(opened):
+                opened.break_lock(client, cookie)
+                broken.append(f"advisory {client} {cookie} {address}")
         return broken
 
     return _image(ceph, pool, image, breaks)

@@ -240,25 +240,28 @@ def test_flush_locks_breaks_what_a_gone_owner_left_and_only_on_a_vm_that_runs_no
     until(lambda: (api(cluster, "GET", f"/vm/{name}")["observed"] or {}).get("state")
           == "shutoff", 30, "the stop")  # fmt: skip
 
-    # owners gone without a fence: the destroyed QEMU's exclusive lock on the disk it wrote
-    # (a killed QEMU leaves it), and a client that took an advisory lock (and with it the
-    # exclusive lock) on the other, then went away
+    # owners gone without a fence: an exclusive lock on the disk the guest wrote (the killed
+    # QEMU's, or a client's that never hands it over), an older tool's advisory lock on the
+    # other
     owner = Rbd(ceph_service)
-    image = rbd.Image(owner.ioctx, "legacy")
-    image.lock_exclusive("old-tool")
+    images = [rbd.Image(owner.ioctx, "locked"), rbd.Image(owner.ioctx, "legacy")]
+    with contextlib.suppress(rbd.ImageBusy):  # busy: the killed QEMU's lock is still there
+        images[0].lock_acquire(rbd.RBD_LOCK_MODE_EXCLUSIVE)  # managed: never handed over
+    images[1].lock_exclusive("old-tool")
     answer = api(cluster, "POST", f"/vm/{name}/locks")
-    with contextlib.suppress(rbd.Error):  # blocklisted by the break, as a dead owner would be
-        image.close()
-    owner.cluster.shutdown()
+    for image in images:
+        with contextlib.suppress(rbd.Error):  # blocklisted by the break, as a dead owner is
+            image.close()
     broken = {entry["volume"]: entry["broken"] for entry in answer["volumes"]}
     assert [kind.split()[0] for kind in broken[f"{POOL}/locked"]] == ["exclusive"]
-    assert sorted(kind.split()[0] for kind in broken[f"{POOL}/legacy"]) == [
-        "advisory", "exclusive"
-    ]  # fmt: skip
-    assert "3 lock(s) broken on 2 volume(s)" in answer["message"]
+    assert [kind.split()[:3] for kind in broken[f"{POOL}/legacy"]] == [
+        ["advisory", f"client.{owner.cluster.get_instance_id()}", "old-tool"]
+    ]
+    assert "2 lock(s) broken on 2 volume(s)" in answer["message"]
     for volume in ("locked", "legacy"):
         with rbd.Image(volumes.ioctx, volume) as check:
             assert list(check.lock_get_owners()) == [] and not check.list_lockers()
+    owner.close()
     # the VM starts again and takes its lock cleanly: its new boot writes its disk
     api(cluster, "POST", f"/vm/{name}/state", {"state": "start"})
 
