@@ -62,8 +62,8 @@ class ApiClient:
             headers["X-Api-Key"] = self.connection.api_key
         params = {name: value for name, value in (params or {}).items() if value is not None}
         body = None
-        if method in ("POST", "PUT"):
-            body = json.dumps(params).encode()
+        if method in ("POST", "PUT") and params:  # none: no body (an endpoint without
+            body = json.dumps(params).encode()  # parameters refuses one, even "{}")
             headers["Content-Type"] = "application/json"
         elif params:
             target += "?" + urllib.parse.urlencode(

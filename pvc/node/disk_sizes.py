@@ -7,7 +7,8 @@ written by `pvc storage volume resize`) queues it; a resync every keepalive inte
 every volume of the VMs running here (so a VM that arrives after a resize, or a step that
 failed, is caught up). Its step asks libvirt to grow each disk backed by the volume in each
 VM running here to the recorded size (`grow_disk`: only ever larger; a disk already that size
-is left alone), so repeating it is harmless.
+is left alone), once per VM and size: the size each VM was given is kept in memory, so the
+resync does not query QEMU every interval (a daemon that restarts asks once more).
 """
 
 import logging
@@ -26,6 +27,8 @@ class DiskSizes:
         self.vms = vms
         self.view = vms.view
         self._volumes_root = resolve("base.ceph.volumes")[0]
+        # (VM, volume) -> the size QEMU was last told; read and written by the one worker
+        self._applied: dict[tuple[str, str], int] = {}
         self.controller = Controller(
             "disk-sizes", self._step, resync=self._resync, resync_interval=interval
         )
@@ -67,7 +70,16 @@ class DiskSizes:
         hypervisor = self.vms.hypervisor
         if not isinstance(size, int) or hypervisor is None:
             return None
-        for uuid, used in self._running_here().items():
-            if volume in used and hypervisor.grow_disk(uuid, volume, size):
-                log.info("VM %s: disk %s grown to %d bytes", uuid, volume, size)
+        running = self._running_here()
+        for uuid, used in running.items():
+            if volume not in used or self._applied.get((uuid, volume)) == size:
+                continue  # asked QEMU already: a resync does not ask it again every interval
+            try:
+                if hypervisor.grow_disk(uuid, volume, size):
+                    log.info("VM %s: disk %s grown to %d bytes", uuid, volume, size)
+                self._applied[(uuid, volume)] = size
+            except PvcError as exc:
+                log.warning("VM %s: %s", uuid, exc.message)  # the next resync tries again
+        for key in [key for key in self._applied if key[0] not in running]:
+            del self._applied[key]  # gone from here: asked again if it comes back
         return None

@@ -45,7 +45,10 @@ def rig(tmp_path_factory, ceph_service) -> Iterator[tuple]:
     ceph_service.ceph("osd", "pool", "create", POOL, "8")
     ceph_service.ceph("osd", "pool", "application", "enable", POOL, "rbd")
     workdir = tmp_path_factory.mktemp("rbdfence")  # short: it holds the libvirtd sockets
-    cluster = LocalCluster(workdir, 2, prefix="pvcf", subnet="10.221.0", zk_port=free_port())
+    # timers that a machine loaded by other tests does not mistake for a death; detection
+    # speed is not what this test is about
+    cluster = LocalCluster(workdir, 2, prefix="pvcf", subnet="10.221.0", zk_port=free_port(),
+                           session_timeout=6.0)  # fmt: skip
     libvirt = LibvirtNodes(workdir / "libvirt")
     bmcs = Bmcs(workdir / "bmc")
     faults = NodeFaults(cluster, libvirt)
@@ -54,7 +57,7 @@ def rig(tmp_path_factory, ceph_service) -> Iterator[tuple]:
         cluster.up()
         cluster.use_libvirt(libvirt.start_cluster(cluster))
         cluster.use_ceph(ceph_service)
-        cluster.settings["timers"] = {"fence_intervals": 3, "suicide_intervals": 4}
+        cluster.settings["timers"] = {"fence_intervals": 8, "suicide_intervals": 12}
         cluster.settings["fencing"] = {"failed_fence": "migrate"}
         for name in cluster.names:
             # power off and on succeed and kill nothing (see the module docstring)
