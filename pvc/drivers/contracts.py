@@ -185,7 +185,8 @@ class CephDriver(Protocol):
     client_mount_timeout, rados_mon_op_timeout and rados_osd_op_timeout set, so a cluster
     without quorum or with blocked PGs fails a call with CephUnavailable after its timeout
     instead of blocking the caller forever; other failures raise CephError with Ceph's errno.
-    RBD images (pvc.drivers.ceph_images) and OSD devices (pvc.drivers.ceph_volume) build on it.
+    RBD images (pvc.drivers.ceph_images), their locks (pvc.drivers.rbd_locks) and OSD devices
+    (pvc.drivers.ceph_volume) build on it.
     """
 
     def mon_command(self, command: dict[str, Any], timeout: float | None = None) -> Any:
