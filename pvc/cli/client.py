@@ -72,7 +72,8 @@ class ApiClient:
         if data is not None:
             body = data
             headers["Content-Type"] = "application/octet-stream"
-        elif method in ("POST", "PUT") and params:  # none: no body (some endpoints take none)
+        elif method in ("POST", "PUT") and params:  # none: no body (an endpoint
+            # without parameters refuses one, even "{}")
             body = json.dumps(params).encode()
             headers["Content-Type"] = "application/json"
         if params and (data is not None or method not in ("POST", "PUT")):

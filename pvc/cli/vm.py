@@ -20,6 +20,7 @@
   pvc vm dump <vm>
   pvc vm log <vm> [--lines LINES] [--follow]
   pvc vm tag <vm> [--add TAG]... [--remove TAG]...
+  pvc vm flush-locks <vm> [--format FORMAT]
   pvc vm -h | --help
 
 A <vm> is a VM's name or UUID. Asking for what already holds (start of a running VM, stop or
@@ -53,6 +54,9 @@ Commands:
   log        Print the last lines of a VM's serial console; --follow keeps printing new lines
              until interrupted.
   tag        Add and remove a VM's tags; without options, show them.
+  flush-locks  Break the RBD locks on a VM's volumes (refused while the VM runs anywhere):
+             after a storage fence a recovered VM takes its locks itself; this is for
+             locks left behind otherwise.
 
 Options:
   --node NODE                 define: the node to assign; list: only VMs on this node
@@ -149,6 +153,9 @@ def main(args: list[str], options: Globals) -> int:
         else:
             tags = api.get(vm_path(vm, "/tags"))["tags"]
         print(", ".join(tags) or "no tags")
+    elif arguments["flush-locks"]:
+        answer = api.post(vm_path(vm, "/locks"))
+        print(render(answer, check_format(arguments["--format"]), locks_text))
     elif arguments["meta"] and not _meta_params(arguments):
         print(meta_text(api.get(vm_path(vm, "/meta"))))
     elif any(arguments[verb] for verb in STATE_VERBS + NODE_VERBS):
@@ -377,6 +384,15 @@ def _meta_pairs(record: dict[str, Any]) -> list[tuple[str, Any]]:
     ]
 
 
+def locks_text(answer: dict[str, Any]) -> str:
+    """The pretty form of POST /vm/<vm>/locks: the message, then each volume's broken locks."""
+    lines = [answer["message"]]
+    for entry in answer["volumes"]:
+        broken = "not in Ceph" if entry["missing"] else ", ".join(entry["broken"]) or "no lock"
+        lines.append(f"  {entry['volume']}: {broken}")
+    return "\n".join(lines)
+
+
 def meta_text(record: dict[str, Any]) -> str:
     """The pretty form of GET /vm/<vm>/meta."""
     return key_values([("name", record["name"]), *_meta_pairs(record)])
@@ -396,6 +412,7 @@ def info_text(record: dict[str, Any]) -> str:
             ("failed reason", record["failed_reason"] or None),
             ("memory", None if memory is None else f"{memory} MiB"),
             ("vcpus", record["vcpus"]),
+            ("volumes", ", ".join(record.get("volumes") or []) or None),
             *_meta_pairs(record),
             ("tags", ", ".join(record["tags"]) or None),
         ]

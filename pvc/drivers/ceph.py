@@ -69,6 +69,27 @@ def client_key(keyring: str, client: str) -> str:
     return parser.get(section, "key").strip()
 
 
+def mon_host(config_file: str) -> str:
+    """The monitors' addresses as a ceph.conf gives them (`mon_host` or `mon host` in
+    [global]); "" if it names none. Read line by line: ceph.conf indents its options, which
+    configparser would take for continuation lines."""
+    section = ""
+    try:
+        with open(config_file, encoding="utf-8") as file:
+            lines = file.read().splitlines()
+    except (OSError, UnicodeError) as exc:
+        raise CephUnavailable(f"cannot read the Ceph configuration {config_file}: {exc}") from None
+    for line in lines:
+        text = line.split("#", 1)[0].split(";", 1)[0].strip()
+        if text.startswith("[") and text.endswith("]"):
+            section = text[1:-1].strip()
+        elif section == "global" and "=" in text:
+            option, value = (part.strip() for part in text.split("=", 1))
+            if option.replace(" ", "_") == "mon_host":
+                return value
+    return ""
+
+
 class Ceph:
     """A lazily opened, shared connection to one Ceph cluster (thread-safe)."""
 

@@ -120,16 +120,6 @@ class Images:
         with self.ceph.ioctx(pool) as ioctx, self._call(f"volume {pool}/{name}"):
             _rbd().RBD().remove(ioctx, name)
 
-    def break_locks(self, pool: str, name: str) -> list[str]:
-        """Breaks the image's exclusive lock, held by a client that is gone (librbd then
-        blocklists that client, which also ends its watch, so the image can go at once
-        instead of after the OSDs' watch timeout); the owners' addresses."""
-        with self._image(pool, name) as image:
-            owners = list(image.lock_get_owners())
-            for owner in owners:
-                image.lock_break(owner["mode"], owner["owner"])
-            return [owner["owner"] for owner in owners]
-
     def resize(self, pool: str, name: str, size: int) -> None:
         with self._image(pool, name) as image:
             image.resize(size)

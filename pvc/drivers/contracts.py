@@ -128,6 +128,16 @@ class HypervisorDriver(Protocol):
         """The file the domain's serial console is logged to, if any."""
         ...
 
+    def grow_disk(self, uuid: str, source: str, size: int) -> bool:
+        """Grows the running domain's disks backed by `source` ("pool/volume" or a path) to
+        `size` bytes where the guest sees them smaller; True if one grew."""
+        ...
+
+    def define_ceph_secret(self, uuid: str, usage: str, key: str) -> None:
+        """Defines or updates the private libvirt secret `uuid` (usage type ceph, name
+        `usage`) holding the cephx `key` (base64) QEMU opens RBD disks with; never logged."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -179,7 +189,8 @@ class CephDriver(Protocol):
     client_mount_timeout, rados_mon_op_timeout and rados_osd_op_timeout set, so a cluster
     without quorum or with blocked PGs fails a call with CephUnavailable after its timeout
     instead of blocking the caller forever; other failures raise CephError with Ceph's errno.
-    RBD images (pvc.drivers.ceph_images) and OSD devices (pvc.drivers.ceph_volume) build on it.
+    RBD images (pvc.drivers.ceph_images), their locks (pvc.drivers.rbd_locks) and OSD devices
+    (pvc.drivers.ceph_volume) build on it.
     """
 
     def mon_command(self, command: dict[str, Any], timeout: float | None = None) -> Any:
@@ -230,10 +241,6 @@ class ImagesDriver(Protocol):
 
     def remove(self, pool: str, name: str) -> None:
         """Removes the image with its snapshots."""
-        ...
-
-    def break_locks(self, pool: str, name: str) -> list[str]:
-        """Breaks the exclusive lock of a client that is gone; the owners' addresses."""
         ...
 
     def resize(self, pool: str, name: str, size: int) -> None: ...

@@ -13,6 +13,9 @@ opens libvirt, for the node daemon and for its watchdog's self-fence alike.
 - `start`, `shutdown` (ACPI, returns at once), `destroy`, `remove` and `migrate` raise
   `HypervisorError` with libvirt's message on one line; `destroy` and `remove` of a domain
   that is not here succeed.
+- `grow_disk` lets a running guest see its disk grown (blockResize), only ever larger.
+- `define_ceph_secret` gives libvirt the cephx key QEMU opens RBD disks with, as a private
+  secret (libvirt never hands its value back).
 - Lifecycle events call the callback given to `Hypervisor(uri, on_event)` with the domain's
   UUID, from libvirt's event loop thread: it must not block. Without a callback no event loop
   is started, so the watchdog opens libvirt without threads of libvirt's.
@@ -25,6 +28,7 @@ opens libvirt, for the node daemon and for its watchdog's self-fence alike.
 The URI selects the driver: qemu:///system on real nodes, test:///default for many-node tests.
 """
 
+import base64
 import contextlib
 import functools
 import logging
@@ -33,7 +37,7 @@ import xml.etree.ElementTree as ET
 from types import ModuleType
 from typing import Any
 from xml.dom import minidom
-from xml.sax.saxutils import quoteattr
+from xml.sax.saxutils import escape, quoteattr
 
 from pvc.drivers import import_binding
 from pvc.drivers.contracts import EventCallback, HypervisorError
@@ -234,6 +238,53 @@ class Hypervisor:
             domain.migrateToURI3(peer_uri, params, flags)
         except self._error() as exc:
             raise HypervisorError(f"live migration to {peer_uri} failed: {exc}") from None
+
+    def define_ceph_secret(self, uuid: str, usage: str, key: str) -> None:
+        """Defines (or updates) the private secret `uuid` of usage type ceph named `usage`,
+        whose value is the cephx `key` (base64, as keyrings hold it). Private: libvirt never
+        gives the value back; it is never logged nor put in a message."""
+        libvirt = _libvirt()
+        document = (
+            "<secret ephemeral='no' private='yes'>"
+            f"<uuid>{escape(uuid)}</uuid><usage type='ceph'><name>{escape(usage)}</name></usage>"
+            "</secret>"
+        )
+        try:
+            value = base64.b64decode(key, validate=True)
+        except ValueError:
+            raise HypervisorError(f"the Ceph key for secret {uuid} is not base64") from None
+        try:
+            self.conn.secretDefineXML(document, 0).setValue(value, 0)
+        except libvirt.libvirtError as exc:
+            raise HypervisorError(f"cannot define the Ceph secret {uuid}: {exc}") from None
+
+    def grow_disk(self, uuid: str, source: str, size: int) -> bool:
+        """Grows each disk of the running domain whose source is `source` (an RBD disk's
+        "pool/volume", or a file's path) to `size` bytes if the guest sees it smaller
+        (blockResize); True if one grew. A domain not here has nothing to grow."""
+        libvirt = _libvirt()
+        try:
+            domain = self.conn.lookupByUUIDString(uuid)
+            root = ET.fromstring(domain.XMLDesc(0))
+        except libvirt.libvirtError:
+            return False
+        grown = False
+        for disk in root.iterfind("devices/disk"):
+            found, target = disk.find("source"), disk.find("target")
+            if (
+                found is None
+                or target is None
+                or source not in (found.get("name"), found.get("file"), found.get("dev"))
+            ):
+                continue
+            device = target.get("dev")
+            try:
+                if domain.blockInfo(device, 0)[0] < size:
+                    domain.blockResize(device, size, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+                    grown = True
+            except libvirt.libvirtError as exc:
+                raise HypervisorError(f"cannot grow disk {device} of {uuid}: {exc}") from None
+        return grown
 
     def console_file(self, uuid: str) -> str | None:
         """The file the domain's serial console is written to (a pty's <log file>, or a

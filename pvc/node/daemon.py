@@ -15,8 +15,10 @@ Life cycle (daemon state in Zookeeper): init -> run -> shutdown -> stop.
    (pvc.node.primary_services) holds the floating address and runs the primary-only
    controllers, the fence monitor (pvc.node.fencing) among them, and with Ceph the storage
    statistics collector (pvc.node.storage_stats). With libvirt, the VM controller
-   (pvc.node.vms) starts; with Ceph, the OSD controller (pvc.node.osds), and the job
-   runner runs this node's OSD jobs (pvc.node.osd_jobs).
+   (pvc.node.vms) starts. With Ceph: the OSD controller (pvc.node.osds), whose OSD jobs
+   the job runner runs (pvc.node.osd_jobs); the storage client (pvc.node.storage_client:
+   this node's storage address, the lifting of its storage fence); and, with libvirt too,
+   the disk sizes controller (pvc.node.disk_sizes: a volume grown reaches its guest).
 5. Keepalive every `timers.keepalive_interval`; the first one sets the daemon state `run`
    (then the node may contend) and tells systemd READY=1. After a lost session the next
    keepalive comes at once and registers the node again in the new session. With
@@ -38,12 +40,14 @@ from pvc.config import Config
 from pvc.errors import Conflict, PvcError, Unavailable
 from pvc.node import keepalive, sdnotify, shutdown
 from pvc.node.api_process import ApiProcess
+from pvc.node.disk_sizes import DiskSizes
 from pvc.node.fencing import FenceMonitor
 from pvc.node.jobs import JobRunner
 from pvc.node.lease import PrimaryLease
 from pvc.node.osds import OsdController
 from pvc.node.primary_contention import Coordinator
 from pvc.node.primary_services import PrimaryService, for_node
+from pvc.node.storage_client import StorageClient
 from pvc.node.vms import VmController
 from pvc.node.watchdog_process import WatchdogProcess
 from pvc.zk import handler, migrations
@@ -83,6 +87,8 @@ class NodeDaemon:
         self.vms: VmController | None = None
         self.osds: OsdController | None = None
         self.jobs: JobRunner | None = None
+        self.storage: StorageClient | None = None
+        self.disk_sizes: DiskSizes | None = None
         self.view: CachedView | None = None  # the cluster tree in memory, shared by every part
         self.watchdog: WatchdogProcess | None = None
         self.api: ApiProcess | None = None
@@ -120,6 +126,7 @@ class NodeDaemon:
                 self._start_vms()
             if self.config.get("ceph.enabled"):
                 self._start_osds()
+                self._start_storage_client()
             self._start_jobs()
             self.zk.add_listener(self._on_session)
             self._keepalive_loop()
@@ -203,6 +210,25 @@ class NodeDaemon:
         interval = self.config.get("timers.keepalive_interval")
         self.osds = OsdController(self.view, self.name, cluster, devices, processes, interval)
         self.osds.start()
+
+    def _start_storage_client(self) -> None:
+        """Publishes this node's storage address and lifts its storage fence when it may;
+        with VMs here, lets their guests see their volumes grow (pvc.node.disk_sizes)."""
+        from pvc.drivers import ceph
+
+        vms = self.vms
+        if vms:
+            self.disk_sizes = DiskSizes(vms, self.config.get("timers.keepalive_interval"))
+            self.disk_sizes.start()
+        self.storage = StorageClient(
+            self.zk,
+            self.view,
+            self.name,
+            ceph.shared(self.config),
+            vms.leftovers if vms else list,
+            self.config.get("timers.keepalive_interval"),
+        )
+        self.storage.start()
 
     def _start_jobs(self) -> None:
         """The job runner; a node that runs VMs runs its own flush and unflush jobs, a node
@@ -323,6 +349,10 @@ class NodeDaemon:
             self.api.stop()  # after the hand-over: the address has moved to a warm API
         if self.watchdog:
             self.watchdog.close()
+        if self.storage:
+            self.storage.stop()
+        if self.disk_sizes:
+            self.disk_sizes.stop()
         if self.vms:
             self.vms.stop()
         if self.osds:

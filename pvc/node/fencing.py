@@ -26,8 +26,11 @@ checks that decide (during the saving throws, the wait before a recovery) read Z
 itself, every POLL seconds. Maintenance mode suppresses fencing. Saving throws: the node is
 marked `dead` and watched for SAVING_THROWS more intervals; a sign of life cancels everything.
 
-The fence: power off, verify off, recover the VMs (pvc.ops.fence), power on, verify on; the
-node ends `fenced`. This runs within one step (it is one conversation with the BMC, each wait
+The fence: power off, verify off, blocklist the node's Ceph clients (the storage fence,
+pvc.ops.storage_fence), recover the VMs (pvc.ops.fence), power on, verify on; the node ends
+`fenced`. A storage fence that fails leaves the VMs where they are and the node
+`fence-failed`, to be fenced again; before a recovery after a self-fence it is tried again
+every keepalive interval. This runs within one step (it is one conversation with the BMC, each wait
 bounded by VERIFY_TIMEOUT, not a wait for the node), on one of WORKERS workers, so other
 nodes are watched meanwhile. If IPMI fails (or the node has none), it ends `fence-failed` and
 its VMs stay where they are, unless fencing.failed_fence is migrate and self-fencing is on
@@ -45,12 +48,12 @@ import time
 from dataclasses import dataclass
 
 from pvc.config import Config
-from pvc.drivers import ipmi
+from pvc.drivers import ceph, ipmi
 from pvc.errors import ConcurrentChange
 from pvc.node.controller import Controller
 from pvc.node.lease import PrimaryLease
 from pvc.ops import fence as fence_ops
-from pvc.ops import placement
+from pvc.ops import placement, storage_fence
 from pvc.zk import schema
 from pvc.zk.cache import CachedView
 from pvc.zk.handler import ZKHandler, resolve
@@ -98,6 +101,7 @@ class FenceMonitor:
         self.interval = config.get("timers.keepalive_interval")
         self.window = self.interval * config.get("timers.fence_intervals")
         self.policy = placement.Policy.from_config(config)
+        self.ceph = ceph.shared(config) if config.get("ceph.enabled") else None
         # node -> ((keepalive, session), when this monitor saw that sign of life appear)
         self._seen: dict[str, tuple[Sign, float]] = {}
         self._waits: dict[str, Wait] = {}  # each node's read and written by its step only
@@ -205,7 +209,7 @@ class FenceMonitor:
         if silent and wait.then == "fence":
             self._fence(node, wait.since)
         elif silent:
-            self._recover_after_self_fence(node)
+            self._recover_after_self_fence(node, wait.since)
         return POLL if node in self._waits else None
 
     def _deadline(self, intervals: float) -> float:
@@ -246,8 +250,12 @@ class FenceMonitor:
             if not self.lease.valid():
                 raise RuntimeError("this node is no longer primary: recovery left to the next")
             fence_ops.record(self.zk, node, "fenced", "power off verified", state="fenced")
-            if self.config.get("fencing.successful_fence") == "migrate":
+            if self.config.get("fencing.successful_fence") != "migrate":
+                return
+            if self._fence_storage(node):
                 recovered.extend(fence_ops.recover_vms(self.view, self.policy, node))
+            else:
+                recovered.append("its VMs wait: the storage fence failed")
 
         bmc = self._bmc(node)
         steps: list[str] = []
@@ -282,7 +290,21 @@ class FenceMonitor:
         deadline = since + self_fence_after + self_fence_margin(self.interval)
         self._waits[node] = Wait(since, deadline, "recovery")
 
-    def _recover_after_self_fence(self, node: str) -> None:
+    def _fence_storage(self, node: str) -> bool:
+        """Blocklists the node's Ceph clients (pvc.ops.storage_fence); False, with the reason
+        in the fence log and the node fence-failed (fenced again later), if that failed."""
+        outcome = storage_fence.fence(self.zk, self.ceph, node)
+        if outcome.may_recover:
+            fence_ops.record(self.zk, node, "storage-fence", outcome.detail)
+            return True
+        fence_ops.record(self.zk, node, "storage-fence-failed", outcome.detail,
+                         state="fence-failed")  # fmt: skip
+        return False
+
+    def _recover_after_self_fence(self, node: str, since: float) -> None:
+        if not self._fence_storage(node):
+            self._waits[node] = Wait(since, self._deadline(1), "recovery")  # try again
+            return
         recovered = fence_ops.recover_vms(self.view, self.policy, node)
         fence_ops.record(
             self.zk,

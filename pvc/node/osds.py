@@ -2,7 +2,7 @@
 
 A node-wide controller (pvc.node.controller) started by a daemon with `ceph.enabled`. Keys are
 OSD ids: the mirror queues one when its record changes, and a resync every keepalive interval
-names every OSD of this node (plus ADDRESS, below). The step on an OSD of this node whose
+names every OSD of this node. The step on an OSD of this node whose
 daemon does not run: activate its disk here (the tmpfs folder lives in this daemon's mount
 namespace, so a new daemon activates again) and start it through the process seam
 (pvc.drivers.osd_process), listening on this node's storage address, in its CRUSH host.
@@ -10,8 +10,8 @@ An OSD that dies is started again at the next look, with a backoff (2 s doubling
 while it keeps dying within HEALTHY_RUN seconds of its start.
 
 OSDs held by a job (an add before its record exists, a remove while it stops the daemon:
-`holding`) are left alone. The step on ADDRESS publishes `node.storage_address`, the address
-Ceph sees this node's clients come from, which `pvc storage osd add` requires of a node.
+`holding`) are left alone. (The address Ceph sees this node's clients come from is published
+as `node.storage_address` by pvc.node.storage_client; `pvc storage osd add` requires it.)
 At the daemon's stop, supervised OSDs stop with it (the seam's `stop_all`).
 """
 
@@ -28,7 +28,6 @@ from pvc.zk.cache import CachedView
 from pvc.zk.handler import resolve
 
 log = logging.getLogger("pvc.node.osds")
-ADDRESS = "~address"  # the key of the storage address step (never an OSD id)
 HEALTHY_RUN = 60.0
 BACKOFF_FIRST = 2.0
 BACKOFF_MAX = 300.0
@@ -92,7 +91,7 @@ class OsdController:
 
     def _every_osd(self) -> list[str]:
         ids = self.view.children("base.ceph.osds")
-        return [ADDRESS, *(i for i in ids if self.view.read(("osd.node", i)) == self.name)]
+        return [i for i in ids if self.view.read(("osd.node", i)) == self.name]
 
     def _on_mirror(self, path: str, data: bytes | None) -> None:
         if path.startswith(self._root):
@@ -101,8 +100,6 @@ class OsdController:
     # --- the step -----------------------------------------------------------------------------
 
     def _step(self, key: str) -> float | None:
-        if key == ADDRESS:
-            return self._publish_address()
         if not key.isdigit():
             return None
         osd_id = int(key)
@@ -144,15 +141,3 @@ class OsdController:
                 self._failures.pop(osd_id, None)
                 log.warning("osd.%d stopped; starting it again", osd_id)
         return max(0.0, self._not_before.get(osd_id, 0.0) - now)
-
-    def _publish_address(self) -> float | None:
-        try:
-            address = self.address()
-        except PvcError as exc:
-            log.warning("cannot tell this node's storage address: %s", exc.message)
-            return None  # the resync tries again
-        key = ("node.storage_address", self.name)
-        if self.view.read(key) != address:
-            self.view.write({key: address})
-            log.info("storage address %s published", address)
-        return None

@@ -10,6 +10,7 @@ dead process's exclusive lock on them broken first) and ends the task failed, sa
 from typing import Any
 
 from pvc.config import Config
+from pvc.drivers import rbd_locks
 from pvc.errors import PvcError
 from pvc.node.jobs import Job
 from pvc.ops import storage_ceph
@@ -29,7 +30,7 @@ class UploadCleanup:
         leftovers = [image] if self.view.exists(("volume", pool, volume)) else [volume, image]
         for name in dict.fromkeys(leftovers):
             # the dead API process held the image's lock: break it, or wait for its watch
-            storage_ceph.undo(images.break_locks, pool, name)
+            storage_ceph.undo(rbd_locks.break_locks, storage_ceph.connection(self.config), pool, name)
             storage_ceph.undo(images.remove, pool, name)
         why = job.record.get("interrupted") or "its API process stopped"
         raise PvcError(f"upload of '{pool}/{volume}' ended: {why}; its images were removed")

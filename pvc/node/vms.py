@@ -8,8 +8,9 @@ UUID at a time (never the same one on two workers) and take one idempotent step:
 
 - assigned here, state start: running here -> report it (paused here, with no migration of
   ours in flight -> resume it: a migration away that failed at its switchover, its target
-  fenced since); not here -> start it from the XML in Zookeeper, unless another node still
-  reports it running (a migration not finished).
+  fenced since); not here -> start it from the XML in Zookeeper (its RBD disks completed
+  with the monitors and the cluster's libvirt Ceph secret, pvc.node.vm_disks), unless
+  another node still reports it running (a migration not finished).
 - assigned here, state migrate (receiving): running here -> the migration landed, state start;
   not here and the sender reports it off -> start it here.
 - assigned elsewhere, running here, state migrate (sending): live migration to the target
@@ -62,11 +63,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from pvc.config import Config
+from pvc.drivers.ceph import CephError
 from pvc.drivers.contracts import HypervisorDriver, HypervisorError
 from pvc.drivers.libvirt import Hypervisor
-from pvc.errors import ConcurrentChange, PvcError
+from pvc.errors import ConcurrentChange, InvalidInput, PvcError
 from pvc.limits import one_line
 from pvc.node.controller import Controller
+from pvc.node.vm_disks import VmDisks
 from pvc.ops import cluster
 from pvc.ops import vm as vm_ops
 from pvc.zk import schema
@@ -75,6 +78,7 @@ from pvc.zk.handler import ZKHandler, resolve
 
 log = logging.getLogger("pvc.node.vms")
 RUNNING = vm_ops.RUNNING
+SHOULD_RUN = ("start", "restart", "migrate", "shutdown")  # states a VM may be active in here
 # A VM's keys whose change may concern this node (their last path component).
 WATCHED_KEYS = {
     schema.KEYS[key][0].rsplit("/", 1)[1]
@@ -120,6 +124,7 @@ class VmController:
         self.name = name
         self.config = config
         self.hypervisor: HypervisorDriver | None = None
+        self.disks = VmDisks(zk, config)  # its RBD disks' secret and completion
         self.controller = Controller(
             "vm",
             self._step,
@@ -160,9 +165,29 @@ class VmController:
                 try:
                     self.hypervisor = Hypervisor(self.config.get("libvirt.uri"), self.enqueue)
                     log.info("connected to libvirt at %s", self.hypervisor.uri)
+                    self.disks.define_secret(self.hypervisor)
                 except PvcError as exc:
                     log.error("%s; VMs on this node wait until libvirt answers", exc.message)
             return self.hypervisor
+
+    def leftovers(self) -> list[str] | None:
+        """The pvc VMs active here that are not meant to run here (the leftovers of a fence,
+        until their steps destroy them); None while libvirt does not answer."""
+        hypervisor = self._connect()
+        if hypervisor is None:
+            return None
+        try:
+            active = [uuid for uuid, state in hypervisor.domains().items() if state in RUNNING]
+        except PvcError:
+            return None
+        found = []
+        for uuid in active:
+            name, node, state = self.view.read_many(
+                [("domain", uuid), ("domain.node", uuid), ("domain.state", uuid)]
+            )
+            if name is not None and (node != self.name or state not in SHOULD_RUN):
+                found.append(name)
+        return found
 
     # --- feeding the queue ------------------------------------------------------------------
 
@@ -313,10 +338,10 @@ class VmController:
         if not self.registered.is_set():
             log.info("VM %s waits: this daemon is not registered in its session yet", look.name)
             return  # the resync comes back to it
-        xml = self.zk.read(("domain.xml", look.uuid))
         try:
+            xml = self.disks.completed(self.zk.read(("domain.xml", look.uuid)))
             self.hypervisor.start(xml, cluster.identity(self.zk))
-        except HypervisorError as exc:
+        except (HypervisorError, InvalidInput, CephError) as exc:
             log.error("VM %s failed to start: %s", look.name, exc.message)
             reason = one_line(exc.message)
             self._set(look, {"domain.state": "fail", "domain.failed_reason": reason})

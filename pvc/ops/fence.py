@@ -16,8 +16,9 @@ versions read, so a user's concurrent change wins and the VM is looked at again,
 absence of the dead node's liveness node: a daemon that registers meanwhile keeps its VMs (it
 starts VMs only once registered), and by its target's allocation version (pvc.ops.allocation),
 so recovery and concurrent starts cannot over-commit a node together. The node ends `flushed`.
-Storage-level fencing (Ceph RBD locks) has its seam in `release_storage`, a no-op until pvc
-manages storage.
+The storage fence (pvc.ops.storage_fence) comes first: once the dead node's Ceph clients are
+blocklisted, a recovered VM's QEMU takes its volumes' exclusive locks cleanly (librbd breaks
+the dead owner's lock).
 """
 
 import logging
@@ -58,10 +59,6 @@ def record(
     log.warning("node %s: %s: %s", node, event, detail)
 
 
-def release_storage(zk: ZKHandler, uuid: str, dead: str) -> None:
-    """Where a fenced node's hold on a VM's disks (Ceph RBD locks) will be broken."""
-
-
 def recover_vms(zk: ZKHandler, policy: placement.Policy, dead: str) -> list[str]:
     """Restarts elsewhere what the fenced node `dead` ran; one line per VM acted on."""
     done = []
@@ -99,7 +96,6 @@ def _recover(zk: ZKHandler, policy: placement.Policy, dead: str, uuid: str) -> s
         values[("domain.observed", uuid)] = {"node": dead, "state": "fenced"}
     line = target = None
     if node == dead and state in SHOULD_RUN and name is not None:
-        release_storage(zk, uuid, dead)
         elsewhere = (
             observed.get("node") not in (None, dead) and observed.get("state") in vm_ops.RUNNING
         )

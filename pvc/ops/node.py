@@ -151,6 +151,12 @@ def set_domain_state(zk: ZKHandler, name: str, action: str) -> dict[str, Any]:
     node = info(zk, name)
     if not node["alive"] and action == "ready":
         raise InvalidInput(f"node '{name}' is not running; it cannot take VMs back")
+    fence = zk.read(("node.storage_fence", name)) if action == "ready" else None
+    if fence:
+        raise Conflict(
+            f"node '{name}' is still storage-fenced ({fence.get('addr')} blocklisted in Ceph): "
+            "its daemon lifts the fence once its old VM processes are gone; try again then"
+        )
     doing, done = ("flush", "flushed") if action == "flush" else ("unflush", "ready")
     key = ("node.state.domain", name)
     current, version = zk.read_versioned(key)

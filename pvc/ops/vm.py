@@ -17,7 +17,7 @@ import json
 from typing import Any
 
 from pvc.errors import Conflict, InvalidInput, NotFound
-from pvc.ops import allocation, domain_xml, patterns, placement, user_input, vm_goals
+from pvc.ops import allocation, domain_xml, patterns, placement, user_input, vm_goals, vm_volumes
 from pvc.ops.cluster import require_initialized
 from pvc.ops.placement import Policy
 from pvc.zk import schema
@@ -118,10 +118,13 @@ def _records(zk: ZKHandler, uuids: list[str]) -> list[dict[str, Any]]:
 
 
 def _build_record(zk: ZKHandler, uuid: str) -> dict[str, Any] | None:
-    name, *rest = zk.read_many([(key, uuid) for key in ("domain", *FIELDS.values())])
+    name, xml, *rest = zk.read_many(
+        [(key, uuid) for key in ("domain", "domain.xml", *FIELDS.values())]
+    )
     if name is None:
         return None  # removed while we read
     record = {"name": name, "uuid": uuid, **dict(zip(FIELDS, rest, strict=True))}
+    record["volumes"] = list(vm_volumes.volumes_of(xml))
     record["lastnode"] = record["lastnode"] or ""
     record["node_limit"] = record["node_limit"] or []
     record["tags"] = record["tags"] or []
@@ -244,6 +247,7 @@ def define(
     """Adds a VM (stopped) from its libvirt XML; refuses a duplicate name or UUID."""
     require_initialized(zk)
     spec = domain_xml.checked(xml)
+    vm_volumes.require_existing(zk, spec.volumes)
     selector = _options(limit, selector, migration_method).get("domain.node_selector")
     user_input.require_tags(tags or [])
     if node is not None:
@@ -291,6 +295,7 @@ def modify(
             f"the XML names the VM '{spec.name}', not '{name}': modify keeps the name; "
             "use rename (on a stopped VM) to change it"
         )
+    vm_volumes.require_existing(zk, spec.volumes)
     xml_version = zk.read_versioned(("domain.xml", uuid))[1]
     memory = zk.read(("domain.memory", uuid)) or 0
     state, state_version = zk.read_versioned(("domain.state", uuid))

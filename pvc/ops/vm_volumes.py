@@ -1,9 +1,10 @@
 """Which VMs use which RBD volumes: read from each VM's stored domain XML (its network disks
 with protocol "rbd", source name "pool/volume"), so storage verbs can refuse to remove what a
-VM needs."""
+VM needs, and `vm define`/`modify` refuse a VM whose volumes pvc does not know."""
 
-from pvc.errors import PvcError
-from pvc.ops import domain_xml
+from pvc.errors import InvalidInput, NotFound, PvcError
+from pvc.ops import domain_xml, user_input
+from pvc.zk import schema
 from pvc.zk.store import Store
 
 
@@ -38,3 +39,21 @@ def running_users(store: Store, pool: str, volume: str) -> list[str]:
         if used and store.read(("domain.state", uuid)) not in ("stop", "disable"):
             names.append(store.read(("domain", uuid)) or uuid)
     return sorted(names)
+
+
+def require_existing(store: Store, volumes: tuple[str, ...]) -> None:
+    """Each "pool/volume" names a volume pvc keeps (InvalidInput for a malformed name,
+    NotFound naming every missing volume)."""
+    missing = []
+    for volume in volumes:
+        pool, _, name = volume.partition("/")
+        if not (schema.valid_name(pool) and schema.valid_name(name)):
+            raise InvalidInput(
+                f"RBD disk source {user_input.quoted(volume)} is not POOL/VOLUME with valid names"
+            )
+        if not store.exists(("volume", pool, name)):
+            missing.append(volume)
+    if missing:
+        raise NotFound(
+            f"no such volume: {', '.join(missing)} (create it with pvc storage volume add)"
+        )

@@ -30,7 +30,7 @@ MIRRORED = (
     "base.domains",
     "base.names",
     "base.jobs",
-    "base.ceph",
+    "base.ceph",  # storage records and statistics (volume sizes reach running guests)
 )
 
 

@@ -60,6 +60,7 @@ def test_a_crashed_node_is_fenced_and_its_vms_run_elsewhere(ha, zk):
     assert wait_fence_event(zk, node, "fence-complete", since) == [
         "dead",
         "fenced",
+        "storage-fence",  # here: "no storage fence" (no Ceph), said before the recovery
         "fence-complete",
     ]
     for vm in vms:
@@ -70,7 +71,7 @@ def test_a_crashed_node_is_fenced_and_its_vms_run_elsewhere(ha, zk):
     ha.observer.wait_running(ha.vms.values(), 60)
     assert set(vms) <= ha.observer.on_node(node)
     # booting again is not dying again: the node got a whole window after its fence
-    assert fence_events(zk, node, since) == ["dead", "fenced", "fence-complete"]
+    assert fence_events(zk, node, since) == ["dead", "fenced", "storage-fence", "fence-complete"]
     print(f"crash -> VMs running elsewhere: {time.monotonic() - died:.1f} s")
 
 

@@ -17,7 +17,7 @@ from pvc.api.app import Context, Encoded, endpoint
 from pvc.api.openapi import listing, record
 from pvc.api.params import Param, name_list_param, name_param
 from pvc.limits import CONSOLE_LINES_MAX, NODE_LIMIT_MAX, PATTERN_MAX, TAGS_MAX, XML_MAX
-from pvc.ops import placement, vm_move, vm_state
+from pvc.ops import placement, vm_locks, vm_move, vm_state
 from pvc.ops import vm as vm_ops
 from pvc.ops.vm_goals import GOALS
 
@@ -171,8 +171,10 @@ def get_vms(
     ),
     responses={
         400: "Bad parameter, XML that does not parse or lacks name, uuid, memory or vcpu, "
-        "a node outside the limit, or no node in run and ready state",
-        404: "The node does not exist, or the cluster is not initialised",
+        "an RBD disk source that is not POOL/VOLUME, a node outside the limit, or no node in "
+        "run and ready state",
+        404: "The node does not exist, a volume of its RBD disks does not (each named), or "
+        "the cluster is not initialised",
         409: "A VM with this name or UUID exists",
     },
     returns=VM,
@@ -228,8 +230,9 @@ def get_vm(ctx: Context, vm: str) -> dict[str, Any]:
         ),
     ),
     responses={
-        400: "Bad XML, or a UUID that is not the VM's",
-        404: NOT_FOUND,
+        400: "Bad XML (an RBD disk source that is not POOL/VOLUME too), or a UUID that is not "
+        "the VM's",
+        404: NOT_FOUND + "; or a volume of its RBD disks does not exist (each named)",
         409: "The XML has another name (use rename), the restart would over-commit its "
         "node's memory, or the VM changed meanwhile",
     },
@@ -505,3 +508,19 @@ def get_tags(ctx: Context, vm: str) -> dict[str, Any]:
 )
 def post_tags(ctx: Context, vm: str, add: str | None, remove: str | None) -> dict[str, Any]:
     return vm_ops.set_tags(ctx.zk, vm, _names(add) or [], _names(remove) or [])
+
+
+@endpoint(
+    "POST",
+    "/vm/<vm>/locks",
+    summary="Break the RBD locks on a VM's volumes (the VM must run nowhere)",
+    tags=TAGS,
+    responses={
+        404: NOT_FOUND,
+        409: "The VM runs, or is meant to run, on a node",
+        503: "Ceph is not configured on the API's node, or does not answer",
+    },
+    returns=VM,
+)
+def post_locks(ctx: Context, vm: str) -> dict[str, Any]:
+    return vm_locks.flush_locks(ctx.zk, ctx.config, vm)
