@@ -6,7 +6,7 @@
               [--method METHOD]
   pvc vm rename <vm> <new_name>
   pvc vm undefine <vm> [--force]
-  pvc vm remove <vm> [--force] [--yes]
+  pvc vm remove <vm> [--force] [--delete-disks] [--yes]
   pvc vm start <vm> [--force] [--wait [--timeout SECONDS]]
   pvc vm restart <vm> [--wait [--timeout SECONDS]]
   pvc vm shutdown <vm> [--force] [--wait [--timeout SECONDS]]
@@ -36,7 +36,8 @@ Commands:
   meta       Change a VM's placement settings; without options, show them.
   rename     Rename a stopped VM.
   undefine   Remove a VM's definition; a running VM only with --force (its node destroys it).
-  remove     Like undefine, asking first unless --yes (pvc does not manage disks yet).
+  remove     Like undefine, asking first unless --yes; with --delete-disks, the VM (which
+             must be stopped) goes with its RBD volumes and their snapshots.
   start      Start a VM on its node; a disabled VM only with --force.
   restart    Restart a running VM.
   shutdown   Shut a VM down gracefully; --force turns it off if the guest does not stop in time.
@@ -71,6 +72,7 @@ Options:
   --remove TAG                a tag to remove (repeat for more)
   --restart                   restart the VM if it runs
   --force                     see the command
+  --delete-disks              remove the VM's RBD volumes too (the VM must be stopped)
   -y, --yes                   do not ask for confirmation
   -w, --wait                  wait until the VM got there; if it is still on its way when
                               the wait runs out, say where it is and exit 1
@@ -110,7 +112,8 @@ FOLLOW_INTERVAL = 1.0
 FOLLOW_LINES = 1000  # lines fetched per poll of --follow, to find where the last poll ended
 STATE_VERBS = ("start", "restart", "shutdown", "stop", "disable")
 NODE_VERBS = ("move", "migrate", "unmigrate")
-REMOVE_QUESTION = "Remove VM '{vm}'? Its disks stay (pvc does not manage disks yet). [y/N] "
+REMOVE_QUESTION = "Remove VM '{vm}'? Its disks stay. [y/N] "
+REMOVE_DISKS_QUESTION = "Remove VM '{vm}' AND DELETE its volumes and their snapshots? [y/N] "
 REASON_WIDTH = 40
 LIST_HEADERS = (
     "NAME", "STATE", "NODE", "LASTNODE", "MEMORY (MiB)", "VCPUS", "AUTOSTART", "OBSERVED",
@@ -184,9 +187,12 @@ def edit(api: client.ApiClient, arguments: dict[str, Any], xml: str | None) -> d
     if arguments["rename"]:
         return api.post(vm_path(vm, "/rename"), {"new_name": arguments["<new_name>"]})
     asked = arguments["remove"] and not arguments["--yes"]
-    if asked and not confirm(REMOVE_QUESTION.format(vm=vm)):
+    delete_disks = bool(arguments["remove"] and arguments["--delete-disks"])
+    question = REMOVE_DISKS_QUESTION if delete_disks else REMOVE_QUESTION
+    if asked and not confirm(question.format(vm=vm)):
         raise PvcError("aborted")
-    return api.request("DELETE", vm_path(vm), {"force": arguments["--force"]})
+    params = {"force": arguments["--force"]} | ({"delete_disks": True} if delete_disks else {})
+    return api.request("DELETE", vm_path(vm), params)
 
 
 def _meta_params(arguments: dict[str, Any]) -> dict[str, Any]:

@@ -30,7 +30,9 @@ class UploadCleanup:
         leftovers = [image] if self.view.exists(("volume", pool, volume)) else [volume, image]
         for name in dict.fromkeys(leftovers):
             # the dead API process held the image's lock: break it, or wait for its watch
-            storage_ceph.undo(rbd_locks.break_locks, storage_ceph.connection(self.config), pool, name)
+            storage_ceph.undo(
+                rbd_locks.break_locks, storage_ceph.connection(self.config), pool, name
+            )
             storage_ceph.undo(images.remove, pool, name)
         why = job.record.get("interrupted") or "its API process stopped"
         raise PvcError(f"upload of '{pool}/{volume}' ended: {why}; its images were removed")

@@ -17,7 +17,7 @@ from pvc.api.app import Context, Encoded, endpoint
 from pvc.api.openapi import listing, record
 from pvc.api.params import Param, name_list_param, name_param
 from pvc.limits import CONSOLE_LINES_MAX, NODE_LIMIT_MAX, PATTERN_MAX, TAGS_MAX, XML_MAX
-from pvc.ops import placement, vm_locks, vm_move, vm_state
+from pvc.ops import placement, vm_locks, vm_move, vm_remove, vm_state
 from pvc.ops import vm as vm_ops
 from pvc.ops.vm_goals import GOALS
 
@@ -245,13 +245,31 @@ def put_vm(ctx: Context, vm: str, xml: str, restart: bool) -> dict[str, Any]:
 @endpoint(
     "DELETE",
     "/vm/<vm>",
-    summary="Remove a VM's definition (a running VM only with force: its node destroys it)",
+    summary="Remove a VM's definition (a running VM only with force: its node destroys it), "
+    "with delete_disks also its RBD volumes",
     tags=TAGS,
-    params=(Param("force", bool, "Remove it even if it runs", default=False),),
-    responses={400: "Bad parameter", 404: NOT_FOUND, 409: "The VM runs (and force not set)"},
+    params=(
+        Param("force", bool, "Remove it even if it runs (not with delete_disks)", default=False),
+        Param(
+            "delete_disks",
+            bool,
+            "Also remove its RBD volumes and their snapshots (the VM must be stopped; a volume "
+            "another VM uses is refused)",
+            default=False,
+        ),
+    ),
+    responses={
+        400: "Bad parameter",
+        404: NOT_FOUND,
+        409: "The VM runs (and force not set, or delete_disks set), or another VM uses one "
+        "of its volumes",
+        503: "delete_disks, and Ceph is not configured or does not answer",
+    },
     returns=VM,
 )
-def delete_vm(ctx: Context, vm: str, force: bool) -> dict[str, Any]:
+def delete_vm(ctx: Context, vm: str, force: bool, delete_disks: bool) -> dict[str, Any]:
+    if delete_disks:
+        return vm_remove.remove_with_disks(ctx.zk, ctx.config, vm)
     return vm_ops.undefine(ctx.zk, vm, force)
 
 
