@@ -275,7 +275,8 @@ SPEC: dict[str, Any] = {
         "timeout": Field(
             (int, float),
             5.0,
-            "Seconds any one Ceph call may take before it fails (a Ceph that does not answer).",
+            "Seconds a connection or monitor command may take before it fails (a Ceph that "
+            "does not answer); one OSD operation may take 6 times as long.",
             between(0, 300, above_low=True),
         ),
     },

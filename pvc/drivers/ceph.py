@@ -1,9 +1,9 @@
 """The Ceph cluster through librados (python3-rados): the connection and monitor commands.
 
 One `Ceph` per process (`shared(config)`), opened lazily from `ceph.config_file`, the cephx
-user `ceph.client` and its keyring, with client_mount_timeout, rados_mon_op_timeout and
-rados_osd_op_timeout all set to `ceph.timeout`: without them a Ceph that does not answer
-blocks a connect for 300 s and a command forever. A call that times out raises
+user `ceph.client` and its keyring, with client_mount_timeout and rados_mon_op_timeout set to
+`ceph.timeout` and rados_osd_op_timeout to OSD_OP_FACTOR times it: without them a Ceph that
+does not answer blocks a connect for 300 s and a command forever. A call that times out raises
 CephUnavailable (503) and drops the connection, so the next call connects again.
 
 Monitor commands are the JSON form of a `ceph` command line (`command("osd pool ls",
@@ -25,6 +25,10 @@ from pvc.drivers import import_binding
 from pvc.drivers.contracts import DriverError
 
 log = logging.getLogger("pvc.drivers.ceph")
+# One OSD operation may take this many times `timeout`: OSDs answer slowly while they peer or
+# recover (a snapshot removal trims many objects), which is no reason to fail; a Ceph that
+# does not answer at all still fails within seconds, at the monitors.
+OSD_OP_FACTOR = 6
 
 
 class CephError(DriverError):
@@ -134,7 +138,7 @@ class Ceph:
                     "keyring": self.keyring,
                     "client_mount_timeout": seconds,
                     "rados_mon_op_timeout": seconds,
-                    "rados_osd_op_timeout": seconds,
+                    "rados_osd_op_timeout": str(max(1, round(self.timeout * OSD_OP_FACTOR))),
                     "log_to_stderr": "false",
                     "err_to_stderr": "false",
                 },
