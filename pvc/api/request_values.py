@@ -138,16 +138,7 @@ def values(environ: dict[str, Any], takes_body: bool, octets: bool = False) -> d
             )
         return query
     media_type = _media_type(environ)
-    if length and media_type not in BODY_TYPES:
-        raise UnsupportedBody(f"the request body must be {' or '.join(BODY_TYPES)}")
-    encoding = environ.get("HTTP_CONTENT_ENCODING", "identity").strip().lower()
-    if length and encoding not in ("", "identity"):
-        raise UnsupportedBody(
-            f"the request body must not be encoded (Content-Encoding: {encoding[:40]})"
-        )
-    if length > limits.BODY_MAX:
-        raise BodyTooLarge(f"the request body is larger than {limits.BODY_MAX} bytes")
-    raw = environ["wsgi.input"].read(length) if length else b""
+    raw = _body(environ, length, media_type in BODY_TYPES, " or ".join(BODY_TYPES))
     body = _json_object(raw) if media_type == JSON else _pairs(raw, "form")
     both = sorted(set(query) & set(body))
     if both:
@@ -159,8 +150,14 @@ def octets(environ: dict[str, Any]) -> bytes:
     """The body of an endpoint that takes bytes: application/octet-stream, not encoded, at
     most limits.BODY_MAX bytes (waitress holds no more)."""
     length = _length(environ)
-    if length and _media_type(environ) != OCTETS:
-        raise UnsupportedBody(f"the request body must be {OCTETS}")
+    return _body(environ, length, _media_type(environ) == OCTETS, OCTETS)
+
+
+def _body(environ: dict[str, Any], length: int, typed_right: bool, wanted: str) -> bytes:
+    """The raw body of `length` bytes, refused unread when it is not of the `wanted` type
+    (`typed_right` says whether it is), is encoded, or is over limits.BODY_MAX bytes."""
+    if length and not typed_right:
+        raise UnsupportedBody(f"the request body must be {wanted}")
     encoding = environ.get("HTTP_CONTENT_ENCODING", "identity").strip().lower()
     if length and encoding not in ("", "identity"):
         raise UnsupportedBody(
