@@ -95,8 +95,6 @@ class LocalCluster:
             sh("ip", "-n", ns, "addr", "add", f"{self.subnet}.{10 + index}/24", "dev", "eth0")
             sh("ip", "-n", ns, "link", "set", "eth0", "up")
             sh("ip", "-n", ns, "link", "set", "lo", "up")
-            # the host's own services (a session's Ceph) are reached through the host
-            sh("ip", "-n", ns, "route", "add", "default", "via", f"{self.subnet}.1")
         zk_dir = self.workdir / "zookeeper"
         subprocess.run(
             [str(REPO / "scripts" / "zookeeper"), "start", str(zk_dir), str(self.zk_port),
@@ -139,7 +137,12 @@ class LocalCluster:
         return path
 
     def use_ceph(self, service: Any) -> None:
-        """Gives every node's daemon the `ceph` section for a tests.ceph_service.CephService."""
+        """Gives every node's daemon the `ceph` section for a tests.ceph_service.CephService,
+        and a route to its address through the host (only that one: a default route would
+        send the nodes' DNS queries to a nameserver they cannot reach, each a 5 s wait)."""
+        for name in self.names:
+            sh("ip", "-n", self.namespace(name), "route", "replace", f"{service.address}/32",
+               "via", f"{self.subnet}.1")  # fmt: skip
         self.settings["ceph"] = service.settings()
         for name in self.names:
             self.write_config(name)
