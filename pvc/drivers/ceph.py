@@ -16,38 +16,20 @@ import errno as errno_codes
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from pvc.config import Config
 from pvc.drivers import import_binding
-from pvc.drivers.contracts import DriverError
+from pvc.drivers.contracts import CephError, CephUnavailable
 
 log = logging.getLogger("pvc.drivers.ceph")
 # One OSD operation may take this many times `timeout`: OSDs answer slowly while they peer or
 # recover (a snapshot removal trims many objects), which is no reason to fail; a Ceph that
 # does not answer at all still fails within seconds, at the monitors.
 OSD_OP_FACTOR = 6
-
-
-class CephError(DriverError):
-    """Ceph refused or failed a request; `errno` is Ceph's (positive) error number."""
-
-    http_status = 502
-
-    def __init__(self, message: str, errno: int = errno_codes.EIO):
-        super().__init__(message)
-        self.errno = errno
-
-
-class CephUnavailable(CephError):
-    """Ceph is not configured on this node, or did not answer in time."""
-
-    http_status = 503
-
-    def __init__(self, message: str):
-        super().__init__(message, errno_codes.ETIMEDOUT)
 
 
 def _first_json(text: str) -> Any:
@@ -104,6 +86,7 @@ class Ceph:
         self.timeout = float(timeout)
         self._lock = threading.Lock()
         self._cluster: Any = None
+        self._failed: tuple[CephUnavailable | None, float] = (None, 0.0)
 
     @classmethod
     def from_config(cls, config: Config) -> "Ceph":
@@ -121,10 +104,20 @@ class Ceph:
     # --- the connection ---------------------------------------------------------------------
 
     def cluster(self) -> Any:
-        """The connected rados.Rados, connecting first if needed."""
+        """The connected rados.Rados, connecting first if needed. A connect that failed is
+        not tried again for `timeout` seconds (its error is raised at once), so requests that
+        arrive while Ceph is down do not queue behind each other's connects."""
         with self._lock:
             if self._cluster is None:
-                self._cluster = self._connect()
+                failed, when = self._failed
+                if failed is not None and time.monotonic() - when < self.timeout:
+                    raise failed
+                try:
+                    self._cluster = self._connect()
+                except CephUnavailable as exc:
+                    self._failed = (exc, time.monotonic())
+                    raise
+                self._failed = (None, 0.0)
             return self._cluster
 
     def _connect(self) -> Any:
@@ -188,22 +181,23 @@ class Ceph:
 
     # --- monitor commands -------------------------------------------------------------------
 
-    def mon_command(self, command: dict[str, Any], timeout: float | None = None) -> Any:
+    def mon_command(self, command: dict[str, Any]) -> Any:
         """A monitor command (a `ceph` command line's JSON form): its parsed JSON answer (the
-        text when it is not JSON); CephError with the monitors' words when it fails."""
-        return self._send("mon_command", command, timeout)
+        text when it is not JSON); CephError with the monitors' words when it fails. It is
+        bounded by rados_mon_op_timeout (the binding ignores a timeout of its own)."""
+        return self._send("mon_command", command)
 
-    def mgr_command(self, command: dict[str, Any], timeout: float | None = None) -> Any:
+    def mgr_command(self, command: dict[str, Any]) -> Any:
         """A manager command (those the `ceph` tool sends to "mon-mgr": osd purge, ...), as
         `mon_command`; the monitors refuse these with a bare EINVAL."""
-        return self._send("mgr_command", command, timeout)
+        return self._send("mgr_command", command)
 
-    def _send(self, method: str, command: dict[str, Any], timeout: float | None) -> Any:
+    def _send(self, method: str, command: dict[str, Any]) -> Any:
         cluster = self.cluster()
-        wait = self.timeout if timeout is None else timeout
+        wait = self.timeout
         prefix = command.get("prefix", "?")
         try:
-            code, out, status = getattr(cluster, method)(json.dumps(command), b"", timeout=wait)
+            code, out, status = getattr(cluster, method)(json.dumps(command), b"")
         except Exception as exc:  # the binding raises rados.Error subclasses
             raise self.translate(exc, f"ceph {prefix}") from None
         if code == -errno_codes.ETIMEDOUT:

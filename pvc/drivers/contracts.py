@@ -30,6 +30,7 @@ Every driver:
   address, a ceph.conf), never by monkeypatching.
 """
 
+import errno
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -59,6 +60,25 @@ class PowerError(DriverError):
     def __init__(self, message: str, reason: str):
         super().__init__(message)
         self.reason = one_line(reason)
+
+
+class CephError(DriverError):
+    """Ceph refused or failed a request; `errno` is Ceph's (positive) error number."""
+
+    http_status = 502
+
+    def __init__(self, message: str, errno: int = errno.EIO):
+        super().__init__(message)
+        self.errno = errno
+
+
+class CephUnavailable(CephError):
+    """Ceph is not configured on this node, or did not answer in time."""
+
+    http_status = 503
+
+    def __init__(self, message: str):
+        super().__init__(message, errno.ETIMEDOUT)
 
 
 EventCallback = Callable[[str], None]  # a domain's UUID, from the hypervisor's event thread
@@ -193,12 +213,12 @@ class CephDriver(Protocol):
     (pvc.drivers.ceph_volume) build on it.
     """
 
-    def mon_command(self, command: dict[str, Any], timeout: float | None = None) -> Any:
+    def mon_command(self, command: dict[str, Any]) -> Any:
         """A monitor command (the JSON form of a `ceph` command line, answered as JSON): its
         parsed answer; CephError with the monitors' message when it returns non-zero."""
         ...
 
-    def mgr_command(self, command: dict[str, Any], timeout: float | None = None) -> Any:
+    def mgr_command(self, command: dict[str, Any]) -> Any:
         """A manager command (what the `ceph` tool sends to "mon-mgr", e.g. `osd purge`), as
         mon_command."""
         ...
@@ -217,6 +237,11 @@ class CephDriver(Protocol):
 
     def client_key(self) -> str:
         """The cephx key of this client, from its keyring."""
+        ...
+
+    def translate(self, exc: Exception, what: str) -> CephError:
+        """A binding's exception (rados, rbd) as a CephError about `what`; a timeout or a
+        lost connection is CephUnavailable and also drops the connection."""
         ...
 
     def close(self) -> None: ...

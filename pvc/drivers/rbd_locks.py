@@ -10,19 +10,10 @@ bounds each one; failures raise CephError (CephUnavailable for a timeout), with 
 for an image that does not exist.
 """
 
-import errno as errno_codes
 from typing import Any
 
 from pvc.drivers import import_binding
-from pvc.drivers.ceph import CephError, CephUnavailable
 from pvc.drivers.contracts import CephDriver
-
-
-def _failed(exc: Exception, what: str) -> CephError:
-    code = abs(getattr(exc, "errno", None) or errno_codes.EIO)
-    if code in (errno_codes.ETIMEDOUT, errno_codes.ESHUTDOWN):
-        return CephUnavailable(f"{what}: Ceph did not answer ({exc})")
-    return CephError(f"{what}: {exc}", code)
 
 
 def _image(ceph: CephDriver, pool: str, image: str, action: Any) -> Any:
@@ -34,7 +25,7 @@ def _image(ceph: CephDriver, pool: str, image: str, action: Any) -> Any:
             with rbd.Image(ioctx, image) as opened:
                 return action(rbd, opened)
         except rbd.Error as exc:
-            raise _failed(exc, f"volume {pool}/{image}") from None
+            raise ceph.translate(exc, f"volume {pool}/{image}") from None
 
 
 def _exclusive_owners(rbd: Any, opened: Any) -> list[dict[str, Any]]:

@@ -2,8 +2,8 @@
 
 Each node's daemon publishes the address Ceph sees its clients come from (`node.storage_
 address`, pvc.node.storage_client). Before the fence monitor recovers a dead node's VMs,
-`fence` adds a blocklist entry for that whole address (`IP:0/0`: every client of the node,
-its QEMU processes included) and records it in `node.storage_fence` ({addr, time}), so a node
+`fence` records a blocklist entry for that whole address (`IP:0/0`: every client of the node,
+its QEMU processes included) in `node.storage_fence` ({addr, time}) and adds it, so a node
 that only seemed dead (frozen, cut off) can never write to a volume again, even if it thaws
 before its watchdog acts. The entry lasts BLOCKLIST_SECONDS (ten years): one that expired
 while the node is still out would let it write again. `lift` removes entry and record; the
@@ -11,8 +11,10 @@ node's own daemon calls it once it runs again and its old QEMU processes are gon
 rados client revives when its address is unblocked; librbd handles stay dead).
 
 A fence that cannot add the entry says so and the recovery waits (the node's VMs stay where
-they are, as after a failed IPMI fence); a node without a storage address, or a fence monitor
-without Ceph, has nothing to blocklist: the recovery goes on and the fence log says why.
+they are, as after a failed IPMI fence; the record stays, since the monitors may have applied
+the entry all the same, and the node lifts it when it is back); a node without a storage
+address, or a fence monitor without Ceph, has nothing to blocklist: the recovery goes on and
+the fence log says why.
 """
 
 import logging
@@ -53,18 +55,16 @@ def fence(store: Store, ceph: CephDriver | None, node: str) -> FenceOutcome:
         )
     blocklist = {"prefix": "osd blocklist", "blocklistop": "add", "addr": entry,
                  "expire": BLOCKLIST_SECONDS}  # fmt: skip
-    try:
-        ceph.mon_command(blocklist)
-    except CephError as exc:
-        return FenceOutcome(False, f"storage fence failed: cannot blocklist {entry}: {exc.message}")
+    # The record comes first: a blocklist command that times out may still have been applied
+    # by the monitors, and only a record gets an entry lifted when the node is back.
     try:
         store.write({("node.storage_fence", node): {"addr": entry, "time": round(time.time(), 3)}})
     except PvcError as exc:
-        try:
-            _remove_entry(ceph, entry)  # no entry without its record
-        except CephError as undo:
-            log.error("storage fence of %s: %s stays blocklisted: %s", node, entry, undo.message)
         return FenceOutcome(False, f"storage fence failed: cannot record it: {exc.message}")
+    try:
+        ceph.mon_command(blocklist)
+    except CephError as exc:  # the record stays: lifting an entry that is not there is harmless
+        return FenceOutcome(False, f"storage fence failed: cannot blocklist {entry}: {exc.message}")
     return FenceOutcome(True, f"storage fence: {entry} blocklisted")
 
 

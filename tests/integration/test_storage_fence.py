@@ -84,7 +84,8 @@ def test_a_ceph_that_does_not_answer_stops_the_recovery(zk, tmp_path):
     outcome = storage_fence.fence(zk, driver, "node2")
     assert not outcome.may_recover
     assert "storage fence failed" in outcome.detail and "\n" not in outcome.detail
-    assert zk.read(("node.storage_fence", "node2")) is None
+    # the record stays (the monitors may have applied it all the same): the node lifts it
+    assert zk.read(("node.storage_fence", "node2"))["addr"] == f"{DEAD_ADDRESS}:0/0"
 
 
 # --- the fence monitor ---------------------------------------------------------------------------
