@@ -97,13 +97,20 @@ def _used(stats: dict[str, Any] | None) -> str | None:
     return f"{float(stats['utilization']):.1f}%"
 
 
+def _weight_text(osd: dict[str, Any]) -> str | None:
+    """The CRUSH weight (TiB, as Ceph counts it) to 4 decimals: Ceph stores it in 1/65536ths,
+    whose exact value is noise."""
+    weight = osd["weight"]
+    return None if weight is None else f"{float(weight):.4f}"
+
+
 def list_text(records: list[dict[str, Any]]) -> str:
     """The pretty form of GET /storage/ceph/osd."""
     rows = []
     for osd in records:
         stats = osd["stats"] or {}
         rows.append(
-            [osd["id"], osd["node"], osd["device"], osd["up"], osd["in"], osd["weight"],
+            [osd["id"], osd["node"], osd["device"], osd["up"], osd["in"], _weight_text(osd),
              _used(stats), stats.get("pgs"), osd["made_by_pvc"]]
         )  # fmt: skip
     return table(LIST_HEADERS, rows) if rows else "no OSDs"
@@ -122,7 +129,7 @@ def info_text(osd: dict[str, Any]) -> str:
             ("up", osd["up"]),
             ("in", osd["in"]),
             ("CRUSH host", osd["host"]),
-            ("weight", osd["weight"]),
+            ("weight", _weight_text(osd)),
             ("used", _used(stats)),
             ("PGs", stats.get("pgs")),
         ]
