@@ -50,7 +50,11 @@ def _as_pvc_error(exc: ceph.CephError, what: str) -> PvcError:
     if exc.errno == errno.ENOENT:
         return NotFound(f"{what} does not exist in Ceph")
     if exc.errno == errno.EEXIST:
-        return Conflict(f"{what} exists already in Ceph (not made by pvc?)")
+        return Conflict(
+            f"{what} exists already in Ceph without a pvc record (made outside pvc, or left by "
+            "a change Ceph did not answer that could not be undone: see the log); remove it "
+            "with Ceph's own tools to use the name"
+        )
     if exc.errno in (errno.EBUSY, errno.ENOTEMPTY):
         return Conflict(f"{what} is in use (open by a VM, or a snapshot with clones): {exc}")
     return exc
