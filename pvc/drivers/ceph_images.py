@@ -8,15 +8,18 @@ EBUSY: a snapshot with clones, an image in use) or CephUnavailable (Ceph did not
 Images are made with layering (clones), exclusive-lock (one writer: a VM and its recovered
 copy can never write at once), object-map and fast-diff (fast size and diff queries).
 Snapshots that are cloned are protected first (what clone format 1 requires, harmless with
-format 2); removing an image removes its snapshots, unprotecting them as needed.
+format 2); removing an image removes its snapshots, unprotecting them as needed, but only
+after checking that nothing refuses the removal (no watcher, no clone of any snapshot), so a
+refused removal destroys nothing.
 """
 
+import errno as errno_codes
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
 from pvc.drivers import import_binding
-from pvc.drivers.ceph import Ceph
+from pvc.drivers.ceph import Ceph, CephError
 
 FEATURES = ("layering", "exclusive-lock", "object-map", "fast-diff")
 _FEATURE_BITS = {
@@ -65,10 +68,12 @@ class Images:
             raise self.ceph.translate(exc, what) from None
 
     @contextmanager
-    def _image(self, pool: str, name: str, snapshot: str | None = None) -> Iterator[Any]:
+    def _image(
+        self, pool: str, name: str, snapshot: str | None = None, read_only: bool = False
+    ) -> Iterator[Any]:
         rbd = _rbd()
         with self.ceph.ioctx(pool) as ioctx, self._call(f"volume {pool}/{name}"):
-            image = rbd.Image(ioctx, name, snapshot=snapshot)
+            image = rbd.Image(ioctx, name, snapshot=snapshot, read_only=read_only)
             try:
                 yield image
             finally:
@@ -110,8 +115,35 @@ class Images:
         with self.ceph.ioctx(pool) as ioctx, self._call(f"volume {pool}/{name}"):
             rbd.RBD().create(ioctx, name, size, old_format=False, features=feature_bits())
 
+    def watchers(self, pool: str, name: str) -> list[str]:
+        """The addresses of the clients that have the image open (a read-only look, which
+        registers no watch of its own)."""
+        with self._image(pool, name, read_only=True) as image:
+            return sorted(w["addr"] for w in image.watchers_list())
+
+    def clones(self, pool: str, name: str, snapshot: str) -> list[str]:
+        """The "pool/image" of each clone of `name@snapshot`."""
+        with self._image(pool, name, snapshot, read_only=True) as image:
+            return sorted(f"{c['pool']}/{c['image']}" for c in image.list_children2())
+
+    def require_removable(self, pool: str, name: str) -> None:
+        """EBUSY (a CephError) if the image is open or one of its snapshots has clones."""
+        what = f"volume {pool}/{name}"
+        watchers = self.watchers(pool, name)
+        if watchers:
+            raise CephError(f"{what} is open by {', '.join(watchers)}", errno_codes.EBUSY)
+        for snapshot in self.info(pool, name)["snapshots"]:
+            clones = self.clones(pool, name, snapshot["name"])
+            if clones:
+                raise CephError(
+                    f"{what}@{snapshot['name']} has clones: {', '.join(clones)}",
+                    errno_codes.EBUSY,
+                )
+
     def remove(self, pool: str, name: str) -> None:
-        """Removes an image and its snapshots; EBUSY if a snapshot has clones."""
+        """Removes an image and its snapshots; EBUSY, with nothing removed, if the image is
+        open or a snapshot has clones (require_removable)."""
+        self.require_removable(pool, name)
         with self._image(pool, name) as image:
             for snapshot in list(image.list_snaps()):
                 if image.is_protected_snap(snapshot["name"]):
@@ -136,10 +168,27 @@ class Images:
                 image.copy(ioctx, new_name, features=feature_bits())
             return
         with self._image(pool, name) as image:
-            if not image.is_protected_snap(snapshot):
+            protected = not image.is_protected_snap(snapshot)
+            if protected:
                 image.protect_snap(snapshot)
-        with self.ceph.ioctx(pool) as ioctx, self._call(f"volume {pool}/{name}@{snapshot}"):
-            _rbd().RBD().clone(ioctx, name, snapshot, ioctx, new_name, features=feature_bits())
+        try:
+            with self.ceph.ioctx(pool) as ioctx, self._call(f"volume {pool}/{name}@{snapshot}"):
+                rbd = _rbd()
+                rbd.RBD().clone(ioctx, name, snapshot, ioctx, new_name, features=feature_bits())
+        except CephError:
+            if protected:
+                with suppress(CephError):  # the clone's error is the one to report
+                    self.unprotect_unused(pool, name, snapshot)
+            raise
+
+    def unprotect_unused(self, pool: str, name: str, snapshot: str) -> None:
+        """Unprotects `name@snapshot` if it is protected and has no clones (pvc protects a
+        snapshot only to clone it); a failure is the caller's to report."""
+        if self.clones(pool, name, snapshot):
+            return
+        with self._image(pool, name) as image:
+            if image.is_protected_snap(snapshot):
+                image.unprotect_snap(snapshot)
 
     def writer(self, pool: str, name: str) -> AbstractContextManager[Any]:
         """The open image (librbd's Image) for writes, for uploads: `write(data, offset)`

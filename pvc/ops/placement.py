@@ -22,6 +22,12 @@ if TYPE_CHECKING:
 ACTIVE_STATES = ("start", "restart", "migrate", "shutdown", "provision")
 
 
+def is_running(state: str | None, observed: dict[str, Any] | None) -> bool:
+    """A VM runs, or is about to: its wanted state is an active one, or its node saw it
+    running (a stop not yet carried out)."""
+    return (observed or {}).get("state") == "running" or state in ACTIVE_STATES
+
+
 @dataclass
 class NodeLoad:
     """One node as placement sees it."""

@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from pvc.config import Config
-from pvc.drivers import ceph
+from pvc.drivers import ceph, rbd_locks
 from pvc.drivers.ceph_images import Images
 from pvc.errors import Conflict, NotFound, PvcError
-from pvc.ops import user_input
+from pvc.ops import user_input, vm_volumes
 from pvc.ops.cluster import require_initialized
 from pvc.ops.sizes import format_size
 from pvc.zk.locks import exclusive_lock
@@ -50,19 +50,67 @@ def _as_pvc_error(exc: ceph.CephError, what: str) -> PvcError:
     if exc.errno == errno.ENOENT:
         return NotFound(f"{what} does not exist in Ceph")
     if exc.errno == errno.EEXIST:
-        return Conflict(f"{what} exists already in Ceph (not made by pvc?)")
+        return Conflict(
+            f"{what} exists already in Ceph without a pvc record (made outside pvc, or left by "
+            "a change Ceph did not answer that could not be undone: see the log); remove it "
+            "with Ceph's own tools to use the name"
+        )
     if exc.errno in (errno.EBUSY, errno.ENOTEMPTY):
         return Conflict(f"{what} is in use (open by a VM, or a snapshot with clones): {exc}")
     return exc
 
 
 def undo(action: Any, *args: Any) -> None:
-    """Undoes a Ceph action after a failed record write; its own failure must not hide the
-    write's error, so it is logged (naming what is left over) instead of raised."""
+    """Undoes a Ceph action after a failed record write, or after the action itself failed
+    in a way that leaves unknown whether Ceph applied it (a timeout). ENOENT means there is
+    nothing to undo (the action was not applied). Any other failure must not hide the first
+    error, so it is logged, naming what is left over, instead of raised: Ceph then holds an
+    object without a record, whose name pvc refuses ("exists already in Ceph") until an
+    administrator removes it with Ceph's own tools (`rbd rm POOL/VOLUME`, `rbd snap rm
+    POOL/VOLUME@SNAPSHOT`, `rbd mv`, `ceph osd pool delete`), as the log says."""
     try:
         action(*args)
+    except ceph.CephError as exc:
+        if exc.errno == errno.ENOENT:
+            log.info("nothing to undo (%s%s): %s", action.__name__, args, exc.message)
+            return
+        log.error(
+            "could not undo a Ceph change (%s%s): %s; it is left in Ceph without a pvc record "
+            "(remove it with Ceph's tools)",
+            action.__name__,
+            args,
+            exc.message,
+        )
     except PvcError as exc:
         log.error("could not undo a Ceph change (%s%s): %s", action.__name__, args, exc.message)
+
+
+def apply(what: str, action: Any, args: tuple[Any, ...], undo_action: Any, *undo_args: Any) -> None:
+    """Runs the Ceph `action(*args)` with Ceph's refusals about `what` as 404/409; when it
+    fails without an answer (CephUnavailable: Ceph may have applied it all the same), it is
+    undone (`undo_action(*undo_args)`) before the error is raised."""
+    try:
+        with refusals(what):
+            action(*args)
+    except ceph.CephUnavailable:
+        undo(undo_action, *undo_args)
+        raise
+
+
+def require_not_open(store: Store, config: Config, pool: str, volume: str, doing: str) -> None:
+    """Refuses (409) `doing` to `pool/volume` while a VM that uses it runs (by its wanted or
+    observed state), or while a client has the image open (watchers) or holds its lock."""
+    label = f"volume '{pool}/{volume}'"
+    running = vm_volumes.running_users(store, pool, volume)
+    if running:
+        raise Conflict(
+            f"{label} is in use by running VM(s) {', '.join(running)}: stop them before {doing}"
+        )
+    with refusals(label):
+        holders = images(config).watchers(pool, volume)
+        holders += rbd_locks.owners(connection(config), pool, volume)
+    if holders:
+        raise Conflict(f"{label} is open ({', '.join(holders)}): close it before {doing}")
 
 
 @contextmanager

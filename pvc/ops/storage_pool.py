@@ -62,8 +62,8 @@ def _create(store: Store, config: Config, pool: str, pgs: int, copies: int, minc
             f"pool '{pool}' needs {copies} copies but only {available} OSD(s) are up and in"
         )
     create = {"prefix": "osd pool create", "pool": pool, "pg_num": pgs, "pgp_num": pgs}
-    ceph.mon_command(create | {"pool_type": "replicated", "autoscale_mode": "off"})
-    try:
+    try:  # a timed-out create may have been applied: undone too
+        ceph.mon_command(create | {"pool_type": "replicated", "autoscale_mode": "off"})
         for var, value in (("size", copies), ("min_size", mincopies)):
             ceph.mon_command({"prefix": "osd pool set", "pool": pool, "var": var,
                               "val": str(value), "yes_i_really_mean_it": True})  # fmt: skip

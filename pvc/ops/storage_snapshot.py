@@ -11,9 +11,9 @@ from typing import Any
 
 from pvc.config import Config
 from pvc.errors import Conflict, NotFound
-from pvc.ops import storage_ceph, user_input, vm_volumes
+from pvc.ops import storage_ceph, user_input
 from pvc.ops.cluster import require_initialized
-from pvc.ops.storage_ceph import refusals, undo
+from pvc.ops.storage_ceph import apply, refusals, undo
 from pvc.zk.store import Store
 
 
@@ -33,8 +33,8 @@ def add(store: Store, config: Config, pool: str, volume: str, snapshot: str) -> 
     images = storage_ceph.images(config)
     with storage_ceph.pool_lock(store, pool):
         _require_no_snapshot(store, pool, volume, snapshot)
-        with refusals(_label(pool, volume, snapshot)):
-            images.snapshot_create(pool, volume, snapshot)
+        apply(_label(pool, volume, snapshot), images.snapshot_create, (pool, volume, snapshot),
+              images.snapshot_remove, pool, volume, snapshot)  # fmt: skip
         try:
             store.write(
                 {
@@ -61,8 +61,9 @@ def rename(
     with storage_ceph.pool_lock(store, pool):
         _require_no_snapshot(store, pool, volume, new_name)
         stats = store.read(("snapshot.stats", pool, volume, snapshot))
-        with refusals(_label(pool, volume, snapshot)):
-            images.snapshot_rename(pool, volume, snapshot, new_name)
+        apply(_label(pool, volume, snapshot), images.snapshot_rename,
+              (pool, volume, snapshot, new_name),
+              images.snapshot_rename, pool, volume, new_name, snapshot)  # fmt: skip
         try:
             store.write(
                 {
@@ -93,17 +94,12 @@ def remove(store: Store, config: Config, pool: str, volume: str, snapshot: str) 
 
 
 def rollback(store: Store, config: Config, pool: str, volume: str, snapshot: str) -> dict[str, Any]:
-    """Rewrites the volume with the snapshot's data; refused while a VM that is not stopped
-    or disabled uses the volume."""
+    """Rewrites the volume with the snapshot's data; refused while a VM that uses the volume
+    runs or a client has it open (storage_ceph.require_not_open)."""
     storage_ceph.require_snapshot(store, pool, volume, snapshot)
     images = storage_ceph.images(config)
     with storage_ceph.pool_lock(store, pool):
-        running = vm_volumes.running_users(store, pool, volume)
-        if running:
-            raise Conflict(
-                f"volume '{pool}/{volume}' is in use by running VM(s) {', '.join(running)}: "
-                "stop them before rolling it back"
-            )
+        storage_ceph.require_not_open(store, config, pool, volume, "rolling it back")
         with refusals(_label(pool, volume, snapshot)):
             images.snapshot_rollback(pool, volume, snapshot)
     return {"message": f"volume '{pool}/{volume}' rolled back to snapshot '{snapshot}'"}

@@ -14,11 +14,12 @@ sees the size grow and tells the guest (libvirt blockResize).
 from typing import Any
 
 from pvc.config import Config
+from pvc.drivers.ceph_images import Images
 from pvc.errors import Conflict, InvalidInput, NotFound
 from pvc.ops import storage_ceph, vm_volumes
 from pvc.ops.cluster import require_initialized
 from pvc.ops.sizes import format_size, parse_size
-from pvc.ops.storage_ceph import refusals, undo
+from pvc.ops.storage_ceph import apply, refusals, undo
 from pvc.zk.store import Store
 
 
@@ -45,8 +46,8 @@ def add(store: Store, config: Config, pool: str, volume: str, size: str) -> dict
     with storage_ceph.pool_lock(store, pool):
         storage_ceph.require_no_volume(store, pool, volume)
         storage_ceph.check_room(store, config, pool, size_bytes)
-        with refusals(_label(pool, volume)):
-            images.create(pool, volume, size_bytes)
+        apply(_label(pool, volume), images.create, (pool, volume, size_bytes),
+              images.remove, pool, volume)  # fmt: skip
         try:
             stats = stats_of(images.info(pool, volume))
             store.write(record_values(pool, volume, stats), expect={("volume", pool, volume): -1})
@@ -60,7 +61,8 @@ def remove(
     store: Store, config: Config, pool: str, volume: str, force: bool = False
 ) -> dict[str, Any]:
     """Removes a volume and its snapshots; refused while a defined VM uses it, unless
-    `force` (Ceph still refuses an image a running VM holds open, and one with clones)."""
+    `force`; refused even then while a VM using it runs, a client has it open, or a
+    snapshot of it has clones (checked before anything is removed)."""
     storage_ceph.require_volume(store, pool, volume)
     images = storage_ceph.images(config)
     with storage_ceph.pool_lock(store, pool):
@@ -69,6 +71,12 @@ def remove(
             raise Conflict(
                 f"{_label(pool, volume)} is used by VM(s) {', '.join(users)}; use force to "
                 "remove it anyway"
+            )
+        running = vm_volumes.running_users(store, pool, volume)
+        if running:
+            raise Conflict(
+                f"{_label(pool, volume)} is used by running VM(s) {', '.join(running)}: "
+                "stop them first"
             )
         try:
             with refusals(_label(pool, volume)):
@@ -97,6 +105,8 @@ def resize(
                 f"{_label(pool, volume)} is {format_size(current)}: shrinking it to "
                 f"{format_size(size_bytes)} discards data; confirm it (shrink=true)"
             )
+        if size_bytes < current:
+            storage_ceph.require_not_open(store, config, pool, volume, "shrinking it")
         storage_ceph.check_room(store, config, pool, size_bytes - current)
         with refusals(_label(pool, volume)):
             images.resize(pool, volume, size_bytes)
@@ -129,8 +139,8 @@ def rename(store: Store, config: Config, pool: str, volume: str, new_name: str) 
         stats = store.read(("volume.stats", pool, volume))
         snapshots = store.children(("snapshots.volume", pool, volume))
         snapshot_stats = store.read_many([("snapshot.stats", pool, volume, s) for s in snapshots])
-        with refusals(_label(pool, volume)):
-            images.rename(pool, volume, new_name)
+        apply(_label(pool, volume), images.rename, (pool, volume, new_name),
+              images.rename, pool, new_name, volume)  # fmt: skip
         values = record_values(pool, new_name, stats)
         for snapshot, their_stats in zip(snapshots, snapshot_stats, strict=True):
             values[("snapshot", pool, new_name, snapshot)] = ""
@@ -157,29 +167,42 @@ def clone(
 ) -> dict[str, Any]:
     """A new volume `new_name` in the same pool: a copy-on-write clone of `volume@snapshot`,
     or a full copy of `volume` without a snapshot. Either is checked against the pool's fill
-    with the source's full size (a clone may come to hold all of it)."""
+    with the source's full size (a clone may come to hold all of it: the snapshot's size)."""
     if snapshot is None:
         stats = storage_ceph.require_volume(store, pool, volume)
     else:
         storage_ceph.require_snapshot(store, pool, volume, snapshot)
-        stats = store.read(("volume.stats", pool, volume)) or {}
+        stats = store.read(("snapshot.stats", pool, volume, snapshot)) or {}
     storage_ceph.require_no_volume(store, pool, new_name)
     images = storage_ceph.images(config)
     source = f"{pool}/{volume}" + (f"@{snapshot}" if snapshot else "")
     with storage_ceph.pool_lock(store, pool):
         storage_ceph.require_no_volume(store, pool, new_name)
         storage_ceph.check_room(store, config, pool, int(stats.get("size") or 0))
-        with refusals(f"'{source}' or {_label(pool, new_name)}"):
-            images.clone(pool, volume, new_name, snapshot)
+        apply(f"'{source}' or {_label(pool, new_name)}", images.clone,
+              (pool, volume, new_name, snapshot), _undo_clone, images, pool, volume, new_name,
+              snapshot)  # fmt: skip
         try:
             new_stats = stats_of(images.info(pool, new_name))
             expect = {("volume", pool, new_name): -1}
             store.write(record_values(pool, new_name, new_stats), expect=expect)
         except Exception:
-            undo(images.remove, pool, new_name)
+            undo(_undo_clone, images, pool, volume, new_name, snapshot)
             raise
     how = "cloned (copy-on-write)" if snapshot else "copied"
     return {"message": f"'{source}' {how} to {_label(pool, new_name)}"}
+
+
+def _undo_clone(
+    images: Images, pool: str, volume: str, new_name: str, snapshot: str | None
+) -> None:
+    """Removes a clone (or copy) made by `clone`, and unprotects its snapshot if nothing
+    else is cloned from it (pvc protected it for this clone)."""
+    try:
+        images.remove(pool, new_name)
+    finally:
+        if snapshot is not None:
+            images.unprotect_unused(pool, volume, snapshot)
 
 
 def _record(store: Store, pool: str, volume: str) -> dict[str, Any]:

@@ -398,5 +398,4 @@ def undefine(zk: ZKHandler, vm: str, force: bool = False) -> dict[str, Any]:
 
 
 def is_running(record: dict[str, Any]) -> bool:
-    observed = record["observed"] or {}
-    return observed.get("state") == "running" or record["state"] in placement.ACTIVE_STATES
+    return placement.is_running(record["state"], record["observed"])

@@ -3,7 +3,7 @@ with protocol "rbd", source name "pool/volume"), so storage verbs can refuse to 
 VM needs, and `vm define`/`modify` refuse a VM whose volumes pvc does not know."""
 
 from pvc.errors import InvalidInput, NotFound, PvcError
-from pvc.ops import domain_xml, user_input
+from pvc.ops import domain_xml, placement, user_input
 from pvc.zk import schema
 from pvc.zk.store import Store
 
@@ -32,11 +32,13 @@ def users(store: Store, pool: str, volume: str | None = None) -> list[str]:
 
 
 def running_users(store: Store, pool: str, volume: str) -> list[str]:
-    """The names of the VMs that use `pool/volume` and are not stopped or disabled."""
+    """The names of the VMs that use `pool/volume` and run (placement.is_running: by their
+    wanted state, or their node's observed one)."""
     names = []
     for uuid in store.children("base.domains"):
         used = f"{pool}/{volume}" in volumes_of(store.read(("domain.xml", uuid)))
-        if used and store.read(("domain.state", uuid)) not in ("stop", "disable"):
+        state, observed = store.read_many([("domain.state", uuid), ("domain.observed", uuid)])
+        if used and placement.is_running(state, observed):
             names.append(store.read(("domain", uuid)) or uuid)
     return sorted(names)
 

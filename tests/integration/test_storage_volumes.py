@@ -82,7 +82,7 @@ def test_a_volume_a_vm_uses(storage):
     pool, pvc = storage.pool, storage.pvc
     ok(pvc("storage", "volume", "add", pool, "disk", "8M"))
     ok(pvc("storage", "volume", "snapshot", "add", pool, "disk", "before"))
-    storage.use(f"{pool}/disk", state="start", name="web1")
+    vm = storage.use(f"{pool}/disk", state="start", name="web1")
     assert storage.json("storage", "volume", "info", pool, "disk")["users"] == ["web1"]
     line = fails(pvc("storage", "volume", "remove", pool, "disk", "--yes"))
     assert line.endswith(
@@ -93,6 +93,11 @@ def test_a_volume_a_vm_uses(storage):
     line = fails(pvc("storage", "volume", "snapshot", "rollback", pool, "disk", "before", "--yes"))
     assert "in use by running VM(s) web1: stop them before rolling it back" in line
     assert storage.rbd_ls() == ["disk"]
+    # force removes a volume a defined VM uses, but never while that VM runs
+    line = fails(pvc("storage", "volume", "remove", pool, "disk", "--yes", "--force"))
+    assert line.endswith(f"volume '{pool}/disk' is used by running VM(s) web1: stop them first")
+    assert "before" in storage.ceph.rbd("snap", "ls", f"{pool}/disk").stdout
+    storage.zk.write({("domain.state", vm): "stop"})
     ok(pvc("storage", "volume", "remove", pool, "disk", "--yes", "--force"))
     assert storage.rbd_ls() == []
 
