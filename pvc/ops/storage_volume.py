@@ -27,7 +27,7 @@ def stats_of(info: dict[str, Any]) -> dict[str, Any]:
     return {"size": info["size"], "features": info["features"], "parent": info["parent"]}
 
 
-def _label(pool: str, volume: str) -> str:
+def label(pool: str, volume: str) -> str:
     return f"volume '{pool}/{volume}'"
 
 
@@ -45,7 +45,7 @@ def add(store: Store, config: Config, pool: str, volume: str, size: str) -> dict
     with storage_ceph.pool_lock(store, pool):
         storage_ceph.require_no_volume(store, pool, volume)
         storage_ceph.check_room(store, config, pool, size_bytes)
-        with refusals(_label(pool, volume)):
+        with refusals(label(pool, volume)):
             images.create(pool, volume, size_bytes)
         try:
             stats = stats_of(images.info(pool, volume))
@@ -53,7 +53,7 @@ def add(store: Store, config: Config, pool: str, volume: str, size: str) -> dict
         except Exception:
             undo(images.remove, pool, volume)
             raise
-    return {"message": f"{_label(pool, volume)} added ({format_size(size_bytes)})"}
+    return {"message": f"{label(pool, volume)} added ({format_size(size_bytes)})"}
 
 
 def remove(
@@ -67,16 +67,16 @@ def remove(
         users = vm_volumes.users(store, pool, volume)
         if users and not force:
             raise Conflict(
-                f"{_label(pool, volume)} is used by VM(s) {', '.join(users)}; use force to "
+                f"{label(pool, volume)} is used by VM(s) {', '.join(users)}; use force to "
                 "remove it anyway"
             )
         try:
-            with refusals(_label(pool, volume)):
+            with refusals(label(pool, volume)):
                 images.remove(pool, volume)
         except NotFound:
             pass  # already gone from Ceph (an earlier removal stopped half way)
         store.write({}, delete=[("volume", pool, volume), ("snapshots.volume", pool, volume)])
-    return {"message": f"{_label(pool, volume)} removed"}
+    return {"message": f"{label(pool, volume)} removed"}
 
 
 def resize(
@@ -91,14 +91,14 @@ def resize(
         stats, version = store.read_versioned(("volume.stats", pool, volume))
         current = int((stats or {}).get("size") or images.info(pool, volume)["size"])
         if size_bytes == current:
-            return {"message": f"{_label(pool, volume)} is already {format_size(current)}"}
+            return {"message": f"{label(pool, volume)} is already {format_size(current)}"}
         if size_bytes < current and not shrink:
             raise InvalidInput(
-                f"{_label(pool, volume)} is {format_size(current)}: shrinking it to "
+                f"{label(pool, volume)} is {format_size(current)}: shrinking it to "
                 f"{format_size(size_bytes)} discards data; confirm it (shrink=true)"
             )
         storage_ceph.check_room(store, config, pool, size_bytes - current)
-        with refusals(_label(pool, volume)):
+        with refusals(label(pool, volume)):
             images.resize(pool, volume, size_bytes)
         try:
             new_stats = (stats or {}) | {"size": size_bytes}
@@ -110,7 +110,7 @@ def resize(
             undo(images.resize, pool, volume, current)
             raise
     return {
-        "message": f"{_label(pool, volume)} resized from {format_size(current)} to "
+        "message": f"{label(pool, volume)} resized from {format_size(current)} to "
         f"{format_size(size_bytes)}"
     }
 
@@ -125,11 +125,11 @@ def rename(store: Store, config: Config, pool: str, volume: str, new_name: str) 
         storage_ceph.require_no_volume(store, pool, new_name)
         users = vm_volumes.users(store, pool, volume)
         if users:
-            raise Conflict(f"{_label(pool, volume)} is used by VM(s) {', '.join(users)}")
+            raise Conflict(f"{label(pool, volume)} is used by VM(s) {', '.join(users)}")
         stats = store.read(("volume.stats", pool, volume))
         snapshots = store.children(("snapshots.volume", pool, volume))
         snapshot_stats = store.read_many([("snapshot.stats", pool, volume, s) for s in snapshots])
-        with refusals(_label(pool, volume)):
+        with refusals(label(pool, volume)):
             images.rename(pool, volume, new_name)
         values = record_values(pool, new_name, stats)
         for snapshot, their_stats in zip(snapshots, snapshot_stats, strict=True):
@@ -144,7 +144,7 @@ def rename(store: Store, config: Config, pool: str, volume: str, new_name: str) 
         except Exception:
             undo(images.rename, pool, new_name, volume)
             raise
-    return {"message": f"{_label(pool, volume)} renamed to '{new_name}'"}
+    return {"message": f"{label(pool, volume)} renamed to '{new_name}'"}
 
 
 def clone(
@@ -169,7 +169,7 @@ def clone(
     with storage_ceph.pool_lock(store, pool):
         storage_ceph.require_no_volume(store, pool, new_name)
         storage_ceph.check_room(store, config, pool, int(stats.get("size") or 0))
-        with refusals(f"'{source}' or {_label(pool, new_name)}"):
+        with refusals(f"'{source}' or {label(pool, new_name)}"):
             images.clone(pool, volume, new_name, snapshot)
         try:
             new_stats = stats_of(images.info(pool, new_name))
@@ -179,7 +179,7 @@ def clone(
             undo(images.remove, pool, new_name)
             raise
     how = "cloned (copy-on-write)" if snapshot else "copied"
-    return {"message": f"'{source}' {how} to {_label(pool, new_name)}"}
+    return {"message": f"'{source}' {how} to {label(pool, new_name)}"}
 
 
 def _record(store: Store, pool: str, volume: str) -> dict[str, Any]:
