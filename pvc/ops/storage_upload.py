@@ -15,10 +15,12 @@ Ceph, never whole on the API's disk:
    the staging image removed; then the volume's records and the task's end are ONE
    transaction.
 Anything else ends the task and removes every image it made: a failure, a cancel (`pvc cluster
-task cancel`, seen by the next piece or by the watchdog within a second), a client that sends
-nothing for IDLE_TIMEOUT. If this API process dies, its claim goes with its session: the
-primary's job runner hands the task (an idempotent kind) back to the queue and the daemon's
-`upload` kind (pvc.node.storage_upload) removes the images and ends it failed.
+task cancel`, seen by the next piece or by the watchdog within a second, or by the conversion,
+which kills qemu-img and waits for it first), a client that sends nothing for IDLE_TIMEOUT.
+A killed qemu-img's watch keeps its images busy until the OSDs time it out: removal retries.
+If this API process dies, its claim goes with its session: the primary's job runner hands the
+task (an idempotent kind) back to the queue and the daemon's `upload` kind
+(pvc.node.storage_upload) removes the images and ends it failed.
 
 The uploads in progress live in this process (`_uploads`); the API runs on the primary only,
 so all of an upload's requests reach the same process.
