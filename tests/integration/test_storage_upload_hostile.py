@@ -6,6 +6,7 @@ kills qemu-img and waits for it, so its images can be removed at once."""
 # ruff: noqa: F811 (the storage fixture is imported)
 
 import os
+import pathlib
 import subprocess
 import time
 
@@ -102,10 +103,28 @@ def test_a_stopped_conversion_leaves_images_removable(storage, tmp_path):
     with pytest.raises(qemu_img.Stopped):
         qemu_img.convert(ceph, storage.pool, "stage", "qcow2", "target", lambda percent: False)
     assert time.monotonic() - started < 10
-    for name in ("stage", "target"):  # no watcher left: qemu-img has exited
-        done = storage.ceph.rbd("rm", "--no-progress", f"{storage.pool}/{name}")
-        assert done.returncode == 0, done.stderr
+    assert not qemu_imgs_on(storage.pool)  # killed and reaped, not left running
+    deadline = time.monotonic() + 45  # a killed client's watch lasts 30 s at most
+    for name in ("stage", "target"):
+        while (
+            done := storage.ceph.rbd("rm", "--no-progress", f"{storage.pool}/{name}")
+        ).returncode:
+            assert time.monotonic() < deadline, done.stderr
+            time.sleep(1)
     assert storage.rbd_ls() == []
+
+
+def qemu_imgs_on(pool: str) -> list[str]:
+    """The qemu-img processes whose command line names `pool`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            line = pathlib.Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if entry.isdigit() and line.startswith(b"qemu-img") and pool.encode() in line:
+            found.append(entry)
+    return found
 
 
 def test_a_cancel_during_a_conversion_leaves_nothing(storage, tmp_path):
