@@ -15,15 +15,18 @@ Ceph, never whole on the API's disk:
    the staging image removed; then the volume's records and the task's end are ONE
    transaction.
 Anything else ends the task and removes every image it made: a failure, a cancel (`pvc cluster
-task cancel`, seen by the next piece or by the watchdog within a second), a client that sends
-nothing for IDLE_TIMEOUT. If this API process dies, its claim goes with its session: the
-primary's job runner hands the task (an idempotent kind) back to the queue and the daemon's
-`upload` kind (pvc.node.storage_upload) removes the images and ends it failed.
+task cancel`, seen by the next piece or by the watchdog within a second, or by the conversion,
+which kills qemu-img and waits for it first), a client that sends nothing for IDLE_TIMEOUT.
+A killed qemu-img's watch keeps its images busy until the OSDs time it out: removal retries.
+If this API process dies, its claim goes with its session: the primary's job runner hands the
+task (an idempotent kind) back to the queue and the daemon's `upload` kind
+(pvc.node.storage_upload) removes the images and ends it failed.
 
 The uploads in progress live in this process (`_uploads`); the API runs on the primary only,
 so all of an upload's requests reach the same process.
 """
 
+import errno
 import logging
 import os
 import threading
@@ -35,11 +38,13 @@ from typing import Any
 
 from pvc import limits
 from pvc.config import Config
-from pvc.drivers import qemu_img
+from pvc.drivers import import_binding, qemu_img
+from pvc.drivers.ceph import CephError
 from pvc.errors import ConcurrentChange, Conflict, InvalidInput, NotFound, PvcError
 from pvc.ops import jobs, storage_ceph, storage_volume
 from pvc.ops.sizes import SIZE_MAX, format_size
 from pvc.ops.storage_ceph import refusals, undo
+from pvc.ops.storage_volume import label
 from pvc.zk.store import Store
 
 log = logging.getLogger("pvc.ops.storage_upload")
@@ -48,6 +53,7 @@ STAGING_PREFIX = "_upload_"
 IDLE_TIMEOUT = 60.0
 PROGRESS_INTERVAL = 1.0
 WATCH_INTERVAL = 1.0
+WATCH_EXPIRY = 45.0  # osd_client_watch_timeout (30 s) and a margin
 IN_FLIGHT = 16  # pieces written at once (librbd's asynchronous writes; 32 MiB held at most)
 
 
@@ -103,10 +109,6 @@ _uploads_lock = threading.Lock()
 _watchdog: threading.Thread | None = None
 
 
-def _label(pool: str, volume: str) -> str:
-    return f"volume '{pool}/{volume}'"
-
-
 def begin(
     store: Store, config: Config, pool: str, volume: str, image_format: str, file_size: int
 ) -> dict[str, Any]:
@@ -122,7 +124,7 @@ def begin(
     with storage_ceph.pool_lock(store, pool):
         storage_ceph.require_no_volume(store, pool, volume)
         storage_ceph.check_room(store, config, pool, file_size)
-        with refusals(_label(pool, image)):
+        with refusals(label(pool, image)):
             images.create(pool, image, file_size)
         try:
             upload = _start_task(store, config, pool, volume, image_format, file_size, image)
@@ -134,7 +136,7 @@ def begin(
         _uploads[upload.task] = upload
     _start_watchdog()
     return {
-        "message": f"upload of {_label(pool, volume)} started (task {upload.task})",
+        "message": f"upload of {label(pool, volume)} started (task {upload.task})",
         "task": upload.task,
         "piece_max": PIECE_MAX,
     }
@@ -170,7 +172,7 @@ def _find(pool: str, volume: str, task: str) -> Upload:
     with _uploads_lock:
         upload = _uploads.get(task)
     if upload is None or (upload.pool, upload.volume) != (pool, volume):
-        raise NotFound(f"no upload of {_label(pool, volume)} as task '{task}' is in progress here")
+        raise NotFound(f"no upload of {label(pool, volume)} as task '{task}' is in progress here")
     return upload
 
 
@@ -189,8 +191,8 @@ def receive(pool: str, volume: str, task: str, offset: int, data: bytes) -> dict
             raise Conflict(f"task '{task}' takes no more bytes {upload.error or ''}".strip())
         upload.writing += 1
     try:
-        with refusals(_label(pool, upload.image)):
-            upload.handle.aio_write(data, offset, partial(_written, upload, data))
+        with refusals(label(pool, upload.image)):
+            _aio_write(upload, data, offset)
     except Exception:
         _written(upload, data, None)
         raise
@@ -203,6 +205,15 @@ def receive(pool: str, volume: str, task: str, offset: int, data: bytes) -> dict
     if report:
         _progress(upload, received, f"received {format_size(received)}")
     return {"received": received}
+
+
+def _aio_write(upload: Upload, data: bytes, offset: int) -> None:
+    """Starts one piece's write; librbd's own refusal (rbd.Error) as a CephError."""
+    try:
+        upload.handle.aio_write(data, offset, partial(_written, upload, data))
+    except import_binding("rbd").Error as exc:
+        what = f"a write to {label(upload.pool, upload.image)}"
+        raise storage_ceph.connection(upload.config).translate(exc, what) from None
 
 
 def _written(upload: Upload, data: bytes, completion: Any) -> None:
@@ -221,8 +232,15 @@ def _written(upload: Upload, data: bytes, completion: Any) -> None:
 
 def _progress(upload: Upload, current: int, message: str) -> None:
     """Records progress, unless a cancel was asked for (then the upload ends cancelled)."""
+    if reason := _check(upload, current, message):
+        raise _stop(upload, *reason)
+
+
+def _check(upload: Upload, current: int, message: str) -> tuple[str, str] | None:
+    """Records progress; (state, reason) when the upload must end instead: cancelled, or its
+    task changed elsewhere. Stops nothing itself (a conversion must end first)."""
     if upload.store.zk.exists(("job.cancel", upload.task)):
-        raise _stop(upload, jobs.CANCELLED, "cancelled")
+        return jobs.CANCELLED, "cancelled"
 
     def change(record: dict[str, Any]) -> dict[str, Any]:
         progress = {"current": current, "total": record["progress"]["total"], "message": message}
@@ -231,7 +249,8 @@ def _progress(upload: Upload, current: int, message: str) -> None:
     try:
         upload.write_record(change)
     except ConcurrentChange:
-        raise _stop(upload, jobs.FAILED, "the task changed elsewhere") from None
+        return jobs.FAILED, "the task changed elsewhere"
+    return None
 
 
 def finish(pool: str, volume: str, task: str) -> dict[str, Any]:
@@ -249,7 +268,7 @@ def finish(pool: str, volume: str, task: str) -> dict[str, Any]:
     if received < upload.size:
         raise Conflict(f"only {received} of {upload.size} bytes of task '{task}' have arrived")
     threading.Thread(target=_complete, args=(upload,), name=f"upload {task}", daemon=True).start()
-    return {"message": f"upload of {_label(pool, volume)} completing (task {task})", "task": task}
+    return {"message": f"upload of {label(pool, volume)} completing (task {task})", "task": task}
 
 
 def _complete(upload: Upload) -> None:
@@ -258,8 +277,9 @@ def _complete(upload: Upload) -> None:
     try:
         with upload.lock:
             upload.close_image()
-        if upload.image_format != "raw":
-            _convert(upload, images)
+        if upload.image_format != "raw" and (reason := _convert(upload, images)):
+            _stop(upload, *reason)
+            return
         stats = storage_volume.stats_of(images.info(pool, volume))
         result = {"pool": pool, "volume": volume, "size": stats["size"]}
 
@@ -283,8 +303,10 @@ def _complete(upload: Upload) -> None:
         _stop(upload, jobs.FAILED, f"internal error: {exc}")
 
 
-def _convert(upload: Upload, images: Any) -> None:
-    """The staging image's disk into the new volume (made here, at the disk's size)."""
+def _convert(upload: Upload, images: Any) -> tuple[str, str] | None:
+    """The staging image's disk into the new volume (made here, at the disk's size); when
+    the upload must end instead (a cancel, seen while qemu-img runs), (state, reason), once
+    qemu-img has exited."""
     pool, volume, config = upload.pool, upload.volume, upload.config
     ceph = storage_ceph.connection(config)
     _progress(upload, upload.size, f"reading the {upload.image_format} image")
@@ -292,21 +314,27 @@ def _convert(upload: Upload, images: Any) -> None:
     with storage_ceph.pool_lock(upload.store, pool):
         storage_ceph.require_no_volume(upload.store, pool, volume)
         storage_ceph.check_room(upload.store, config, pool, size)
-        with refusals(_label(pool, volume)):
+        with refusals(label(pool, volume)):
             images.create(pool, volume, size)
         upload.made.add(volume)
     upload.write_record(lambda r: r | {"progress": r["progress"] | {"total": size}})
     last = [0.0]
+    ending: list[tuple[str, str]] = []
 
     def progress(percent: float) -> bool:
         now = time.monotonic()
         if now - last[0] >= PROGRESS_INTERVAL:
             last[0] = now
-            _progress(upload, int(size * percent / 100), f"converting: {percent:.0f}%")
-        return True
+            reason = _check(upload, int(size * percent / 100), f"converting: {percent:.0f}%")
+            ending.extend([reason] if reason else [])
+        return not ending
 
-    qemu_img.convert(ceph, pool, upload.image, upload.image_format, volume, progress)
+    try:
+        qemu_img.convert(ceph, pool, upload.image, upload.image_format, volume, progress)
+    except qemu_img.Stopped:
+        return ending[0]
     images.remove(pool, upload.image)
+    return None
 
 
 def _stop(upload: Upload, state: str, reason: str) -> PvcError:
@@ -319,9 +347,8 @@ def _stop(upload: Upload, state: str, reason: str) -> PvcError:
         upload.stopped = True
         upload.close_image()
     _forget(upload)
-    images = storage_ceph.images(upload.config)
     for image in sorted(upload.made):
-        undo(images.remove, upload.pool, image)
+        _remove(upload, image)
     fields = {"error": reason} if state == jobs.FAILED else {}
 
     def ended(record: dict[str, Any]) -> dict[str, Any]:
@@ -333,6 +360,24 @@ def _stop(upload: Upload, state: str, reason: str) -> PvcError:
     except PvcError as exc:  # claim lost: the primary settles the task
         log.warning("upload task %s: could not record its end: %s", upload.task, exc.message)
     return error
+
+
+def _remove(upload: Upload, image: str) -> None:
+    """Removes an image the upload made; while Ceph says it is busy (the watch of a killed
+    qemu-img lasts until the OSDs time it out), again, up to WATCH_EXPIRY; what is left over
+    is logged (the daemon's `upload` kind cannot see it: the task has ended)."""
+    images = storage_ceph.images(upload.config)
+    deadline = time.monotonic() + WATCH_EXPIRY
+    while True:
+        try:
+            images.remove(upload.pool, image)
+            return
+        except CephError as exc:
+            if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                log.error("upload task %s: %s is left over: %s", upload.task,
+                          label(upload.pool, image), exc.message)  # fmt: skip
+                return
+        time.sleep(1.0)
 
 
 def _forget(upload: Upload) -> None:

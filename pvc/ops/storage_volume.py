@@ -28,7 +28,7 @@ def stats_of(info: dict[str, Any]) -> dict[str, Any]:
     return {"size": info["size"], "features": info["features"], "parent": info["parent"]}
 
 
-def _label(pool: str, volume: str) -> str:
+def label(pool: str, volume: str) -> str:
     return f"volume '{pool}/{volume}'"
 
 
@@ -46,7 +46,7 @@ def add(store: Store, config: Config, pool: str, volume: str, size: str) -> dict
     with storage_ceph.pool_lock(store, pool):
         storage_ceph.require_no_volume(store, pool, volume)
         storage_ceph.check_room(store, config, pool, size_bytes)
-        apply(_label(pool, volume), images.create, (pool, volume, size_bytes),
+        apply(label(pool, volume), images.create, (pool, volume, size_bytes),
               images.remove, pool, volume)  # fmt: skip
         try:
             stats = stats_of(images.info(pool, volume))
@@ -54,7 +54,7 @@ def add(store: Store, config: Config, pool: str, volume: str, size: str) -> dict
         except Exception:
             undo(images.remove, pool, volume)
             raise
-    return {"message": f"{_label(pool, volume)} added ({format_size(size_bytes)})"}
+    return {"message": f"{label(pool, volume)} added ({format_size(size_bytes)})"}
 
 
 def remove(
@@ -69,22 +69,22 @@ def remove(
         users = vm_volumes.users(store, pool, volume)
         if users and not force:
             raise Conflict(
-                f"{_label(pool, volume)} is used by VM(s) {', '.join(users)}; use force to "
+                f"{label(pool, volume)} is used by VM(s) {', '.join(users)}; use force to "
                 "remove it anyway"
             )
         running = vm_volumes.running_users(store, pool, volume)
         if running:
             raise Conflict(
-                f"{_label(pool, volume)} is used by running VM(s) {', '.join(running)}: "
+                f"{label(pool, volume)} is used by running VM(s) {', '.join(running)}: "
                 "stop them first"
             )
         try:
-            with refusals(_label(pool, volume)):
+            with refusals(label(pool, volume)):
                 images.remove(pool, volume)
         except NotFound:
             pass  # already gone from Ceph (an earlier removal stopped half way)
         store.write({}, delete=[("volume", pool, volume), ("snapshots.volume", pool, volume)])
-    return {"message": f"{_label(pool, volume)} removed"}
+    return {"message": f"{label(pool, volume)} removed"}
 
 
 def resize(
@@ -99,16 +99,16 @@ def resize(
         stats, version = store.read_versioned(("volume.stats", pool, volume))
         current = int((stats or {}).get("size") or images.info(pool, volume)["size"])
         if size_bytes == current:
-            return {"message": f"{_label(pool, volume)} is already {format_size(current)}"}
+            return {"message": f"{label(pool, volume)} is already {format_size(current)}"}
         if size_bytes < current and not shrink:
             raise InvalidInput(
-                f"{_label(pool, volume)} is {format_size(current)}: shrinking it to "
+                f"{label(pool, volume)} is {format_size(current)}: shrinking it to "
                 f"{format_size(size_bytes)} discards data; confirm it (shrink=true)"
             )
         if size_bytes < current:
             storage_ceph.require_not_open(store, config, pool, volume, "shrinking it")
         storage_ceph.check_room(store, config, pool, size_bytes - current)
-        with refusals(_label(pool, volume)):
+        with refusals(label(pool, volume)):
             images.resize(pool, volume, size_bytes)
         try:
             new_stats = (stats or {}) | {"size": size_bytes}
@@ -120,7 +120,7 @@ def resize(
             undo(images.resize, pool, volume, current)
             raise
     return {
-        "message": f"{_label(pool, volume)} resized from {format_size(current)} to "
+        "message": f"{label(pool, volume)} resized from {format_size(current)} to "
         f"{format_size(size_bytes)}"
     }
 
@@ -135,11 +135,11 @@ def rename(store: Store, config: Config, pool: str, volume: str, new_name: str) 
         storage_ceph.require_no_volume(store, pool, new_name)
         users = vm_volumes.users(store, pool, volume)
         if users:
-            raise Conflict(f"{_label(pool, volume)} is used by VM(s) {', '.join(users)}")
+            raise Conflict(f"{label(pool, volume)} is used by VM(s) {', '.join(users)}")
         stats = store.read(("volume.stats", pool, volume))
         snapshots = store.children(("snapshots.volume", pool, volume))
         snapshot_stats = store.read_many([("snapshot.stats", pool, volume, s) for s in snapshots])
-        apply(_label(pool, volume), images.rename, (pool, volume, new_name),
+        apply(label(pool, volume), images.rename, (pool, volume, new_name),
               images.rename, pool, new_name, volume)  # fmt: skip
         values = record_values(pool, new_name, stats)
         for snapshot, their_stats in zip(snapshots, snapshot_stats, strict=True):
@@ -154,7 +154,7 @@ def rename(store: Store, config: Config, pool: str, volume: str, new_name: str) 
         except Exception:
             undo(images.rename, pool, new_name, volume)
             raise
-    return {"message": f"{_label(pool, volume)} renamed to '{new_name}'"}
+    return {"message": f"{label(pool, volume)} renamed to '{new_name}'"}
 
 
 def clone(
@@ -179,7 +179,7 @@ def clone(
     with storage_ceph.pool_lock(store, pool):
         storage_ceph.require_no_volume(store, pool, new_name)
         storage_ceph.check_room(store, config, pool, int(stats.get("size") or 0))
-        apply(f"'{source}' or {_label(pool, new_name)}", images.clone,
+        apply(f"'{source}' or {label(pool, new_name)}", images.clone,
               (pool, volume, new_name, snapshot), _undo_clone, images, pool, volume, new_name,
               snapshot)  # fmt: skip
         try:
@@ -190,7 +190,7 @@ def clone(
             undo(_undo_clone, images, pool, volume, new_name, snapshot)
             raise
     how = "cloned (copy-on-write)" if snapshot else "copied"
-    return {"message": f"'{source}' {how} to {_label(pool, new_name)}"}
+    return {"message": f"'{source}' {how} to {label(pool, new_name)}"}
 
 
 def _undo_clone(
