@@ -1,14 +1,15 @@
 """The job kinds `osd_add` and `osd_remove`, run by the daemon of the OSD's node (pvc.node.jobs)
 for the jobs `pvc storage osd add|remove` create (pvc.ops.storage_osd).
 
-osd_add: check the disk is free, prepare it (ceph-volume), activate it, start the OSD in this
-node's CRUSH host, wait until Ceph says it is up, set its CRUSH weight if one was given, then
-write its records (`osd`, `osd.node`, `osd.device`, `osd.fsid`) in the transaction that ends
-the job. Any failure after the check (the records' transaction too: a record of that id
-written meanwhile), a cancel, or the daemon stopping undoes it: the OSD stopped, purged from
-Ceph (id, key, CRUSH item), its folder unmounted and the disk wiped; so there is never an OSD
-without a record nor a record without an OSD. Not resumable: a runner that dies half way
-leaves the prepared OSD in Ceph (shown by `osd list` as not made by pvc).
+osd_add: check the disk is free, prepare it (ceph-volume), write its records (`osd`,
+`osd.node`, `osd.device`, `osd.fsid`; refused if a record of that id was written meanwhile),
+activate it, start the OSD in this node's CRUSH host, wait until Ceph says it is up, set its
+CRUSH weight if one was given. Any failure after the check, a cancel, or the daemon stopping
+undoes it: the OSD stopped, purged from Ceph (id, key, CRUSH item), its folder unmounted, the
+disk wiped, then its records deleted. Not resumable: a runner that dies after the records
+leaves a recorded OSD (the next daemon starts or adopts it; `osd remove` removes it and wipes
+its disk); one that dies inside ceph-volume's prepare, before Ceph's answer, can still leave
+an OSD id pvc has no record of.
 
 osd_remove (resumable: each step accepts what is already done): mark it out, wait until its
 data has moved (no PG has it in its up or acting set, Ceph says it is safe to destroy; only
@@ -80,11 +81,13 @@ class OsdAdd(OsdWork):
         job.step(1, self.steps, f"checking {device}")
         self.devices.check_free(device)
         osd_id: int | None = None
+        recorded = False
         try:
             job.step(2, self.steps, f"preparing {device} (ceph-volume raw prepare)")
             prepared = self.devices.prepare(device)
             osd_id = prepared.osd_id
             with self.controller.holding(osd_id):
+                recorded = self._record(osd_id, device, prepared.osd_uuid)
                 job.step(3, self.steps, f"activating osd.{osd_id}")
                 self.devices.activate(device, osd_id, prepared.osd_uuid)
                 job.step(4, self.steps, f"starting osd.{osd_id}")
@@ -95,21 +98,28 @@ class OsdAdd(OsdWork):
                     self.ceph.mon_command(
                         {"prefix": "osd crush reweight", "name": name, "weight": float(weight)}
                     )
-                key = str(osd_id)
-                records = {
-                    ("osd", key): self.node,
-                    ("osd.node", key): self.node,
-                    ("osd.device", key): device,
-                    ("osd.fsid", key): prepared.osd_uuid,
-                }
-                result = {"osd": osd_id, "node": self.node, "device": device}
-                try:
-                    job.done(result, also=records, expect={("osd", key): -1})
-                except ConcurrentChange as exc:
-                    raise PvcError(f"osd.{osd_id} could not be recorded: {exc.message}") from None
+                job.done({"osd": osd_id, "node": self.node, "device": device})
         except BaseException:
-            self._undo(device, osd_id)
+            self._undo(device, osd_id, recorded)
             raise
+
+    def _record(self, osd_id: int, device: str, fsid: str) -> bool:
+        """Writes the OSD's records as soon as Ceph has it (before it is started): a runner
+        that dies from here on leaves an OSD pvc knows (its daemon starts or adopts it again;
+        `osd remove` removes it and wipes the disk), never one pvc calls not its own. True;
+        PvcError if a record of that id was written meanwhile."""
+        key = str(osd_id)
+        records = {
+            ("osd", key): self.node,
+            ("osd.node", key): self.node,
+            ("osd.device", key): device,
+            ("osd.fsid", key): fsid,
+        }
+        try:
+            self.controller.view.write(records, expect={("osd", key): -1})
+        except ConcurrentChange as exc:
+            raise PvcError(f"osd.{osd_id} could not be recorded: {exc.message}") from None
+        return True
 
     def _wait_up(self, job: Job, osd_id: int) -> None:
         job.step(5, self.steps, f"waiting for osd.{osd_id} to come up")
@@ -125,8 +135,9 @@ class OsdAdd(OsdWork):
             job.check()
             time.sleep(POLL_SECONDS)
 
-    def _undo(self, device: str, osd_id: int | None) -> None:
-        """Takes back whatever the add made (the disk was free before it began)."""
+    def _undo(self, device: str, osd_id: int | None, recorded: bool) -> None:
+        """Takes back whatever the add made (the disk was free before it began); its records
+        last, once the OSD is gone (if that fails, they stay: `osd remove` can finish it)."""
         try:
             if osd_id is None:
                 label = self.devices.label(device) or {}
@@ -134,6 +145,8 @@ class OsdAdd(OsdWork):
             if osd_id is not None:
                 self.purge(osd_id)
             self.devices.zap(device)
+            if recorded:
+                self.controller.view.write({}, delete=[("osd", str(osd_id))])
             log.info("undid the add of %s (osd.%s)", device, osd_id)
         except Exception as exc:  # report, but the job's own error is what matters
             log.error("could not undo the add of %s (osd.%s): %s", device, osd_id, exc)
