@@ -88,7 +88,10 @@ class SupervisedOsds:
                 child.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 child.kill()
-                child.wait(STOP_TIMEOUT)
+                try:
+                    child.wait(STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:  # e.g. stuck in D state on a dead disk
+                    raise DeviceError(_unkillable(osd_id, child.pid)) from None
             log.info("osd.%d: stopped", osd_id)
         pid = self._adopted.pop(osd_id, None) or self._left_behind(osd_id)
         if pid and _is_osd(pid, osd_id):
@@ -127,16 +130,26 @@ def _is_osd(pid: int, osd_id: int) -> bool:
     return any(a in (b"-i", b"--id") and b == wanted for a, b in zip(argv, argv[1:], strict=False))
 
 
-def _end(pid: int, osd_id: int) -> None:
-    """Ends a process that is not our child: SIGTERM, then SIGKILL after STOP_TIMEOUT."""
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    while _is_osd(pid, osd_id):
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + STOP_TIMEOUT
-        time.sleep(0.1)
+def _end(pid: int, osd_id: int, timeout: float = STOP_TIMEOUT) -> None:
+    """Ends a process that is not our child: SIGTERM, then SIGKILL after `timeout`; a
+    DeviceError if it still lives `timeout` after that (a process in D state ignores SIGKILL)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + timeout
+        while _is_osd(pid, osd_id) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not _is_osd(pid, osd_id):
+            break
+    else:
+        raise DeviceError(_unkillable(osd_id, pid))
     log.info("osd.%d: stopped (pid %d)", osd_id, pid)
+
+
+def _unkillable(osd_id: int, pid: int) -> str:
+    return f"osd.{osd_id}: ceph-osd (pid {pid}) did not end after SIGKILL (stuck in the kernel?)"
 
 
 class SystemdOsds:
@@ -154,10 +167,18 @@ class SystemdOsds:
         run(["systemctl", "disable", "--now", f"ceph-osd@{osd_id}"], STOP_TIMEOUT + 10)
 
     def running(self, osd_id: int) -> bool:
-        result = subprocess.run(
-            ["systemctl", "is-active", "--quiet", f"ceph-osd@{osd_id}"],
-            timeout=COMMAND_TIMEOUT, check=False,
-        )  # fmt: skip
+        """Whether its unit is active; True when systemd does not answer in time (better
+        no second start than a start over a running OSD: the next look asks again)."""
+        try:
+            result = subprocess.run(
+                ["systemctl", "is-active", "--quiet", f"ceph-osd@{osd_id}"],
+                timeout=COMMAND_TIMEOUT, check=False,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            log.warning("osd.%d: systemctl is-active did not answer in time", osd_id)
+            return True
+        except OSError as exc:
+            raise DeviceError(f"cannot run systemctl: {exc.strerror}") from None
         return result.returncode == 0
 
     def stop_all(self) -> None:

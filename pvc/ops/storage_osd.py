@@ -19,6 +19,7 @@ import math
 import re
 from typing import Any
 
+from pvc.drivers.ceph_osds import dumped_osd
 from pvc.drivers.contracts import CephDriver
 from pvc.errors import Conflict, InvalidInput, NotFound
 from pvc.ops import jobs, osd_loss, user_input
@@ -172,13 +173,13 @@ def remove(zk: Store, ceph: CephDriver, osd_id: Any) -> dict[str, Any]:
     key = str(number)
     node, device = zk.read_many([("osd.node", key), ("osd.device", key)])
     if not zk.exists(("osd", key)):
-        if key in _ceph_osds(zk) or _ceph_has(ceph, number):
+        if key in _ceph_osds(zk) or dumped_osd(ceph, number) is not None:
             raise Conflict(f"osd.{number} was not made by pvc: remove it with Ceph's own tools")
         raise NotFound(f"OSD {number} does not exist")
     for job in jobs.active(zk, ("osd_remove",), node):
         if job["args"]["osd"] == number:
             return {"message": f"osd.{number} is already being removed", "task": job["id"]}
-    if _ceph_has(ceph, number):
+    if dumped_osd(ceph, number) is not None:
         pools = osd_loss.shortfalls(
             number,
             ceph.command("osd pool ls", detail="detail"),
@@ -196,20 +197,16 @@ def remove(zk: Store, ceph: CephDriver, osd_id: Any) -> dict[str, Any]:
     return {"message": f"removing osd.{number} of node '{node}' (task {task})", "task": task}
 
 
-def _ceph_has(ceph: CephDriver, number: int) -> bool:
-    return any(osd["osd"] == number for osd in ceph.command("osd dump")["osds"])
-
-
 # --- in/out and flags: monitor commands -------------------------------------------------------
 
 
 def state(ceph: CephDriver, osd_id: Any) -> dict[str, Any]:
     """Ceph's own word on the OSD now: {"id", "up", "in"}."""
     number = require_osd_id(osd_id)
-    for osd in ceph.command("osd dump")["osds"]:
-        if osd["osd"] == number:
-            return {"id": number, "up": bool(osd["up"]), "in": bool(osd["in"])}
-    raise NotFound(f"OSD {number} does not exist")
+    osd = dumped_osd(ceph, number)
+    if osd is None:
+        raise NotFound(f"OSD {number} does not exist")
+    return {"id": number, "up": bool(osd["up"]), "in": bool(osd["in"])}
 
 
 def set_state(ceph: CephDriver, osd_id: Any, new_state: str) -> dict[str, Any]:

@@ -329,3 +329,35 @@ def test_an_add_whose_record_cannot_be_written_is_undone(pvc, zk, disks, ceph_se
         assert zk.read(("osd", next_id)) == "planted" and not zk.exists(("osd.node", next_id))
     finally:
         zk.delete(("osd", next_id))
+
+
+def test_an_add_whose_daemon_is_killed_leaves_an_osd_pvc_removes(
+    pvc, cluster, zk, disks, ceph_service
+):
+    """The runner dies after the OSD process started, before the task ended: the OSD is
+    recorded (the next daemon adopts it), `osd remove` removes it and the disk is free again."""
+    before = ceph_osd_ids(ceph_service)
+    out = ok(pvc("add", OSD_NODE, disks[1]))
+    task = out.rsplit("(task ", 1)[1].rstrip(")\n")
+
+    def started() -> bool:  # step 5, "waiting for osd.N to come up", follows its start
+        return zk.read(("job", task))["progress"]["current"] == 5
+
+    until(started, 120)
+    cluster.kill(OSD_NODE)
+    (osd_id,) = ceph_osd_ids(ceph_service) - before
+    assert zk.read(("job", task))["state"] not in jobs.ENDED  # killed before it ended
+    assert zk.read(("osd.fsid", str(osd_id))) and zk.read(("osd.device", str(osd_id))) == disks[1]
+    cluster.start(OSD_NODE)
+    until(lambda: zk.read(("job", task))["state"] == jobs.FAILED, 90)  # settled by the primary
+    until(lambda: osd_of(ceph_service, osd_id)["up"] == 1, 90)
+    listed = json.loads(ok(pvc("list", "-f", "json")))
+    assert [o["made_by_pvc"] for o in listed if o["id"] == osd_id] == [True]
+    out = ok(pvc("remove", str(osd_id), "--yes", "--wait", timeout=240))
+    assert "done in" in out
+    assert ceph_osd_ids(ceph_service) == before and not zk.exists(("osd", str(osd_id)))
+    assert sh("wipefs", "--noheadings", disks[1]).strip() == ""
+    out = ok(pvc("add", OSD_NODE, disks[1], "--wait", timeout=180))  # the disk is reusable
+    (again,) = ceph_osd_ids(ceph_service) - before
+    ok(pvc("remove", str(again), "--yes", "--wait", timeout=240))
+    assert ceph_osd_ids(ceph_service) == before
