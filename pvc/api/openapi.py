@@ -41,6 +41,8 @@ def listing(item: dict[str, Any]) -> dict[str, Any]:
 
 
 MESSAGE = record("message")  # what a verb answers
+# what a verb answers that makes a task, or does its work at once (task null)
+MAYBE_TASK = record("message", task={"type": "string", "nullable": True})
 
 
 def param_schema(param: Any) -> dict[str, Any]:

@@ -23,6 +23,18 @@ def dumped_osd(ceph: CephDriver, osd_id: int) -> dict[str, Any] | None:
     return None
 
 
+def purge(ceph: CephDriver, osd_id: int, host: str) -> None:
+    """Removes a stopped (or lost) OSD from Ceph: its id, key and CRUSH item; then the CRUSH
+    host bucket `host` if it is now empty. Doing it again is harmless."""
+    if dumped_osd(ceph, osd_id) is not None:
+        # stopped, but the monitors may not have seen it yet: purge wants it down
+        ceph.mon_command({"prefix": "osd down", "ids": [str(osd_id)]})
+        ceph.mgr_command({"prefix": "osd purge", "id": osd_id, "yes_i_really_mean_it": True})
+    for bucket in ceph.command("osd tree")["nodes"]:
+        if bucket["type"] == "host" and bucket["name"] == host and not bucket.get("children"):
+            ceph.mon_command({"prefix": "osd crush rm", "name": host})
+
+
 def pg_stats(answer: Any) -> list[dict[str, Any]]:
     """The PG list of a `pg dump pgs_brief` answer ({"pg_stats": [...]}, or a bare list)."""
     if isinstance(answer, dict):

@@ -26,7 +26,7 @@ import time
 from typing import Any
 
 from pvc.drivers.ceph import CephError
-from pvc.drivers.ceph_osds import MOVING, dumped_osd, pgs_of, stuck_states
+from pvc.drivers.ceph_osds import MOVING, dumped_osd, pgs_of, purge, stuck_states
 from pvc.drivers.contracts import CephDriver, DeviceError, OsdDeviceDriver, OsdProcessDriver
 from pvc.errors import ConcurrentChange, PvcError
 from pvc.node.jobs import Job, JobCancelled
@@ -56,19 +56,7 @@ class OsdWork:
     def purge(self, osd_id: int) -> None:
         """Stops the OSD and removes it from Ceph, and this node's host bucket if empty."""
         self.processes.stop(osd_id)
-        if self.ceph_has(osd_id) is not None:
-            # stopped, but the monitors may not have seen it yet: purge wants it down
-            self.ceph.mon_command({"prefix": "osd down", "ids": [str(osd_id)]})
-            self.ceph.mgr_command(
-                {"prefix": "osd purge", "id": osd_id, "yes_i_really_mean_it": True}
-            )
-        for bucket in self.ceph.command("osd tree")["nodes"]:
-            if (
-                bucket["type"] == "host"
-                and bucket["name"] == self.node
-                and not bucket.get("children")
-            ):
-                self.ceph.mon_command({"prefix": "osd crush rm", "name": self.node})
+        purge(self.ceph, osd_id, self.node)
         self.devices.deactivate(osd_id)
 
 

@@ -19,7 +19,7 @@ import math
 import re
 from typing import Any
 
-from pvc.drivers.ceph_osds import dumped_osd
+from pvc.drivers.ceph_osds import dumped_osd, purge
 from pvc.drivers.contracts import CephDriver
 from pvc.errors import Conflict, InvalidInput, NotFound
 from pvc.ops import jobs, osd_loss, user_input
@@ -191,10 +191,24 @@ def remove(zk: Store, ceph: CephDriver, osd_id: Any) -> dict[str, Any]:
                 f"removing osd.{number} would leave pools below min_size: "
                 + "; ".join(str(pool) for pool in pools)
             )
+    if zk.read(("node.state.daemon", node)) in jobs.DEAD_NODE_STATES:
+        return _forget_lost(zk, ceph, number, node)
     args = {"osd": number, "node": node, "device": device}
     task, values = jobs.creation("osd_remove", args, node)
     zk.write(values)
     return {"message": f"removing osd.{number} of node '{node}' (task {task})", "task": task}
+
+
+def _forget_lost(zk: Store, ceph: CephDriver, number: int, node: str) -> dict[str, Any]:
+    """The OSD of a node the fence monitor declared dead: no task can run there, and its data
+    is gone with the node (the min_size check above kept the pools' copies); it is purged
+    from Ceph from here and its records deleted. Its disk, if the node returns, still holds
+    the old OSD: wipe it before adding it again."""
+    purge(ceph, number, node)
+    key = str(number)
+    zk.write({}, delete=[("osd", key)])
+    return {"message": f"osd.{number} of dead node '{node}' purged from Ceph; its disk was not "
+            "wiped (the node is down)", "task": None}  # fmt: skip
 
 
 # --- in/out and flags: monitor commands -------------------------------------------------------

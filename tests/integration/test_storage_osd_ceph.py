@@ -1,11 +1,13 @@
 """What pvc reads of one OSD from the real Ceph (pvc.drivers.ceph_osds): its `osd dump` entry,
-and the PGs mapped to it, which a drain counts; and a remove never wipes a real disk that does
-not carry its OSD's bluestore label (here: a loop device that now holds ext4)."""
+and the PGs mapped to it, which a drain counts; a remove never wipes a real disk that does
+not carry its OSD's bluestore label (here: a loop device that now holds ext4); the OSD of a
+dead node is purged at once."""
 
 import json
 import os
 import subprocess
 import time
+import uuid
 from types import SimpleNamespace
 
 import pytest
@@ -14,6 +16,7 @@ from pvc.drivers.ceph import Ceph
 from pvc.drivers.ceph_osds import dumped_osd, pgs_of
 from pvc.drivers.ceph_volume import CephVolume
 from pvc.node.osd_jobs import OsdRemove
+from pvc.ops import cluster, storage_osd
 from tests.processes import COMMAND_TIMEOUT
 from tests.storage_rig import ceph_config
 
@@ -67,3 +70,28 @@ def test_a_remove_whose_recorded_device_now_holds_ext4_leaves_it_untouched(tmp_p
         assert "555555555555" in sh("blkid", "-o", "value", "-s", "UUID", device)
     finally:
         subprocess.run(["losetup", "-d", device], capture_output=True, timeout=COMMAND_TIMEOUT)
+
+
+def test_the_osd_of_a_dead_node_is_purged_at_once(ceph, ceph_service, zk):
+    """No task can run on a node declared dead: its OSD is purged from the API's host, with
+    its empty CRUSH host, and its records go (the disk, on the dead node, stays as it is)."""
+    cluster.initialize(zk)
+    osd_uuid = str(uuid.uuid4())
+    made = ceph_service.ceph("osd", "new", osd_uuid)
+    number = made["osdid"] if isinstance(made, dict) else int(made)
+    ceph_service.ceph("osd", "crush", "add", f"osd.{number}", "0", "root=default", "host=ghost")
+    key = str(number)
+    zk.write(
+        {("osd", key): "ghost", ("osd.node", key): "ghost", ("osd.device", key): "/dev/sdz",
+         ("osd.fsid", key): osd_uuid, ("node.state.daemon", "ghost"): "dead"}
+    )  # fmt: skip
+    try:
+        answer = storage_osd.remove(zk, ceph, number)
+        assert answer["task"] is None and "dead node 'ghost' purged" in answer["message"]
+        assert dumped_osd(ceph, number) is None
+        hosts = {b["name"] for b in ceph.command("osd tree")["nodes"] if b["type"] == "host"}
+        assert "ghost" not in hosts
+        assert not zk.exists(("osd", key))
+    finally:
+        ceph_service.ceph("osd", "purge", key, "--yes-i-really-mean-it", check=False)
+        ceph_service.ceph("osd", "crush", "rm", "ghost", check=False)

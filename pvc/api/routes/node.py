@@ -4,7 +4,7 @@ flush and ready (tasks: see routes/tasks.py)."""
 from typing import Any
 
 from pvc.api.app import Context, endpoint
-from pvc.api.openapi import MESSAGE, listing, record
+from pvc.api.openapi import MAYBE_TASK, MESSAGE, listing, record
 from pvc.api.params import Param
 from pvc.limits import NAME_MAX
 from pvc.ops import node as node_ops
@@ -128,7 +128,7 @@ def get_domain_state(ctx: Context, node: str) -> dict[str, Any]:
         404: NOT_FOUND,
         409: "The domain state changed meanwhile",
     },
-    returns=record("message", task={"type": "string", "nullable": True}),
+    returns=MAYBE_TASK,
 )
 def post_domain_state(ctx: Context, node: str, state: str) -> tuple[int, dict[str, Any]]:
     answer = node_ops.set_domain_state(ctx.zk, node, state)

@@ -7,7 +7,7 @@ answer is a 503 in one line (pvc.drivers.ceph.CephUnavailable)."""
 from typing import Any
 
 from pvc.api.app import Context, endpoint
-from pvc.api.openapi import MESSAGE, listing, record
+from pvc.api.openapi import MAYBE_TASK, MESSAGE, listing, record
 from pvc.api.params import Param, name_param
 from pvc.drivers import ceph
 from pvc.ops import storage_osd
@@ -88,7 +88,8 @@ def get_osd(ctx: Context, osd: str) -> dict[str, Any]:
     "DELETE",
     "/storage/ceph/osd/<osd>",
     summary="Remove an OSD: out, drained, stopped, purged, its disk wiped; a task its node's "
-    "daemon runs (202 with its id)",
+    "daemon runs (202 with its id). The OSD of a node declared dead is purged at once (200, "
+    "no task; its disk stays as it is)",
     tags=TAGS,
     responses={
         400: BAD_ID,
@@ -97,10 +98,11 @@ def get_osd(ctx: Context, osd: str) -> dict[str, Any]:
         "not make it",
         503: NO_CEPH,
     },
-    returns=TASK_ANSWER,
+    returns=MAYBE_TASK,
 )
 def delete_osd(ctx: Context, osd: str) -> tuple[int, dict[str, Any]]:
-    return 202, storage_osd.remove(ctx.zk, ceph.shared(ctx.config), osd)
+    answer = storage_osd.remove(ctx.zk, ceph.shared(ctx.config), osd)
+    return (200 if answer["task"] is None else 202), answer
 
 
 @endpoint(
