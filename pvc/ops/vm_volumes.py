@@ -18,29 +18,40 @@ def volumes_of(xml: str | None) -> tuple[str, ...]:
         return ()
 
 
-def users(store: Store, pool: str, volume: str | None = None) -> list[str]:
-    """The names of the VMs that use the volume `pool/volume` (any volume of the pool when
-    `volume` is None), sorted."""
-    names = []
+def _using(store: Store, pool: str, volume: str | None) -> list[str]:
+    """The UUIDs of the VMs that use `pool/volume` (any volume of the pool when `volume` is
+    None)."""
+    found = []
     for uuid in store.children("base.domains"):
         for used in volumes_of(store.read(("domain.xml", uuid))):
             used_pool, _, used_volume = used.partition("/")
             if used_pool == pool and volume in (None, used_volume):
-                names.append(store.read(("domain", uuid)) or uuid)
+                found.append(uuid)
                 break
-    return sorted(names)
+    return found
+
+
+def _names(store: Store, uuids: list[str]) -> list[str]:
+    return sorted(store.read(("domain", uuid)) or uuid for uuid in uuids)
+
+
+def users(store: Store, pool: str, volume: str | None = None) -> list[str]:
+    """The names of the VMs that use the volume `pool/volume` (any volume of the pool when
+    `volume` is None), sorted."""
+    return _names(store, _using(store, pool, volume))
 
 
 def running_users(store: Store, pool: str, volume: str) -> list[str]:
     """The names of the VMs that use `pool/volume` and run (placement.is_running: by their
     wanted state, or their node's observed one)."""
-    names = []
-    for uuid in store.children("base.domains"):
-        used = f"{pool}/{volume}" in volumes_of(store.read(("domain.xml", uuid)))
-        state, observed = store.read_many([("domain.state", uuid), ("domain.observed", uuid)])
-        if used and placement.is_running(state, observed):
-            names.append(store.read(("domain", uuid)) or uuid)
-    return sorted(names)
+    running = [
+        uuid
+        for uuid in _using(store, pool, volume)
+        if placement.is_running(
+            *store.read_many([("domain.state", uuid), ("domain.observed", uuid)])
+        )
+    ]
+    return _names(store, running)
 
 
 def require_existing(store: Store, volumes: tuple[str, ...]) -> None:

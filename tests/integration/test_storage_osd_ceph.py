@@ -3,8 +3,6 @@ and the PGs mapped to it, which a drain counts; a remove never wipes a real disk
 not carry its OSD's bluestore label (here: a loop device that now holds ext4); the OSD of a
 dead node is purged at once."""
 
-import json
-import os
 import subprocess
 import time
 import uuid
@@ -49,10 +47,6 @@ def test_the_pgs_of_an_osd_are_those_mapped_to_it(ceph):
     assert len(pgs) >= 9
     assert all(0 in pg["up"] or 0 in pg["acting"] for pg in pgs)
     assert pgs_of(ceph, 999) == []
-    if os.environ.get("F3_RECORD"):
-        answer = ceph.command("pg dump", dumpcontents=["pgs_brief"])
-        with open(os.environ["F3_RECORD"], "w") as out:
-            json.dump(answer, out)
 
 
 def test_a_remove_whose_recorded_device_now_holds_ext4_leaves_it_untouched(tmp_path, ceph_service):
