@@ -20,6 +20,7 @@ from typing import Any
 
 from pvc.drivers import import_binding
 from pvc.drivers.ceph import Ceph, CephError
+from pvc.drivers.contracts import CephDriver
 
 FEATURES = ("layering", "exclusive-lock", "object-map", "fast-diff")
 _FEATURE_BITS = {
@@ -51,33 +52,49 @@ def feature_names(bits: int) -> list[str]:
     return [name for name, attr in _FEATURE_BITS.items() if bits & getattr(rbd, attr)]
 
 
+@contextmanager
+def translated(ceph: CephDriver, what: str) -> Iterator[None]:
+    """Runs librbd calls, their exceptions translated to a CephError about `what`."""
+    rbd = _rbd()
+    rados = import_binding("rados")
+    try:
+        yield
+    except (rbd.Error, rados.Error) as exc:
+        raise ceph.translate(exc, what) from None
+
+
+@contextmanager
+def opened_image(
+    ceph: CephDriver,
+    pool: str,
+    name: str,
+    snapshot: str | None = None,
+    read_only: bool = False,
+) -> Iterator[Any]:
+    """The image (at `snapshot`), opened for the block and closed after it; librbd's errors
+    in the block become CephErrors about the volume."""
+    rbd = _rbd()
+    with ceph.ioctx(pool) as ioctx, translated(ceph, f"volume {pool}/{name}"):
+        image = rbd.Image(ioctx, name, snapshot=snapshot, read_only=read_only)
+        try:
+            yield image
+        finally:
+            image.close()
+
+
 class Images:
     """The RBD images of a Ceph cluster (one connection, shared)."""
 
     def __init__(self, ceph: Ceph):
         self.ceph = ceph
 
-    @contextmanager
-    def _call(self, what: str) -> Iterator[None]:
-        """Runs a librbd call, its exceptions translated to a CephError about `what`."""
-        rbd = _rbd()
-        rados = import_binding("rados")
-        try:
-            yield
-        except (rbd.Error, rados.Error) as exc:
-            raise self.ceph.translate(exc, what) from None
+    def _call(self, what: str) -> AbstractContextManager[None]:
+        return translated(self.ceph, what)
 
-    @contextmanager
     def _image(
         self, pool: str, name: str, snapshot: str | None = None, read_only: bool = False
-    ) -> Iterator[Any]:
-        rbd = _rbd()
-        with self.ceph.ioctx(pool) as ioctx, self._call(f"volume {pool}/{name}"):
-            image = rbd.Image(ioctx, name, snapshot=snapshot, read_only=read_only)
-            try:
-                yield image
-            finally:
-                image.close()
+    ) -> AbstractContextManager[Any]:
+        return opened_image(self.ceph, pool, name, snapshot, read_only)
 
     # --- images -----------------------------------------------------------------------------
 

@@ -13,19 +13,15 @@ for an image that does not exist.
 from typing import Any
 
 from pvc.drivers import import_binding
+from pvc.drivers.ceph_images import opened_image
 from pvc.drivers.contracts import CephDriver
 
 
 def _image(ceph: CephDriver, pool: str, image: str, action: Any) -> Any:
     """`action(rbd_module, opened_image)` on the image, opened read-write (librbd lists lock
     owners only to a writable handle; opening one takes no lock)."""
-    rbd = import_binding("rbd")
-    with ceph.ioctx(pool) as ioctx:
-        try:
-            with rbd.Image(ioctx, image) as opened:
-                return action(rbd, opened)
-        except rbd.Error as exc:
-            raise ceph.translate(exc, f"volume {pool}/{image}") from None
+    with opened_image(ceph, pool, image) as opened:
+        return action(import_binding("rbd"), opened)
 
 
 def _exclusive_owners(rbd: Any, opened: Any) -> list[dict[str, Any]]:
