@@ -19,8 +19,8 @@ and reloads its roots in full, and `loaded` is False until it has.
 Waiting: `wait(predicate, timeout)` is the one way pvc waits for the cluster to get somewhere
 (a VM to settle, a job to end): the predicate, which reads only the mirror, is evaluated again
 on every change, never by a sleeping poll. `sync()` returns once the mirror shows every change
-this session had heard of when it was called (a guard that read a version from Zookeeper then
-knows the mirror is at least that new).
+committed before it was called (a guard that read a version from Zookeeper then knows the
+mirror is at least that new).
 """
 
 import logging
@@ -107,22 +107,29 @@ class TreeMirror:
         return True
 
     def sync(self, timeout: float = 5.0) -> bool:
-        """Returns True once the mirror shows every change this session had been told of when
-        it was called (False after `timeout` s, or while the copy is not whole).
+        """Returns True once the mirror shows every change committed in Zookeeper before it was
+        called, by any session (False after `timeout` s, or while the copy is not whole).
 
-        How: events reach kazoo's watch thread in the order they arrived, and each issues a
-        read; a marker put behind them issues a request of its own, which completes
-        (completions are in order) after those reads did. On one of kazoo's own threads
-        (a watch callback, a listener) it cannot wait for that thread: it returns at once."""
+        How, in two round trips: the server sends a session its watch events before it answers
+        a later request, so once a first request is answered every event due has been read off
+        the connection, and each has put a read on kazoo's watch thread. A marker put on that
+        thread behind them then issues a request of its own, which completes (completions are
+        in order) after those reads did. One round trip would miss events still in flight:
+        another session's write that this one had not heard of yet. On one of kazoo's own
+        threads (a watch callback, a listener) it cannot wait for that thread: it returns at
+        once."""
         if threading.get_ident() in self._kazoo_threads:
             return self.loaded
         done = threading.Event()
 
-        def issue() -> None:
+        def mark() -> None:
             with self._issue:
                 self.client.exists_async(self.roots[0]).rawlink(lambda _: done.set())
 
-        self.client.handler.dispatch_callback(Callback("watch", issue, ()))
+        def behind_events(_: Any) -> None:
+            self.client.handler.dispatch_callback(Callback("watch", mark, ()))
+
+        self.client.exists_async(self.roots[0]).rawlink(behind_events)
         return done.wait(timeout) and self.loaded
 
     def covers(self, path: str) -> bool:
