@@ -14,16 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pvc import limits
+from pvc import config_networks, limits
 from pvc.config_values import (
     between,
     check_absolute_path,
     check_address,
     check_api_key,
-    check_cidr,
     check_finite,
     check_host,
-    check_interface,
     check_port,
     check_uri,
     check_zookeeper_hosts,
@@ -106,18 +104,6 @@ SPEC: dict[str, Any] = {
         "name": Field(str, "pvc", "A name for the cluster, shown in status output.", _name),
         "coordinators": Field(
             list, REQUIRED, "Names of the coordinator nodes (3 or 5 in production).", _names
-        ),
-        "floating_ip": Field(
-            (str, type(None)),
-            None,
-            "Cluster floating address held by the primary (a.b.c.d/nn).",
-            check_cidr,
-        ),
-        "floating_interface": Field(
-            (str, type(None)),
-            None,
-            "Interface that carries the floating address.",
-            check_interface,
         ),
     },
     "zookeeper": {
@@ -288,6 +274,7 @@ SPEC: dict[str, Any] = {
             between(0, 1, above_low=True),
         ),
     },
+    "networks": config_networks.spec(Field),
     "logging": {
         "level": Field(str, "info", "Log level: debug, info, warning or error.", _log_level),
         "file": Field(
@@ -372,6 +359,9 @@ def _apply(spec: dict[str, Any], given: Any, prefix: str) -> dict[str, Any]:
 
 def from_dict(given: Any, path: str | None = None) -> Config:
     """Validates a parsed YAML document and fills in defaults and derived values."""
+    moved = config_networks.moved_key(given)
+    if moved:
+        raise ConfigError(moved)
     values = _apply(SPEC, given, "")
     if values["node"]["name"] is None:
         values["node"]["name"] = _short_hostname()
@@ -403,12 +393,12 @@ def _check_combinations(values: dict[str, Any]) -> None:
     serves_api = values["node"]["name"] in values["cluster"]["coordinators"]
     if serves_api and values["api"]["serve_on_primary"]:  # a hypervisor never serves it
         require_api_keys(values["api"]["authentication"])
-    cluster = values["cluster"]
-    if (cluster["floating_ip"] is None) != (cluster["floating_interface"] is None):
-        raise ConfigError(
-            "config: 'cluster.floating_ip' and 'cluster.floating_interface' go together:"
-            " set both or neither"
-        )
+    for name in config_networks.CLUSTER_NETWORKS:
+        network = values["networks"][name]
+        if network["device"] is None and any(network[key] for key in ("address", "floating_ip")):
+            raise ConfigError(
+                f"config: 'networks.{name}' has an address but no 'device' to put it on"
+            )
     ipmi = values["ipmi"]
     if ipmi["host"] is not None and (ipmi["user"] is None or ipmi["password"] is None):
         raise ConfigError("config: 'ipmi.host' is set but 'ipmi.user' or 'ipmi.password' is not")

@@ -27,6 +27,7 @@ REQUEST_HEADER_SECONDS = 5.0  # a request's headers must be complete this long a
 TLS_HANDSHAKE_SECONDS = 5.0  # a TLS handshake must be complete this long after the connection
 JSON_DEPTH_MAX = 32  # nesting of a JSON request body
 PATTERN_MAX = 256  # characters of a user's name pattern (glob or regular expression)
+ACL_RULE_MAX = 1000  # characters of one network ACL rule (nft rule text)
 PATTERN_SECONDS = 1.0  # time one pattern may take to match every name of a list
 REASON_MAX = 1000  # characters of a recorded reason (a VM's failed reason, a task's error)
 TRANSACTION_MAX = 900 * 1024  # bytes (paths and values) of one Zookeeper transaction

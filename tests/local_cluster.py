@@ -110,11 +110,8 @@ class LocalCluster:
         folder.mkdir(parents=True, exist_ok=True)
         document = {
             "node": {"name": name},
-            "cluster": {
-                "coordinators": self.names,
-                "floating_ip": f"{self.floating}/24",
-                "floating_interface": "eth0",
-            },
+            "cluster": {"coordinators": self.names},
+            "networks": {"cluster": {"device": "eth0", "floating_ip": f"{self.floating}/24"}},
             "zookeeper": {
                 "hosts": self.zk_hosts,
                 "session_timeout": self.session_timeout,

@@ -252,10 +252,8 @@ class NodeDaemon:
         self.jobs.start()
 
     def _start_coordinator(self) -> None:
-        cidr = self.config.get("cluster.floating_ip")
-        interface = self.config.get("cluster.floating_interface")
         assert self.zk is not None and self.view is not None and self.watchdog is not None
-        self.lease = PrimaryLease(self.zk, self.watchdog, interface, cidr)
+        self.lease = PrimaryLease(self.zk, self.watchdog)
         # primary-only controllers, started after the built-in services on takeover
         controllers: list[PrimaryService] = [
             FenceMonitor(self.zk, self.view, self.name, self.config, self.lease)
@@ -267,7 +265,7 @@ class NodeDaemon:
             controllers.append(
                 StorageStats(self.view, self.config, self.lease, ceph.shared(self.config))
             )
-        services = for_node(self.config, controllers)
+        services = for_node(self.config, self.lease, controllers)
         self.coordinator = Coordinator(self.zk, self.name, services, self.lease)
         self.coordinator.stop_timeout = self.config.get("timers.relinquish_timeout")
         self.coordinator.start()

@@ -7,7 +7,11 @@ Timeline (T = the session timeout the server granted, L = LEASE_FRACTION x T):
   after that time, so it cannot expire the session before sent + T.
 - When the lease runs out (the connection is suspended or lost, or the daemon froze), the
   daemon stops its primary services by itself, and the watchdog process (pvc.node.watchdog)
-  removes the floating address even if the daemon is frozen or dead.
+  drops what the primary holds even if the daemon is frozen or dead: every address the
+  primary services added (floating addresses, gateways) and every process they run (dnsmasq).
+  A service tells the lease with `hold(item)` before it adds an address or starts a process,
+  and `unhold(item)` once it removed it; items are watchdog words (`address(...)`,
+  `process(...)`).
 - Other coordinators take over only after the session's liveness node is gone (at sent + T at
   the earliest) plus the 0.5 s transition delay, so the old primary has dropped everything at
   least (1 - LEASE_FRACTION) x T + 0.5 s before the new one starts anything.
@@ -33,12 +37,9 @@ log = logging.getLogger("pvc.node.lease")
 class PrimaryLease:
     """The lease, its renewal thread and the watchdog process that enforces it."""
 
-    def __init__(
-        self, zk: ZKHandler, watchdog: WatchdogProcess, interface: str | None, cidr: str | None
-    ):
+    def __init__(self, zk: ZKHandler, watchdog: WatchdogProcess):
         self.zk = zk
-        self.interface = interface
-        self.cidr = cidr
+        self._held: dict[str, None] = {}  # watchdog items, in the order they were held
         self._session: int | None = None
         self._expires = 0.0
         self._lock = threading.Lock()
@@ -67,6 +68,24 @@ class PrimaryLease:
             self._expires = 0.0
         self._watchdog.tell("disarm")
 
+    def hold(self, item: str) -> None:
+        """The watchdog drops `item` too when the lease ends; told now if the lease is held,
+        so an address added right before a freeze is not missed."""
+        with self._lock:
+            self._held[item] = None
+            expires = self._expires if self._session is not None else None
+        if expires is not None:
+            self._arm(expires)
+
+    def unhold(self, item: str) -> None:
+        with self._lock:
+            self._held.pop(item, None)
+
+    def _arm(self, expires: float) -> None:
+        with self._lock:
+            items = " ".join(self._held)
+        self._watchdog.tell(f"arm {expires:.6f} {items}".rstrip())
+
     def close(self) -> None:
         """Stops renewing and releases the lease."""
         self._stop.set()
@@ -84,8 +103,7 @@ class PrimaryLease:
                 return False  # released meanwhile, or the session changed under us
             self._expires = sent + self.duration
             expires = self._expires
-        if self.interface and self.cidr:
-            self._watchdog.tell(f"arm {expires:.6f} {self.interface} {self.cidr}")
+        self._arm(expires)
         return True
 
     def _renew_loop(self) -> None:

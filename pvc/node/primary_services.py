@@ -1,11 +1,12 @@
 """The services only the primary coordinator runs, in the order takeover starts them.
 
 Relinquish stops them in reverse order. A service is anything with a `name` and idempotent
-`start`, `stop` and `running` (PrimaryService): the floating address, and the primary-only
-controllers (pvc.node.controller; the fence monitor first, later DHCP and DNS per
-network, the metadata service, storage statistics), which come after the built-in services, so
-they start last and stop first. `running()` says whether a service is up, so the coordinator
-can reconcile (start what should run and does not) instead of trusting what it did before.
+`start`, `stop` and `running` (PrimaryService): the floating addresses of the upstream,
+cluster and storage networks in that order (REFERENCE 1.4's phases C and D), then the
+primary-only controllers (pvc.node.controller; the fence monitor first, then gateways, DHCP
+and DNS per network, the metadata service, storage statistics), so these start last and stop
+first. `running()` says whether a service is up, so the coordinator can reconcile (start
+what should run and does not) instead of trusting what it did before.
 A service must not rely on having been started to act safely: one that acts on the cluster
 checks the primary lease itself (a stop may come after the lease has already ended).
 
@@ -18,7 +19,10 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from pvc.config import Config
+from pvc.config_networks import CLUSTER_NETWORKS
 from pvc.drivers import netlink
+from pvc.node.lease import PrimaryLease
+from pvc.node.watchdog_process import address_item
 
 log = logging.getLogger("pvc.node.primary")
 
@@ -36,19 +40,26 @@ class PrimaryService(Protocol):
 
 
 class FloatingAddress:
-    """The cluster floating address on its interface."""
+    """A floating address on its interface, held under the primary lease (the watchdog drops
+    it if the daemon cannot)."""
 
-    def __init__(self, interface: str, cidr: str):
+    def __init__(self, interface: str, cidr: str, lease: PrimaryLease | None = None):
         self.name = f"floating address {cidr} on {interface}"
         self.interface = interface
         self.cidr = cidr
+        self.lease = lease
+        self._item = address_item(interface, cidr)
 
     def start(self) -> None:
+        if self.lease:
+            self.lease.hold(self._item)
         netlink.add_address(self.interface, self.cidr)
         netlink.announce_address(self.interface, self.cidr)
 
     def stop(self) -> None:
         netlink.remove_address(self.interface, self.cidr)
+        if self.lease:
+            self.lease.unhold(self._item)
 
     def running(self) -> bool:
         return netlink.has_address(self.interface, self.cidr)
@@ -81,13 +92,17 @@ class PrimaryServices:
                 service.start()
 
 
-def for_node(config: Config, controllers: Sequence[PrimaryService] = ()) -> PrimaryServices:
-    """The primary services this node's configuration asks for, then the primary-only
-    `controllers` in their order."""
+def for_node(
+    config: Config, lease: PrimaryLease | None, controllers: Sequence[PrimaryService] = ()
+) -> PrimaryServices:
+    """The primary services this node's configuration asks for: the floating addresses of the
+    upstream, cluster and storage networks, then the primary-only `controllers` in order."""
     services: list[PrimaryService] = []
-    cidr, interface = config.get("cluster.floating_ip"), config.get("cluster.floating_interface")
-    if cidr and interface:
-        address = FloatingAddress(interface, cidr)
-        address.running()  # loads the netlink code now, not during a takeover
-        services.append(address)
+    for network in CLUSTER_NETWORKS:
+        cidr = config.get(f"networks.{network}.floating_ip")
+        interface = config.get(f"networks.{network}.device")
+        if cidr and interface:
+            address = FloatingAddress(interface, cidr, lease)
+            address.running()  # loads the netlink code now, not during a takeover
+            services.append(address)
     return PrimaryServices([*services, *controllers])

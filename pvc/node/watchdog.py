@@ -1,6 +1,7 @@
-"""The node watchdog: a small process beside the node daemon that drops the floating address
-when the daemon can no longer prove it is the primary, and destroys this node's VMs when the
-daemon has not reached Zookeeper for the self-fence time (timers.suicide_intervals).
+"""The node watchdog: a small process beside the node daemon that drops what the primary holds
+(its addresses and service processes) when the daemon can no longer prove it is the primary,
+and destroys this node's VMs when the daemon has not reached Zookeeper for the self-fence
+time (timers.suicide_intervals).
 
 Why a separate process: a daemon that is frozen (SIGSTOP, a stuck kernel call, swap storm) or
 killed cannot remove its own floating address, yet the other coordinators take over as soon as
@@ -16,14 +17,15 @@ restart the node's VMs elsewhere without IPMI. So the watchdog destroys every ru
 the node's libvirt at the deadline, whether the daemon is cut off, frozen or dead.
 
 Protocol, one line per message on standard input:
-  arm DEADLINE INTERFACE CIDR   hold the address until DEADLINE (time.monotonic(), which is
-                                the same clock in every process of the host)
+  arm DEADLINE ITEM...          hold the items until DEADLINE (time.monotonic(), which is
+                                the same clock in every process of the host); an item is
+                                address=INTERFACE=CIDR or process=PID=NAME (NAME: its comm)
   disarm                        the daemon released the address itself
   guard DEADLINE URI            destroy the running domains of libvirt URI at DEADLINE
   unguard                       the daemon stops cleanly: no self-fence
-End of input: the daemon is gone; drop the address, and keep a guard to its deadline (a
+End of input: the daemon is gone; drop the items, and keep a guard to its deadline (a
 daemon that died without `unguard` may have been declared dead), then exit. SIGTERM: drop the
-address and exit.
+items and exit.
 """
 
 import logging
@@ -45,18 +47,34 @@ log = logging.getLogger("pvc.watchdog")
 @dataclass
 class Armed:
     deadline: float
-    interface: str
-    cidr: str
+    items: tuple[str, ...]
 
 
 def drop(armed: Armed | None, why: str) -> None:
     if armed is None:
         return
+    for item in armed.items:
+        kind, _, rest = item.partition("=")
+        try:
+            if kind == "address":
+                interface, _, cidr = rest.partition("=")
+                netlink.remove_address(interface, cidr)
+                log.warning("removed %s from %s: %s", cidr, interface, why)
+            elif kind == "process":
+                pid, _, name = rest.partition("=")
+                if _comm(int(pid)) == name:
+                    os.kill(int(pid), signal.SIGKILL)
+                    log.warning("killed %s (%s): %s", name, pid, why)
+        except Exception as exc:  # nothing may stop the watchdog from dropping the rest
+            log.error("could not drop %s: %s", item, exc)
+
+
+def _comm(pid: int) -> str | None:
     try:
-        netlink.remove_address(armed.interface, armed.cidr)
-        log.warning("removed %s from %s: %s", armed.cidr, armed.interface, why)
-    except Exception as exc:  # nothing may stop the watchdog from trying again
-        log.error("could not remove %s from %s: %s", armed.cidr, armed.interface, exc)
+        with open(f"/proc/{pid}/comm") as comm:
+            return comm.read().strip()
+    except OSError:
+        return None
 
 
 @dataclass
@@ -88,7 +106,7 @@ def self_fence(guard: Guard) -> bool:
 
 def self_fence_until_done(guard: Guard) -> None:
     """Tries until no VM runs: the cluster counts on it. In a thread, so a libvirt that hangs
-    cannot hold up the removal of the floating address."""
+    cannot hold up the removal of the primary's addresses."""
     while not self_fence(guard):
         time.sleep(SELF_FENCE_RETRY)
     log.warning("self-fence: no word from Zookeeper in time; this node's VMs are off")
@@ -101,8 +119,8 @@ def parse(line: str, armed: Armed | None, guard: Guard | None) -> tuple[Armed | 
         return None, guard
     if words == ["unguard"]:
         return armed, None
-    if len(words) == 4 and words[0] == "arm":
-        return Armed(float(words[1]), words[2], words[3]), guard
+    if len(words) >= 2 and words[0] == "arm":
+        return Armed(float(words[1]), tuple(words[2:])), guard
     if len(words) == 3 and words[0] == "guard":
         return armed, Guard(float(words[1]), words[2])
     return armed, guard

@@ -1,11 +1,13 @@
 """The node daemon's side of the watchdog (pvc.node.watchdog): starts it, tells it things.
 
 One watchdog process per daemon enforces both deadlines the daemon may fail to meet while
-frozen or dead: the primary lease (the floating address) and the self-fence (the VMs).
+frozen or dead: the primary lease (what the primary holds: addresses, service processes) and
+the self-fence (the VMs).
 """
 
 import logging
 import subprocess
+import threading
 
 from pvc import zipapp
 
@@ -20,6 +22,7 @@ class WatchdogProcess:
             pass_fds=zipapp.pinned_descriptors(),
         )
         self._guarded = False  # a self-fence deadline is armed
+        self._lock = threading.Lock()  # one line at a time, from any thread
 
     def tell(self, message: str) -> None:
         """Sends one line of the watchdog's protocol."""
@@ -28,13 +31,14 @@ class WatchdogProcess:
             self._guarded = word == "guard"
         try:
             assert self._process.stdin is not None
-            self._process.stdin.write(message.encode() + b"\n")
-            self._process.stdin.flush()
+            with self._lock:
+                self._process.stdin.write(message.encode() + b"\n")
+                self._process.stdin.flush()
         except (OSError, ValueError):
             log.error("the node watchdog is gone (exit code %s)", self._process.poll())
 
     def close(self) -> None:
-        """Ends the watchdog: it drops the floating address it still holds and exits. One
+        """Ends the watchdog: it drops what the primary still holds and exits. One
         with a self-fence deadline (not told `unguard`: the cluster may count on it) is left
         to keep it, and exits after it."""
         if self._process.stdin:
@@ -46,3 +50,14 @@ class WatchdogProcess:
             self._process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self._process.kill()
+
+
+def address_item(interface: str, cidr: str) -> str:
+    """The lease item (pvc.node.lease.hold) of an address the primary added."""
+    return f"address={interface}={cidr}"
+
+
+def process_item(pid: int, name: str) -> str:
+    """The lease item of a process the primary runs (`name`: its /proc/PID/comm, so a PID
+    reused by another program is left alone)."""
+    return f"process={pid}={name}"

@@ -47,6 +47,9 @@ KEYS: dict[str, tuple[str, Any]] = {
     "lock.primary_node": ("/locks/primary_node", str),
     "lock.primary_sync": ("/locks/primary_sync", str),
     "lock.node_name": ("/locks/node_name/{node}", str),
+    # network adds, changes and removals one at a time (subnets and VNIs are checked across
+    # networks: pvc.ops.network)
+    "lock.networks": ("/locks/networks", str),
     # storage changes in a pool (and the pool's own add/remove) one at a time (pvc.ops.storage_*)
     "lock.storage_pool": ("/locks/storage_pool/{pool}", str),
     # nodes
@@ -117,6 +120,39 @@ KEYS: dict[str, tuple[str, Any]] = {
     # entry the storage fence added for it while it was dead ({addr, time}; removed when ready)
     "node.storage_address": ("/nodes/{node}/storageaddress", str),
     "node.storage_fence": ("/nodes/{node}/storagefence", "json"),
+    # client networks, by VNI (pvc.ops.network*); the value of /networks/<vni> is its description
+    "network": ("/networks/{vni}", str),
+    "network.type": ("/networks/{vni}/nettype", str),  # managed | bridged
+    "network.domain": ("/networks/{vni}/domain", str),  # DNS domain (managed)
+    "network.name_servers": ("/networks/{vni}/name_servers", "json"),  # handed out by DHCP
+    "network.mtu": ("/networks/{vni}/mtu", int),  # None: the largest the underlay allows
+    "network.ip4_network": ("/networks/{vni}/ip4_network", str),  # 10.100.0.0/24 or None
+    "network.ip4_gateway": ("/networks/{vni}/ip4_gateway", str),
+    "network.dhcp4": ("/networks/{vni}/dhcp4_flag", bool),
+    "network.dhcp4_start": ("/networks/{vni}/dhcp4_start", str),
+    "network.dhcp4_end": ("/networks/{vni}/dhcp4_end", str),
+    "network.ip6_network": ("/networks/{vni}/ip6_network", str),
+    "network.ip6_gateway": ("/networks/{vni}/ip6_gateway", str),
+    "network.dhcp6": ("/networks/{vni}/dhcp6_flag", bool),
+    "network.nat": ("/networks/{vni}/nat", bool),  # source NAT to the upstream network
+    # bridged only: the VLAN tag on networks.bridge_device (None: untagged on that device)
+    "network.vlan": ("/networks/{vni}/vlan", int),
+    # DHCP reservations and leases by MAC in path form (lowercase, '-' for ':'):
+    # {ip, hostname}; leases also {expiry, client_id}, written back from the primary's dnsmasq
+    "network.reservations": ("/networks/{vni}/dhcp4_reservations", str),
+    "network.reservation": ("/networks/{vni}/dhcp4_reservations/{mac}", "json"),
+    "network.leases": ("/networks/{vni}/dhcp4_leases", str),
+    "network.lease": ("/networks/{vni}/dhcp4_leases/{mac}", "json"),
+    # ACLs by direction (in | out) and description: {rule, order}
+    "network.acls": ("/networks/{vni}/firewall_rules", str),
+    "network.acls.direction": ("/networks/{vni}/firewall_rules/{direction}", str),
+    "network.acl": ("/networks/{vni}/firewall_rules/{direction}/{acl}", "json"),
+    # how the network is on each node, as that node's daemon last built it:
+    # {state: "ok" | "failed", detail, time}
+    "network.nodes": ("/networks/{vni}/nodes", str),
+    "network.node": ("/networks/{vni}/nodes/{node}", "json"),
+    # a node's address on the cluster network (the VXLAN underlay), published by its daemon
+    "node.cluster_address": ("/nodes/{node}/clusteraddress", str),
     # unique names: /names/domains/<name> holds the VM's UUID
     "base.names": ("/names", str),
     "base.names.domains": ("/names/domains", str),
@@ -206,6 +242,15 @@ def as_uuid(text: str) -> str | None:
     return str(uuid_module.UUID(text.replace("-", "")))
 
 
+def mac_component(mac: str) -> str:
+    """A MAC address (52:54:00:AB:CD:EF) as a path component: 52-54-00-ab-cd-ef."""
+    return mac.lower().replace(":", "-")
+
+
+def mac_from_component(text: str) -> str:
+    return text.replace("-", ":")
+
+
 def path(key: str, *args: str, **kwargs: str) -> str:
     """The Zookeeper path of `key`, with its placeholders filled in order or by name."""
     template = KEYS[key][0]
@@ -224,6 +269,7 @@ UNNAMED_CHILDREN = (
     "lock.primary_sync",
     "lock.node_name",
     "lock.storage_pool",
+    "lock.networks",
 )
 
 

@@ -55,7 +55,11 @@ def test_non_utf8_config_exits_2(run_pvc, tmp_path):
         ("zookeeper", {"session_timeout": float("inf")}, "zookeeper.session_timeout"),
         ("zookeeper", {"connect_timeout": float("nan")}, "zookeeper.connect_timeout"),
         ("cluster", {"name": "my cluster"}, "cluster.name"),
-        ("cluster", {"floating_ip": "10.0.0.1", "floating_interface": "eth0"}, "cluster.floating"),
+        (
+            "networks",
+            {"cluster": {"device": "eth0", "floating_ip": "10.0.0.1"}},
+            "cluster.floating",
+        ),
         ("api", {"listen_address": "everywhere"}, "api.listen_address"),
         ("logging", {"file": "/nonexistent-folder/pvc.log"}, "logging.file"),
     ],

@@ -32,7 +32,7 @@ def monitor(zk):
     add_node(zk, "node1", router="primary", keepalive=time.time())
     add_node(zk, "node2", keepalive=time.time())
     watchdog = WatchdogProcess()
-    lease = PrimaryLease(zk, watchdog, None, None)
+    lease = PrimaryLease(zk, watchdog)
     fence_monitor = FenceMonitor(zk, CachedView(zk, open_mirror(zk)), "node1", CONFIG, lease)
     fence_monitor.start()
     yield fence_monitor

@@ -118,7 +118,7 @@ def dead_node2(zk):
 
     def start(config: pvc_config.Config) -> FenceMonitor:
         watchdog = WatchdogProcess()
-        lease = PrimaryLease(zk, watchdog, None, None)
+        lease = PrimaryLease(zk, watchdog)
         monitor = FenceMonitor(zk, CachedView(zk, open_mirror(zk)), "node1", config, lease)
         started.append((monitor, lease, watchdog))
         monitor.start()

@@ -143,11 +143,17 @@ def test_every_number_has_a_range(key):
 @pytest.mark.parametrize(
     "section, values, message",
     [
-        ("cluster", {"floating_ip": "10.0.0.1", "floating_interface": "eth0"}, "prefix length"),
-        ("cluster", {"floating_ip": "10.0.0.300/24", "floating_interface": "e"}, "prefix length"),
-        ("cluster", {"floating_ip": "10.0.0.1/24"}, "go together"),
-        ("cluster", {"floating_ip": "10.0.0.1/24", "floating_interface": "a/b"}, "interface"),
-        ("cluster", {"floating_ip": "10.0.0.1/24", "floating_interface": "x" * 16}, "interface"),
+        ("networks", {"cluster": {"device": "eth0", "floating_ip": "10.0.0.1"}}, "prefix length"),
+        ("networks", {"storage": {"device": "e", "floating_ip": "10.0.0.300/24"}}, "prefix"),
+        ("networks", {"upstream": {"floating_ip": "10.0.0.1/24"}}, "no 'device'"),
+        ("networks", {"cluster": {"address": "10.0.0.1/24"}}, "no 'device'"),
+        ("networks", {"cluster": {"device": "a/b"}}, "interface"),
+        ("networks", {"cluster": {"device": "x" * 16}}, "interface"),
+        ("networks", {"cluster": {"device": "eth0", "mtu": 100}}, "from 576"),
+        ("networks", {"upstream": {"device": "eth0", "gateway": "router"}}, "IP address"),
+        ("networks", {"run_directory": "run"}, "absolute path"),
+        ("cluster", {"floating_ip": "10.0.0.1/24"}, "is now 'networks.cluster.floating_ip'"),
+        ("cluster", {"floating_interface": "eth0"}, "is now 'networks.cluster.device'"),
         ("api", {"listen_address": "localhost"}, "'api.listen_address' must be an IP address"),
         ("api", {"listen_address": ""}, "'api.listen_address' must be an IP address"),
         ("api", {"authentication": {"keys": [{"key": "a b"}]}}, "visible ASCII"),
@@ -169,14 +175,14 @@ def test_addresses_names_and_paths(section, values, message):
 def test_well_formed_values_pass():
     loaded = config.from_dict(
         with_values(
-            cluster={"floating_ip": "10.0.0.254/24", "floating_interface": "br-pvc.100"},
+            networks={"cluster": {"device": "br-pvc.100", "floating_ip": "10.0.0.254/24"}},
             api={"listen_address": "::"},
             libvirt={"uri": "qemu:///system?socket=/run/x.sock", "migration_uri": "test:///d"},
             ipmi={"host": "10.1.0.7", "user": "admin", "password": "pw"},
             logging={"file": "/var/log/pvc.log"},
         )
     )
-    assert loaded.get("cluster.floating_ip") == "10.0.0.254/24"
+    assert loaded.get("networks.cluster.floating_ip") == "10.0.0.254/24"
 
 
 def test_hostname_as_node_name_follows_the_name_rule(monkeypatch):
