@@ -51,6 +51,31 @@ def _rbd_volumes(root: ET.Element) -> tuple[str, ...]:
     return tuple(found)
 
 
+@dataclass(frozen=True)
+class Nic:
+    """A network interface of a domain: its MAC (lowercase; None if libvirt will pick one),
+    the bridge it is on (None for other kinds), and its device name on the host, if set."""
+
+    mac: str | None
+    bridge: str | None
+    target: str | None = None
+
+
+def interfaces(xml: object) -> list[Nic]:
+    """The domain's <interface> elements, in order (XML checked as `parse` does)."""
+    found = []
+    for interface in _root(xml).iterfind("devices/interface"):
+        mac, source, target = (interface.find(tag) for tag in ("mac", "source", "target"))
+        found.append(
+            Nic(
+                None if mac is None or not mac.get("address") else mac.get("address").lower(),
+                source.get("bridge") if source is not None else None,
+                target.get("dev") if target is not None else None,
+            )
+        )
+    return found
+
+
 def _check_text(xml: object) -> str:
     """`xml` if it is text pvc can store as UTF-8, within limits.XML_MAX bytes, whose
     declaration (if any) does not claim another encoding."""

@@ -31,6 +31,7 @@ MIRRORED = (
     "base.names",
     "base.jobs",
     "base.ceph",  # storage records and statistics (volume sizes reach running guests)
+    "base.networks",  # client networks, reservations, leases, ACLs (every node builds them)
 )
 
 
