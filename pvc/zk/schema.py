@@ -120,6 +120,9 @@ KEYS: dict[str, tuple[str, Any]] = {
     # entry the storage fence added for it while it was dead ({addr, time}; removed when ready)
     "node.storage_address": ("/nodes/{node}/storageaddress", str),
     "node.storage_fence": ("/nodes/{node}/storagefence", "json"),
+    # this node's firewall (pvc.node.firewall) as last loaded: {state: "ok"|"failed", detail,
+    # time}; "failed" names the networks whose ACLs the kernel refused (loaded without them)
+    "node.firewall": ("/nodes/{node}/firewall", "json"),
     # client networks, by VNI (pvc.ops.network*); the value of /networks/<vni> is its description
     "network": ("/networks/{vni}", str),
     "network.type": ("/networks/{vni}/nettype", str),  # managed | bridged
