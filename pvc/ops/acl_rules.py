@@ -3,10 +3,12 @@
 An ACL is rule text an administrator writes (`tcp dport 22 accept`, `ip saddr 10.0.0.0/8
 drop`); each node puts it into its network's `in` or `out` chain of pvc's own table
 (pvc.node.firewall). So it may hold only what stays inside one rule of that chain: no second
-statement or comment (`;`, `#`, a line break), no braces that close the chain, and no name of
-a table or chain (`jump`, `goto`, `table`, `chain` ...): an ACL cannot reach outside its chain.
-What passes that is given to `nft -c` inside a scratch table, so a rule nft would refuse is
-refused now, with nft's words, and never reaches a node's ruleset.
+statement or comment (`;`, `#`, a line break), no braces that close the chain, no name of a
+table or chain (`jump`, `goto`, `table`, `chain` ...) and no named set or map (`@guests`: an
+ACL could otherwise add itself to the set the metadata service trusts): an ACL cannot reach
+outside its chain. What passes that is given to `nft -c` in a scratch table, in a chain jumped
+to from a forward hook as on a node (the kernel then refuses what a filter chain cannot do,
+e.g. `masquerade`), so a rule nft would refuse is refused now, with nft's words.
 """
 
 import re
@@ -27,27 +29,41 @@ CHECK_TABLE = "pvc_acl_check"
 def check_acl_rule(rule: str) -> str:
     """The rule, stripped, if it is one nft rule nft accepts; InvalidInput naming the problem."""
     text = rule.strip() if isinstance(rule, str) else ""
+    problem = rule_problem(text)
+    if problem:
+        raise InvalidInput(problem)
+    nft.check(
+        f"table inet {CHECK_TABLE} {{\n  chain acl {{\n    {text}\n  }}\n"
+        f"  chain forward {{\n    type filter hook forward priority 0;\n    jump acl\n  }}\n}}\n"
+    )
+    return text
+
+
+def rule_problem(text: str) -> str | None:
+    """Why `text` cannot be an ACL, without asking nft (None: nft may judge it). The node's
+    firewall asks this too: a rule that reached Zookeeper unchecked never reaches a ruleset."""
     if not text:
-        raise InvalidInput("an ACL rule must not be empty (e.g. 'tcp dport 22 accept')")
+        return "an ACL rule must not be empty (e.g. 'tcp dport 22 accept')"
     if len(text) > limits.ACL_RULE_MAX:
-        raise InvalidInput(f"an ACL rule must be at most {limits.ACL_RULE_MAX} characters")
+        return f"an ACL rule must be at most {limits.ACL_RULE_MAX} characters"
     if not text.isprintable() or any(mark in text for mark in ";#\\"):
-        raise InvalidInput("an ACL rule is one nft rule: no ';', '#', '\\' or line breaks")
+        return "an ACL rule is one nft rule: no ';', '#', '\\' or line breaks"
+    if text.count('"') % 2:
+        return "an ACL rule has a '\"' without its closing '\"'"
+    code = _without_strings(text)  # a brace or word inside a quoted string is text
+    if any(mark in code for mark in "@$"):
+        return "an ACL rule may not name a set, map or variable ('@', '$'): pvc's are not its own"
     depth = 0
-    for character in text:
+    for character in code:
         depth += {"{": 1, "}": -1}.get(character, 0)
         if depth < 0:
-            raise InvalidInput("an ACL rule has a '}' without its '{'")
+            return "an ACL rule has a '}' without its '{'"
     if depth:
-        raise InvalidInput("an ACL rule has a '{' without its '}'")
-    words = {word.lower() for word in _WORD.findall(_without_strings(text))}
-    named = sorted(words & FORBIDDEN_WORDS)
+        return "an ACL rule has a '{' without its '}'"
+    named = sorted({word.lower() for word in _WORD.findall(code)} & FORBIDDEN_WORDS)
     if named:
-        raise InvalidInput(
-            f"an ACL rule may not use '{named[0]}': it stays inside its network's chain"
-        )
-    nft.check(f"table inet {CHECK_TABLE} {{\n  chain acl {{\n    {text}\n  }}\n}}\n")
-    return text
+        return f"an ACL rule may not use '{named[0]}': it stays inside its network's chain"
+    return None
 
 
 def _without_strings(text: str) -> str:
