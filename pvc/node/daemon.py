@@ -8,8 +8,9 @@ Life cycle (daemon state in Zookeeper): init -> run -> shutdown -> stop.
    it (a daemon of the same name elsewhere, or this node's previous, crashed run), wait up to a
    session timeout for it to go; if it stays, another daemon is alive: refuse to start.
    Publish this node's BMC (ipmi.*) in a private key, for whoever must fence it.
-4. A coordinator with `api.serve_on_primary` starts the API as its child process, warm
-   whether primary or not (pvc.node.api_process). Start the watchdog process
+4. Every node runs its firewall (pvc.node.firewall). A coordinator with `api.serve_on_primary`
+   starts the API as its child process, warm whether primary or not (pvc.node.api_process).
+   Start the watchdog process
    (pvc.node.watchdog). Coordinators start primary contention (pvc.node.primary_contention),
    whose lease the watchdog enforces; its registry of primary services
    (pvc.node.primary_services) holds the floating address and runs the primary-only
@@ -42,6 +43,7 @@ from pvc.node import keepalive, sdnotify, shutdown
 from pvc.node.api_process import ApiProcess
 from pvc.node.disk_sizes import DiskSizes
 from pvc.node.fencing import FenceMonitor
+from pvc.node.firewall import Firewall
 from pvc.node.jobs import JobRunner
 from pvc.node.lease import PrimaryLease
 from pvc.node.osds import OsdController
@@ -89,6 +91,7 @@ class NodeDaemon:
         self.jobs: JobRunner | None = None
         self.storage: StorageClient | None = None
         self.disk_sizes: DiskSizes | None = None
+        self.firewall: Firewall | None = None
         self.view: CachedView | None = None  # the cluster tree in memory, shared by every part
         self.watchdog: WatchdogProcess | None = None
         self.api: ApiProcess | None = None
@@ -120,6 +123,7 @@ class NodeDaemon:
             self._start_api()
             self.view = CachedView(self.zk, open_mirror(self.zk))
             self.watchdog = WatchdogProcess()
+            self._start_firewall()
             if self.coordinator_mode:
                 self._start_coordinator()
             if self.config.get("libvirt.enabled"):
@@ -195,6 +199,16 @@ class NodeDaemon:
             return
         self.api = ApiProcess(self.config.path)
         self.api.start()
+
+    def _start_firewall(self) -> None:
+        """pvc's nftables tables on this node (pvc.node.firewall), on every node."""
+        self.firewall = Firewall(
+            self.view,
+            self.name,
+            self.config.get("networks.upstream.device"),
+            self.config.get("timers.keepalive_interval"),
+        )
+        self.firewall.start()
 
     def _start_vms(self) -> None:
         self.vms = VmController(self.zk, self.name, self.config, self.view, self.registered)
@@ -353,6 +367,8 @@ class NodeDaemon:
             self.disk_sizes.stop()
         if self.vms:
             self.vms.stop()
+        if self.firewall:
+            self.firewall.stop()  # its tables stay loaded
         if self.osds:
             self.osds.stop()  # supervised OSDs stop with the daemon (pvc.drivers.osd_process)
         self._set_daemon_state("stop")
