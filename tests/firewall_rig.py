@@ -136,8 +136,14 @@ class Rig:
 
 def network(vni: int = 100, **fields: Any) -> dict[str, Any]:
     """A managed network's fields as `load` takes them."""
-    return {"vni": vni, "description": f"net{vni}", "type": "managed",
-            "ip4_network": f"10.{vni}.0.0/24", "ip4_gateway": f"10.{vni}.0.1", **fields}  # fmt: skip
+    return {
+        "vni": vni,
+        "description": f"net{vni}",
+        "type": "managed",
+        "ip4_network": f"10.{vni}.0.0/24",
+        "ip4_gateway": f"10.{vni}.0.1",
+        **fields,
+    }
 
 
 def records(
@@ -148,8 +154,13 @@ def records(
     upstream: str | None = UPSTREAM,
 ) -> dict[str, Any]:
     """Input of `load`: ACLs as vni -> [(direction, description, rule, order)]."""
-    return {"networks": networks, "acls": {str(k): v for k, v in (acls or {}).items()},
-            "guests": list(guests), "known": list(known), "upstream": upstream}  # fmt: skip
+    return {
+        "networks": networks,
+        "acls": {str(vni): found for vni, found in (acls or {}).items()},
+        "guests": list(guests),
+        "known": list(known),
+        "upstream": upstream,
+    }
 
 
 # --- run as a script, inside a namespace ----------------------------------------------------------
