@@ -5,10 +5,12 @@
 - `<p>-vmN`: `eth0` (MAC 52:54:00:00:01:0N, 10.100.0.1N/24, default via the gateway) on a
   veth whose node end `vnetN` has libvirt's tap MAC (fe:54:00:00:01:0N) in vmbr100;
 - `<p>-out`: `eth0` 192.0.2.2/24, with a route to 10.100.0.0/24 via the node.
-`<p>` is `fw<PVC_TEST_SLOT>`. The firewall is loaded in the node namespace by this file run
-as a script (`load`: Records as JSON on stdin, through pvc.node.firewall.load, the bridge
-ports found in that namespace); `serve` answers TCP/UDP with the caller's address, `ask`
-prints that answer or exits 1 when none comes.
+`<p>` is `fw<PVC_TEST_SLOT>`; given `node`, an existing namespace (a LocalCluster node's,
+where a real daemon runs the firewall) is the node instead, and stays when the rig goes.
+The firewall is loaded in the node namespace by this file run as a script (`load`: Records
+as JSON on stdin, through pvc.node.firewall.load, the bridge ports found in that namespace);
+`serve` answers TCP/UDP with the caller's address, `ask` prints that answer or exits 1 when
+none comes.
 """
 
 import argparse
@@ -45,11 +47,12 @@ def _sh(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 class Rig:
-    """The namespaces above; `vms` VMs (the last `unknown` of them on ports pvc does not know)."""
+    """The namespaces above, with `vms` VMs."""
 
-    def __init__(self, vms: int = 2):
+    def __init__(self, vms: int = 2, node: str | None = None):
         self.prefix = f"fw{os.environ.get('PVC_TEST_SLOT', '')}"
-        self.node = f"{self.prefix}-node"
+        self.node = node or f"{self.prefix}-node"
+        self._own = [self.node] if node is None else []
         self.outside = f"{self.prefix}-out"
         self.vms = {index: f"{self.prefix}-vm{index}" for index in range(1, vms + 1)}
         self._servers: list[subprocess.Popen] = []
@@ -57,7 +60,7 @@ class Rig:
     def up(self) -> "Rig":
         self.down()
         node = self.node
-        for ns in (node, self.outside, *self.vms.values()):
+        for ns in (*self._own, self.outside, *self.vms.values()):
             _sh("ip", "netns", "add", ns)
             _sh("ip", "-n", ns, "link", "set", "lo", "up")
         _sh("ip", "netns", "exec", node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
@@ -89,8 +92,11 @@ class Rig:
             process.kill()
             process.wait(10)
         self._servers = []
-        for ns in (self.node, self.outside, *self.vms.values()):
+        for ns in (*self._own, self.outside, *self.vms.values()):
             _sh("ip", "netns", "del", ns, check=False)
+        if not self._own:  # the node's links go with the VMs' namespaces but its bridge stays
+            _sh("ip", "-n", self.node, "link", "del", "vmbr100", check=False)
+            _sh("ip", "-n", self.node, "addr", "del", f"{METADATA}/32", "dev", "lo", check=False)
 
     # --- in the namespaces ----------------------------------------------------------------------
 
