@@ -15,7 +15,7 @@ last ruleset (as after a crash: the tables stay when the daemon stops or dies).
 
 import logging
 import time
-from collections.abc import Iterable
+from dataclasses import replace
 
 from pvc.drivers import nft
 from pvc.errors import PvcError
@@ -88,7 +88,7 @@ def load(records: Records) -> dict[int, str]:
         if (problem := acl_rules.rule_problem(acl.rule.strip()))
     }
     while True:
-        text = firewall_rules.render(_without(records, refused))
+        text = firewall_rules.render(replace(records, without_acls=frozenset(refused)))
         try:
             nft.load(text)
             return refused
@@ -97,17 +97,6 @@ def load(records: Records) -> dict[int, str]:
             if vni is None or vni in refused:
                 raise
             refused[vni] = exc.message
-
-
-def _without(records: Records, vnis: Iterable[int]) -> Records:
-    return Records(
-        networks=records.networks,
-        acls=records.acls,
-        guests=records.guests,
-        ports=records.ports,
-        upstream_device=records.upstream_device,
-        without_acls=frozenset(vnis),
-    )
 
 
 class Firewall:

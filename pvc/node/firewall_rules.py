@@ -158,7 +158,7 @@ def _inet(records: Records) -> str:
     for network in managed:
         acls = [] if network.vni in records.without_acls else records.acls.get(network.vni, [])
         for direction in ("in", "out"):
-            rules = [f"counter {acl.rule}" for acl in acls if acl.direction == direction]
+            rules = [f"counter {acl.rule.strip()}" for acl in acls if acl.direction == direction]
             body += _chain(
                 f"{network.vxlan}-{direction}",
                 None,
