@@ -108,7 +108,8 @@ class Firewall:
         self.upstream_device = upstream_device
         self._loaded: str | None = None  # the full rendering last handled (loaded, or
         # loaded without the networks it reported)
-        self._report: tuple[str, str] | None = None
+        self._state = ("ok", "")  # what the last load says (published until written)
+        self._report: tuple[str, str] | None = None  # what node.firewall says
         self._prefixes = (resolve("base.networks")[0] + "/", resolve("base.domains")[0] + "/")
         self.controller = Controller(
             "firewall", self._step, resync=lambda: [RESYNC], resync_interval=interval
@@ -133,6 +134,7 @@ class Firewall:
         text = firewall_rules.render(records)
         missing = key == RESYNC and f"inet {firewall_rules.TABLE}" not in nft.tables()
         if text == self._loaded and not missing:
+            self._publish(*self._state)  # again if writing it failed
             return
         try:
             refused = load(records)
@@ -145,10 +147,11 @@ class Firewall:
                 f"network {vni}: ACLs left out: {why}" for vni, why in refused.items()
             )
             log.error("firewall loaded without some ACLs: %s", detail)
-            self._publish("failed", detail)
+            self._state = ("failed", detail)
         else:
             log.info("firewall loaded (%d networks)", len(records.networks))
-            self._publish("ok", "")
+            self._state = ("ok", "")
+        self._publish(*self._state)
 
     def _publish(self, state: str, detail: str) -> None:
         """Writes `node.firewall` when it says something new."""
