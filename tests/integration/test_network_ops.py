@@ -69,7 +69,8 @@ def test_add_stores_a_normalised_network_with_defaults(nets):
         (16777216, {}, InvalidInput, "a number from 1 to 16777215"),
         ("1e3", {}, InvalidInput, "invalid VNI"),
         (100, {}, Conflict, "network 100 exists already"),
-        (101, {"ip4_network": "10.100.0.128/25"}, Conflict, "overlaps 10.100.0.0/24 of network 100"),
+        (101, {"ip4_network": "10.100.0.128/25"}, Conflict,
+         "overlaps 10.100.0.0/24 of network 100"),
         (101, {"ip4_network": "10.101.0.0/24", "ip4_gateway": "10.102.0.1"}, InvalidInput,
          "outside the network"),
         (101, {"ip4_network": "10.101.0.0/24", "ip4_gateway": "10.101.0.255"}, InvalidInput,
@@ -169,8 +170,8 @@ def test_remove_takes_reservations_leases_and_acls_with_it(nets):
 def test_reservations_and_leases(nets):
     answer = network_dhcp.add(nets, 100, "52-54-00-00-00-01", "10.100.0.50", "www")
     assert answer["message"] == "10.100.0.50 reserved for 52:54:00:00:00:01 on network 100"
-    nets.write({("network.lease", "100", "52-54-00-00-00-02"):
-                {"ip": "10.100.0.120", "hostname": "db", "expiry": 4102444800, "client_id": "x"}})  # fmt: skip
+    lease = {"ip": "10.100.0.120", "hostname": "db", "expiry": 4102444800, "client_id": "x"}
+    nets.write({("network.lease", "100", "52-54-00-00-00-02"): lease})
     rows = network_dhcp.list_leases(nets, 100)
     assert [(r["mac"], r["ip"], r["hostname"], r["static"]) for r in rows] == [
         (MAC1, "10.100.0.50", "www", True), (MAC2, "10.100.0.120", "db", False)
