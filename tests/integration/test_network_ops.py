@@ -5,24 +5,14 @@ import pytest
 
 from pvc.errors import Conflict, InvalidInput, NotFound
 from pvc.ops import cluster, network, network_acl, network_dhcp, network_records
+from tests.integration.test_vm_ops import snapshot
 
 MAC1, MAC2 = "52:54:00:00:00:01", "52:54:00:00:00:02"
 
 
 def tree(zk, root="/networks") -> dict:
     """Every key under `root` with its value and version."""
-    found = {}
-
-    def walk(path):
-        if zk.client.exists(path) is None:
-            return
-        data, stat = zk.client.get(path)
-        found[path] = (data, stat.version)
-        for child in zk.client.get_children(path):
-            walk(f"{path}/{child}")
-
-    walk(root)
-    return found
+    return snapshot(zk, (root,))
 
 
 def refused(zk, error, verb, *args, **kwargs) -> str:

@@ -56,8 +56,8 @@ def set_state(zk, name, state):
     zk.write({("domain.state", vm.find(zk, name)): state})
 
 
-def snapshot(zk) -> dict:
-    """Every key under /domains and /names with its value and version."""
+def snapshot(zk, roots=("/domains", "/names")) -> dict:
+    """Every key under `roots` (/domains and /names) with its value and version."""
     found = {}
 
     def walk(path):
@@ -68,8 +68,8 @@ def snapshot(zk) -> dict:
         for child in zk.client.get_children(path):
             walk(f"{path}/{child}")
 
-    walk("/domains")
-    walk("/names")
+    for root in roots:
+        walk(root)
     return found
 
 
