@@ -147,7 +147,7 @@ def built(old: Network | None, vni: int, given: dict[str, Any]) -> Network:
             f"network {vni} is {old.type}: a network's type cannot change "
             "(remove it and add it again)"
         )
-    description = fields["description"] or ""
+    description = fields["description"] = fields["description"] or ""
     if len(description) > DESCRIPTION_MAX or not description.isprintable():
         raise InvalidInput(
             f"a description is at most {DESCRIPTION_MAX} printable characters on one line"

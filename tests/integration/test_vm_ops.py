@@ -88,7 +88,7 @@ def test_define_writes_a_stopped_vm(nodes):
         "name": "vm1", "uuid": uuid, "state": "stop", "node": "node1", "lastnode": "",
         "node_limit": [], "node_selector": None, "node_autostart": True,
         "migration_method": "live", "memory": 512, "vcpus": 2, "tags": ["prod", "web"],
-        "failed_reason": None, "observed": None, "volumes": [],
+        "failed_reason": None, "observed": None, "volumes": [], "nics": [],
     }  # fmt: skip
     assert vm.dump(nodes, "vm1") == {"name": "vm1", "uuid": uuid, "xml": xml}
     assert vm.dump(nodes, uuid) == vm.dump(nodes, "vm1")
