@@ -187,18 +187,16 @@ def list_matching_json(
 
 
 def info(zk: ZKHandler, vm: str) -> dict[str, Any]:
-    """The VM's record, with its NICs and their networks' addresses (pvc.ops.network_vms)."""
-    uuid = find(zk, vm)
-    record = read_record(zk, uuid, vm)
-    record["nics"] = network_vms.nics(zk, zk.read(("domain.xml", uuid)))
-    return record
+    return read_record(zk, find(zk, vm), vm)
 
 
 def read_record(zk: ZKHandler, uuid: str, vm: str) -> dict[str, Any]:
+    """The VM's record, with its NICs and their addresses now (pvc.ops.network_vms: a lease
+    changes without the VM, so they are not kept with the record as lists keep it)."""
     records = _records(zk, [uuid])
     if not records:
         raise _not_found(vm)
-    return records[0]
+    return records[0] | {"nics": network_vms.nics(zk, zk.read(("domain.xml", uuid)))}
 
 
 def dump(zk: ZKHandler, vm: str) -> dict[str, Any]:
