@@ -4,6 +4,10 @@ NIC's network and address, and `network remove` is refused while a VM uses the n
 
 A bridge named `vmbr<N>` is pvc's network N when N is a VNI written without leading zeros;
 other bridges (`vmbr0`, `br-lan`) are the host's own, and pvc leaves them alone.
+
+A define expects the versions of the networks it uses, so a network removed before the VM is
+written fails the define. Not closed: a define written between a removal's check of the VMs
+and its write (a few milliseconds under `lock.networks`, which defines do not take).
 """
 
 from typing import Any

@@ -6,7 +6,9 @@ import pytest
 
 from pvc.errors import Conflict, NotFound
 from pvc.ops import network, network_dhcp, vm
+from tests.integration.test_api import call
 from tests.integration.test_network_ops import tree
+from tests.integration.test_storage_status import until
 from tests.integration.test_vm_ops import POLICY, nodes  # noqa: F401 (a fixture)
 
 UUID = "5c1c0a6e-0b5e-4b7e-9f43-3e2a1d0c0b01"
@@ -75,3 +77,21 @@ def test_network_remove_is_refused_while_a_vm_uses_it(net100):
     network.remove(net100, 100)
     with pytest.raises(NotFound):
         network.info(net100, 100)
+
+
+def test_over_the_api_define_is_refused_and_info_shows_nics(api_server, net100):
+    status, body = call(api_server, "POST", "/vm", {"xml": xml_with(nic("vmbr300", MAC1))})
+    assert (status, body["message"]) == (
+        404,
+        "network 300 does not exist (the VM has a NIC on vmbr300)",
+    )
+    status, body = call(api_server, "POST", "/vm", {"xml": xml_with(nic("vmbr100", MAC1))})
+    assert status == 200, body
+    network_dhcp.add(net100, 100, MAC1, "10.100.0.10")
+    # the API reads from its mirror, which has the reservation soon after
+    nics = until(
+        lambda: (nics := call(api_server, "GET", "/vm/vm1")[1]["nics"])[0]["lease_ip"] and nics
+    )
+    assert nics == [{"mac": MAC1, "bridge": "vmbr100", "vni": 100, "lease_ip": "10.100.0.10"}]
+    status, body = call(api_server, "DELETE", "/network/100")
+    assert status == 409 and "in use by VM(s) vm1" in body["message"]
