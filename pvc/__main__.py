@@ -38,7 +38,7 @@ GROUPS = {
     "node": "pvc.cli.node",
     "api": "pvc.cli.api",
     "vm": "pvc.cli.vm",
-    "network": None,
+    "network": "pvc.cli.network",
     "storage": "pvc.cli.storage",
     "provisioner": None,
     "cluster": "pvc.cli.cluster",

@@ -34,19 +34,27 @@ PATH_ARG_LABELS = {
     "pool": "pool name",
     "volume": "volume name",
     "snapshot": "snapshot name",
+    "description": "ACL description",
 }
 log = logging.getLogger("pvc.api")
 
 
-# Path arguments that are not names: an OSD is known by its number.
-NUMBER_PATH_ARGS = {"osd": "OSD id"}
+# Path arguments that are not names: an OSD and a network are known by their numbers, a DHCP
+# reservation by its MAC address (six hex pairs, ':' or '-' between: one way to match).
+NUMBER_PATH_ARGS = {"osd": "OSD id", "vni": "network's VNI"}
 NUMBER_DIGITS = 9
 NUMBER_PATTERN = rf"^[0-9]{{1,{NUMBER_DIGITS}}}$"
+MAC_PATTERN = r"^[0-9A-Fa-f]{2}(?:[:-][0-9A-Fa-f]{2}){5}$"
+MAC_LENGTH = 17
 
 
 def path_param(name: str) -> Param:
-    """A path argument: a name by the name rule; a VM by its name or its UUID; an OSD by its
-    number."""
+    """A path argument: a name by the name rule; a VM by its name or its UUID; an OSD or a
+    network by its number; a MAC address."""
+    if name == "mac":
+        return Param(name, str, "The MAC address, e.g. 52:54:00:12:34:56", required=True,
+                     max_length=MAC_LENGTH, pattern=MAC_PATTERN, label="MAC address",
+                     rule="six hex pairs, e.g. 52:54:00:12:34:56")  # fmt: skip
     if name in NUMBER_PATH_ARGS:
         label = NUMBER_PATH_ARGS[name]
         return Param(name, str, f"The {label}: its number", required=True,

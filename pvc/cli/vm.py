@@ -404,6 +404,14 @@ def meta_text(record: dict[str, Any]) -> str:
     return key_values([("name", record["name"]), *_meta_pairs(record)])
 
 
+def _nic_text(nic: dict[str, Any]) -> str:
+    """A NIC as `MAC on BRIDGE (network VNI, ADDRESS)`."""
+    network = (
+        "" if nic["vni"] is None else f" (network {nic['vni']}, {nic['lease_ip'] or 'no lease'})"
+    )
+    return f"{nic['mac'] or 'MAC by libvirt'} on {nic['bridge'] or '-'}{network}"
+
+
 def info_text(record: dict[str, Any]) -> str:
     """The pretty form of GET /vm/<vm>: one labelled line per field."""
     memory = record["memory"]
@@ -419,6 +427,7 @@ def info_text(record: dict[str, Any]) -> str:
             ("memory", None if memory is None else f"{memory} MiB"),
             ("vcpus", record["vcpus"]),
             ("volumes", ", ".join(record.get("volumes") or []) or None),
+            ("nics", "; ".join(_nic_text(nic) for nic in record.get("nics") or []) or None),
             *_meta_pairs(record),
             ("tags", ", ".join(record["tags"]) or None),
         ]

@@ -17,7 +17,16 @@ import json
 from typing import Any
 
 from pvc.errors import Conflict, InvalidInput, NotFound
-from pvc.ops import allocation, domain_xml, patterns, placement, user_input, vm_goals, vm_volumes
+from pvc.ops import (
+    allocation,
+    domain_xml,
+    network_vms,
+    patterns,
+    placement,
+    user_input,
+    vm_goals,
+    vm_volumes,
+)
 from pvc.ops.cluster import require_initialized
 from pvc.ops.placement import Policy
 from pvc.zk import schema
@@ -182,10 +191,12 @@ def info(zk: ZKHandler, vm: str) -> dict[str, Any]:
 
 
 def read_record(zk: ZKHandler, uuid: str, vm: str) -> dict[str, Any]:
+    """The VM's record, with its NICs and their addresses now (pvc.ops.network_vms: a lease
+    changes without the VM, so they are not kept with the record as lists keep it)."""
     records = _records(zk, [uuid])
     if not records:
         raise _not_found(vm)
-    return records[0]
+    return records[0] | {"nics": network_vms.nics(zk, zk.read(("domain.xml", uuid)))}
 
 
 def dump(zk: ZKHandler, vm: str) -> dict[str, Any]:
@@ -248,6 +259,7 @@ def define(
     require_initialized(zk)
     spec = domain_xml.checked(xml)
     vm_volumes.require_existing(zk, spec.volumes)
+    networks = network_vms.require_networks(zk, xml)
     selector = _options(limit, selector, migration_method).get("domain.node_selector")
     user_input.require_tags(tags or [])
     if node is not None:
@@ -274,7 +286,8 @@ def define(
         ("domain.failed_reason", spec.uuid): "",
         ("name.domain", spec.name): spec.uuid,
     }
-    zk.write(values, expect={("name.domain", spec.name): -1, ("domain", spec.uuid): -1})
+    expect = {("name.domain", spec.name): -1, ("domain", spec.uuid): -1, **networks}
+    zk.write(values, expect=expect)
     return answer(spec.uuid, spec.name, f"VM '{spec.name}' defined on {target}", node=target)
 
 
@@ -296,6 +309,7 @@ def modify(
             "use rename (on a stopped VM) to change it"
         )
     vm_volumes.require_existing(zk, spec.volumes)
+    networks = network_vms.require_networks(zk, xml)
     xml_version = zk.read_versioned(("domain.xml", uuid))[1]
     memory = zk.read(("domain.memory", uuid)) or 0
     state, state_version = zk.read_versioned(("domain.state", uuid))
@@ -304,7 +318,11 @@ def modify(
         ("domain.memory", uuid): spec.memory,
         ("domain.vcpus", uuid): spec.vcpus,
     }
-    expect: dict[Any, int] = {("domain", uuid): name_version, ("domain.xml", uuid): xml_version}
+    expect: dict[Any, int] = {
+        ("domain", uuid): name_version,
+        ("domain.xml", uuid): xml_version,
+        **networks,
+    }
     restarting = restart and state == "start"
     if not restarting:
         zk.write(values, expect=expect)

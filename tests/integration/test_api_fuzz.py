@@ -53,6 +53,14 @@ CONTENT_RULES |= {
     ("POST", "/storage/ceph/volume"),
     ("PUT", "/storage/ceph/volume/{pool}/{volume}"),
 }
+# ... and networks: addresses inside their subnets, DHCP ranges, a MAC that is no multicast's,
+# an ACL rule nft accepts, a change that names something to change.
+CONTENT_RULES |= {
+    ("POST", "/network"),
+    ("PUT", "/network/{vni}"),
+    ("POST", "/network/{vni}/lease"),
+    ("POST", "/network/{vni}/acl"),
+}
 LAST = ("POST", "/initialize")  # may wipe the cluster: after every other operation
 # What refusing invalid data may answer: 413 too (a string over its maxLength can make a body
 # over limits.BODY_MAX), 404 (a path with a generated "/" in it is no route).

@@ -6,7 +6,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from pvc import limits
-from pvc.api.app import NUMBER_DIGITS, NUMBER_PATH_ARGS, NUMBER_PATTERN
+from pvc.api.app import MAC_LENGTH, MAC_PATTERN, NUMBER_DIGITS, NUMBER_PATH_ARGS, NUMBER_PATTERN
 from pvc.api.params import COMPONENT_PATTERN, NAME_PATTERN
 from tests.integration.test_api import call
 
@@ -81,6 +81,9 @@ def test_bounds_are_stated(document):
             if parameter["in"] == "path" and parameter["name"] in NUMBER_PATH_ARGS:
                 assert parameter["schema"]["pattern"] == NUMBER_PATTERN, label
                 assert parameter["schema"]["maxLength"] == NUMBER_DIGITS, label
+            elif parameter["in"] == "path" and parameter["name"] == "mac":
+                assert parameter["schema"]["pattern"] == MAC_PATTERN, label
+                assert parameter["schema"]["maxLength"] == MAC_LENGTH, label
             elif parameter["in"] == "path":
                 pattern = COMPONENT_PATTERN if parameter["name"] == "vm" else NAME_PATTERN
                 assert parameter["schema"]["pattern"] == pattern, label

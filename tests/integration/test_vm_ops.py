@@ -56,8 +56,8 @@ def set_state(zk, name, state):
     zk.write({("domain.state", vm.find(zk, name)): state})
 
 
-def snapshot(zk) -> dict:
-    """Every key under /domains and /names with its value and version."""
+def snapshot(zk, roots=("/domains", "/names")) -> dict:
+    """Every key under `roots` (/domains and /names) with its value and version."""
     found = {}
 
     def walk(path):
@@ -68,8 +68,8 @@ def snapshot(zk) -> dict:
         for child in zk.client.get_children(path):
             walk(f"{path}/{child}")
 
-    walk("/domains")
-    walk("/names")
+    for root in roots:
+        walk(root)
     return found
 
 
@@ -88,7 +88,7 @@ def test_define_writes_a_stopped_vm(nodes):
         "name": "vm1", "uuid": uuid, "state": "stop", "node": "node1", "lastnode": "",
         "node_limit": [], "node_selector": None, "node_autostart": True,
         "migration_method": "live", "memory": 512, "vcpus": 2, "tags": ["prod", "web"],
-        "failed_reason": None, "observed": None, "volumes": [],
+        "failed_reason": None, "observed": None, "volumes": [], "nics": [],
     }  # fmt: skip
     assert vm.dump(nodes, "vm1") == {"name": "vm1", "uuid": uuid, "xml": xml}
     assert vm.dump(nodes, uuid) == vm.dump(nodes, "vm1")

@@ -14,6 +14,9 @@ MODULES = (
     "storage_snapshot",
     "storage_upload",
     "storage_osd",
+    "network",
+    "network_dhcp",
+    "network_acl",
 )
 
 
