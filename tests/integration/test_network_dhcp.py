@@ -1,0 +1,119 @@
+"""DHCP from the primary (pvc.node.dhcp) on real node daemons: namespace clients standing for
+VMs get leases (reserved ones too), leases reach Zookeeper, and the same MAC keeps its
+address from a new primary, after a handover and after a kill -9 (the watchdog drops the
+old primary's gateways and dnsmasq)."""
+
+import pytest
+
+from pvc.ops import network_records
+from pvc.ops import node as node_ops
+from pvc.zk import schema
+from tests.primary_network_rig import (
+    Client,
+    Segment,
+    addresses,
+    network,
+    network_cluster,
+    processes_in,
+    wait_for,
+    write_network,
+)
+
+MAC1 = "52:54:00:24:10:01"
+MAC2 = "52:54:00:24:10:02"
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("dhcp")
+    local = network_cluster(workdir).up()
+    segment = Segment(local, 100)
+    clients = []
+    local.clients = clients
+    try:
+        local.start_all()
+        clients += [
+            Client(segment, "vm1", MAC1, workdir),
+            Client(segment, "vm2", MAC2, workdir),
+        ]
+        yield local
+    finally:
+        local.down()
+        for client in clients:
+            client.down()
+        segment.down()
+
+
+@pytest.fixture(scope="module")
+def observer(cluster):
+    zk = cluster.observer()
+    cluster.wait_for_primary(zk, 30)
+    write_network(zk, network(100))
+    yield zk
+    zk.close()
+
+
+def serving(cluster, node: str) -> bool:
+    """`node` holds network 100's gateway and runs a dnsmasq."""
+    ns = cluster.namespace(node)
+    return "10.100.0.1/24" in addresses(ns, "vmbr100") and bool(processes_in(ns, "dnsmasq"))
+
+
+def test_a_client_gets_a_lease_recorded_in_zookeeper(cluster, observer):
+    primary = cluster.wait_for_primary(observer, 10)
+    wait_for("dnsmasq on the primary", lambda: serving(cluster, primary))
+    address, took = cluster.clients[0].dhcp(hostname="vmone")
+    print(f"\nDHCP lease for a namespace client: {took * 1000:.0f} ms (udhcpc start to bound)")
+    assert address.startswith("10.100.0.") and 100 <= int(address.rsplit(".", 1)[1]) <= 200
+    lease = wait_for("the lease in Zookeeper", lambda: network_records.leases(observer, 100))
+    assert lease[MAC1]["ip"] == address and lease[MAC1]["hostname"] == "vmone"
+    assert lease[MAC1]["expiry"] > 0
+
+
+def test_a_reserved_mac_gets_its_reserved_address_without_a_restart(cluster, observer):
+    primary = cluster.wait_for_primary(observer, 10)
+    before = processes_in(cluster.namespace(primary), "dnsmasq")
+    key = ("network.reservation", "100", schema.mac_component(MAC2))
+    observer.write({key: {"ip": "10.100.0.42", "hostname": "reserved"}})
+    assert wait_for("the reserved address", lambda: cluster.clients[1].dhcp()[0] == "10.100.0.42")
+    assert processes_in(cluster.namespace(primary), "dnsmasq") == before  # no restart
+    observer.write({key: {"ip": "10.100.0.43", "hostname": "reserved"}})  # a change: SIGHUP
+    assert wait_for(
+        "the changed reservation", lambda: cluster.clients[1].dhcp()[0] == "10.100.0.43"
+    )
+
+
+def test_a_changed_network_restarts_dnsmasq_with_its_leases(cluster, observer):
+    primary = cluster.wait_for_primary(observer, 10)
+    ns = cluster.namespace(primary)
+    before = processes_in(ns, "dnsmasq")
+    leased = network_records.leases(observer, 100)[MAC1]["ip"]
+    write_network(observer, network(100, dhcp4_end="10.100.0.199", mtu=1400))
+    wait_for("a new dnsmasq", lambda: processes_in(ns, "dnsmasq") not in ([], before))
+    assert cluster.clients[0].dhcp(hostname="vmone")[0] == leased
+
+
+def test_handover_keeps_each_mac_on_its_address(cluster, observer):
+    old = cluster.wait_for_primary(observer, 10)
+    leases = network_records.leases(observer, 100)
+    new = next(name for name in cluster.names if name != old)
+    node_ops.set_primary(observer, new)
+    assert cluster.wait_for_primary(observer, 20, not_=old) == new
+    wait_for("DHCP on the new primary", lambda: serving(cluster, new))
+    assert processes_in(cluster.namespace(old), "dnsmasq") == []
+    assert "10.100.0.1/24" not in addresses(cluster.namespace(old), "vmbr100")
+    assert cluster.clients[0].dhcp(hostname="vmone")[0] == leases[MAC1]["ip"]
+
+
+def test_kill_9_of_the_primary_the_watchdog_drops_its_services(cluster, observer):
+    old = cluster.wait_for_primary(observer, 10)
+    leased = network_records.leases(observer, 100)[MAC1]["ip"]
+    old_ns = cluster.namespace(old)
+    assert processes_in(old_ns, "dnsmasq")
+    cluster.kill(old)
+    wait_for("the old primary's dnsmasq gone", lambda: processes_in(old_ns, "dnsmasq") == [])
+    wait_for("its gateways gone", lambda: not {"10.100.0.1/24"} & set(addresses(old_ns, "vmbr100")))
+    assert "169.254.169.254/32" not in addresses(old_ns, "lo")
+    new = cluster.wait_for_primary(observer, 30, not_=old)
+    wait_for("DHCP on the new primary", lambda: serving(cluster, new))
+    assert cluster.clients[0].dhcp(hostname="vmone")[0] == leased
