@@ -75,7 +75,8 @@ def test_a_reserved_mac_gets_its_reserved_address_without_a_restart(cluster, obs
     before = processes_in(cluster.namespace(primary), "dnsmasq")
     key = ("network.reservation", "100", schema.mac_component(MAC2))
     observer.write({key: {"ip": "10.100.0.42", "hostname": "reserved"}})
-    assert wait_for("the reserved address", lambda: cluster.clients[1].dhcp()[0] == "10.100.0.42")
+    vm2 = cluster.clients[1]
+    assert wait_for("the reserved address", lambda: vm2.dhcp()[0] == "10.100.0.42")
     assert processes_in(cluster.namespace(primary), "dnsmasq") == before  # no restart
     observer.write({key: {"ip": "10.100.0.43", "hostname": "reserved"}})  # a change: SIGHUP
     assert wait_for(
