@@ -12,7 +12,10 @@ import re
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from pvc.ops import network_records
 from pvc.ops.network_records import Network
@@ -63,6 +66,34 @@ def network_cluster(workdir: Path) -> LocalCluster:
             }
         }
     return cluster
+
+
+@contextmanager
+def running_cluster(workdir: Path, vnis: tuple[int, ...] = (100,)) -> Iterator[LocalCluster]:
+    """network_cluster() up and running, with a Segment for each of `vnis` (`.segments`)
+    and the Clients a test adds (`.clients`); all of it down afterwards."""
+    cluster = network_cluster(workdir).up()
+    cluster.segments = [Segment(cluster, vni) for vni in vnis]  # type: ignore[attr-defined]
+    cluster.clients = []  # type: ignore[attr-defined]
+    try:
+        cluster.start_all()
+        yield cluster
+    finally:
+        cluster.down()
+        for part in cluster.clients + cluster.segments:  # type: ignore[attr-defined]
+            part.down()
+
+
+def observer_with(cluster: LocalCluster, *networks: Network) -> Iterator[Any]:
+    """An observer session, once there is a primary, that wrote `networks` first."""
+    zk = cluster.observer()
+    try:
+        cluster.wait_for_primary(zk, 30)
+        for net in networks:
+            write_network(zk, net)
+        yield zk
+    finally:
+        zk.close()
 
 
 def in_ns(namespace: str, *args: str, timeout: float = COMMAND_TIMEOUT, env=None):

@@ -26,15 +26,13 @@ leases while the lease still holds, then every dnsmasq stops.
 import logging
 import os
 import shutil
-import threading
 from typing import Any
 
 from pvc.config import Config
 from pvc.drivers import dnsmasq, netlink
 from pvc.errors import PvcError, Unavailable
-from pvc.node.controller import Controller
-from pvc.node.gateways import network_of
 from pvc.node.lease import PrimaryLease
+from pvc.node.network_service import NetworkService
 from pvc.node.watchdog_process import process_item
 from pvc.ops import network_records
 from pvc.ops.network_records import Network
@@ -84,50 +82,23 @@ def serves(network: Network | None) -> bool:
     return network is not None and network.managed and bool(network.gateway_cidrs())
 
 
-class Dhcp:
-    """The controller; a PrimaryService (name, start, stop, running) for the registry."""
+class Dhcp(NetworkService):
+    """The controller; a PrimaryService for the registry."""
 
     name = "network DHCP and DNS"
 
     def __init__(self, view: CachedView, config: Config, lease: PrimaryLease):
-        self.view = view
-        self.lease = lease
         self.run_directory = config.get("networks.run_directory")
-        self._lock = threading.Lock()  # steps and stop, one at a time
         self._served: dict[int, HeldDnsmasq] = {}
-        self.controller = Controller(
-            "dhcp",
-            self._step,
-            resync=self._keys,
-            resync_interval=config.get("timers.keepalive_interval"),
-        )
-        view.mirror.listen(self._on_mirror)
+        super().__init__(view, config, lease, "dhcp")
 
-    def start(self) -> None:
-        self.controller.start()
-
-    def stop(self) -> None:
-        self.controller.stop()
-        with self._lock:
-            for vni, served in list(self._served.items()):
-                try:
-                    self._sync_leases(vni, served)  # the next primary starts from these
-                except PvcError as exc:
-                    log.warning("network %s: last leases not recorded: %s", vni, exc.message)
-                self._halt(vni)
-
-    def running(self) -> bool:
-        return self.controller.running()
-
-    def pids(self) -> dict[int, int]:
-        """The dnsmasq of each network served (for tests and figures)."""
-        with self._lock:
-            return {vni: served.process.pid for vni, served in self._served.items()}
-
-    def _on_mirror(self, path: str, _data: bytes | None) -> None:
-        key = network_of(path)
-        if key is not None:
-            self.controller.enqueue(key)
+    def _release(self) -> None:
+        for vni, served in list(self._served.items()):
+            try:
+                self._sync_leases(vni, served)  # the next primary starts from these
+            except PvcError as exc:
+                log.warning("network %s: last leases not recorded: %s", vni, exc.message)
+            self._halt(vni)
 
     def _keys(self) -> list[str]:
         with self._lock:
@@ -139,36 +110,33 @@ class Dhcp:
 
     def _step(self, key: str) -> float | None:
         vni = int(key)
-        with self._lock:
-            if self.controller.stopping.is_set():
-                return None
-            network = network_records.read(self.view, vni)
-            if not serves(network):
-                self._halt(vni, remove_files=True)
-                return None
-            assert network is not None
-            if not self.lease.valid() or not self.view.mirror.loaded:
-                return None
-            served = self._served.get(vni)
-            if served:
-                try:
-                    served.check(f"dnsmasq of network {vni}")
-                except Unavailable:
-                    del self._served[vni]
-                    raise
-            config = dnsmasq.network_config(network, self._paths(vni))
-            if served and served.config != config:
-                log.info("network %s changed: restarting its dnsmasq", vni)
-                self._sync_leases(vni, served)
-                self._halt(vni)
-                served = None
-            if served is None:
-                if not all(netlink.has_address(network.bridge, c) for c in network.gateway_cidrs()):
-                    return GATEWAY_WAIT
-                served = self._launch(vni, config)
-            self._sync_hosts(vni, served)
+        network = network_records.read(self.view, vni)
+        if not serves(network):
+            self._halt(vni, remove_files=True)
+            return None
+        assert network is not None
+        if not self.lease.valid() or not self.view.mirror.loaded:
+            return None
+        served = self._served.get(vni)
+        if served:
+            try:
+                served.check(f"dnsmasq of network {vni}")
+            except Unavailable:
+                del self._served[vni]
+                raise
+        config = dnsmasq.network_config(network, self._paths(vni))
+        if served and served.config != config:
+            log.info("network %s changed: restarting its dnsmasq", vni)
             self._sync_leases(vni, served)
-            return LEASE_POLL
+            self._halt(vni)
+            served = None
+        if served is None:
+            if not all(netlink.has_address(network.bridge, c) for c in network.gateway_cidrs()):
+                return GATEWAY_WAIT
+            served = self._launch(vni, config)
+        self._sync_hosts(vni, served)
+        self._sync_leases(vni, served)
+        return LEASE_POLL
 
     def _launch(self, vni: int, config: str) -> HeldDnsmasq:
         paths = self._paths(vni)

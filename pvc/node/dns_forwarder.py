@@ -13,15 +13,13 @@ per-network dnsmasqs are (pvc.node.dhcp.HeldDnsmasq); stop (relinquish) stops it
 
 import ipaddress
 import logging
-import threading
 
 from pvc.config import Config
 from pvc.drivers import dnsmasq, netlink
 from pvc.errors import Unavailable
-from pvc.node.controller import Controller
 from pvc.node.dhcp import HeldDnsmasq, make_folders
-from pvc.node.gateways import network_of
 from pvc.node.lease import PrimaryLease
+from pvc.node.network_service import NetworkService
 from pvc.ops import network_records
 from pvc.zk.cache import CachedView
 
@@ -31,75 +29,57 @@ LISTEN_ON = ("cluster", "upstream")  # the networks whose floating address it an
 ADDRESS_WAIT = 0.5
 
 
-class DnsForwarder:
-    """The controller; a PrimaryService (name, start, stop, running) for the registry."""
+class DnsForwarder(NetworkService):
+    """The controller; a PrimaryService for the registry."""
 
     name = "DNS forwarder"
 
     def __init__(self, view: CachedView, config: Config, lease: PrimaryLease):
-        self.view = view
-        self.lease = lease
         self.floating = [
             (config.get(f"networks.{net}.device"), config.get(f"networks.{net}.floating_ip"))
             for net in LISTEN_ON
             if config.get(f"networks.{net}.device") and config.get(f"networks.{net}.floating_ip")
         ]
         self.paths = dnsmasq.Paths.of(config.get("networks.run_directory"), KEY)
-        self._lock = threading.Lock()
         self._served: HeldDnsmasq | None = None
-        self.controller = Controller(
-            "dns-forwarder",
-            self._step,
-            resync=lambda: [KEY],
-            resync_interval=config.get("timers.keepalive_interval"),
-        )
-        view.mirror.listen(self._on_mirror)
+        super().__init__(view, config, lease, "dns-forwarder")
 
-    def start(self) -> None:
-        self.controller.start()
+    def _release(self) -> None:
+        if self._served:
+            self._served.stop()
+            self._served = None
 
-    def stop(self) -> None:
-        self.controller.stop()
-        with self._lock:
-            if self._served:
-                self._served.stop()
-                self._served = None
+    def _network_changed(self, vni: str) -> None:
+        self.controller.enqueue(KEY)
 
-    def running(self) -> bool:
-        return self.controller.running()
-
-    def _on_mirror(self, path: str, _data: bytes | None) -> None:
-        if network_of(path) is not None:
-            self.controller.enqueue(KEY)
+    def _keys(self) -> list[str]:
+        return [KEY]
 
     def _step(self, _key: str) -> float | None:
-        with self._lock:
-            if self.controller.stopping.is_set() or not self.floating:
-                return None
-            if not self.lease.valid() or not self.view.mirror.loaded:
-                return None
-            servers = dnsmasq.forwarder_servers(network_records.networks(self.view))
-            served = self._served
-            if served:
-                try:
-                    served.check("the DNS forwarder")
-                except Unavailable:
-                    self._served = None
-                    raise
-                if servers != served.servers:
-                    dnsmasq.write_file(self.paths.servers, servers)
-                    served.process.reload()
-                    served.servers = servers
-                    log.info("DNS forwarder: networks changed; servers read again")
-                return None
-            if not all(netlink.has_address(device, cidr) for device, cidr in self.floating):
-                return ADDRESS_WAIT
-            make_folders(self.paths)
-            dnsmasq.write_file(self.paths.servers, servers)
-            listen = [str(ipaddress.ip_interface(cidr).ip) for _, cidr in self.floating]
-            served = self._served = HeldDnsmasq(
-                self.paths, dnsmasq.forwarder_config(listen, self.paths), self.lease
-            )
-            served.servers = servers
-            log.info("DNS forwarder %d started on %s", served.process.pid, ", ".join(listen))
+        if not self.floating or not self.lease.valid() or not self.view.mirror.loaded:
             return None
+        servers = dnsmasq.forwarder_servers(network_records.networks(self.view))
+        served = self._served
+        if served:
+            try:
+                served.check("the DNS forwarder")
+            except Unavailable:
+                self._served = None
+                raise
+            if servers != served.servers:
+                dnsmasq.write_file(self.paths.servers, servers)
+                served.process.reload()
+                served.servers = servers
+                log.info("DNS forwarder: networks changed; servers read again")
+            return None
+        if not all(netlink.has_address(device, cidr) for device, cidr in self.floating):
+            return ADDRESS_WAIT
+        make_folders(self.paths)
+        dnsmasq.write_file(self.paths.servers, servers)
+        listen = [str(ipaddress.ip_interface(cidr).ip) for _, cidr in self.floating]
+        served = self._served = HeldDnsmasq(
+            self.paths, dnsmasq.forwarder_config(listen, self.paths), self.lease
+        )
+        served.servers = servers
+        log.info("DNS forwarder %d started on %s", served.process.pid, ", ".join(listen))
+        return None

@@ -16,80 +16,36 @@ the resync every keepalive interval repairs an address someone removed.
 """
 
 import logging
-import threading
 
 from pvc.config import Config
 from pvc.drivers import netlink
 from pvc.errors import PvcError
-from pvc.node.controller import Controller
 from pvc.node.lease import PrimaryLease
+from pvc.node.network_service import NetworkService
 from pvc.node.watchdog_process import address_item
 from pvc.ops import network_records
 from pvc.zk.cache import CachedView
-from pvc.zk.handler import resolve
 
 log = logging.getLogger("pvc.node.gateways")
 METADATA = "metadata"  # the key of the metadata address
 METADATA_INTERFACE = "lo"
 METADATA_CIDR = "169.254.169.254/32"
 BRIDGE_WAIT = 1.0  # seconds between looks for a bridge the links controller has yet to make
-_NETWORKS = resolve("base.networks")[0]
-_LEASES = resolve(("network.leases", "0"))[0].rsplit("/", 1)[1]
 
 
-def network_of(path: str, with_leases: bool = False) -> str | None:
-    """The VNI (text) a mirror change under /networks belongs to; None for another path, and
-    for a lease unless `with_leases` (the DHCP controller's own writes)."""
-    if not path.startswith(_NETWORKS + "/"):
-        return None
-    parts = path[len(_NETWORKS) + 1 :].split("/")
-    if not parts[0].isdigit():
-        return None
-    if len(parts) > 1 and parts[1] == _LEASES and not with_leases:
-        return None
-    return parts[0]
-
-
-class Gateways:
-    """The controller; a PrimaryService (name, start, stop, running) for the registry."""
+class Gateways(NetworkService):
+    """The controller; a PrimaryService for the registry."""
 
     name = "network gateways"
 
     def __init__(self, view: CachedView, config: Config, lease: PrimaryLease):
-        self.view = view
-        self.lease = lease
-        self._lock = threading.Lock()  # steps and stop, one at a time
         self._added: dict[str, tuple[str, set[str]]] = {}  # key -> (interface, cidrs added)
         self._waiting: set[str] = set()  # keys whose bridge is missing (logged once)
-        self.controller = Controller(
-            "gateways",
-            self._step,
-            resync=self._keys,
-            resync_interval=config.get("timers.keepalive_interval"),
-        )
-        view.mirror.listen(self._on_mirror)
+        super().__init__(view, config, lease, "gateways")
 
-    def start(self) -> None:
-        self.controller.start()
-
-    def stop(self) -> None:
-        self.controller.stop()
-        with self._lock:
-            for key in list(self._added):
-                self._remove(key, set())
-
-    def running(self) -> bool:
-        return self.controller.running()
-
-    def addresses(self) -> dict[str, list[str]]:
-        """What this controller holds now, by interface (for logs and tests)."""
-        with self._lock:
-            return {iface: sorted(cidrs) for iface, cidrs in self._added.values() if cidrs}
-
-    def _on_mirror(self, path: str, _data: bytes | None) -> None:
-        key = network_of(path)
-        if key is not None:
-            self.controller.enqueue(key)
+    def _release(self) -> None:
+        for key in list(self._added):
+            self._remove(key, set())
 
     def _keys(self) -> list[str]:
         with self._lock:
@@ -105,14 +61,11 @@ class Gateways:
         return network.bridge, set(network.gateway_cidrs())
 
     def _step(self, key: str) -> float | None:
-        with self._lock:
-            if self.controller.stopping.is_set():
-                return None
-            interface, wanted = self._wanted(key)
-            self._remove(key, wanted)
-            if not wanted or not self.lease.valid():
-                return None
-            return self._add(key, interface, wanted)
+        interface, wanted = self._wanted(key)
+        self._remove(key, wanted)
+        if not wanted or not self.lease.valid():
+            return None
+        return self._add(key, interface, wanted)
 
     def _add(self, key: str, interface: str, wanted: set[str]) -> float | None:
         added = self._added.setdefault(key, (interface, set()))[1]

@@ -10,11 +10,11 @@ from pvc.ops import node as node_ops
 from pvc.zk import schema
 from tests.primary_network_rig import (
     Client,
-    Segment,
     addresses,
     network,
-    network_cluster,
+    observer_with,
     processes_in,
+    running_cluster,
     wait_for,
     write_network,
 )
@@ -25,32 +25,15 @@ MAC2 = "52:54:00:24:10:02"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("dhcp")
-    local = network_cluster(workdir).up()
-    segment = Segment(local, 100)
-    clients = []
-    local.clients = clients
-    try:
-        local.start_all()
-        clients += [
-            Client(segment, "vm1", MAC1, workdir),
-            Client(segment, "vm2", MAC2, workdir),
-        ]
+    with running_cluster(tmp_path_factory.mktemp("dhcp")) as local:
+        for name, mac in (("vm1", MAC1), ("vm2", MAC2)):
+            local.clients.append(Client(local.segments[0], name, mac, local.workdir))
         yield local
-    finally:
-        local.down()
-        for client in clients:
-            client.down()
-        segment.down()
 
 
 @pytest.fixture(scope="module")
 def observer(cluster):
-    zk = cluster.observer()
-    cluster.wait_for_primary(zk, 30)
-    write_network(zk, network(100))
-    yield zk
-    zk.close()
+    yield from observer_with(cluster, network(100))
 
 
 def serving(cluster, node: str) -> bool:

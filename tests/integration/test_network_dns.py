@@ -14,7 +14,8 @@ from tests.primary_network_rig import (
     Segment,
     lookup,
     network,
-    network_cluster,
+    observer_with,
+    running_cluster,
     wait_for,
     write_network,
 )
@@ -25,33 +26,18 @@ RESERVED_MAC = "52:54:00:24:30:99"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("dns")
-    local = network_cluster(workdir).up()
-    segments = [Segment(local, 100)]
-    local.segments = segments
-    clients = []
-    try:
-        local.start_all()
-        clients.append(Client(segments[0], "dns1", MAC, workdir))
-        local.client = clients[0]
+    with running_cluster(tmp_path_factory.mktemp("dns")) as local:
+        local.client = Client(local.segments[0], "dns1", MAC, local.workdir)
+        local.clients.append(local.client)
         yield local
-    finally:
-        local.down()
-        for client in clients:
-            client.down()
-        for segment in segments:
-            segment.down()
 
 
 @pytest.fixture(scope="module")
 def observer(cluster):
-    zk = cluster.observer()
-    cluster.wait_for_primary(zk, 30)
-    write_network(zk, network(100))
     reservation = ("network.reservation", "100", schema.mac_component(RESERVED_MAC))
-    zk.write({reservation: {"ip": "10.100.0.50", "hostname": "beta"}})
-    yield zk
-    zk.close()
+    for zk in observer_with(cluster, network(100)):
+        zk.write({reservation: {"ip": "10.100.0.50", "hostname": "beta"}})
+        yield zk
 
 
 def from_host(name: str, server: str) -> list[str]:

@@ -12,7 +12,8 @@ from tests.primary_network_rig import (
     Segment,
     addresses,
     network,
-    network_cluster,
+    observer_with,
+    running_cluster,
     wait_for,
     write_network,
 )
@@ -22,24 +23,13 @@ V6 = {"ip6_network": "fd00:24::/64", "ip6_gateway": "fd00:24::1"}
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    local = network_cluster(tmp_path_factory.mktemp("gateways")).up()
-    segments = [Segment(local, 100)]
-    local.segments = segments
-    try:
-        local.start_all()
+    with running_cluster(tmp_path_factory.mktemp("gateways")) as local:
         yield local
-    finally:
-        local.down()
-        for segment in segments:
-            segment.down()
 
 
 @pytest.fixture(scope="module")
 def observer(cluster):
-    zk = cluster.observer()
-    cluster.wait_for_primary(zk, 30)
-    yield zk
-    zk.close()
+    yield from observer_with(cluster)
 
 
 def holders(cluster, interface: str, cidr: str) -> list[str]:
@@ -63,11 +53,9 @@ def test_gateways_and_the_metadata_address_are_on_the_primary_only(cluster, obse
     primary = cluster.wait_for_primary(observer, 10)
     wait_for("the primary's addresses on the primary", lambda: only_on(cluster, primary))
     client = Client(cluster.segments[0], "gw1", "52:54:00:24:01:01", tmp_path)
-    try:
-        client.dhcp()
-        assert client.ping("10.100.0.1")
-    finally:
-        client.down()
+    cluster.clients.append(client)
+    client.dhcp()
+    assert client.ping("10.100.0.1")
 
 
 def test_a_changed_gateway_moves_and_a_removed_network_loses_it(cluster, observer):
