@@ -2,11 +2,17 @@
 on the primary only, following the network's records, waiting for a bridge, moving on
 handover."""
 
+import ipaddress
+import os
+import subprocess
+import sys
 import time
 
 import pytest
 
 from pvc.ops import node as node_ops
+from tests import processes
+from tests.local_cluster import REPO, sh
 from tests.primary_network_rig import (
     Client,
     Segment,
@@ -92,3 +98,57 @@ def test_handover_moves_every_gateway(cluster, observer):
     node_ops.set_primary(observer, new)
     assert cluster.wait_for_primary(observer, 20, not_=old) == new
     wait_for(f"the primary's addresses on {new} only", lambda: only_on(cluster, new))
+
+
+CAPTURE = """
+import socket, sys, time
+sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86DD))
+sock.bind(("eth0", 0))
+sock.settimeout(1)
+print("ready", flush=True)
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:
+    try:
+        frame = sock.recv(2048)
+    except TimeoutError:
+        continue
+    icmp = frame[14 + 40:]
+    if frame[14 + 6] == 58 and icmp[0] == 136:  # ICMPv6 neighbour advertisement
+        print(icmp[8:24].hex(), icmp[4:8].hex(), frame[14 + 7], frame[14 + 24:14 + 40].hex())
+        sys.exit(0)
+sys.exit(1)
+"""
+
+
+def test_an_ipv6_address_is_announced_by_an_unsolicited_advertisement(tmp_path):
+    """netlink.announce_address, for IPv6: an NA to all nodes, override flag, hop limit 255,
+    seen by a neighbour on the segment."""
+    slot = os.environ.get("PVC_TEST_SLOT", "")
+    sender, receiver = f"pvcna{slot}-a", f"pvcna{slot}-b"
+    try:
+        for ns in (sender, receiver):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+            sh("ip", "netns", "add", ns)
+        sh("ip", "-n", sender, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
+           "netns", receiver)  # fmt: skip
+        for ns in (sender, receiver):
+            sh("ip", "-n", ns, "link", "set", "eth0", "up")
+        sh("ip", "-n", sender, "addr", "add", "fd00:24::1/64", "dev", "eth0", "nodad")
+        with processes.running(
+            ["ip", "netns", "exec", receiver, sys.executable, "-c", CAPTURE],
+            stdout=subprocess.PIPE, text=True,
+        ) as capture:  # fmt: skip
+            assert capture.stdout.readline().strip() == "ready"
+            announce = (
+                "from pvc.drivers import netlink; netlink.announce_address('eth0', 'fd00:24::1/64')"
+            )
+            subprocess.run(["ip", "netns", "exec", sender, sys.executable, "-c", announce],
+                           cwd=REPO, check=True, capture_output=True, timeout=60)  # fmt: skip
+            assert capture.wait(30) == 0
+            target, flags, hops, to = capture.stdout.readline().split()
+        assert ipaddress.ip_address(bytes.fromhex(target)) == ipaddress.ip_address("fd00:24::1")
+        assert ipaddress.ip_address(bytes.fromhex(to)) == ipaddress.ip_address("ff02::1")
+        assert int(flags, 16) & 0x20000000 and hops == "255"  # override; not routed
+    finally:
+        for ns in (sender, receiver):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
