@@ -11,6 +11,7 @@ from pvc.zk import schema
 from tests.primary_network_rig import (
     Client,
     addresses,
+    in_ns,
     network,
     observer_with,
     processes_in,
@@ -75,6 +76,32 @@ def test_a_changed_network_restarts_dnsmasq_with_its_leases(cluster, observer):
     write_network(observer, network(100, dhcp4_end="10.100.0.199", mtu=1400))
     wait_for("a new dnsmasq", lambda: processes_in(ns, "dnsmasq") not in ([], before))
     assert cluster.clients[0].dhcp(hostname="vmone")[0] == leased
+
+
+def test_router_advertisements_give_a_client_an_ipv6_address(cluster, observer):
+    v6 = {"ip6_network": "fd00:24::/64", "ip6_gateway": "fd00:24::1"}
+    write_network(observer, network(100, dhcp4_end="10.100.0.199", mtu=1400, **v6))
+    client = cluster.clients[0]
+    in_prefix = wait_for(
+        "a SLAAC address from the gateway's RA",
+        lambda: [a for a in addresses(client.namespace, "eth0") if a.startswith("fd00:24:")],
+    )
+    assert in_prefix[0].endswith("/64")
+    assert wait_for("the IPv6 gateway answers", lambda: client.ping("fd00:24::1"))
+
+
+def test_dnsmasq_binds_only_its_bridge_and_gateway(cluster, observer):
+    primary = cluster.wait_for_primary(observer, 10)
+    wait_for("dnsmasq on the primary", lambda: serving(cluster, primary))
+    result = in_ns(cluster.namespace(primary), "ss", "-H", "-lnup")
+    bound = [line.split()[3] for line in result.stdout.splitlines() if "dnsmasq" in line]
+    floating = f"{cluster.floating}:53"
+    assert bound and all(
+        address in (floating, "10.100.0.1:53", "0.0.0.0%vmbr100:67", "[fd00:24::1]:53")
+        or address.endswith("%vmbr100:53")  # the bridge's link-local address
+        or address.endswith("%vmbr100:547")  # DHCPv6/RA on the bridge
+        for address in bound
+    ), bound
 
 
 def test_handover_keeps_each_mac_on_its_address(cluster, observer):
