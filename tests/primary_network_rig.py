@@ -112,18 +112,27 @@ def addresses(namespace: str, interface: str) -> list[str]:
     return re.findall(r"inet6? (\S+) .*?scope (?:global|host)", result.stdout)
 
 
-def processes_in(namespace: str, comm: str) -> list[int]:
-    """PIDs of the processes named `comm` in a network namespace."""
+def processes_in(namespace: str, comm: str, argument: str = "") -> list[int]:
+    """PIDs of the processes named `comm` in a network namespace (with `argument` in their
+    command line: "dnsmasq/100/" for network 100's dnsmasq, say)."""
     result = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True,
                             timeout=COMMAND_TIMEOUT)  # fmt: skip
     found = []
     for pid in result.stdout.split():
         try:
-            if Path(f"/proc/{pid}/comm").read_text().strip() == comm:
+            named = Path(f"/proc/{pid}/comm").read_text().strip() == comm
+            if named and argument in Path(f"/proc/{pid}/cmdline").read_bytes().decode():
                 found.append(int(pid))
         except OSError:
             pass
     return found
+
+
+def serving(cluster: LocalCluster, node: str, vni: int = 100) -> bool:
+    """`node` holds network `vni`'s gateway and runs its dnsmasq."""
+    ns = cluster.namespace(node)
+    gateway = f"10.{vni}.0.1/24" in addresses(ns, f"vmbr{vni}")
+    return gateway and bool(processes_in(ns, "dnsmasq", f"dnsmasq/{vni}/"))
 
 
 def wait_for(what: str, check, timeout: float = 30.0, interval: float = 0.1):

@@ -12,7 +12,9 @@ gets a dnsmasq (pvc.drivers.dnsmasq.network_config), its files in
 - leases go back to Zookeeper by polling the lease file every LEASE_POLL seconds (a step
   asks to run again then): when its modification time moved, the file is read whole (a read
   during dnsmasq's rewrite is seen by the stamp changing under it, and retried) and every
-  difference from Zookeeper is written in ONE transaction. Polling rather than
+  difference from Zookeeper is written in ONE transaction, checked against the version of
+  the network's type (a network removed meanwhile is not made again by its leases). Polling
+  rather than
   `--dhcp-script`: no process per lease event, no Zookeeper credentials handed to a script,
   a burst of leases is one transaction, and a lease a dead script lost is found again;
 - a change of the network's settings restarts its dnsmasq (after a last poll of its leases);
@@ -30,7 +32,7 @@ from typing import Any
 
 from pvc.config import Config
 from pvc.drivers import dnsmasq, netlink
-from pvc.errors import PvcError, Unavailable
+from pvc.errors import ConcurrentChange, PvcError, Unavailable
 from pvc.node.lease import PrimaryLease
 from pvc.node.network_service import NetworkService
 from pvc.node.watchdog_process import process_item
@@ -197,7 +199,16 @@ class Dhcp(NetworkService):
         values: dict[Any, Any] = {_lease_key(vni, mac): record for mac, record in changed.items()}
         gone = [_lease_key(vni, mac) for mac in known if mac not in found]
         if values or gone:
-            self.view.write(values, delete=gone)
+            # only into a network that still exists: a removal meanwhile fails the write
+            # instead of leaving a lease folder behind, and so does a change (next poll)
+            _, version = self.view.read_versioned(("network.type", str(vni)))
+            if version < 0:
+                return
+            try:
+                self.view.write(values, delete=gone, expect={("network.type", str(vni)): version})
+            except ConcurrentChange:
+                log.info("network %s changed while its leases were recorded: next poll", vni)
+                return
             log.info("network %s: %d leases recorded, %d ended", vni, len(values), len(gone))
         served.stamp = stamp
 

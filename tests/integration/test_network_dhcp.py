@@ -3,6 +3,8 @@ VMs get leases (reserved ones too), leases reach Zookeeper, and the same MAC kee
 address from a new primary, after a handover and after a kill -9 (the watchdog drops the
 old primary's gateways and dnsmasq)."""
 
+import time
+
 import pytest
 
 from pvc.ops import network_records
@@ -16,12 +18,14 @@ from tests.primary_network_rig import (
     observer_with,
     processes_in,
     running_cluster,
+    serving,
     wait_for,
     write_network,
 )
 
 MAC1 = "52:54:00:24:10:01"
 MAC2 = "52:54:00:24:10:02"
+NET100 = "dnsmasq/100/"  # in the command line of network 100's dnsmasq
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +41,6 @@ def observer(cluster):
     yield from observer_with(cluster, network(100))
 
 
-def serving(cluster, node: str) -> bool:
-    """`node` holds network 100's gateway and runs a dnsmasq."""
-    ns = cluster.namespace(node)
-    return "10.100.0.1/24" in addresses(ns, "vmbr100") and bool(processes_in(ns, "dnsmasq"))
-
-
 def test_a_client_gets_a_lease_recorded_in_zookeeper(cluster, observer):
     primary = cluster.wait_for_primary(observer, 10)
     wait_for("dnsmasq on the primary", lambda: serving(cluster, primary))
@@ -56,12 +54,12 @@ def test_a_client_gets_a_lease_recorded_in_zookeeper(cluster, observer):
 
 def test_a_reserved_mac_gets_its_reserved_address_without_a_restart(cluster, observer):
     primary = cluster.wait_for_primary(observer, 10)
-    before = processes_in(cluster.namespace(primary), "dnsmasq")
+    before = processes_in(cluster.namespace(primary), "dnsmasq", NET100)
     key = ("network.reservation", "100", schema.mac_component(MAC2))
     observer.write({key: {"ip": "10.100.0.42", "hostname": "reserved"}})
     vm2 = cluster.clients[1]
     assert wait_for("the reserved address", lambda: vm2.dhcp()[0] == "10.100.0.42")
-    assert processes_in(cluster.namespace(primary), "dnsmasq") == before  # no restart
+    assert processes_in(cluster.namespace(primary), "dnsmasq", NET100) == before  # no restart
     observer.write({key: {"ip": "10.100.0.43", "hostname": "reserved"}})  # a change: SIGHUP
     assert wait_for(
         "the changed reservation", lambda: cluster.clients[1].dhcp()[0] == "10.100.0.43"
@@ -71,10 +69,10 @@ def test_a_reserved_mac_gets_its_reserved_address_without_a_restart(cluster, obs
 def test_a_changed_network_restarts_dnsmasq_with_its_leases(cluster, observer):
     primary = cluster.wait_for_primary(observer, 10)
     ns = cluster.namespace(primary)
-    before = processes_in(ns, "dnsmasq")
+    before = processes_in(ns, "dnsmasq", NET100)
     leased = network_records.leases(observer, 100)[MAC1]["ip"]
     write_network(observer, network(100, dhcp4_end="10.100.0.199", mtu=1400))
-    wait_for("a new dnsmasq", lambda: processes_in(ns, "dnsmasq") not in ([], before))
+    wait_for("a new dnsmasq", lambda: processes_in(ns, "dnsmasq", NET100) not in ([], before))
     assert cluster.clients[0].dhcp(hostname="vmone")[0] == leased
 
 
@@ -128,3 +126,17 @@ def test_kill_9_of_the_primary_the_watchdog_drops_its_services(cluster, observer
     new = cluster.wait_for_primary(observer, 30, not_=old)
     wait_for("DHCP on the new primary", lambda: serving(cluster, new))
     assert cluster.clients[0].dhcp(hostname="vmone")[0] == leased
+
+
+def test_a_removed_network_stops_its_dnsmasq_and_leaves_nothing_behind(cluster, observer):
+    primary = cluster.wait_for_primary(observer, 30)
+    wait_for("DHCP on the primary", lambda: serving(cluster, primary))
+    folder = cluster.run_root / primary / "dnsmasq" / "100"
+    assert (folder / "leases").exists()
+    observer.delete(("network", "100"))
+    ns = cluster.namespace(primary)
+    wait_for("dnsmasq stopped", lambda: processes_in(ns, "dnsmasq", NET100) == [])
+    wait_for("its files gone", lambda: not folder.exists())
+    time.sleep(2)  # lease polls that were due: none may write into the removed network
+    assert not observer.exists(("network", "100"))
+    assert "10.100.0.1/24" not in addresses(ns, "vmbr100")
