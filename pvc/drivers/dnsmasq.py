@@ -125,7 +125,7 @@ def network_config(network: Network, paths: Paths, mtu: int | None = None) -> st
         options += [("domain", domain), ("local", f"/{domain}/"), ("expand-hosts", None)]
     if network.name_servers:
         options += [("no-resolv", None)] + [("server", ns) for ns in network.name_servers]
-    if network.dhcp4 and network.ip4_network and network.ip4_gateway:
+    if network.dhcp4 and network.ip4_network and network.ip4_gateway and network.dhcp4_start:
         netmask = ipaddress.ip_network(network.ip4_network, strict=False).netmask
         gateway = network.ip4_gateway
         options += [

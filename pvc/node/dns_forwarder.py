@@ -3,8 +3,9 @@ addresses, port 53, answering every managed network's domain by asking its gatew
 
 A primary-only controller (pvc.node.controller), last in the primary's registry (after the
 per-network dnsmasqs it forwards to; the original's PowerDNS aggregator). One key. It runs
-only where a cluster or upstream floating address is configured, and waits (ADDRESS_WAIT)
-until the registry's floating addresses are up. Which domain goes to which gateway is in a
+only where a cluster or upstream floating address is configured and while some managed
+network has a domain, once the registry's floating addresses are up (ADDRESS_WAIT between
+looks). Which domain goes to which gateway is in a
 servers file (pvc.drivers.dnsmasq.forwarder_servers) that dnsmasq reads again on SIGHUP, so
 a network added, changed or removed is a rewrite and a SIGHUP, never a restart. Other names
 are refused: the forwarder is no open resolver. Held under the primary lease, as the
@@ -66,12 +67,17 @@ class DnsForwarder(NetworkService):
             except Unavailable:
                 self._served = None
                 raise
-            if servers != served.servers:
+            if not servers:
+                self._release()  # nothing left to forward
+                log.info("DNS forwarder stopped: no managed network has a domain")
+            elif servers != served.servers:
                 dnsmasq.write_file(self.paths.servers, servers)
                 served.process.reload()
                 served.servers = servers
                 log.info("DNS forwarder: networks changed; servers read again")
             return None
+        if not servers:
+            return None  # started once a managed network has a domain
         if not all(netlink.has_address(device, cidr) for device, cidr in self.floating):
             return ADDRESS_WAIT
         make_folders(self.paths)
