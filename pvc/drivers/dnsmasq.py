@@ -34,6 +34,7 @@ import os
 import re
 import signal
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -222,9 +223,12 @@ def parse_leases(text: str) -> dict[str, dict[str, Any]]:
 # --- processes ------------------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGKILL when the starting thread ends (a daemon killed -9)."""
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+def _death_signal() -> Callable[[], None]:
+    """What the child runs before exec: SIGKILL when the thread that started it ends (a
+    daemon killed -9). libc is looked up here, in the parent: a lookup after fork could
+    wait forever on a loader lock another thread held at the fork."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    return lambda: prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 class Dnsmasq:
@@ -275,7 +279,7 @@ def start(paths: Paths) -> Dnsmasq:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_death_signal(),
             )
         except FileNotFoundError:
             raise Unavailable("dnsmasq is not installed (Debian package dnsmasq-base)") from None
