@@ -3,8 +3,9 @@
 This module implements pvc.drivers.contracts.AddressDriver with its functions.
 Contract: `add_address` and `remove_address` are idempotent (adding a present address or
 removing an absent one succeeds) and raise `Unavailable` with the kernel's reason otherwise.
-`announce_address` tells the segment where an address now lives (gratuitous ARP), so hosts
-and switches stop sending to the MAC of the node that held it before.
+`announce_address` tells the segment where an address now lives (gratuitous ARP for IPv4,
+unsolicited neighbour advertisement for IPv6), so hosts and switches stop sending to the MAC
+of the node that held it before.
 """
 
 import errno
@@ -81,16 +82,41 @@ def has_address(interface: str, cidr: str) -> bool:
 
 
 def announce_address(interface: str, cidr: str) -> None:
-    """Broadcasts a gratuitous ARP for an IPv4 address (IPv6 neighbours learn by themselves)."""
+    """Tells the segment where the address lives now: a gratuitous ARP for IPv4, an
+    unsolicited neighbour advertisement (override flag, to all nodes) for IPv6."""
     address = ipaddress.ip_interface(cidr).ip
-    if address.version != 4:
-        return
     try:
-        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
-            sock.bind((interface, 0))
-            mac = sock.getsockname()[4]
-            arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1)  # Ethernet/IPv4 request
-            ip = address.packed
-            sock.send(b"\xff" * 6 + mac + b"\x08\x06" + arp + mac + ip + b"\x00" * 6 + ip)
+        if address.version == 4:
+            _gratuitous_arp(interface, address.packed)
+        else:
+            _unsolicited_advertisement(interface, address.packed)
     except OSError as exc:
         raise Unavailable(f"cannot announce {address} on {interface}: {exc.strerror}") from None
+
+
+def _gratuitous_arp(interface: str, ip: bytes) -> None:
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as sock:
+        sock.bind((interface, 0))
+        mac = sock.getsockname()[4]
+        arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1)  # Ethernet/IPv4 request
+        sock.send(b"\xff" * 6 + mac + b"\x08\x06" + arp + mac + ip + b"\x00" * 6 + ip)
+
+
+ICMPV6_NEIGHBOUR_ADVERTISEMENT = 136
+NA_OVERRIDE = 0x20000000
+ALL_NODES = "ff02::1"
+
+
+def _unsolicited_advertisement(interface: str, ip: bytes) -> None:
+    """RFC 4861 7.2.6: hop limit 255, target = the address, its link-layer address as an
+    option; the kernel fills in the checksum of an ICMPv6 raw socket."""
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW) as probe:
+        probe.bind((interface, 0))
+        mac = probe.getsockname()[4]
+    index = socket.if_nametoindex(interface)
+    with socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as sock:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+        header = struct.pack("!BBHI", ICMPV6_NEIGHBOUR_ADVERTISEMENT, 0, 0, NA_OVERRIDE)
+        option = struct.pack("!BB", 2, 1) + mac  # target link-layer address, 8 bytes
+        sock.sendto(header + ip + option, (ALL_NODES, 0, 0, index))

@@ -41,9 +41,12 @@ from pvc.config import Config
 from pvc.errors import Conflict, PvcError, Unavailable
 from pvc.node import keepalive, sdnotify, shutdown
 from pvc.node.api_process import ApiProcess
+from pvc.node.dhcp import Dhcp
 from pvc.node.disk_sizes import DiskSizes
+from pvc.node.dns_forwarder import DnsForwarder
 from pvc.node.fencing import FenceMonitor
 from pvc.node.firewall import Firewall
+from pvc.node.gateways import Gateways
 from pvc.node.jobs import JobRunner
 from pvc.node.lease import PrimaryLease
 from pvc.node.osds import OsdController
@@ -270,7 +273,9 @@ class NodeDaemon:
         self.lease = PrimaryLease(self.zk, self.watchdog)
         # primary-only controllers, started after the built-in services on takeover
         controllers: list[PrimaryService] = [
-            FenceMonitor(self.zk, self.view, self.name, self.config, self.lease)
+            FenceMonitor(self.zk, self.view, self.name, self.config, self.lease),
+            Gateways(self.view, self.config, self.lease),
+            Dhcp(self.view, self.config, self.lease),
         ]
         if self.config.get("ceph.enabled"):
             from pvc.drivers import ceph
@@ -279,6 +284,7 @@ class NodeDaemon:
             controllers.append(
                 StorageStats(self.view, self.config, self.lease, ceph.shared(self.config))
             )
+        controllers.append(DnsForwarder(self.view, self.config, self.lease))  # last
         services = for_node(self.config, self.lease, controllers)
         self.coordinator = Coordinator(self.zk, self.name, services, self.lease)
         self.coordinator.stop_timeout = self.config.get("timers.relinquish_timeout")

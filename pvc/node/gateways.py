@@ -1,0 +1,103 @@
+"""The primary's gateway addresses: each managed network's gateways on its bridge, and the
+metadata address on `lo`.
+
+A primary-only controller (pvc.node.controller), after the fence monitor in the primary's
+registry (pvc.node.primary_services): REFERENCE 1.4's phases E and F. Keys: a network's VNI
+(its `Network.gateway_cidrs()` on `vmbr<vni>`) and METADATA (169.254.169.254/32 on `lo`,
+where the metadata service listens). A step makes the key's addresses match the network:
+addresses it no longer has go (removed, then unheld), and, while this node holds the primary
+lease, missing ones are held under it (`lease.hold(address_item(...))`, so the watchdog drops
+them if the daemon freezes or dies) BEFORE they are added, then announced (gratuitous ARP,
+unsolicited NA) so the segment forgets the old primary's MAC at once.
+The bridge is the links controller's (on every node): until it is there the step fails to
+add and asks to be run again in BRIDGE_WAIT seconds. Stop (relinquish) removes everything
+this controller added. Changes arrive from the mirror (any key of a network but its leases);
+the resync every keepalive interval repairs an address someone removed.
+"""
+
+import logging
+
+from pvc.config import Config
+from pvc.drivers import netlink
+from pvc.errors import PvcError
+from pvc.node.lease import PrimaryLease
+from pvc.node.network_service import NetworkService
+from pvc.node.watchdog_process import address_item
+from pvc.ops import network_records
+from pvc.zk.cache import CachedView
+
+log = logging.getLogger("pvc.node.gateways")
+METADATA = "metadata"  # the key of the metadata address
+METADATA_INTERFACE = "lo"
+METADATA_CIDR = "169.254.169.254/32"
+BRIDGE_WAIT = 1.0  # seconds between looks for a bridge the links controller has yet to make
+
+
+class Gateways(NetworkService):
+    """The controller; a PrimaryService for the registry."""
+
+    name = "network gateways"
+
+    def __init__(self, view: CachedView, config: Config, lease: PrimaryLease):
+        self._added: dict[str, tuple[str, set[str]]] = {}  # key -> (interface, cidrs added)
+        self._waiting: set[str] = set()  # keys whose bridge is missing (logged once)
+        super().__init__(view, config, lease, "gateways")
+
+    def _release(self) -> None:
+        for key in list(self._added):
+            self._remove(key, set())
+
+    def _keys(self) -> list[str]:
+        with self._lock:
+            added = list(self._added)
+        return [METADATA, *{str(vni) for vni in network_records.vnis(self.view)} | set(added)]
+
+    def _wanted(self, key: str) -> tuple[str, set[str]]:
+        if key == METADATA:
+            return METADATA_INTERFACE, {METADATA_CIDR}
+        network = network_records.read(self.view, int(key))
+        if network is None or not network.managed:
+            return "", set()
+        return network.bridge, set(network.gateway_cidrs())
+
+    def _step(self, key: str) -> float | None:
+        interface, wanted = self._wanted(key)
+        self._remove(key, wanted)
+        if not wanted or not self.lease.valid():
+            return None
+        return self._add(key, interface, wanted)
+
+    def _add(self, key: str, interface: str, wanted: set[str]) -> float | None:
+        added = self._added.setdefault(key, (interface, set()))[1]
+        for cidr in sorted(wanted):
+            if cidr in added and netlink.has_address(interface, cidr):
+                continue
+            item = address_item(interface, cidr)
+            self.lease.hold(item)
+            try:
+                netlink.add_address(interface, cidr)
+            except PvcError as exc:
+                self.lease.unhold(item)
+                if key not in self._waiting:
+                    self._waiting.add(key)
+                    log.info("gateway %s waits for %s: %s", cidr, interface, exc.message)
+                return BRIDGE_WAIT
+            added.add(cidr)
+            self._waiting.discard(key)
+            log.info("added gateway %s on %s", cidr, interface)
+            try:
+                netlink.announce_address(interface, cidr)
+            except PvcError as exc:
+                log.warning("%s (neighbours learn it when they ask)", exc.message)
+        return None
+
+    def _remove(self, key: str, keep: set[str]) -> None:
+        """Removes the key's addresses not in `keep` (the lock held)."""
+        interface, added = self._added.get(key, ("", set()))
+        for cidr in sorted(added - keep):
+            netlink.remove_address(interface, cidr)
+            self.lease.unhold(address_item(interface, cidr))
+            added.discard(cidr)
+            log.info("removed gateway %s from %s", cidr, interface)
+        if not added:
+            self._added.pop(key, None)

@@ -1,0 +1,154 @@
+"""The primary's gateway addresses (pvc.node.gateways) on real node daemons in namespaces:
+on the primary only, following the network's records, waiting for a bridge, moving on
+handover."""
+
+import ipaddress
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pvc.ops import node as node_ops
+from tests import processes
+from tests.local_cluster import REPO, sh
+from tests.primary_network_rig import (
+    Client,
+    Segment,
+    addresses,
+    network,
+    observer_with,
+    running_cluster,
+    wait_for,
+    write_network,
+)
+
+V6 = {"ip6_network": "fd00:24::/64", "ip6_gateway": "fd00:24::1"}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    with running_cluster(tmp_path_factory.mktemp("gateways")) as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
+def observer(cluster):
+    yield from observer_with(cluster)
+
+
+def holders(cluster, interface: str, cidr: str) -> list[str]:
+    return [n for n in cluster.names if cidr in addresses(cluster.namespace(n), interface)]
+
+
+PRIMARY_ADDRESSES = (
+    ("vmbr100", "10.100.0.1/24"),
+    ("vmbr100", "fd00:24::1/64"),
+    ("lo", "169.254.169.254/32"),
+)
+
+
+def only_on(cluster, node: str) -> bool:
+    """Network 100's gateways and the metadata address are on `node` and nowhere else."""
+    return all(holders(cluster, iface, cidr) == [node] for iface, cidr in PRIMARY_ADDRESSES)
+
+
+def test_gateways_and_the_metadata_address_are_on_the_primary_only(cluster, observer, tmp_path):
+    write_network(observer, network(100, **V6))
+    primary = cluster.wait_for_primary(observer, 10)
+    wait_for("the primary's addresses on the primary", lambda: only_on(cluster, primary))
+    client = Client(cluster.segments[0], "gw1", "52:54:00:24:01:01", tmp_path)
+    cluster.clients.append(client)
+    client.dhcp()
+    assert client.ping("10.100.0.1")
+
+
+def test_a_changed_gateway_moves_and_a_removed_network_loses_it(cluster, observer):
+    primary = cluster.wait_for_primary(observer, 10)
+    ns = cluster.namespace(primary)
+    write_network(observer, network(100, ip4_gateway="10.100.0.254", **V6))
+    wait_for("the new gateway", lambda: "10.100.0.254/24" in addresses(ns, "vmbr100"))
+    wait_for("the old gateway gone", lambda: "10.100.0.1/24" not in addresses(ns, "vmbr100"))
+    observer.delete(("network", "100"))
+    gateways = {"10.100.0.254/24", "fd00:24::1/64"}
+    wait_for("no gateway left", lambda: not gateways & set(addresses(ns, "vmbr100")))
+    assert "169.254.169.254/32" in addresses(ns, "lo")  # the metadata address stays
+
+
+def test_a_gateway_waits_for_its_bridge(cluster, observer):
+    primary = cluster.wait_for_primary(observer, 10)
+    write_network(observer, network(101))
+    late = Segment(cluster, 101, nodes=[])  # no bridge on any node yet
+    try:
+        time.sleep(2)  # the gateway's steps find no bridge, and ask again later
+        late.add_bridge(primary)
+        wait_for("the gateway on the late bridge",
+                 lambda: holders(cluster, "vmbr101", "10.101.0.1/24") == [primary])  # fmt: skip
+    finally:
+        observer.delete(("network", "101"))
+        late.down()
+
+
+def test_handover_moves_every_gateway(cluster, observer):
+    write_network(observer, network(100, **V6))
+    old = cluster.wait_for_primary(observer, 10)
+    wait_for("the gateway", lambda: holders(cluster, "vmbr100", "10.100.0.1/24") == [old])
+    new = next(name for name in cluster.names if name != old)
+    node_ops.set_primary(observer, new)
+    assert cluster.wait_for_primary(observer, 20, not_=old) == new
+    wait_for(f"the primary's addresses on {new} only", lambda: only_on(cluster, new))
+
+
+CAPTURE = """
+import socket, sys, time
+sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x86DD))
+sock.bind(("eth0", 0))
+sock.settimeout(1)
+print("ready", flush=True)
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:
+    try:
+        frame = sock.recv(2048)
+    except TimeoutError:
+        continue
+    icmp = frame[14 + 40:]
+    if frame[14 + 6] == 58 and icmp[0] == 136:  # ICMPv6 neighbour advertisement
+        print(icmp[8:24].hex(), icmp[4:8].hex(), frame[14 + 7], frame[14 + 24:14 + 40].hex())
+        sys.exit(0)
+sys.exit(1)
+"""
+
+
+def test_an_ipv6_address_is_announced_by_an_unsolicited_advertisement(tmp_path):
+    """netlink.announce_address, for IPv6: an NA to all nodes, override flag, hop limit 255,
+    seen by a neighbour on the segment."""
+    slot = os.environ.get("PVC_TEST_SLOT", "")
+    sender, receiver = f"pvcna{slot}-a", f"pvcna{slot}-b"
+    try:
+        for ns in (sender, receiver):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+            sh("ip", "netns", "add", ns)
+        sh("ip", "-n", sender, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
+           "netns", receiver)  # fmt: skip
+        for ns in (sender, receiver):
+            sh("ip", "-n", ns, "link", "set", "eth0", "up")
+        sh("ip", "-n", sender, "addr", "add", "fd00:24::1/64", "dev", "eth0", "nodad")
+        with processes.running(
+            ["ip", "netns", "exec", receiver, sys.executable, "-c", CAPTURE],
+            stdout=subprocess.PIPE, text=True,
+        ) as capture:  # fmt: skip
+            assert capture.stdout.readline().strip() == "ready"
+            announce = (
+                "from pvc.drivers import netlink; netlink.announce_address('eth0', 'fd00:24::1/64')"
+            )
+            subprocess.run(["ip", "netns", "exec", sender, sys.executable, "-c", announce],
+                           cwd=REPO, check=True, capture_output=True, timeout=60)  # fmt: skip
+            assert capture.wait(30) == 0
+            target, flags, hops, to = capture.stdout.readline().split()
+        assert ipaddress.ip_address(bytes.fromhex(target)) == ipaddress.ip_address("fd00:24::1")
+        assert ipaddress.ip_address(bytes.fromhex(to)) == ipaddress.ip_address("ff02::1")
+        assert int(flags, 16) & 0x20000000 and hops == "255"  # override; not routed
+    finally:
+        for ns in (sender, receiver):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
