@@ -44,6 +44,7 @@ from pvc.node.disk_sizes import DiskSizes
 from pvc.node.fencing import FenceMonitor
 from pvc.node.jobs import JobRunner
 from pvc.node.lease import PrimaryLease
+from pvc.node.metadata import MetadataService
 from pvc.node.osds import OsdController
 from pvc.node.primary_contention import Coordinator
 from pvc.node.primary_services import PrimaryService, for_node
@@ -256,7 +257,8 @@ class NodeDaemon:
         self.lease = PrimaryLease(self.zk, self.watchdog)
         # primary-only controllers, started after the built-in services on takeover
         controllers: list[PrimaryService] = [
-            FenceMonitor(self.zk, self.view, self.name, self.config, self.lease)
+            FenceMonitor(self.zk, self.view, self.name, self.config, self.lease),
+            MetadataService(self.view),  # after the gateways and DHCP (REFERENCE 1.4)
         ]
         if self.config.get("ceph.enabled"):
             from pvc.drivers import ceph
