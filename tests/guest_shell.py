@@ -6,9 +6,9 @@ serial line has no framing, so each command is sent as one line between two mark
     echo ST''ART-<id>; sh -c '<command>' </dev/null 2>&1; echo "EN""D-<id> $?"
 The markers are spelt with quotes so an echo of the line itself (should the console echo) never
 matches them, nor does a prompt before them; output is what lies between the START line and
-the END marker (CR/LF made LF; stdout and stderr together), the exit code follows END. The command runs in a child
-shell, so a syntax error or an `exit` in it does not end the guest's shell, and its stdin is
-/dev/null, so it cannot swallow the next command.
+the END marker (CR/LF made LF; stdout and stderr together), the exit code follows END. The
+command runs in a child shell, so a syntax error or an `exit` in it does not end the guest's
+shell, and its stdin is /dev/null, so it cannot swallow the next command.
 """
 
 import re
