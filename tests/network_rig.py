@@ -7,17 +7,32 @@ scripts/bench/network.
   `wait_for_http_in` retries it while nothing listens yet.
 - `Segment`: a bridge in a "host" namespace with veth "NICs" of namespaces attached (given
   MAC and address), to build a managed network's bridge without the network code.
+- `guest_network_cluster`: three node daemons with libvirtd, a managed network, a namespace
+  outside it; `boot_guest` starts a tiny guest on it through the API; `api`, `until`.
 """
 
 import contextlib
 import ctypes
 import http.client
+import json
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.parse
-from collections.abc import Iterator
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
+from pvc.ops import network_records
+from pvc.ops import node as node_ops
+from pvc.ops.network_records import Network
+from pvc.zk.handler import ZKHandler
+from tests.conftest import free_port
+from tests.libvirt_nodes import LibvirtNodes, build_guest, linux_domain_xml
+from tests.local_cluster import LocalCluster
 from tests.processes import COMMAND_TIMEOUT
 
 CLONE_NEWNET = 0x40000000
@@ -106,3 +121,94 @@ class Segment:
         for namespace in [*self.members, self.host]:
             subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
         self.members.clear()
+
+
+# --- a cluster with a managed network and guests on it -------------------------------------
+
+
+def api(cluster: LocalCluster, method: str, path: str, params: dict | None = None) -> Any:
+    data = json.dumps(params).encode() if params is not None else None
+    request = urllib.request.Request(cluster.api_url + path, data=data, method=method)
+    request.add_header("X-Api-Key", cluster.api_key)
+    if data:
+        request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        return json.loads(reply.read())
+
+
+def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    """check()'s first true result, retrying while it is false or fails (the last failure is
+    in the message at timeout)."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if result := check():
+                return result
+        except (urllib.error.URLError, OSError, AssertionError) as exc:
+            last = exc
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}; last: {last}")
+
+
+@contextlib.contextmanager
+def guest_network_cluster(
+    workdir: Path, prefix: str, subnet: str, network: Network, primary: str = "node2"
+) -> Iterator[tuple[LocalCluster, ZKHandler]]:
+    """Three node daemons with a libvirtd each, `primary` made primary, `network` written
+    to Zookeeper, and a namespace `<prefix>-out` on the cluster bridge that reaches the
+    network through the floating address (`outside(cluster)`); all gone afterwards."""
+    cluster = LocalCluster(workdir, 3, prefix=prefix, subnet=subnet, zk_port=free_port())
+    libvirt = LibvirtNodes(workdir / "libvirt")
+    zk = None
+    try:
+        cluster.up()
+        for name in cluster.names:  # the namespaces share one file system
+            cluster.node_settings[name] = {"networks": {"run_directory": str(workdir / name)}}
+        cluster.use_libvirt(libvirt.start_cluster(cluster))
+        cluster.start_all()
+        zk = cluster.running_observer(60)
+        node_ops.set_primary(zk, primary)
+        until(lambda: cluster.wait_for_primary(zk, 5) == primary, 60, f"{primary} as primary")
+        zk.write(network_records.values(network))
+        _attach_outside(cluster, network)
+        until(lambda: api(cluster, "GET", "/node"), 30, "the API")
+        yield cluster, zk
+    finally:
+        if zk is not None:
+            zk.close()
+        cluster.down()
+        libvirt.stop()
+        subprocess.run(["ip", "netns", "del", outside(cluster)], capture_output=True, check=False)
+
+
+def outside(cluster: LocalCluster) -> str:
+    return f"{cluster.prefix}-out"
+
+
+def _attach_outside(cluster: LocalCluster, network: Network) -> None:
+    namespace = outside(cluster)
+    subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
+    sh("ip", "netns", "add", namespace)
+    veth = f"{cluster.prefix}vo"
+    sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", namespace)
+    sh("ip", "link", "set", veth, "master", cluster.bridge, "up")
+    sh("ip", "-n", namespace, "addr", "add", f"{cluster.subnet}.50/24", "dev", "eth0")
+    sh("ip", "-n", namespace, "link", "set", "eth0", "up")
+    sh("ip", "-n", namespace, "route", "add", str(network.ip4_network), "via", cluster.floating)
+
+
+def boot_guest(
+    cluster: LocalCluster, workdir: Path, name: str, node: str, mac: str, network: Network
+) -> tuple[str, Path]:
+    """Defines and starts the tiny guest `name` on `node` through the API, its NIC (`mac`) on
+    the network's bridge; its UUID and the path of its shell socket (tests.guest_shell)."""
+    vm_uuid = str(uuid.uuid4())
+    socket_path = workdir / f"{name}.sock"
+    xml = linux_domain_xml(
+        name, vm_uuid, build_guest(), workdir / f"{name}.log", nic=network.bridge,
+        hostname=name, mac=mac, shell_socket=socket_path,
+    )  # fmt: skip
+    api(cluster, "POST", "/vm", {"xml": xml, "node": node})
+    api(cluster, "POST", f"/vm/{name}/state", {"state": "start"})
+    return vm_uuid, socket_path

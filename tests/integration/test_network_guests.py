@@ -7,15 +7,8 @@ It needs every part of issue 12: the network links, gateways and DHCP (and the f
 the ACL test); until those modules exist the tests are skipped, naming the missing one.
 """
 
-import json
 import os
-import subprocess
-import time
-import urllib.error
-import urllib.request
-import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
@@ -23,11 +16,9 @@ from pvc.ops import network_records
 from pvc.ops import node as node_ops
 from pvc.ops.network_records import Network
 from pvc.zk.handler import ZKHandler
-from tests.conftest import free_port
 from tests.guest_shell import GuestShell
-from tests.libvirt_nodes import LibvirtNodes, build_guest, linux_domain_xml
 from tests.local_cluster import LocalCluster
-from tests.network_rig import http_get_in, sh
+from tests.network_rig import boot_guest, guest_network_cluster, http_get_in, outside, until
 
 SLOT = int(os.environ.get("PVC_TEST_SLOT", "0"))
 NET = f"10.120.{SLOT}"
@@ -70,31 +61,6 @@ def needs(*modules: str) -> None:
         pytest.importorskip(module, reason=f"{module} is not built yet (another part of issue 12)")
 
 
-def api(cluster: LocalCluster, method: str, path: str, params: dict | None = None) -> dict:
-    data = json.dumps(params).encode() if params is not None else None
-    request = urllib.request.Request(cluster.api_url + path, data=data, method=method)
-    request.add_header("X-Api-Key", cluster.api_key)
-    if data:
-        request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=10) as reply:
-        return json.loads(reply.read())
-
-
-def until(check, timeout: float, what: str):
-    """check()'s first true result, retrying while it is false or fails (the last failure is
-    in the message at timeout)."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            if result := check():
-                return result
-        except (urllib.error.URLError, OSError, AssertionError) as exc:
-            last = exc
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}; last: {last}")
-
-
 def guest_address(guest: Guest) -> str:
     """The address the guest leased on eth0 (waits for it)."""
     output = guest.shell.check(
@@ -108,61 +74,22 @@ def guest_address(guest: Guest) -> str:
 def rig(tmp_path_factory):
     needs(*NEEDED)
     workdir = tmp_path_factory.mktemp("ng")  # short: it holds the libvirtd sockets
-    cluster = LocalCluster(workdir, 3, prefix="pvcg", subnet="10.206.0", zk_port=free_port())
-    libvirt = LibvirtNodes(workdir / "libvirt")
-    outside = f"{cluster.prefix}-out"
-    zk = None
-    guests: dict[str, Guest] = {}
-    try:
-        cluster.up()
-        for name in cluster.names:  # the namespaces share one file system
-            cluster.node_settings[name] = {"networks": {"run_directory": str(workdir / name)}}
-        cluster.use_libvirt(libvirt.start_cluster(cluster))
-        cluster.start_all()
-        zk = cluster.running_observer(60)
-        node_ops.set_primary(zk, "node2")
-        until(lambda: cluster.wait_for_primary(zk, 5) == "node2", 60, "node2 to be primary")
-        zk.write(network_records.values(NETWORK))
-        _attach_outside(cluster, outside)
-        image = build_guest()
-        until(lambda: api(cluster, "GET", "/node"), 30, "the API")
-        for index, (name, node) in enumerate(GUESTS.items(), start=1):
-            guests[name] = _boot(cluster, workdir, image, name, node, index)
-        for guest in guests.values():
-            guest.ip = guest_address(guest)
-        yield Rig(cluster, zk, outside, guests)
-    finally:
-        for guest in guests.values():
-            guest.shell.close()
-        if zk is not None:
-            zk.close()
-        cluster.down()
-        libvirt.stop()
-        subprocess.run(["ip", "netns", "del", outside], capture_output=True, check=False)
-
-
-def _attach_outside(cluster: LocalCluster, namespace: str) -> None:
-    """A host on the cluster bridge that reaches the network through the floating address."""
-    subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
-    sh("ip", "netns", "add", namespace)
-    veth = f"{cluster.prefix}vo"
-    sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", namespace)
-    sh("ip", "link", "set", veth, "master", cluster.bridge, "up")
-    sh("ip", "-n", namespace, "addr", "add", f"{cluster.subnet}.50/24", "dev", "eth0")
-    sh("ip", "-n", namespace, "link", "set", "eth0", "up")
-    sh("ip", "-n", namespace, "route", "add", f"{NET}.0/24", "via", cluster.floating)
-
-
-def _boot(cluster: LocalCluster, workdir: Path, image, name: str, node: str, index: int) -> Guest:
-    vm_uuid, mac = str(uuid.uuid4()), f"52:54:00:64:00:{index:02x}"
-    socket_path = workdir / f"{name}.sock"
-    xml = linux_domain_xml(
-        name, vm_uuid, image, workdir / f"{name}.log", nic=NETWORK.bridge,
-        hostname=name, mac=mac, shell_socket=socket_path,
-    )  # fmt: skip
-    api(cluster, "POST", "/vm", {"xml": xml, "node": node})
-    api(cluster, "POST", f"/vm/{name}/state", {"state": "start"})
-    return Guest(name, vm_uuid, mac, GuestShell.connect(socket_path, timeout=180))
+    with guest_network_cluster(workdir, "pvcg", "10.206.0", NETWORK, primary="node2") as (
+        cluster,
+        zk,
+    ):
+        guests: dict[str, Guest] = {}
+        try:
+            for index, (name, node) in enumerate(GUESTS.items(), start=1):
+                mac = f"52:54:00:64:00:{index:02x}"
+                vm_uuid, socket_path = boot_guest(cluster, workdir, name, node, mac, NETWORK)
+                guests[name] = Guest(name, vm_uuid, mac, GuestShell.connect(socket_path, 180))
+            for guest in guests.values():
+                guest.ip = guest_address(guest)
+            yield Rig(cluster, zk, outside(cluster), guests)
+        finally:
+            for guest in guests.values():
+                guest.shell.close()
 
 
 def check_services(rig: Rig, what: str) -> None:
