@@ -8,19 +8,17 @@ scripts/bench/network.
 - `Segment`: a bridge in a "host" namespace with veth "NICs" of namespaces attached (given
   MAC and address), to build a managed network's bridge without the network code.
 - `guest_network_cluster`: three node daemons with libvirtd, a managed network, a namespace
-  outside it; `boot_guest` starts a tiny guest on it through the API; `api`, `until`.
+  outside it; `boot_guest` starts a tiny guest on it through the API; `until` retries.
 """
 
 import contextlib
 import ctypes
 import http.client
-import json
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +29,7 @@ from pvc.ops import node as node_ops
 from pvc.ops.network_records import Network
 from pvc.zk.handler import ZKHandler
 from tests.conftest import free_port
+from tests.integration.test_vm_real import api
 from tests.libvirt_nodes import LibvirtNodes, build_guest, linux_domain_xml
 from tests.local_cluster import LocalCluster
 from tests.processes import COMMAND_TIMEOUT
@@ -85,31 +84,38 @@ def wait_for_http_in(namespace: str, url: str, timeout: float = 30) -> tuple[int
 
 
 class Segment:
-    """Bridge `bridge` in namespace `host`, with namespaces attached as "VMs"."""
+    """Bridge `bridge` in namespace `host` (None: the host's own), with namespaces attached
+    as "VMs" or outside hosts."""
 
-    def __init__(self, host: str, bridge: str):
+    def __init__(self, host: str | None, bridge: str):
         self.host = host
         self.bridge = bridge
         self.members: list[str] = []
 
+    def _ip(self, *args: str) -> None:
+        sh("ip", *(["-n", self.host] if self.host else []), *args)
+
     def create_host(self) -> "Segment":
+        assert self.host is not None
         subprocess.run(["ip", "netns", "del", self.host], capture_output=True, check=False)
         sh("ip", "netns", "add", self.host)
-        sh("ip", "-n", self.host, "link", "set", "lo", "up")
-        sh("ip", "-n", self.host, "link", "add", self.bridge, "type", "bridge")
-        sh("ip", "-n", self.host, "link", "set", self.bridge, "up")
+        self._ip("link", "set", "lo", "up")
+        self._ip("link", "add", self.bridge, "type", "bridge")
+        self._ip("link", "set", self.bridge, "up")
         return self
 
-    def attach(self, namespace: str, mac: str, cidr: str, gateway: str | None = None) -> None:
-        """A namespace whose eth0 (`mac`, `cidr`) is a port of the bridge, `gateway` its
-        default route."""
+    def attach(
+        self, namespace: str, mac: str | None, cidr: str, gateway: str | None = None
+    ) -> None:
+        """A namespace whose eth0 (`mac`, if given, and `cidr`) is a port of the bridge,
+        `gateway` its default route."""
         subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
         sh("ip", "netns", "add", namespace)
         port = f"p{len(self.members)}{self.bridge}"[:15]
-        sh("ip", "-n", self.host, "link", "add", port, "type", "veth",
-           "peer", "name", "eth0", "netns", namespace)  # fmt: skip
-        sh("ip", "-n", self.host, "link", "set", port, "master", self.bridge, "up")
-        sh("ip", "-n", namespace, "link", "set", "eth0", "address", mac)
+        self._ip("link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", namespace)
+        self._ip("link", "set", port, "master", self.bridge, "up")
+        if mac:
+            sh("ip", "-n", namespace, "link", "set", "eth0", "address", mac)
         sh("ip", "-n", namespace, "addr", "add", cidr, "dev", "eth0")
         sh("ip", "-n", namespace, "link", "set", "eth0", "up")
         sh("ip", "-n", namespace, "link", "set", "lo", "up")
@@ -118,22 +124,12 @@ class Segment:
         self.members.append(namespace)
 
     def destroy(self) -> None:
-        for namespace in [*self.members, self.host]:
+        for namespace in [*self.members, *([self.host] if self.host else [])]:
             subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
         self.members.clear()
 
 
 # --- a cluster with a managed network and guests on it -------------------------------------
-
-
-def api(cluster: LocalCluster, method: str, path: str, params: dict | None = None) -> Any:
-    data = json.dumps(params).encode() if params is not None else None
-    request = urllib.request.Request(cluster.api_url + path, data=data, method=method)
-    request.add_header("X-Api-Key", cluster.api_key)
-    if data:
-        request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=10) as reply:
-        return json.loads(reply.read())
 
 
 def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -188,13 +184,7 @@ def outside(cluster: LocalCluster) -> str:
 
 def _attach_outside(cluster: LocalCluster, network: Network) -> None:
     namespace = outside(cluster)
-    subprocess.run(["ip", "netns", "del", namespace], capture_output=True, check=False)
-    sh("ip", "netns", "add", namespace)
-    veth = f"{cluster.prefix}vo"
-    sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", namespace)
-    sh("ip", "link", "set", veth, "master", cluster.bridge, "up")
-    sh("ip", "-n", namespace, "addr", "add", f"{cluster.subnet}.50/24", "dev", "eth0")
-    sh("ip", "-n", namespace, "link", "set", "eth0", "up")
+    Segment(None, cluster.bridge).attach(namespace, None, f"{cluster.subnet}.50/24")
     sh("ip", "-n", namespace, "route", "add", str(network.ip4_network), "via", cluster.floating)
 
 

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from pvc.node.metadata import MetadataService
+from pvc.node.metadata import META_DATA, MetadataService
 from pvc.ops import cluster as cluster_ops
 from pvc.ops import network_records
 from pvc.ops.network_records import Network
@@ -75,33 +75,38 @@ def rig(zk):
 
 def test_a_vm_reads_its_own_metadata_by_lease_and_by_reservation(rig):
     _, names, vms, _, _ = rig
-    assert http_get_in(names["a"], f"{URL}/meta-data/instance-id") == (200, f"{vms['vma'][0]}\n")
-    assert http_get_in(names["a"], f"{URL}/meta-data/name") == (200, "vma\n")
-    assert http_get_in(names["a"], f"{URL}/meta-data/local-hostname") == (200, "vma.meta.test\n")
-    assert http_get_in(names["a"], f"{URL}/meta-data/hostname") == (200, "vma.meta.test\n")
-    assert http_get_in(names["a"], f"{URL}/meta-data/local-ipv4") == (200, f"{NET}.101\n")
-    assert http_get_in(names["a"], f"{URL}/meta-data/mac") == (200, f"{MAC_A}\n")
-    assert http_get_in(names["a"], f"{URL}/meta-data/network") == (200, "100\n")
+    expected = {
+        "instance-id": vms["vma"][0],
+        "name": "vma",
+        "hostname": "vma.meta.test",
+        "local-hostname": "vma.meta.test",
+        "local-ipv4": f"{NET}.101",
+        "mac": MAC_A,
+        "network": "100",
+    }
+    for key, value in expected.items():
+        assert http_get_in(names["a"], f"{URL}/meta-data/{key}") == (200, f"{value}\n"), key
     assert http_get_in(names["b"], f"{URL}/meta-data/instance-id") == (200, f"{vms['vmb'][0]}\n")
-    assert http_get_in(names["b"], "http://169.254.169.254/2009-04-04/meta-data/name") == (
-        200,
-        "vmb\n",
-    )
+    dated = "http://169.254.169.254/2009-04-04/meta-data/name"  # cloud-init's EC2 version
+    assert http_get_in(names["b"], dated) == (200, "vmb\n")
 
 
 def test_listings_user_data_and_unknown_paths(rig):
     _, names, _, _, _ = rig
-    status, listing = http_get_in(names["a"], f"{URL}/meta-data/")
-    assert status == 200 and listing.split() == [
+    listing = "".join(f"{key}\n" for key in META_DATA)
+    answers = {
+        "/": (200, "latest\n"),
+        "/latest/": (200, "meta-data/\nuser-data\n"),
+        "/latest/meta-data/": (200, listing),
+        "/latest/user-data": (404, "no user-data\n"),
+        "/latest/meta-data/secret": (404, "not found\n"),
+        "/old/meta-data/name": (404, "not found\n"),
+    }
+    for path, answer in answers.items():
+        assert http_get_in(names["a"], f"http://169.254.169.254{path}") == answer, path
+    assert META_DATA == (
         "instance-id", "name", "hostname", "local-hostname", "local-ipv4", "mac", "network",
-    ]  # fmt: skip
-    assert http_get_in(names["a"], f"{URL}/") == (200, "meta-data/\nuser-data\n")
-    assert http_get_in(names["a"], f"{URL}/user-data") == (404, "no user-data\n")
-    assert http_get_in(names["a"], f"{URL}/meta-data/secret") == (404, "not found\n")
-    assert http_get_in(names["a"], "http://169.254.169.254/old/meta-data/name") == (
-        404,
-        "not found\n",
-    )
+    )  # fmt: skip
 
 
 def test_a_caller_without_a_lease_is_refused_with_the_reason(rig):

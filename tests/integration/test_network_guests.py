@@ -168,23 +168,24 @@ def renew_lease(guest: Guest) -> None:
     )
 
 
-def test_services_work_again_after_a_graceful_handover(rig):
-    old = rig.cluster.wait_for_primary(rig.zk, 30)
-    node_ops.set_secondary(rig.zk, old)
+def services_return(rig: Rig, old: str, what: str) -> None:
+    """After the primary `old` went (`what`): a new primary, and from it leases for every
+    guest, then every service."""
     new = rig.cluster.wait_for_primary(rig.zk, 60, not_=old)
     assert new != old
     for guest in rig.guests.values():
         until(lambda guest=guest: renew_lease(guest) or True, 60, f"a lease for {guest.name}")
-    what = f"after the handover from {old} to {new}"
-    until(lambda: check_services(rig, what) or True, 60, what)
+    moment = f"after {old} {what} and {new} took over"
+    until(lambda: check_services(rig, moment) or True, 60, moment)
+
+
+def test_services_work_again_after_a_graceful_handover(rig):
+    old = rig.cluster.wait_for_primary(rig.zk, 30)
+    node_ops.set_secondary(rig.zk, old)
+    services_return(rig, old, "handed over")
 
 
 def test_services_work_again_after_the_primary_is_killed(rig):
     old = rig.cluster.wait_for_primary(rig.zk, 30)
     rig.cluster.kill(old)
-    new = rig.cluster.wait_for_primary(rig.zk, 60, not_=old)
-    assert new != old
-    for guest in rig.guests.values():
-        until(lambda guest=guest: renew_lease(guest) or True, 60, f"a lease for {guest.name}")
-    what = f"after {old} was killed and {new} took over"
-    until(lambda: check_services(rig, what) or True, 60, what)
+    services_return(rig, old, "was killed")
