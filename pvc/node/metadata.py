@@ -188,6 +188,9 @@ class _Handler(BaseHTTPRequestHandler):
         except PvcError as exc:
             log.warning("metadata request from %s failed: %s", self.client_address[0], exc)
             status, data = 503, f"unavailable: {exc.message}\n".encode()
+        except Exception:
+            log.exception("metadata request from %s failed", self.client_address[0])
+            status, data = 500, b"internal error\n"
         self.send_response(status)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
