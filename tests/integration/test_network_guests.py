@@ -159,6 +159,10 @@ def test_a_guest_taking_another_guests_address_gets_none_of_its_metadata(rig):
     assert vma.uuid not in spoof.output
     assert vmp.uuid not in spoof.output
     assert vmp.shell.check(f"timeout 10 wget -qO- {METADATA}/instance-id") == f"{vmp.uuid}\n"
+    # the victim tells the segment where its address lives again, and is served again
+    vma.shell.run(f"arping -U -c 2 -I eth0 {vma.ip}")
+    own = f"timeout 10 wget -qO- {METADATA}/instance-id"
+    until(lambda: vma.shell.check(own) == f"{vma.uuid}\n", 60, "vma's metadata again")
 
 
 def renew_lease(guest: Guest) -> None:
