@@ -110,8 +110,12 @@ def check_services(rig: Rig, what: str) -> None:
 def test_guests_lease_across_the_vxlan_reach_and_resolve_each_other_and_read_metadata(rig):
     for guest in rig.guests.values():
         assert guest.ip.startswith(f"{NET}.")
-        leases = network_records.leases(rig.zk, NETWORK.vni)
-        assert leases[guest.mac]["ip"] == guest.ip
+
+        def leased(guest: Guest = guest) -> bool:  # dnsmasq writes it back in a moment
+            record = network_records.leases(rig.zk, NETWORK.vni).get(guest.mac, {})
+            return record.get("ip") == guest.ip
+
+        until(leased, 30, f"{guest.name}'s lease in Zookeeper")
         assert guest.shell.check("cat /etc/resolv.conf").count("nameserver") >= 1
     check_services(rig, "at first")
     vma = rig.guests["vma"]
