@@ -130,7 +130,8 @@ def test_an_in_acl_drops_its_port_and_passes_the_rest(rig):
         vmb.shell.check(f"httpd -p {port} -h /tmp/www")
     for port in (8080, 8081):  # both open before the ACL
         url = f"http://{vmb.ip}:{port}/hi"
-        until(lambda url=url: http_get_in(rig.outside, url) == (200, "hello\n"), 30, url)
+        what = f"{url} from outside, routed through the gateway (the primary forwarding)"
+        until(lambda url=url: http_get_in(rig.outside, url) == (200, "hello\n"), 30, what)
     rule = {"rule": "tcp dport 8081 drop", "order": 1}
     rig.zk.write({("network.acl", str(NETWORK.vni), "in", "no-8081"): rule})
 
