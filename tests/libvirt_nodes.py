@@ -108,37 +108,58 @@ def linux_domain_xml(
     console_log: Path,
     memory_mib: int = 128,
     nic: str | None = None,
+    *,
+    hostname: str | None = None,
+    mac: str | None = None,
+    shell_socket: Path | None = None,
 ) -> str:
     """The tiny Linux guest: direct kernel boot, no disk. Its serial console is a pty (so
     `virsh console` works) logged to `console_log`, appended to by whichever node runs it: a
     path under /var/log/libvirt would be per node. `nic`: None, "user" (QEMU's own NAT) or the
-    name of a bridge, for one virtio NIC."""
+    name of a bridge, for one virtio NIC, with MAC `mac` if given. `hostname`: the guest's
+    name, sent in its DHCP requests. `shell_socket`: a second serial port, a UNIX socket at
+    that path (made by QEMU) with a root shell on it (tests.guest_shell)."""
+    cmdline = "console=ttyS0 quiet" + (f" pvc.hostname={hostname}" if hostname else "")
     os_xml = f"""<os><type arch='x86_64' machine='pc'>hvm</type>
     <kernel>{_xml(guest.kernel)}</kernel>
     <initrd>{_xml(guest.initrd)}</initrd>
-    <cmdline>console=ttyS0 quiet</cmdline>
+    <cmdline>{_xml(cmdline)}</cmdline>
   </os>"""
     log = f"<log file='{_xml(console_log)}' append='on'/>"
     devices = f"""<serial type='pty'>{log}<target port='0'/></serial>
     <console type='pty'><target type='serial' port='0'/></console>"""
-    return _domain(name, uuid, memory_mib, os_xml, devices, nic)
+    if shell_socket:
+        source = f"<source mode='bind' path='{_xml(shell_socket)}'/>"
+        devices += f"\n    <serial type='unix'>{source}<target port='1'/></serial>"
+    return _domain(name, uuid, memory_mib, os_xml, devices, nic, mac)
 
 
-def firmware_domain_xml(name: str, uuid: str, memory_mib: int = 32, nic: str | None = None) -> str:
+def firmware_domain_xml(
+    name: str, uuid: str, memory_mib: int = 32, nic: str | None = None, mac: str | None = None
+) -> str:
     """A diskless domain that only ever runs firmware (SeaBIOS, then iPXE with a NIC): it runs
     in ~0.3 s with a ~40 MB QEMU, for tests that need many VMs but no guest OS."""
     os_xml = "<os><type arch='x86_64' machine='pc'>hvm</type><boot dev='network'/></os>"
-    return _domain(name, uuid, memory_mib, os_xml, "", nic)
+    return _domain(name, uuid, memory_mib, os_xml, "", nic, mac)
 
 
 def _domain(
-    name: str, uuid: str, memory_mib: int, os_xml: str, devices: str, nic: str | None
+    name: str,
+    uuid: str,
+    memory_mib: int,
+    os_xml: str,
+    devices: str,
+    nic: str | None,
+    mac: str | None = None,
 ) -> str:
+    address = f"<mac address='{_xml(mac)}'/>" if mac else ""
     if nic == "user":
-        devices += "\n    <interface type='user'><model type='virtio'/></interface>"
-    elif nic:
         devices += f"""
-    <interface type='bridge'><source bridge='{_xml(nic)}'/><model type='virtio'/></interface>"""
+    <interface type='user'>{address}<model type='virtio'/></interface>"""
+    elif nic:
+        source = f"<source bridge='{_xml(nic)}'/>"
+        devices += f"""
+    <interface type='bridge'>{address}{source}<model type='virtio'/></interface>"""
     return f"""<domain type='qemu'>
   <name>{_xml(name)}</name>
   <uuid>{uuid}</uuid>

@@ -49,6 +49,7 @@ from pvc.node.firewall import Firewall
 from pvc.node.gateways import Gateways
 from pvc.node.jobs import JobRunner
 from pvc.node.lease import PrimaryLease
+from pvc.node.metadata import MetadataService
 from pvc.node.osds import OsdController
 from pvc.node.primary_contention import Coordinator
 from pvc.node.primary_services import PrimaryService, for_node
@@ -276,6 +277,7 @@ class NodeDaemon:
             FenceMonitor(self.zk, self.view, self.name, self.config, self.lease),
             Gateways(self.view, self.config, self.lease),
             Dhcp(self.view, self.config, self.lease),
+            MetadataService(self.view),  # after the gateways and DHCP (REFERENCE 1.4)
         ]
         if self.config.get("ceph.enabled"):
             from pvc.drivers import ceph
