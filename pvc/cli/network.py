@@ -34,7 +34,7 @@ Options:
   --no-dhcp6                  no DHCPv6
   --name-server IP            a name server DHCP hands out (repeat for more)
   --mtu N                     MTU (default: the largest the underlay allows)
-  --vlan N                    bridged: the VLAN tag (default: untagged)
+  --vlan N                    bridged: the VLAN tag (default: the VNI; 0: untagged)
   --nat                       managed: source NAT to the upstream network
   --no-dhcp                   modify: turn DHCPv4 off
   --no-nat                    modify: turn NAT off

@@ -156,6 +156,13 @@ def built(old: Network | None, vni: int, given: dict[str, Any]) -> Network:
         raise InvalidInput(f"invalid MTU {fields['mtu']}: from {MTU_MIN} to {MTU_MAX}")
     if fields["type"] == BRIDGED:
         _require_no_l3(vni, fields)
+        if old is None and given.get("vlan") is None:  # the original's: tagged with the VNI
+            if vni > VLAN_MAX:
+                raise InvalidInput(
+                    f"bridged network {vni} is tagged with its VNI by default, which is over "
+                    f"{VLAN_MAX}: give a VLAN tag, or 0 for untagged"
+                )
+            fields["vlan"] = vni
         if fields["vlan"] is not None and not VLAN_MIN <= fields["vlan"] <= VLAN_MAX:
             raise InvalidInput(
                 f"invalid VLAN {fields['vlan']}: from {VLAN_MIN} to {VLAN_MAX} (0: untagged)"

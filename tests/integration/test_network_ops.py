@@ -100,9 +100,18 @@ def test_ipv6_overlap_and_untagged_bridged_networks_are_refused(nets):
     network.add(nets, 300, nettype="managed", ip6_network="fd00:300::/64")
     message = refused(nets, Conflict, network.add, 301, ip6_network="fd00:300::/48")
     assert "overlaps fd00:300::/64 of network 300" in message
-    network.add(nets, 201, nettype="bridged")
+    network.add(nets, 201, nettype="bridged", vlan=0)
     message = refused(nets, Conflict, network.add, 202, nettype="bridged", vlan=0)
     assert "untagged traffic" in message
+
+
+def test_a_bridged_network_is_tagged_with_its_vni_by_default(nets):
+    network.add(nets, 202, nettype="bridged")
+    assert network_records.read(nets, 202).vlan == 202
+    message = refused(nets, InvalidInput, network.add, 5000, nettype="bridged")
+    assert "give a VLAN tag, or 0 for untagged" in message
+    network.add(nets, 5000, nettype="bridged", vlan=50)
+    assert network_records.read(nets, 5000).vlan == 50
 
 
 def test_modify_changes_what_is_given_and_keeps_the_rest(nets):

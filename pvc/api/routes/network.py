@@ -26,7 +26,8 @@ SETTINGS = (
           max_length=network_checks.NAME_SERVERS_MAX * (ADDRESS_MAX + 1)),
     Param("mtu", int, f"MTU, {network_checks.MTU_MIN} to {network_checks.MTU_MAX} (0: the "
           "largest the underlay allows)", minimum=0, maximum=network_checks.MTU_MAX),
-    Param("vlan", int, "Bridged only: VLAN tag on the bridge device (0: untagged)",
+    Param("vlan", int, "Bridged only: VLAN tag on the bridge device (default: the VNI; 0: "
+          "untagged)",
           minimum=0, maximum=network_checks.VLAN_MAX),
     Param("nat", bool, "Managed only: source NAT to the upstream network"),
     Param("ip4_network", str, "IPv4 subnet, e.g. 10.100.0.0/24 ('' clears it)",
