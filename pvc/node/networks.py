@@ -15,7 +15,8 @@ A node-wide controller (pvc.node.controller) run by every daemon. Keys:
   the bridge detaches whatever VM taps libvirt still has on it, and leaves them to libvirt.
   Each network's state here is written to `network.node` (ok, or failed with the reason, e.g.
   a device missing on this node) only when it changes; what a step cannot finish it does not
-  leave half-made: a bridge it made in that step goes again.
+  leave half-made: the port is made before the bridge, and links of a network that had no
+  bridge before the step go again.
 Changes arrive from the mirror (a network's fields, any node's cluster address); a resync
 names every network and every VNI pvc has links for. Stopping the daemon leaves the links:
 the VMs on them keep running.
@@ -126,12 +127,13 @@ class NodeNetworks:
         address = self._local_address()
         if address is None:
             problems.append("no IPv4 address on the cluster device: VXLANs cannot be built")
-        elif address != self._published:
+        else:
             if self.view.read(("node.cluster_address", self.name)) != address:
                 self.view.write({("node.cluster_address", self.name): address})
-            log.info("cluster address %s published", address)
-            self._published = address
-            self.controller.enqueue_all(str(vni) for vni in records.vnis(self.view))
+                log.info("cluster address %s published", address)
+            if address != self._published:  # the VXLANs' local address
+                self._published = address
+                self.controller.enqueue_all(str(vni) for vni in records.vnis(self.view))
         report = "; ".join(problems) or None
         if report != self._problems:
             log.log(logging.WARNING if report else logging.INFO, "cluster networks: %s",
@@ -207,8 +209,8 @@ class NodeNetworks:
         vlan = records.VLAN.format(vni=network.vni)
         kernel.delete(vlan)  # left from a bridged network of that VNI
         self._release_bridge_device(kernel, network.bridge)
-        kernel.ensure_bridge(network.bridge, mtu)
         kernel.ensure_vxlan(network.vxlan, network.vni, local, device, mtu)
+        kernel.ensure_bridge(network.bridge, mtu)
         kernel.ensure_port(network.bridge, network.vxlan)
         added, removed = kernel.set_fdb_peers(network.vxlan, self._peers())
         if added or removed:
@@ -233,9 +235,9 @@ class NodeNetworks:
         else:
             self._release_bridge_device(kernel, network.bridge)
             port = vlan
-        kernel.ensure_bridge(network.bridge, mtu)
-        if network.vlan is not None:
+        if network.vlan is not None:  # the port first: if it cannot be made, no bridge is
             kernel.ensure_vlan(vlan, device, network.vlan, mtu)
+        kernel.ensure_bridge(network.bridge, mtu)
         kernel.ensure_port(network.bridge, port)
         return f"{port} in {network.bridge}, MTU {mtu}"
 
