@@ -183,7 +183,7 @@ class NodeNetworks:
                 if removed:
                     log.info("network %s removed: %s deleted", vni, ", ".join(removed))
                 return None
-            existed = kernel.exists(network.bridge)
+            existed = kernel.made_by_pvc(network.bridge)
             try:
                 if network.managed:
                     detail = self._build_managed(kernel, network)
