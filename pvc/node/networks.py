@@ -124,7 +124,8 @@ class NodeNetworks:
                 self._cluster_device(role)
             except PvcError as exc:
                 problems.append(f"{role} network: {exc.message}")
-        address = self._local_address()
+        with links.opened() as kernel:
+            address = self._local_address(kernel)
         if address is None:
             problems.append("no IPv4 address on the cluster device: VXLANs cannot be built")
         else:
@@ -155,18 +156,15 @@ class NodeNetworks:
         if address and not netlink.has_address(device, address):
             netlink.add_address(device, address)
 
-    def _local_address(self) -> str | None:
+    def _local_address(self, kernel: links.Kernel) -> str | None:
         configured = self.config.get("networks.cluster.address")
         if configured:
             return configured.split("/")[0]
         device = self.config.get("networks.cluster.device")
         floating = (self.config.get("networks.cluster.floating_ip") or "").split("/")[0]
-        if not device:
+        if not device or not kernel.exists(device):
             return None
-        with links.opened() as kernel:
-            if not kernel.exists(device):
-                return None
-            found = [a for a in kernel.ipv4_addresses(device) if a != floating]
+        found = [a for a in kernel.ipv4_addresses(device) if a != floating]
         return found[0] if found else None
 
     # --- client networks ----------------------------------------------------------------------
@@ -202,7 +200,7 @@ class NodeNetworks:
         device = self.config.get("networks.cluster.device")
         if not device:
             raise Unavailable("networks.cluster.device is not set on this node")
-        local = self._local_address()
+        local = self._local_address(kernel)
         if local is None:
             raise Unavailable(f"no IPv4 address on the cluster device {device}")
         mtu = managed_mtu(kernel.mtu(device), network.mtu)

@@ -25,10 +25,14 @@ def cluster(tmp_path_factory):
         "cluster": {"device": "eth0", "floating_ip": f"{local.floating}/24"},
         "bridge_device": "eth1",
     }
-    for index, name in enumerate(local.names[:2], start=1):
+    for index, name in enumerate(local.names, start=1):
         ns = local.namespace(name)
-        sh("ip", "-n", ns, "link", "add", "eth1", "type", "veth", "peer", "name", f"e1p{index}")
-        sh("ip", "-n", ns, "link", "set", "eth1", "up")
+        devices = ("eth1", "eth2") if index < 3 else ("eth2",)
+        for device in devices:
+            sh("ip", "-n", ns, "link", "add", device, "type", "veth", "peer", "name", f"{device}p")
+            sh("ip", "-n", ns, "link", "set", device, "up")
+        storage = {"device": "eth2", "address": f"{storage_address(local, name)}/24", "mtu": 9000}
+        local.node_settings[name] = {"networks": {"storage": storage}}
     for name in local.names:
         local.write_config(name)
     local.start_all()
@@ -87,6 +91,10 @@ def node_address(cluster, node: str) -> str:
     return f"{cluster.subnet}.{10 + cluster.names.index(node) + 1}"
 
 
+def storage_address(cluster, node: str) -> str:
+    return f"10.202.{cluster.subnet.rsplit('.', 1)[1]}.{10 + cluster.names.index(node) + 1}"
+
+
 def states(zk, vni: int) -> dict[str, dict]:
     return {
         node: zk.read(("network.node", str(vni), node))
@@ -141,6 +149,16 @@ def test_nodes_publish_their_cluster_addresses(cluster, zk):
         assert address == node_address(cluster, node)
 
 
+def test_cluster_networks_get_their_configured_mtu_and_address(cluster, zk):
+    for node in cluster.names:
+        wait_for(lambda n=node: links(cluster, n)["eth2"]["mtu"] == 9000, what="storage MTU")
+        out = subprocess.run(
+            ["ip", "-n", cluster.namespace(node), "-o", "-4", "addr", "show", "dev", "eth2"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        assert f" {storage_address(cluster, node)}/24 " in out
+
+
 def test_managed_network_is_built_on_every_node(cluster, zk):
     zk.write(records.values(managed(100)))
     zk.write(records.values(managed(101, mtu=1400)))
@@ -161,6 +179,15 @@ def test_managed_network_is_built_on_every_node(cluster, zk):
         assert present["vmbr101"]["mtu"] == present["vxlan101"]["mtu"] == 1400
         peers = {node_address(cluster, n) for n in cluster.names if n != node}
         assert wait_for(lambda n=node, p=peers: fdb_peers(cluster, n, "vxlan100") == p or None)
+
+
+def test_a_changed_mtu_changes_the_links_in_place(cluster, zk):
+    before = {node: links(cluster, node)["vxlan101"]["ifindex"] for node in cluster.names}
+    zk.write({("network.mtu", "101"): 1300})
+    for node in cluster.names:
+        wait_for(lambda n=node: links(cluster, n)["vmbr101"]["mtu"] == 1300, what="MTU 1300")
+        assert links(cluster, node)["vxlan101"]["mtu"] == 1300
+        assert links(cluster, node)["vxlan101"]["ifindex"] == before[node]
 
 
 def test_vms_on_two_nodes_reach_each_other_across_the_vxlan(cluster, zk):
