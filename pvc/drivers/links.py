@@ -19,6 +19,8 @@ Every kernel refusal raises `Unavailable` naming the link, in the kernel's words
 
 import errno
 import os
+import socket
+import struct
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -30,9 +32,20 @@ if TYPE_CHECKING:  # pyroute2 loads only once a link is touched (it costs 0.2-0.
 
 MARK = "pvc"  # IFLA_IFALIAS of every link pvc makes
 ZERO_MAC = "00:00:00:00:00:00"
+_ZERO_MAC_BYTES = bytes(6)
 VXLAN_PORT = 4789
 IFF_UP = 0x1
 IFA_F_SECONDARY = 0x1
+# raw rtnetlink, for the FDB dump (linux/netlink.h, linux/rtnetlink.h, linux/neighbour.h)
+_SOL_NETLINK = 270
+_NETLINK_GET_STRICT_CHK = 12
+_RTM_GETNEIGH = 30
+_NLM_F_REQUEST_DUMP = 0x1 | 0x300
+_NLMSG_ERROR = 2
+_NLMSG_DONE = 3
+_AF_BRIDGE = 7
+_NDA_DST = 1
+_NDA_LLADDR = 2
 
 
 def fdb_changes(present: Iterable[str], wanted: Iterable[str]) -> tuple[list[str], list[str]]:
@@ -108,11 +121,11 @@ class Kernel:
     def fdb_peers(self, vxlan: str) -> set[str]:
         """The destinations of the VXLAN's all-zero FDB entries."""
         index = self._index(vxlan)
-        return {
-            e.get("NDA_DST")
-            for e in self._ipr.fdb("dump", ifindex=index)
-            if e["ifindex"] == index and e.get("NDA_LLADDR") == ZERO_MAC and e.get("NDA_DST")
-        }
+        try:
+            entries = _fdb_dump(index)
+        except OSError as exc:
+            raise Unavailable(f"cannot read the FDB of {vxlan}: {exc.strerror}") from None
+        return {dst for mac, dst in entries if mac == _ZERO_MAC_BYTES and dst}
 
     def _link_or_fail(self, name: str) -> Any:
         link = self._link(name)
@@ -275,6 +288,45 @@ class Kernel:
                 return False
             raise Unavailable(f"cannot remove {name}: {_reason(exc)}") from None
         return True
+
+
+def _fdb_dump(index: int) -> list[tuple[bytes, str | None]]:
+    """(MAC, destination) of each FDB entry of link `index`, from one RTM_GETNEIGH dump on a
+    raw netlink socket with strict checking, so the kernel walks that link only: pyroute2
+    dumps every link's entries and parses them all (60 ms with 100 networks, growing)."""
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
+        sock.settimeout(5)
+        sock.setsockopt(_SOL_NETLINK, _NETLINK_GET_STRICT_CHK, 1)
+        # nlmsghdr (length, type, flags, sequence, port) + ndmsg (family, pads, ifindex, zeros)
+        sock.send(struct.pack("=IHHII", 28, _RTM_GETNEIGH, _NLM_F_REQUEST_DUMP, 1, 0)
+                  + struct.pack("=BBHiHBB", _AF_BRIDGE, 0, 0, index, 0, 0, 0))  # fmt: skip
+        found: list[tuple[bytes, str | None]] = []
+        while True:
+            data = sock.recv(65536)
+            offset = 0
+            while offset < len(data):
+                length, kind = struct.unpack_from("=IH", data, offset)
+                if kind == _NLMSG_DONE:
+                    return found
+                if kind == _NLMSG_ERROR:
+                    code = -struct.unpack_from("=i", data, offset + 16)[0]
+                    raise OSError(code, os.strerror(code))
+                attrs = _attributes(data, offset + 16 + 12, offset + length)  # past the headers
+                if struct.unpack_from("=i", data, offset + 20)[0] == index:
+                    dst = attrs.get(_NDA_DST)
+                    family = socket.AF_INET if dst and len(dst) == 4 else socket.AF_INET6
+                    found.append((attrs.get(_NDA_LLADDR, b""),
+                                  socket.inet_ntop(family, dst) if dst else None))  # fmt: skip
+                offset += (length + 3) & ~3
+
+
+def _attributes(data: bytes, start: int, end: int) -> dict[int, bytes]:
+    found = {}
+    while start < end:
+        size, name = struct.unpack_from("=HH", data, start)
+        found[name] = data[start + 4 : start + size]
+        start += (size + 3) & ~3
+    return found
 
 
 @contextmanager
