@@ -40,6 +40,7 @@ log = logging.getLogger("pvc.node.networks")
 CLUSTER_KEY = "cluster"
 ROLES = ("upstream", "cluster", "storage")
 RESYNC_INTERVALS = 10  # keepalive intervals between two resyncs
+SETTLE = 0.2  # seconds from a change to its step: the rest of its transaction arrives meanwhile
 _LINK_NAME = re.compile(r"^(?:vmbr|vxlan|vlan)(\d+)$")
 # children of /networks/<vni> that are not the network's own fields (they change often and
 # never change links)
@@ -103,7 +104,7 @@ class NodeNetworks:
         parts = path.split("/")
         if len(parts) >= 3 and parts[1] == "networks" and parts[2].isdigit():
             if len(parts) == 3 or parts[3] not in _NOT_FIELDS:
-                self.controller.enqueue(parts[2])
+                self.controller.enqueue(parts[2], SETTLE)
         elif len(parts) == 4 and parts[1] == "nodes" and parts[3] == self._address_suffix:
             if parts[2] == self.name:
                 self.controller.enqueue(CLUSTER_KEY)
@@ -170,14 +171,16 @@ class NodeNetworks:
     # --- client networks ----------------------------------------------------------------------
 
     def _network_step(self, vni: int) -> float | None:
+        # a verb's transaction reaches the mirror one key at a time: wait until it shows all
+        # that Zookeeper committed, so a network is never built from half of a change
+        self.view.mirror.sync()
         network = records.read(self.view, vni)
         with links.opened() as kernel:
             if network is None:
-                removed = [
-                    name
-                    for name in (records.BRIDGE, records.VXLAN, records.VLAN)
-                    if kernel.delete(name.format(vni=vni))
+                names = [
+                    name.format(vni=vni) for name in (records.BRIDGE, records.VXLAN, records.VLAN)
                 ]
+                removed = [name for name in names if kernel.delete(name)]
                 if removed:
                     log.info("network %s removed: %s deleted", vni, ", ".join(removed))
                 return None
@@ -263,8 +266,6 @@ class NodeNetworks:
             detail,
         ):
             return
-        log.log(logging.INFO if state == "ok" else logging.WARNING, "network %s: %s (%s)",
-                network.vni, state, detail)  # fmt: skip
         key = ("network", str(network.vni))
         _, version = self.view.read_versioned(key)
         if version < 0:
@@ -276,3 +277,6 @@ class NodeNetworks:
             )
         except ConcurrentChange:
             self.controller.enqueue(str(network.vni), 1.0)  # changed or removed: look again
+            return
+        log.log(logging.INFO if state == "ok" else logging.WARNING, "network %s: %s (%s)",
+                network.vni, state, detail)  # fmt: skip
