@@ -297,30 +297,43 @@ def _fdb_dump(index: int) -> list[tuple[bytes, str | None]]:
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE) as sock:
         sock.settimeout(5)
         sock.setsockopt(_SOL_NETLINK, _NETLINK_GET_STRICT_CHK, 1)
-        # nlmsghdr (length, type, flags, sequence, port) + ndmsg (family, pads, ifindex, zeros)
-        sock.send(struct.pack("=IHHII", 28, _RTM_GETNEIGH, _NLM_F_REQUEST_DUMP, 1, 0)
-                  + struct.pack("=BBHiHBB", _AF_BRIDGE, 0, 0, index, 0, 0, 0))  # fmt: skip
         found: list[tuple[bytes, str | None]] = []
-        while True:
-            data = sock.recv(65536)
-            offset = 0
-            while offset < len(data):
-                length, kind = struct.unpack_from("=IH", data, offset)
-                if kind == _NLMSG_DONE:
-                    return found
-                if kind == _NLMSG_ERROR:
-                    code = -struct.unpack_from("=i", data, offset + 16)[0]
-                    raise OSError(code, os.strerror(code))
-                attrs = _attributes(data, offset + 16 + 12, offset + length)  # past the headers
-                if struct.unpack_from("=i", data, offset + 20)[0] == index:
-                    dst = attrs.get(_NDA_DST)
-                    family = socket.AF_INET if dst and len(dst) == 4 else socket.AF_INET6
-                    found.append((attrs.get(_NDA_LLADDR, b""),
-                                  socket.inet_ntop(family, dst) if dst else None))  # fmt: skip
-                offset += (length + 3) & ~3
+        # ndmsg: family, pads, ifindex (the kernel's filter), state, flags, type
+        request = struct.pack("=BBHiHBB", _AF_BRIDGE, 0, 0, index, 0, 0, 0)
+        for data, start, end in netlink_dump(sock, _RTM_GETNEIGH, request):
+            if struct.unpack_from("=i", data, start + 4)[0] != index:
+                continue
+            attrs = netlink_attributes(data, start + 12, end)  # past the ndmsg
+            dst = attrs.get(_NDA_DST)
+            family = socket.AF_INET if dst and len(dst) == 4 else socket.AF_INET6
+            found.append((attrs.get(_NDA_LLADDR, b""),
+                          socket.inet_ntop(family, dst) if dst else None))  # fmt: skip
+        return found
 
 
-def _attributes(data: bytes, start: int, end: int) -> dict[int, bytes]:
+def netlink_dump(
+    sock: socket.socket, kind: int, payload: bytes
+) -> Iterator[tuple[bytes, int, int]]:
+    """Sends one rtnetlink dump request of type `kind`; yields each answer as (buffer, start,
+    end) of its payload (past the nlmsghdr). A refusal raises OSError with the kernel's code."""
+    # nlmsghdr: length, type, flags, sequence, port
+    sock.send(struct.pack("=IHHII", 16 + len(payload), kind, _NLM_F_REQUEST_DUMP, 1, 0) + payload)
+    while True:
+        data = sock.recv(65536)
+        offset = 0
+        while offset < len(data):
+            length, answer = struct.unpack_from("=IH", data, offset)
+            if answer == _NLMSG_DONE:
+                return
+            if answer == _NLMSG_ERROR:
+                code = -struct.unpack_from("=i", data, offset + 16)[0]
+                raise OSError(code, os.strerror(code))
+            yield data, offset + 16, offset + length
+            offset += (length + 3) & ~3
+
+
+def netlink_attributes(data: bytes, start: int, end: int) -> dict[int, bytes]:
+    """The rtattrs between `start` and `end`: type -> value."""
     found = {}
     while start < end:
         size, name = struct.unpack_from("=HH", data, start)
