@@ -5,8 +5,9 @@ Contract (`with opened() as kernel:` gives a `Kernel` on one netlink socket):
 - `ensure_bridge(name, mtu)`, `ensure_vxlan(name, vni, local, device, mtu)`,
   `ensure_vlan(name, device, tag, mtu)`: make the link if absent, mark it as pvc's
   (IFLA_IFALIAS `pvc`), bring what differs in line (MTU, bridge STP off and forward delay 0,
-  up), and return True if anything changed. What is already right is not touched (no
-  down/up, no re-create): a VM's port on the bridge never flaps because a daemon restarted.
+  no IPv6 autoconfiguration or RAs accepted on a bridge, up), and return True if anything
+  changed. What is already right is not touched (no down/up, no re-create): a VM's port on
+  the bridge never flaps because a daemon restarted.
   A VXLAN or VLAN whose identity differs (VNI, port, local address, lower device, tag) is
   made again. A link of that name that pvc did not make is never changed: `Unavailable`.
 - `ensure_port(bridge, port)` enslaves `port` to `bridge` and brings it up; `release(port)`
@@ -182,6 +183,7 @@ class Kernel:
         if link is None:
             self._create(name, kind="bridge", br_stp_state=0, br_forward_delay=0, mtu=mtu)
             link, changed = self._link_or_fail(name), True
+        changed = _no_ipv6_autoconf(name) or changed
         data = _info(link)[1]
         if data.get("IFLA_BR_STP_STATE") != 0 or data.get("IFLA_BR_FORWARD_DELAY") != 0:
             self._do(
@@ -288,6 +290,25 @@ class Kernel:
                 return False
             raise Unavailable(f"cannot remove {name}: {_reason(exc)}") from None
         return True
+
+
+def _no_ipv6_autoconf(bridge: str) -> bool:
+    """Turns off IPv6 autoconfiguration and router advertisements on a bridge: a node takes
+    no address or route of its own from a guest's RA. True if anything changed."""
+    changed = False
+    for setting in ("autoconf", "accept_ra"):
+        path = f"/proc/sys/net/ipv6/conf/{bridge}/{setting}"
+        try:
+            with open(path, "r+") as sysctl:
+                if sysctl.read().strip() != "0":
+                    sysctl.seek(0)
+                    sysctl.write("0")
+                    changed = True
+        except FileNotFoundError:
+            pass  # no IPv6 on this node
+        except OSError as exc:
+            raise Unavailable(f"cannot set {setting} on {bridge}: {exc.strerror}") from None
+    return changed
 
 
 def _fdb_dump(index: int) -> list[tuple[bytes, str | None]]:

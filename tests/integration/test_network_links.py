@@ -87,6 +87,13 @@ def carrier_changes(cluster, node: str, name: str) -> int:
     return int(out)
 
 
+def sysctl(cluster, node: str, name: str) -> str:
+    return subprocess.run(
+        ["ip", "netns", "exec", cluster.namespace(node), "sysctl", "-n", name],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+
+
 def node_address(cluster, node: str) -> str:
     return f"{cluster.subnet}.{10 + cluster.names.index(node) + 1}"
 
@@ -176,6 +183,8 @@ def test_managed_network_is_built_on_every_node(cluster, zk):
         assert (data["id"], data["local"], data["port"]) == (100, node_address(cluster, node), 4789)
         assert data["link"] == "eth0" and data["learning"] is True and "group" not in data
         assert bridge["ifalias"] == vxlan["ifalias"] == "pvc"
+        assert sysctl(cluster, node, "net.ipv6.conf.vmbr100.autoconf") == "0"
+        assert sysctl(cluster, node, "net.ipv6.conf.vmbr100.accept_ra") == "0"
         assert present["vmbr101"]["mtu"] == present["vxlan101"]["mtu"] == 1400
         peers = {node_address(cluster, n) for n in cluster.names if n != node}
         assert wait_for(lambda n=node, p=peers: fdb_peers(cluster, n, "vxlan100") == p or None)
