@@ -12,6 +12,7 @@ from pvc.ops import network_records as records
 from pvc.ops.network_records import Network
 from tests.conftest import free_port
 from tests.local_cluster import LocalCluster, sh
+from tests.primary_network_rig import wait_for as poll
 
 WAIT = 45  # seconds: generous, for a loaded 2-core machine
 
@@ -50,15 +51,9 @@ def zk(cluster):
     handler.close()
 
 
-def wait_for(predicate, timeout: float = WAIT, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout} s")
-        time.sleep(0.2)
+def wait_for(predicate, what: str = "condition"):
+    """`predicate()` once true (polled; TimeoutError after WAIT s)."""
+    return poll(what, predicate, WAIT, 0.2)
 
 
 def links(cluster, node: str) -> dict[str, dict]:
