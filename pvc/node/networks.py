@@ -66,6 +66,11 @@ def vnis_of_links(names: list[str]) -> set[int]:
     return {int(match.group(1)) for name in names if (match := _LINK_NAME.match(name))}
 
 
+def _link_names(vni: int) -> list[str]:
+    """Every link pvc may make for a network: its bridge, VXLAN and VLAN."""
+    return [name.format(vni=vni) for name in (records.BRIDGE, records.VXLAN, records.VLAN)]
+
+
 class NodeNetworks:
     """See the module docstring."""
 
@@ -173,14 +178,13 @@ class NodeNetworks:
     def _network_step(self, vni: int) -> float | None:
         # a verb's transaction reaches the mirror one key at a time: wait until it shows all
         # that Zookeeper committed, so a network is never built from half of a change
-        self.view.mirror.sync()
+        # (and never tear a network down from a copy that is not whole: look again later)
+        if not self.view.mirror.sync():
+            return self.interval
         network = records.read(self.view, vni)
         with links.opened() as kernel:
             if network is None:
-                names = [
-                    name.format(vni=vni) for name in (records.BRIDGE, records.VXLAN, records.VLAN)
-                ]
-                removed = [name for name in names if kernel.delete(name)]
+                removed = [name for name in _link_names(vni) if kernel.delete(name)]
                 if removed:
                     log.info("network %s removed: %s deleted", vni, ", ".join(removed))
                 return None
@@ -193,8 +197,8 @@ class NodeNetworks:
                 state = "ok"
             except Unavailable as exc:
                 if not existed:
-                    for name in (records.BRIDGE, records.VXLAN, records.VLAN):
-                        kernel.delete(name.format(vni=vni))
+                    for name in _link_names(vni):
+                        kernel.delete(name)
                 state, detail = "failed", exc.message
         self._report(network, state, detail)
         return None
