@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from pvc.drivers.links import netlink_attributes, netlink_dump
 from pvc.zk.handler import ZKHandler
 from tests import processes
 from tests.processes import COMMAND_TIMEOUT
@@ -28,9 +29,6 @@ PVC_BIN = REPO / "dist" / "pvc"
 # rtnetlink, for FloatingProbe (linux/netlink.h, linux/rtnetlink.h, linux/if_addr.h, sched.h)
 CLONE_NEWNET = 0x40000000
 RTM_GETADDR = 22
-NLM_F_REQUEST_DUMP = 0x1 | 0x300  # NLM_F_REQUEST | NLM_F_DUMP
-NLMSG_ERROR = 2
-NLMSG_DONE = 3
 IFA_LOCAL = 2
 
 
@@ -303,23 +301,10 @@ def _netlink_socket_in(namespace: str) -> socket.socket:
 
 def _ipv4_addresses(sock: socket.socket) -> set[bytes]:
     """Every IPv4 address (IFA_LOCAL, packed) in the socket's namespace: one RTM_GETADDR dump."""
-    # nlmsghdr (length, type, flags, sequence, port) + ifaddrmsg (family AF_INET, zeros)
-    sock.send(struct.pack("=IHHII", 24, RTM_GETADDR, NLM_F_REQUEST_DUMP, 1, 0)
-              + struct.pack("=BBBBI", socket.AF_INET, 0, 0, 0, 0))  # fmt: skip
+    request = struct.pack("=BBBBI", socket.AF_INET, 0, 0, 0, 0)  # ifaddrmsg: AF_INET, zeros
     found: set[bytes] = set()
-    while True:
-        data = sock.recv(65536)
-        offset = 0
-        while offset < len(data):
-            length, kind = struct.unpack_from("=IH", data, offset)
-            if kind == NLMSG_DONE:
-                return found
-            if kind == NLMSG_ERROR:
-                raise OSError(-struct.unpack_from("=i", data, offset + 16)[0], "RTM_GETADDR")
-            attribute = offset + 16 + 8  # past nlmsghdr and ifaddrmsg
-            while attribute < offset + length:
-                size, name = struct.unpack_from("=HH", data, attribute)
-                if name == IFA_LOCAL:
-                    found.add(data[attribute + 4 : attribute + size])
-                attribute += (size + 3) & ~3
-            offset += (length + 3) & ~3
+    for data, start, end in netlink_dump(sock, RTM_GETADDR, request):
+        local = netlink_attributes(data, start + 8, end).get(IFA_LOCAL)  # past the ifaddrmsg
+        if local:
+            found.add(local)
+    return found

@@ -8,7 +8,8 @@ Life cycle (daemon state in Zookeeper): init -> run -> shutdown -> stop.
    it (a daemon of the same name elsewhere, or this node's previous, crashed run), wait up to a
    session timeout for it to go; if it stays, another daemon is alive: refuse to start.
    Publish this node's BMC (ipmi.*) in a private key, for whoever must fence it.
-4. Every node runs its firewall (pvc.node.firewall). A coordinator with `api.serve_on_primary`
+4. Every node builds its networks' links (pvc.node.networks) and runs its firewall
+   (pvc.node.firewall). A coordinator with `api.serve_on_primary`
    starts the API as its child process, warm whether primary or not (pvc.node.api_process).
    Start the watchdog process
    (pvc.node.watchdog). Coordinators start primary contention (pvc.node.primary_contention),
@@ -50,6 +51,7 @@ from pvc.node.gateways import Gateways
 from pvc.node.jobs import JobRunner
 from pvc.node.lease import PrimaryLease
 from pvc.node.metadata import MetadataService
+from pvc.node.networks import NodeNetworks
 from pvc.node.osds import OsdController
 from pvc.node.primary_contention import Coordinator
 from pvc.node.primary_services import PrimaryService, for_node
@@ -95,6 +97,7 @@ class NodeDaemon:
         self.jobs: JobRunner | None = None
         self.storage: StorageClient | None = None
         self.disk_sizes: DiskSizes | None = None
+        self.networks: NodeNetworks | None = None
         self.firewall: Firewall | None = None
         self.view: CachedView | None = None  # the cluster tree in memory, shared by every part
         self.watchdog: WatchdogProcess | None = None
@@ -127,6 +130,7 @@ class NodeDaemon:
             self._start_api()
             self.view = CachedView(self.zk, open_mirror(self.zk))
             self.watchdog = WatchdogProcess()
+            self._start_networks()
             self._start_firewall()
             if self.coordinator_mode:
                 self._start_coordinator()
@@ -203,6 +207,10 @@ class NodeDaemon:
             return
         self.api = ApiProcess(self.config.path)
         self.api.start()
+
+    def _start_networks(self) -> None:
+        self.networks = NodeNetworks(self.view, self.name, self.config)
+        self.networks.start()
 
     def _start_firewall(self) -> None:
         """pvc's nftables tables on this node (pvc.node.firewall), on every node."""
@@ -379,6 +387,8 @@ class NodeDaemon:
             self.firewall.stop()  # its tables stay loaded
         if self.osds:
             self.osds.stop()  # supervised OSDs stop with the daemon (pvc.drivers.osd_process)
+        if self.networks:
+            self.networks.stop()  # the links stay: VMs run on them
         self._set_daemon_state("stop")
         if self.zk:
             self.zk.close()
