@@ -297,18 +297,33 @@ def _no_ipv6_autoconf(bridge: str) -> bool:
     no address or route of its own from a guest's RA. True if anything changed."""
     changed = False
     for setting in ("autoconf", "accept_ra"):
-        path = f"/proc/sys/net/ipv6/conf/{bridge}/{setting}"
-        try:
-            with open(path, "r+") as sysctl:
-                if sysctl.read().strip() != "0":
-                    sysctl.seek(0)
-                    sysctl.write("0")
-                    changed = True
-        except FileNotFoundError:
-            pass  # no IPv6 on this node
-        except OSError as exc:
-            raise Unavailable(f"cannot set {setting} on {bridge}: {exc.strerror}") from None
+        changed |= set_sysctl(f"net/ipv6/conf/{bridge}/{setting}", "0")
     return changed
+
+
+def enable_forwarding(ipv6: bool = False) -> None:
+    """Lets this node route (the primary routes its managed networks through their
+    gateways): IPv4 forwarding, and IPv6 forwarding when a network has IPv6 (the kernel then
+    ignores router advertisements on interfaces whose accept_ra is 1)."""
+    set_sysctl("net/ipv4/ip_forward", "1")
+    if ipv6:
+        set_sysctl("net/ipv6/conf/all/forwarding", "1")
+
+
+def set_sysctl(name: str, value: str) -> bool:
+    """Sets /proc/sys/`name` to `value` in this network namespace; True if it changed. A
+    setting that does not exist (no IPv6 here) is left alone."""
+    try:
+        with open(f"/proc/sys/{name}", "r+") as sysctl:
+            if sysctl.read().strip() == value:
+                return False
+            sysctl.seek(0)
+            sysctl.write(value)
+            return True
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise Unavailable(f"cannot set {name.replace('/', '.')}: {exc.strerror}") from None
 
 
 def _fdb_dump(index: int) -> list[tuple[bytes, str | None]]:

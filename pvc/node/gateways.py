@@ -8,7 +8,8 @@ where the metadata service listens). A step makes the key's addresses match the 
 addresses it no longer has go (removed, then unheld), and, while this node holds the primary
 lease, missing ones are held under it (`lease.hold(address_item(...))`, so the watchdog drops
 them if the daemon freezes or dies) BEFORE they are added, then announced (gratuitous ARP,
-unsolicited NA) so the segment forgets the old primary's MAC at once.
+unsolicited NA) so the segment forgets the old primary's MAC at once. The node routes for
+its managed networks: IP forwarding is turned on with their first gateway.
 The bridge is the links controller's (on every node): until it is there the step fails to
 add and asks to be run again in BRIDGE_WAIT seconds. Stop (relinquish) removes everything
 this controller added. Changes arrive from the mirror (any key of a network but its leases);
@@ -18,7 +19,7 @@ the resync every keepalive interval repairs an address someone removed.
 import logging
 
 from pvc.config import Config
-from pvc.drivers import netlink
+from pvc.drivers import links, netlink
 from pvc.errors import PvcError
 from pvc.node.lease import PrimaryLease
 from pvc.node.network_service import NetworkService
@@ -65,6 +66,8 @@ class Gateways(NetworkService):
         self._remove(key, wanted)
         if not wanted or not self.lease.valid():
             return None
+        if key != METADATA:
+            links.enable_forwarding(ipv6=any(":" in cidr for cidr in wanted))
         return self._add(key, interface, wanted)
 
     def _add(self, key: str, interface: str, wanted: set[str]) -> float | None:
