@@ -43,6 +43,9 @@ class PrimaryLease:
         self._session: int | None = None
         self._expires = 0.0
         self._lock = threading.Lock()
+        # one message to the watchdog at a time, each made when it is sent: a renewal's older
+        # list of items (or deadline) can never follow a newer one, nor an arm the disarm
+        self._telling = threading.Lock()
         self._stop = threading.Event()
         self._watchdog = watchdog
         self._thread = threading.Thread(target=self._renew_loop, name="lease", daemon=True)
@@ -63,28 +66,31 @@ class PrimaryLease:
         return self._renew()
 
     def release(self) -> None:
-        with self._lock:
-            self._session = None
-            self._expires = 0.0
-        self._watchdog.tell("disarm")
+        with self._telling:
+            with self._lock:
+                self._session = None
+                self._expires = 0.0
+            self._watchdog.tell("disarm")
 
     def hold(self, item: str) -> None:
         """The watchdog drops `item` too when the lease ends; told now if the lease is held,
         so an address added right before a freeze is not missed."""
         with self._lock:
             self._held[item] = None
-            expires = self._expires if self._session is not None else None
-        if expires is not None:
-            self._arm(expires)
+        self._arm()
 
     def unhold(self, item: str) -> None:
         with self._lock:
             self._held.pop(item, None)
 
-    def _arm(self, expires: float) -> None:
-        with self._lock:
-            items = " ".join(self._held)
-        self._watchdog.tell(f"arm {expires:.6f} {items}".rstrip())
+    def _arm(self) -> None:
+        """Tells the watchdog the current deadline and items (nothing while not held)."""
+        with self._telling:
+            with self._lock:
+                if self._session is None:
+                    return
+                message = f"arm {self._expires:.6f} {' '.join(self._held)}".rstrip()
+            self._watchdog.tell(message)
 
     def close(self) -> None:
         """Stops renewing and releases the lease."""
@@ -101,9 +107,8 @@ class PrimaryLease:
         with self._lock:
             if self._session != session or self.zk.session_id != session:
                 return False  # released meanwhile, or the session changed under us
-            self._expires = sent + self.duration
-            expires = self._expires
-        self._arm(expires)
+            self._expires = max(self._expires, sent + self.duration)
+        self._arm()
         return True
 
     def _renew_loop(self) -> None:
