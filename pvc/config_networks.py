@@ -62,7 +62,8 @@ def spec(field: Any) -> dict[str, Any]:
         "bridge_device": field(
             _OPTIONAL_STR,
             None,
-            "Interface bridged client networks ride on (tagged vlan<vni>, or untagged).",
+            "Interface bridged client networks ride on (tagged vlan<vni>, or untagged: then it "
+            "must carry no address and be none of the networks' devices above).",
             check_interface,
         ),
         "bridge_mtu": field(

@@ -11,7 +11,8 @@ Contract (`with opened() as kernel:` gives a `Kernel` on one netlink socket):
   A VXLAN or VLAN whose identity differs (VNI, port, local address, lower device, tag) is
   made again. A link of that name that pvc did not make is never changed: `Unavailable`.
 - `ensure_port(bridge, port)` enslaves `port` to `bridge` and brings it up; `release(port)`
-  frees a port from its bridge; `set_fdb_peers(vxlan, peers)` makes the all-zero FDB entries
+  frees a port from its bridge; `addresses(name)` lists a device's addresses (IPv6
+  link-local ones aside); `set_fdb_peers(vxlan, peers)` makes the all-zero FDB entries
   (`00:00:00:00:00:00 dst <peer>`: where broadcast and unknown traffic goes) exactly `peers`.
 - `delete(name)` removes a link only if pvc made it (False otherwise, or if absent);
   `pvc_links()` names every link pvc made here.
@@ -19,6 +20,7 @@ Every kernel refusal raises `Unavailable` naming the link, in the kernel's words
 """
 
 import errno
+import ipaddress
 import os
 import socket
 import struct
@@ -107,6 +109,15 @@ class Kernel:
         found = self._ipr.get_addr(family=2, index=self._index(name))
         ordered = sorted(found, key=lambda a: bool(a["flags"] & IFA_F_SECONDARY))
         return [a.get("IFA_ADDRESS") for a in ordered]
+
+    def addresses(self, name: str) -> list[str]:
+        """The device's addresses, IPv4 and IPv6, but IPv6 link-local ones (every device with
+        IPv6 has one; nothing of the node's is reached through it)."""
+        found = (a.get("IFA_ADDRESS") for a in self._ipr.get_addr(index=self._index(name)))
+        return [
+            a for a in found
+            if ipaddress.ip_address(a).version == 4 or not ipaddress.ip_address(a).is_link_local
+        ]  # fmt: skip
 
     def made_by_pvc(self, name: str) -> bool:
         link = self._link(name)

@@ -19,16 +19,21 @@ refused (the lease names another MAC), and one that also forges the MAC is stopp
 bridge port by the firewall's anti-spoofing. Whoever is not identified gets 403 with a
 one-line reason and no data. Everything is read from the daemon's in-memory view.
 
-Requests are served by at most WORKERS threads; a connection beyond them is closed at once,
-and a client that stalls gets REQUEST_TIMEOUT seconds per read.
+Requests are served by at most WORKERS threads, at most PER_SOURCE of them for one source
+address; a connection beyond either is closed at once. A request has REQUEST_DEADLINE seconds
+in all, from its connection to its answer, then its connection is shut: a guest that trickles
+a byte at a time holds its slots that long, never longer, and never all of them.
 """
 
+import contextlib
 import ipaddress
 import logging
 import re
 import socket
 import socketserver
+import sys
 import threading
+import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -43,7 +48,8 @@ LISTEN_ADDRESS = "169.254.169.254"
 PORT = 80
 IP_FREEBIND = 15  # linux/in.h: bind an address that is not (yet) on this node
 WORKERS = 16
-REQUEST_TIMEOUT = 5.0
+PER_SOURCE = 4  # requests of one source address at once: one guest never takes every worker
+REQUEST_DEADLINE = 5.0  # seconds for a whole request (cloud-init sends each in one packet)
 BIND_RETRY_MAX = 30.0
 META_DATA = ("instance-id", "name", "hostname", "local-hostname", "local-ipv4", "mac", "network")
 _PATH = re.compile(r"/(latest|\d{4}-\d{2}-\d{2})(/.*)?")
@@ -167,7 +173,7 @@ def answer(view: CachedView, caller: Caller, path: str) -> tuple[int, bytes]:
 
 class _Handler(BaseHTTPRequestHandler):
     server: "_Server"
-    timeout = REQUEST_TIMEOUT
+    timeout = REQUEST_DEADLINE  # per read; the server shuts it at the deadline anyway
     server_version = "pvc-metadata"
     sys_version = ""
 
@@ -204,16 +210,21 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
-    """A thread per request, at most WORKERS at once (more are closed unanswered)."""
+    """A thread per request, at most WORKERS at once and PER_SOURCE per source address (more
+    are closed unanswered); a request still running at its deadline has its connection shut
+    (checked by `serve_forever` every poll interval, in `service_actions`)."""
 
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    request_queue_size = 64  # the listen backlog: guests booting together all find a place
 
     def __init__(self, view: CachedView, address: str, port: int):
         super().__init__((address, port), _Handler, bind_and_activate=False)
         self.view = view
-        self._slots = threading.BoundedSemaphore(WORKERS)
+        self._lock = threading.Lock()
+        self._by_source: dict[str, int] = {}  # source address -> its requests running
+        self._deadlines: dict[socket.socket, float] = {}  # running request -> its deadline
         self.socket.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
         try:
             self.server_bind()
@@ -223,17 +234,50 @@ class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
             raise
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
-            log.warning("metadata: %d requests in progress; closing one more", WORKERS)
+        source = client_address[0]
+        with self._lock:
+            running = self._by_source.get(source, 0)
+            refused = len(self._deadlines) >= WORKERS or running >= PER_SOURCE
+            if not refused:
+                self._by_source[source] = running + 1
+                self._deadlines[request] = time.monotonic() + REQUEST_DEADLINE
+        if refused:
+            log.warning("metadata: %d requests in progress (%d from %s); closing one more",
+                        len(self._deadlines), running, source)  # fmt: skip
             self.shutdown_request(request)
             return
-        super().process_request(request, client_address)
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # no thread started (the caller closes the connection)
+            self._finished(request, source)
+            raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self._slots.release()
+            self._finished(request, client_address[0])
+
+    def _finished(self, request: Any, source: str) -> None:
+        with self._lock:
+            self._deadlines.pop(request, None)
+            left = self._by_source.pop(source) - 1
+            if left:
+                self._by_source[source] = left
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that broke (shut at its deadline, or by the guest): one debug line,
+        not socketserver's traceback on stderr."""
+        log.debug("metadata request from %s ended: %s", client_address[0], sys.exc_info()[1])
+
+    def service_actions(self) -> None:
+        """Shuts the connections of requests past their deadline: their reads end at once."""
+        now = time.monotonic()
+        with self._lock:
+            late = [request for request, deadline in self._deadlines.items() if deadline < now]
+        for request in late:
+            with contextlib.suppress(OSError):  # closed meanwhile
+                request.shutdown(socket.SHUT_RDWR)
 
 
 class MetadataService:

@@ -3,14 +3,16 @@
 A node-wide controller (pvc.node.controller) run by every daemon. Keys:
 - `cluster`: the upstream, cluster and storage devices of the configuration (`networks.*`):
   their MTU and this node's address on them when configured; then this node's address on the
-  cluster network (the configured one, else the device's first IPv4 address that is not the
-  floating one) is published as `node.cluster_address`: the VXLAN underlay address peers send
-  to.
+  cluster network (the configured one, else one the device has: `cluster_address`) is
+  published as `node.cluster_address`: the VXLAN underlay address peers send to.
 - a VNI: the network's links, made to match Zookeeper (pvc.ops.network_records):
   managed: `vxlan<vni>` over the cluster device (unicast: an all-zero FDB entry per other
   node's cluster address) in bridge `vmbr<vni>`, MTU = cluster device MTU - 50 unless the
   network asks for less; bridged: `vlan<vni>` on `networks.bridge_device` (or that device
-  itself, untagged, when the network has no VLAN) in `vmbr<vni>`. A network gone from
+  itself, untagged, when the network has no VLAN) in `vmbr<vni>`. A device in a bridge stops
+  carrying the node's own traffic, and every node builds a network at once: an untagged
+  network on a device that has an address, or is one of the node's cluster network devices,
+  fails on that node instead (the device leaves the bridge if it was in). A network gone from
   Zookeeper loses exactly the links pvc made for it (pvc.drivers.links marks them): deleting
   the bridge detaches whatever VM taps libvirt still has on it, and leaves them to libvirt.
   Each network's state here is written to `network.node` (ok, or failed with the reason, e.g.
@@ -22,6 +24,7 @@ names every network and every VNI pvc has links for. Stopping the daemon leaves 
 the VMs on them keep running.
 """
 
+import ipaddress
 import logging
 import re
 import time
@@ -39,6 +42,7 @@ log = logging.getLogger("pvc.node.networks")
 
 CLUSTER_KEY = "cluster"
 ROLES = ("upstream", "cluster", "storage")
+_FLOATING_ORDER = ("cluster", "upstream", "storage")  # as `cluster_address` takes them
 RESYNC_INTERVALS = 10  # keepalive intervals between two resyncs
 SETTLE = 0.2  # seconds from a change to its step: the rest of its transaction arrives meanwhile
 _LINK_NAME = re.compile(r"^(?:vmbr|vxlan|vlan)(\d+)$")
@@ -59,6 +63,35 @@ def managed_mtu(cluster_mtu: int, requested: int | None) -> int:
 def bridged_mtu(device_mtu: int, configured: int | None, requested: int | None) -> int:
     """A bridged network's MTU: never above its device's."""
     return min(value for value in (device_mtu, configured, requested) if value)
+
+
+def cluster_address(found: list[str], floating: list[str], current: str | None) -> str | None:
+    """This node's address on the cluster network, from the device's IPv4 addresses `found`
+    (primary ones first), when none is configured. Never one of the `floating` addresses
+    (a.b.c.d/nn: the cluster's first, then the upstream's and storage's): the primary holds
+    them, whichever device they are on, and peers would send the VXLAN traffic of this node to
+    whoever holds it next. Among the rest, those in the cluster floating address's subnet
+    first (the cluster network's own), then the `current` one if it is still among them (an
+    address that moves makes every peer change its FDB entries), else the first."""
+    taken = {cidr.split("/")[0] for cidr in floating if cidr}
+    candidates = [address for address in found if address not in taken]
+    if floating and floating[0]:
+        subnet = ipaddress.ip_network(floating[0], strict=False)
+        candidates = [a for a in candidates if ipaddress.ip_address(a) in subnet] or candidates
+    if current in candidates:
+        return current
+    return candidates[0] if candidates else None
+
+
+def untagged_refusal(device: str, roles: list[str], addresses: list[str]) -> str | None:
+    """Why `device` must not become an untagged network's bridge port (None: it may): it is
+    the device of the node's cluster networks `roles`, or carries `addresses` (a port's
+    addresses stop working: Zookeeper, the API, whatever the node reaches through it)."""
+    if roles:
+        return f"device {device} is this node's {' and '.join(roles)} network device"
+    if addresses:
+        return f"device {device} carries this node's addresses ({', '.join(addresses)})"
+    return None
 
 
 def vnis_of_links(names: list[str]) -> set[int]:
@@ -167,11 +200,11 @@ class NodeNetworks:
         if configured:
             return configured.split("/")[0]
         device = self.config.get("networks.cluster.device")
-        floating = (self.config.get("networks.cluster.floating_ip") or "").split("/")[0]
         if not device or not kernel.exists(device):
             return None
-        found = [a for a in kernel.ipv4_addresses(device) if a != floating]
-        return found[0] if found else None
+        floating = [self.config.get(f"networks.{role}.floating_ip") for role in _FLOATING_ORDER]
+        current = self.view.read(("node.cluster_address", self.name))
+        return cluster_address(kernel.ipv4_addresses(device), floating, current)
 
     # --- client networks ----------------------------------------------------------------------
 
@@ -235,6 +268,7 @@ class NodeNetworks:
             holder = kernel.master(device)
             if holder not in (None, network.bridge):
                 raise Unavailable(f"device {device} is already in {holder}")
+            self._check_untagged(kernel, device, network.bridge)
             kernel.delete(vlan)
             port = device
         else:
@@ -245,6 +279,17 @@ class NodeNetworks:
         kernel.ensure_bridge(network.bridge, mtu)
         kernel.ensure_port(network.bridge, port)
         return f"{port} in {network.bridge}, MTU {mtu}"
+
+    def _check_untagged(self, kernel: links.Kernel, device: str, bridge: str) -> None:
+        """Unavailable if `device` must not be `bridge`'s port (`untagged_refusal`); it leaves
+        the bridge if a step before put it there."""
+        roles = [role for role in ROLES if self.config.get(f"networks.{role}.device") == device]
+        reason = untagged_refusal(device, roles, kernel.addresses(device))
+        if reason is None:
+            return
+        if kernel.master(device) == bridge:
+            kernel.release(device)
+        raise Unavailable(f"{reason}: an untagged network would take it from the node")
 
     def _release_bridge_device(self, kernel: links.Kernel, bridge: str) -> None:
         """Frees the bridge device from `bridge` (it was untagged there before a change)."""

@@ -3,11 +3,19 @@ namespaces standing for VMs on the managed network's bridge, on a real Zookeeper
 what, decided from the source address, the kernel's neighbour entry, the lease and the XML."""
 
 import os
+import socket
+import time
 import uuid
 
 import pytest
 
-from pvc.node.metadata import META_DATA, MetadataService
+from pvc.node.metadata import (
+    META_DATA,
+    PER_SOURCE,
+    REQUEST_DEADLINE,
+    WORKERS,
+    MetadataService,
+)
 from pvc.ops import cluster as cluster_ops
 from pvc.ops import network_records
 from pvc.ops.network_records import Network
@@ -147,4 +155,53 @@ def test_stopped_service_refuses_connections_and_serves_again_when_started(rig):
         service.start()
     assert service.running()
     answer = wait_for_http_in(names["a"], f"{URL}/meta-data/instance-id")
+    assert answer == (200, f"{vms['vma'][0]}\n")
+
+
+def _connect_from(namespace: str, count: int) -> list[socket.socket]:
+    """`count` connections to the service from `namespace`, each with half a request line."""
+    with in_namespace(namespace):
+        held = [socket.create_connection(("169.254.169.254", 80), timeout=5) for _ in range(count)]
+    for sock in held:
+        sock.sendall(b"GET /latest/meta-data/")
+    return held
+
+
+def _closed_by_server(sock: socket.socket, wait: float) -> bool:
+    sock.settimeout(wait)
+    try:
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_one_guest_holding_connections_leaves_workers_for_the_others(rig):
+    _, names, vms, _, _ = rig
+    started = time.monotonic()
+    held = _connect_from(names["c"], WORKERS + 4)
+    try:
+        assert all(_closed_by_server(sock, 1.0) for sock in held[PER_SOURCE:])  # at once
+        assert not any(_closed_by_server(sock, 0.1) for sock in held[:PER_SOURCE])
+        answer = http_get_in(names["a"], f"{URL}/meta-data/instance-id")
+        assert answer == (200, f"{vms['vma'][0]}\n")
+        assert time.monotonic() - started < REQUEST_DEADLINE  # while c still held its four
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_a_request_trickled_a_byte_at_a_time_is_cut_at_its_deadline(rig):
+    _, names, vms, _, _ = rig
+    (sock,) = _connect_from(names["c"], 1)
+    started = time.monotonic()
+    try:
+        while not _closed_by_server(sock, 0.5):  # a byte every half second: no read times out
+            assert time.monotonic() - started < REQUEST_DEADLINE + 5, "still open"
+            sock.sendall(b"x")
+    finally:
+        sock.close()
+    assert REQUEST_DEADLINE - 0.5 < time.monotonic() - started < REQUEST_DEADLINE + 2
+    answer = http_get_in(names["a"], f"{URL}/meta-data/instance-id")
     assert answer == (200, f"{vms['vma'][0]}\n")

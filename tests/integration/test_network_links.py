@@ -15,12 +15,14 @@ from tests.local_cluster import LocalCluster, sh
 from tests.primary_network_rig import wait_for as poll
 
 WAIT = 45  # seconds: generous, for a loaded 2-core machine
+OTHER_SUBNET_ADDRESS = "198.51.100.13"  # an administrator's, on node3's cluster device
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """Three nodes; node1 and node2 have an extra device eth1 (networks.bridge_device), node3
-    has none: a bridged network fails there."""
+    has none: a bridged network fails there. node3's eth0 lists an address of another subnet
+    first: its cluster address is still the one in the cluster floating address's subnet."""
     local = LocalCluster(tmp_path_factory.mktemp("netlinks"), 3, zk_port=free_port()).up()
     local.settings["networks"] = {
         "cluster": {"device": "eth0", "floating_ip": f"{local.floating}/24"},
@@ -34,6 +36,10 @@ def cluster(tmp_path_factory):
             sh("ip", "-n", ns, "link", "set", device, "up")
         storage = {"device": "eth2", "address": f"{storage_address(local, name)}/24", "mtu": 9000}
         local.node_settings[name] = {"networks": {"storage": storage}}
+    node3 = local.namespace("node3")
+    sh("ip", "-n", node3, "addr", "flush", "dev", "eth0")
+    for address in (OTHER_SUBNET_ADDRESS, node_address(local, "node3")):
+        sh("ip", "-n", node3, "addr", "add", f"{address}/24", "dev", "eth0")
     for name in local.names:
         local.write_config(name)
     local.start_all()
@@ -279,6 +285,35 @@ def test_bridged_network_untagged_on_its_device_fails_where_the_device_is_missin
     for node in ("node1", "node2"):
         wait_for(lambda n=node: "vmbr200" not in links(cluster, n), what="vmbr200 gone")
         assert "eth1" in links(cluster, node)  # the device is the administrator's: it stays
+
+
+def test_untagged_network_is_refused_on_a_device_carrying_an_address(cluster, zk):
+    node2, address = cluster.namespace("node2"), "198.51.100.2/24"
+    refused = (
+        "device eth1 carries this node's addresses (198.51.100.2): an untagged network would "
+        "take it from the node"
+    )
+    sh("ip", "-n", node2, "addr", "add", address, "dev", "eth1")
+    zk.write(records.values(Network(vni=201, description="untagged", type=records.BRIDGED)))
+    found = wait_states(zk, cluster, 201, {"node1": "ok", "node2": "failed", "node3": "failed"})
+    assert found["node2"]["detail"] == refused
+    assert (
+        "vmbr201" not in links(cluster, "node2") and "master" not in links(cluster, "node2")["eth1"]
+    )
+    assert links(cluster, "node1")["eth1"]["master"] == "vmbr201"
+    sh("ip", "-n", node2, "addr", "del", address, "dev", "eth1")
+    zk.write({("network", "201"): "untagged, once more"})  # a change: every node steps again
+    wait_states(zk, cluster, 201, {"node1": "ok", "node2": "ok"})
+    assert links(cluster, "node2")["eth1"]["master"] == "vmbr201"
+    sh("ip", "-n", node2, "addr", "add", address, "dev", "eth1")  # an address comes later
+    zk.write({("network", "201"): "untagged, again"})
+    found = wait_states(zk, cluster, 201, {"node1": "ok", "node2": "failed"})
+    assert found["node2"]["detail"] == refused
+    assert "master" not in links(cluster, "node2")["eth1"]  # it left the bridge
+    sh("ip", "-n", node2, "addr", "del", address, "dev", "eth1")
+    zk.delete(("network", "201"))
+    for node in ("node1", "node2"):
+        wait_for(lambda n=node: "vmbr201" not in links(cluster, n), what="vmbr201 gone")
 
 
 def kernel_has_vlans() -> bool:
