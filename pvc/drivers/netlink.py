@@ -20,6 +20,9 @@ if TYPE_CHECKING:  # pyroute2 loads only once an address is touched (it costs 0.
     from pyroute2 import IPRoute
 
 
+IFA_F_NODAD = 0x02  # linux/if_addr.h
+
+
 def warm_up() -> None:
     """Loads the netlink code and opens a socket once, so the first real change is quick
     (pyroute2's first use costs 0.2-0.5 s, seconds on a loaded host)."""
@@ -48,7 +51,12 @@ def add_address(interface: str, cidr: str) -> None:
     address, prefix = _parse(cidr)
     with IPRoute() as ipr:
         try:
-            ipr.addr("add", index=_index(ipr, interface), address=address, prefixlen=prefix)
+            # an IPv6 address without duplicate address detection: usable at once after a
+            # takeover (not tentative for a second), and never "dadfailed" because the old
+            # primary's copy was still answering
+            flags = {"flags": IFA_F_NODAD} if ":" in address else {}
+            ipr.addr("add", index=_index(ipr, interface), address=address, prefixlen=prefix,
+                     **flags)  # fmt: skip
         except NetlinkError as exc:
             if exc.code != errno.EEXIST:
                 raise Unavailable(f"cannot add {cidr} to {interface}: {exc}") from None
@@ -79,6 +87,16 @@ def has_address(interface: str, cidr: str) -> bool:
         if not found:
             return False
         return any(a.get("IFA_ADDRESS") == address for a in ipr.get_addr(index=found[0]))
+
+
+def mtu(interface: str) -> int | None:
+    """The interface's MTU; None if it does not exist. (Not /sys/class/net: that shows the
+    namespace sysfs was mounted in, not the caller's.)"""
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=interface)
+        return ipr.get_links(found[0])[0].get("IFLA_MTU") if found else None
 
 
 def announce_address(interface: str, cidr: str) -> None:

@@ -31,7 +31,7 @@ import shutil
 from typing import Any
 
 from pvc.config import Config
-from pvc.drivers import dnsmasq, netlink
+from pvc.drivers import dnsmasq, links, netlink
 from pvc.errors import ConcurrentChange, PvcError, Unavailable
 from pvc.node.lease import PrimaryLease
 from pvc.node.network_service import NetworkService
@@ -80,6 +80,12 @@ def make_folders(paths: dnsmasq.Paths, *children: str) -> None:
         folder.chmod(0o755)
 
 
+def ipv6_on(bridge: str) -> bool:
+    """Whether the bridge can carry IPv6: on a host (or bridge) with IPv6 disabled, the IPv6
+    gateway never comes, and the network is served IPv4 only rather than not at all."""
+    return links.read_sysctl(f"net/ipv6/conf/{bridge}/disable_ipv6") == "0"
+
+
 def serves(network: Network | None) -> bool:
     return network is not None and network.managed and bool(network.gateway_cidrs())
 
@@ -126,14 +132,17 @@ class Dhcp(NetworkService):
             except Unavailable:
                 del self._served[vni]
                 raise
-        config = dnsmasq.network_config(network, self._paths(vni))
+        ipv6 = ipv6_on(network.bridge)
+        mtu = netlink.mtu(network.bridge)
+        config = dnsmasq.network_config(network, self._paths(vni), mtu, ipv6)
         if served and served.config != config:
             log.info("network %s changed: restarting its dnsmasq", vni)
             self._sync_leases(vni, served)
             self._halt(vni)
             served = None
         if served is None:
-            if not all(netlink.has_address(network.bridge, c) for c in network.gateway_cidrs()):
+            gateways = [c for c in network.gateway_cidrs() if ipv6 or ":" not in c]
+            if not all(netlink.has_address(network.bridge, c) for c in gateways):
                 return GATEWAY_WAIT
             served = self._launch(vni, config)
         self._sync_hosts(vni, served)

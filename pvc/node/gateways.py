@@ -19,6 +19,7 @@ the resync every keepalive interval repairs an address someone removed.
 import logging
 
 from pvc.config import Config
+from pvc.config_networks import CLUSTER_NETWORKS
 from pvc.drivers import links, netlink
 from pvc.errors import PvcError
 from pvc.node.lease import PrimaryLease
@@ -41,7 +42,9 @@ class Gateways(NetworkService):
 
     def __init__(self, view: CachedView, config: Config, lease: PrimaryLease):
         self._added: dict[str, tuple[str, set[str]]] = {}  # key -> (interface, cidrs added)
-        self._waiting: set[str] = set()  # keys whose bridge is missing (logged once)
+        self._waiting: set[tuple[str, str]] = set()  # (key, cidr) that failed (logged once)
+        # the node's own networks: they keep taking router advertisements once it routes
+        self._devices = [config.get(f"networks.{role}.device") for role in CLUSTER_NETWORKS]
         super().__init__(view, config, lease, "gateways")
 
     def _release(self) -> None:
@@ -67,11 +70,14 @@ class Gateways(NetworkService):
         if not wanted or not self.lease.valid():
             return None
         if key != METADATA:
-            links.enable_forwarding(ipv6=any(":" in cidr for cidr in wanted))
+            links.enable_forwarding(self._devices, ipv6=any(":" in cidr for cidr in wanted))
         return self._add(key, interface, wanted)
 
     def _add(self, key: str, interface: str, wanted: set[str]) -> float | None:
+        """Adds each missing address; one that fails (no bridge yet, IPv6 disabled) does not
+        keep the others off, and is tried again in BRIDGE_WAIT seconds."""
         added = self._added.setdefault(key, (interface, set()))[1]
+        again = None
         for cidr in sorted(wanted):
             if cidr in added and netlink.has_address(interface, cidr):
                 continue
@@ -81,18 +87,19 @@ class Gateways(NetworkService):
                 netlink.add_address(interface, cidr)
             except PvcError as exc:
                 self.lease.unhold(item)
-                if key not in self._waiting:
-                    self._waiting.add(key)
-                    log.info("gateway %s waits for %s: %s", cidr, interface, exc.message)
-                return BRIDGE_WAIT
+                if (key, cidr) not in self._waiting:
+                    self._waiting.add((key, cidr))
+                    log.warning("gateway %s waits for %s: %s", cidr, interface, exc.message)
+                again = BRIDGE_WAIT
+                continue
             added.add(cidr)
-            self._waiting.discard(key)
+            self._waiting.discard((key, cidr))
             log.info("added gateway %s on %s", cidr, interface)
             try:
                 netlink.announce_address(interface, cidr)
             except PvcError as exc:
                 log.warning("%s (neighbours learn it when they ask)", exc.message)
-        return None
+        return again
 
     def _remove(self, key: str, keep: set[str]) -> None:
         """Removes the key's addresses not in `keep` (the lock held)."""

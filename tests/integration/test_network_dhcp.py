@@ -50,6 +50,8 @@ def test_a_client_gets_a_lease_recorded_in_zookeeper(cluster, observer):
     lease = wait_for("the lease in Zookeeper", lambda: network_records.leases(observer, 100))
     assert lease[MAC1]["ip"] == address and lease[MAC1]["hostname"] == "vmone"
     assert lease[MAC1]["expiry"] > 0
+    bridge_mtu = in_ns(cluster.namespace(primary), "cat", "/sys/class/net/vmbr100/mtu")
+    assert cluster.clients[0].leased_mtu() == bridge_mtu.stdout.strip()  # none set: the bridge's
 
 
 def test_a_reserved_mac_gets_its_reserved_address_without_a_restart(cluster, observer):
@@ -86,6 +88,8 @@ def test_router_advertisements_give_a_client_an_ipv6_address(cluster, observer):
     )
     assert in_prefix[0].endswith("/64")
     assert wait_for("the IPv6 gateway answers", lambda: client.ping("fd00:24::1"))
+    ipv6_mtu = in_ns(client.namespace, "sysctl", "-n", "net.ipv6.conf.eth0.mtu")
+    assert ipv6_mtu.stdout.strip() == "1400"  # the RA's MTU option
 
 
 def test_dnsmasq_binds_only_its_bridge_and_gateway(cluster, observer):
