@@ -205,8 +205,9 @@ class Client:
     def dhcp(self, hostname: str | None = None, tries: int = 60) -> tuple[str, float]:
         """(address leased, seconds from udhcpc's start to bound); AssertionError if none."""
         self.out.unlink(missing_ok=True)
+        # the MTU option asked for, as dhclient and systemd-networkd do (dnsmasq sends it then)
         args = ["busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", str(tries), "-T", "1",
-                "-A", "1", "-O", "mtu", "-s", str(self.script)]  # fmt: skip (mtu: as dhclient)
+                "-A", "1", "-O", "mtu", "-s", str(self.script)]  # fmt: skip
         if hostname:
             args += ["-x", f"hostname:{hostname}"]
         started = time.monotonic()
