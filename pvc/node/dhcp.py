@@ -13,10 +13,12 @@ gets a dnsmasq (pvc.drivers.dnsmasq.network_config), its files in
   asks to run again then): when its modification time moved, the file is read whole (a read
   during dnsmasq's rewrite is seen by the stamp changing under it, and retried) and every
   difference from Zookeeper is written in ONE transaction, checked against the version of
-  the network's type (a network removed meanwhile is not made again by its leases). Polling
-  rather than
-  `--dhcp-script`: no process per lease event, no Zookeeper credentials handed to a script,
-  a burst of leases is one transaction, and a lease a dead script lost is found again;
+  the network's type (a network removed meanwhile is not made again by its leases) and of
+  the primary's name, which must be this node's (an old primary thawed after a takeover
+  cannot overwrite the new one's leases, even when it froze right after its lease check).
+  Polling rather than `--dhcp-script`: no process per lease event, no Zookeeper credentials
+  handed to a script, a burst of leases is one transaction, and a lease a dead script lost
+  is found again;
 - a change of the network's settings restarts its dnsmasq (after a last poll of its leases);
   a network removed (or no longer managed) stops it and its files go.
 Each dnsmasq is held under the primary lease (`process_item(pid, "dnsmasq")`) right after it
@@ -45,6 +47,7 @@ log = logging.getLogger("pvc.node.dhcp")
 LEASE_POLL = 1.0  # seconds between looks at a lease file
 GATEWAY_WAIT = 0.5  # seconds between looks for the gateway addresses
 FOLDERS = ("dhcp-hosts", "hosts")  # dnsmasq.host_files' folders
+PRIMARY = "base.config.primary_node"  # the fence of a lease write
 
 
 class HeldDnsmasq:
@@ -97,6 +100,7 @@ class Dhcp(NetworkService):
 
     def __init__(self, view: CachedView, config: Config, lease: PrimaryLease):
         self.run_directory = config.get("networks.run_directory")
+        self.node_name = config.node_name
         self._served: dict[int, HeldDnsmasq] = {}
         super().__init__(view, config, lease, "dhcp")
 
@@ -211,10 +215,14 @@ class Dhcp(NetworkService):
             # only into a network that still exists: a removal meanwhile fails the write
             # instead of leaving a lease folder behind, and so does a change (next poll)
             _, version = self.view.read_versioned(("network.type", str(vni)))
-            if version < 0:
+            # and only while this node is the primary: one that froze after its lease check
+            # and thawed after a takeover must not delete the new primary's leases
+            primary, primary_version = self.view.read_versioned(PRIMARY)
+            if version < 0 or primary != self.node_name:
                 return
+            fence = {("network.type", str(vni)): version, PRIMARY: primary_version}
             try:
-                self.view.write(values, delete=gone, expect={("network.type", str(vni)): version})
+                self.view.write(values, delete=gone, expect=fence)
             except ConcurrentChange:
                 log.info("network %s changed while its leases were recorded: next poll", vni)
                 return
