@@ -89,6 +89,75 @@ def has_address(interface: str, cidr: str) -> bool:
         return any(a.get("IFA_ADDRESS") == address for a in ipr.get_addr(index=found[0]))
 
 
+RTPROT_PVC = 0x50  # the protocol of the routes pvc adds (rtnetlink: 0-255, unassigned)
+MAIN_TABLE = 254
+
+
+def _default_routes(ipr: "IPRoute", gateway: str) -> list:
+    family = socket.AF_INET6 if ":" in gateway else socket.AF_INET
+    routes = ipr.get_routes(family=family, table=MAIN_TABLE)
+    return [route for route in routes if route.get("dst_len") == 0]
+
+
+def add_default_route(interface: str, gateway: str) -> bool:
+    """A default route via `gateway` on `interface`, marked as pvc's (RTPROT_PVC), at metric 0:
+    it wins over one from DHCP or SLAAC (metric 100 and up). True once pvc's route is there;
+    False when the same route is there already, not pvc's (the node's own: pvc leaves it
+    alone). Unavailable when another default route holds metric 0 (replacing the node's
+    own route could cut it off)."""
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    with IPRoute() as ipr:
+        index = _index(ipr, interface)
+        for route in _default_routes(ipr, gateway):
+            if (route.get("RTA_PRIORITY") or 0) != 0:
+                continue
+            if route.get("RTA_GATEWAY") == gateway and route.get("RTA_OIF") == index:
+                return route["proto"] == RTPROT_PVC
+            raise Unavailable(
+                f"the node has a default route via {route.get('RTA_GATEWAY')} already: "
+                f"none via {gateway} on {interface} added"
+            )
+        try:
+            ipr.route("add", dst="default", gateway=gateway, oif=index, proto=RTPROT_PVC)
+        except NetlinkError as exc:
+            raise Unavailable(f"cannot route via {gateway} on {interface}: {exc}") from None
+    return True
+
+
+def remove_default_route(interface: str, gateway: str) -> None:
+    """Removes pvc's default route via `gateway` on `interface` (any other is left)."""
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=interface)
+        for route in _default_routes(ipr, gateway):
+            ours = route["proto"] == RTPROT_PVC and route.get("RTA_GATEWAY") == gateway
+            if not (found and ours and route.get("RTA_OIF") == found[0]):
+                continue
+            try:
+                ipr.route("del", dst="default", gateway=gateway, oif=found[0], proto=RTPROT_PVC)
+            except NetlinkError as exc:
+                if exc.code != errno.ESRCH:
+                    raise Unavailable(f"cannot remove the route via {gateway}: {exc}") from None
+
+
+def has_default_route(interface: str, gateway: str) -> bool:
+    """pvc's default route via `gateway` on `interface` is there."""
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=interface)
+        return bool(found) and any(
+            route["proto"] == RTPROT_PVC
+            and route.get("RTA_GATEWAY") == gateway
+            and route.get("RTA_OIF") == found[0]
+            for route in _default_routes(ipr, gateway)
+        )
+
+
 def mtu(interface: str) -> int | None:
     """The interface's MTU; None if it does not exist. (Not /sys/class/net: that shows the
     namespace sysfs was mounted in, not the caller's.)"""
