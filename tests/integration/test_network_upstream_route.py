@@ -6,7 +6,7 @@ node's own default route)."""
 import pytest
 
 from pvc.ops import node as node_ops
-from tests.primary_network_rig import in_ns, network_cluster, wait_for
+from tests.primary_network_rig import in_ns, network_cluster, observer_with, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +28,7 @@ def cluster(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def observer(cluster):
-    zk = cluster.observer()
-    yield zk
-    zk.close()
+    yield from observer_with(cluster)
 
 
 def routed(cluster) -> list[str]:
