@@ -189,6 +189,7 @@ def _gratuitous_arp(interface: str, ip: bytes) -> None:
         sock.send(b"\xff" * 6 + mac + b"\x08\x06" + arp + mac + ip + b"\x00" * 6 + ip)
 
 
+ICMPV6_ROUTER_ADVERTISEMENT = 134
 ICMPV6_NEIGHBOUR_ADVERTISEMENT = 136
 NA_OVERRIDE = 0x20000000
 ALL_NODES = "ff02::1"
@@ -207,3 +208,20 @@ def _unsolicited_advertisement(interface: str, ip: bytes) -> None:
         header = struct.pack("!BBHI", ICMPV6_NEIGHBOUR_ADVERTISEMENT, 0, 0, NA_OVERRIDE)
         option = struct.pack("!BB", 2, 1) + mac  # target link-layer address, 8 bytes
         sock.sendto(header + ip + option, (ALL_NODES, 0, 0, index))
+
+
+def withdraw_router(interface: str) -> None:
+    """A router advertisement with router lifetime 0 from the interface's link-local address
+    (RFC 4861 6.2.5, a router that stops being one): hosts on the segment drop this node as
+    their IPv6 default router at once, instead of when the last advertisement's lifetime
+    ends, and use the new primary's (a different link-local address) as soon as it sends."""
+    index = socket.if_nametoindex(interface)
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as sock:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+            # type, code, checksum, hop limit, flags, router lifetime, reachable, retransmit
+            message = struct.pack("!BBHBBHII", ICMPV6_ROUTER_ADVERTISEMENT, 0, 0, 0, 0, 0, 0, 0)
+            sock.sendto(message, (ALL_NODES, 0, 0, index))
+    except OSError as exc:
+        raise Unavailable(f"cannot withdraw the router on {interface}: {exc.strerror}") from None

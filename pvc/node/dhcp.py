@@ -24,7 +24,9 @@ gets a dnsmasq (pvc.drivers.dnsmasq.network_config), its files in
 Each dnsmasq is held under the primary lease (`process_item(pid, "dnsmasq")`) right after it
 is spawned (its PID is unknown before; until then PR_SET_PDEATHSIG ties it to the daemon) and
 started only while the lease is valid. Stop (relinquish): a last poll of every network's
-leases while the lease still holds, then every dnsmasq stops.
+leases while the lease still holds, then every dnsmasq stops, and a network with IPv6 gets
+a router advertisement of lifetime 0 (netlink.withdraw_router): guests route by the RA's
+source, this node's own link-local address, and would keep it for minutes.
 """
 
 import logging
@@ -64,6 +66,7 @@ class HeldDnsmasq:
         self.hosts: dict[tuple[str, str], str] = {}  # the host files written
         self.stamp: tuple[int, int] | None = None  # the lease file's when last read
         self.servers = ""  # the forwarder's servers file
+        self.advertises: str | None = None  # the bridge it sends router advertisements on
 
     def check(self, what: str) -> None:
         """Raises (the step is tried again with a backoff) if dnsmasq ended by itself."""
@@ -111,6 +114,11 @@ class Dhcp(NetworkService):
             except PvcError as exc:
                 log.warning("network %s: last leases not recorded: %s", vni, exc.message)
             self._halt(vni)
+            if served.advertises:  # guests move to the new primary's router at once
+                try:
+                    netlink.withdraw_router(served.advertises)
+                except PvcError as exc:
+                    log.warning("%s (guests drop it when its lifetime ends)", exc.message)
 
     def _keys(self) -> list[str]:
         with self._lock:
@@ -149,6 +157,7 @@ class Dhcp(NetworkService):
             if not all(netlink.has_address(network.bridge, c) for c in gateways):
                 return GATEWAY_WAIT
             served = self._launch(vni, config)
+            served.advertises = network.bridge if ipv6 and network.ip6_gateway else None
         self._sync_hosts(vni, served)
         self._sync_leases(vni, served)
         return LEASE_POLL

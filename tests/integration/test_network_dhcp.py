@@ -106,9 +106,24 @@ def test_dnsmasq_binds_only_its_bridge_and_gateway(cluster, observer):
     ), bound
 
 
-def test_handover_keeps_each_mac_on_its_address(cluster, observer):
+def link_local(namespace: str, interface: str) -> str:
+    shown = in_ns(namespace, "ip", "-6", "-o", "addr", "show", "dev", interface, "scope", "link")
+    return shown.stdout.split("inet6 ", 1)[1].split("/", 1)[0]
+
+
+def ipv6_routers(client) -> str:
+    """The client's IPv6 default routes (learnt from router advertisements)."""
+    return in_ns(client.namespace, "ip", "-6", "route", "show", "default").stdout
+
+
+def test_handover_keeps_each_mac_on_its_address_and_moves_the_ipv6_router(cluster, observer):
+    """Guests route IPv6 by the RA's source, the primary's own link-local address: the old
+    primary withdraws it (lifetime 0) as it hands over, the new one's comes at once."""
     old = cluster.wait_for_primary(observer, 10)
     leases = network_records.leases(observer, 100)
+    old_router = link_local(cluster.namespace(old), "vmbr100")
+    client = cluster.clients[0]
+    wait_for("the client routes by the primary", lambda: old_router in ipv6_routers(client))
     new = next(name for name in cluster.names if name != old)
     node_ops.set_primary(observer, new)
     assert cluster.wait_for_primary(observer, 20, not_=old) == new
@@ -116,6 +131,9 @@ def test_handover_keeps_each_mac_on_its_address(cluster, observer):
     assert processes_in(cluster.namespace(old), "dnsmasq") == []
     assert "10.100.0.1/24" not in addresses(cluster.namespace(old), "vmbr100")
     assert cluster.clients[0].dhcp(hostname="vmone")[0] == leases[MAC1]["ip"]
+    new_router = link_local(cluster.namespace(new), "vmbr100")
+    wait_for("the old router dropped", lambda: old_router not in ipv6_routers(client), 5)
+    wait_for("the new router learnt", lambda: new_router in ipv6_routers(client), 10)
 
 
 def test_kill_9_of_the_primary_the_watchdog_drops_its_services(cluster, observer):
