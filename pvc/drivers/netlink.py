@@ -215,8 +215,8 @@ def withdraw_router(interface: str) -> None:
     (RFC 4861 6.2.5, a router that stops being one): hosts on the segment drop this node as
     their IPv6 default router at once, instead of when the last advertisement's lifetime
     ends, and use the new primary's (a different link-local address) as soon as it sends."""
-    index = socket.if_nametoindex(interface)
     try:
+        index = socket.if_nametoindex(interface)
         with socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as sock:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
@@ -224,4 +224,4 @@ def withdraw_router(interface: str) -> None:
             message = struct.pack("!BBHBBHII", ICMPV6_ROUTER_ADVERTISEMENT, 0, 0, 0, 0, 0, 0, 0)
             sock.sendto(message, (ALL_NODES, 0, 0, index))
     except OSError as exc:
-        raise Unavailable(f"cannot withdraw the router on {interface}: {exc.strerror}") from None
+        raise Unavailable(f"cannot withdraw the router on {interface}: {exc.strerror or exc}") from None
