@@ -224,4 +224,5 @@ def withdraw_router(interface: str) -> None:
             message = struct.pack("!BBHBBHII", ICMPV6_ROUTER_ADVERTISEMENT, 0, 0, 0, 0, 0, 0, 0)
             sock.sendto(message, (ALL_NODES, 0, 0, index))
     except OSError as exc:
-        raise Unavailable(f"cannot withdraw the router on {interface}: {exc.strerror or exc}") from None
+        reason = exc.strerror or exc
+        raise Unavailable(f"cannot withdraw the router on {interface}: {reason}") from None
