@@ -7,8 +7,10 @@ before it writes anything, so every refusal names its reason and nothing is half
 
 Defaults: an IPv4 gateway is the subnet's first host and an IPv6 gateway `<net>::1` unless
 given; DHCPv6 is on once an IPv6 network is set. A changed subnet keeps the old gateway if it
-lies inside the new one. A bridged network gets no L3 service from pvc, so it takes none of
-the L3 settings; a managed network has no VLAN tag (its traffic is VXLAN).
+lies inside the new one. An IPv6 network is a /64 (dnsmasq's router advertisements and
+DHCPv6 range are built for one), and no address takes an IPv6 scope ID. A bridged network
+gets no L3 service from pvc, so it takes none of the L3 settings; a managed network has no
+VLAN tag (its traffic is VXLAN).
 """
 
 import dataclasses
