@@ -25,9 +25,11 @@ from tests.processes import COMMAND_TIMEOUT
 
 UDHCPC_SCRIPT = """#!/bin/sh
 # udhcpc's event script: on a lease, put the address on the interface and say which it is
+# (and the MTU option, if any)
 if [ "$1" = bound ] || [ "$1" = renew ]; then
     ip addr flush dev "$interface"
     ip addr add "$ip/$mask" dev "$interface"
+    echo "$mtu" > "$LEASE_OUT.mtu"
     echo "$ip" > "$LEASE_OUT"
 fi
 exit 0
@@ -203,8 +205,9 @@ class Client:
     def dhcp(self, hostname: str | None = None, tries: int = 60) -> tuple[str, float]:
         """(address leased, seconds from udhcpc's start to bound); AssertionError if none."""
         self.out.unlink(missing_ok=True)
+        # the MTU option asked for, as dhclient and systemd-networkd do (dnsmasq sends it then)
         args = ["busybox", "udhcpc", "-i", "eth0", "-f", "-q", "-n", "-t", str(tries), "-T", "1",
-                "-A", "1", "-s", str(self.script)]  # fmt: skip
+                "-A", "1", "-O", "mtu", "-s", str(self.script)]  # fmt: skip
         if hostname:
             args += ["-x", f"hostname:{hostname}"]
         started = time.monotonic()
@@ -213,6 +216,10 @@ class Client:
         took = time.monotonic() - started
         assert result.returncode == 0 and self.out.exists(), result.stdout + result.stderr
         return self.out.read_text().strip(), took
+
+    def leased_mtu(self) -> str:
+        """The MTU option of the last lease ("" for none)."""
+        return self.out.with_name(f"{self.out.name}.mtu").read_text().strip()
 
     def resolve(self, name: str, server: str) -> list[str]:
         """The addresses `server` gives for `name` ([] when it does not know it)."""

@@ -1,13 +1,15 @@
 """dnsmasq (2.90): DHCP and DNS for a managed network, and the cluster's DNS forwarder.
 
 Contract (DhcpDnsDriver), all pure but `start`:
-- `network_config(network, paths, mtu=None) -> str`: the configuration file of the network's
-  dnsmasq. It binds only to the network's bridge (`interface`, `except-interface=lo`,
-  `bind-dynamic`: the node's other interfaces, and other instances, are left alone); DHCPv4
-  (authoritative, LEASE_TIME leases, router, DNS and NTP server = the gateway) when the network
-  has DHCPv4; router advertisements (and a stateful DHCPv6 range when it has DHCPv6) when it
-  has IPv6; DNS for its domain, answered from leases and reservations and never forwarded
-  (`domain`, `local=/domain/`, `expand-hosts`); other names go to the network's name servers
+- `network_config(network, paths, mtu=None, ipv6=True) -> str`: the configuration file of
+  the network's dnsmasq. It binds only to the network's bridge (`interface`,
+  `except-interface=lo`, `bind-dynamic`: the node's other interfaces, and other instances, are
+  left alone); DHCPv4 (authoritative, LEASE_TIME leases, router and DNS server = the gateway;
+  no NTP server: pvc runs none) when the network has DHCPv4; router advertisements (and a
+  stateful DHCPv6 range when it has DHCPv6) when it has IPv6 and `ipv6` (the node can serve
+  it); the MTU in both, so guests of a VXLAN network do not send 1500-byte frames; DNS for
+  its domain, answered from leases and reservations and never forwarded (`domain`,
+  `local=/domain/`, `expand-hosts`); other names go to the network's name servers
   (or the node's resolv.conf when it has none).
 - `forwarder_config(listen, paths) -> str` and `forwarder_servers(networks) -> str`: the
   forwarder (no DHCP) on the given addresses, port 53, sending each managed network's domain
@@ -47,6 +49,9 @@ from pvc.zk import schema
 DNSMASQ = "dnsmasq"
 LEASE_TIME = "48h"  # the original's: a VM keeps its address across a weekend of outage
 DHCP6_RANGE = ("::1000", "::ffff")  # host parts of the stateful DHCPv6 range
+# seconds between router advertisements (router lifetime: 3 x): a new primary's router is
+# learnt, and a gone one's forgotten, in 3 minutes rather than dnsmasq's default 30
+RA_INTERVAL = 60
 STOP_GRACE = 3.0
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
@@ -111,10 +116,13 @@ def _common(paths: Paths) -> list[tuple[str, Any]]:
     ]
 
 
-def network_config(network: Network, paths: Paths, mtu: int | None = None) -> str:
-    """The network's dnsmasq configuration (`mtu`: handed out by DHCP; the network's own by
-    default)."""
+def network_config(
+    network: Network, paths: Paths, mtu: int | None = None, ipv6: bool = True
+) -> str:
+    """The network's dnsmasq configuration (`mtu`: its bridge's, handed out by DHCP and in
+    router advertisements; the network's own if lower)."""
     bridge = network.bridge
+    mtu = min((value for value in (mtu, network.mtu) if value), default=None)
     options: list[tuple[str, Any]] = [("interface", bridge), *_common(paths)]
     options += [
         ("dhcp-leasefile", paths.leases),
@@ -134,12 +142,13 @@ def network_config(network: Network, paths: Paths, mtu: int | None = None) -> st
             ("dhcp-range", f"{network.dhcp4_start},{network.dhcp4_end},{netmask},{LEASE_TIME}"),
             ("dhcp-option", f"option:router,{gateway}"),
             ("dhcp-option", f"option:dns-server,{gateway}"),
-            ("dhcp-option", f"option:ntp-server,{gateway}"),
         ]
-        if mtu or network.mtu:
-            options.append(("dhcp-option", f"option:mtu,{mtu or network.mtu}"))
-    if network.ip6_network and network.ip6_gateway:
+        if mtu:
+            options.append(("dhcp-option", f"option:mtu,{mtu}"))
+    if ipv6 and network.ip6_network and network.ip6_gateway:
         options.append(("enable-ra", None))
+        mtu_part = f"mtu:{mtu}," if mtu else ""
+        options.append(("ra-param", f"{bridge},{mtu_part}{RA_INTERVAL}"))
         if network.dhcp6:
             first, last = DHCP6_RANGE
             options.append(("dhcp-range", f"{first},{last},constructor:{bridge},64,{LEASE_TIME}"))

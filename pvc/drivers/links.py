@@ -312,13 +312,28 @@ def _no_ipv6_autoconf(bridge: str) -> bool:
     return changed
 
 
-def enable_forwarding(ipv6: bool = False) -> None:
+def enable_forwarding(devices: Iterable[str | None], ipv6: bool = False) -> None:
     """Lets this node route (the primary routes its managed networks through their
-    gateways): IPv4 forwarding, and IPv6 forwarding when a network has IPv6 (the kernel then
-    ignores router advertisements on interfaces whose accept_ra is 1)."""
+    gateways): IPv4 forwarding, and IPv6 forwarding when a network has IPv6. A forwarding
+    kernel ignores router advertisements on interfaces whose accept_ra is 1, so a node whose
+    upstream IPv6 route comes by SLAAC would lose it: `devices` (the node's own networks) get
+    accept_ra 2 (take them even when forwarding) first; one set to 0 is left without."""
     set_sysctl("net/ipv4/ip_forward", "1")
     if ipv6:
+        for device in devices:
+            name = f"net/ipv6/conf/{device}/accept_ra"
+            if device and read_sysctl(name) == "1":
+                set_sysctl(name, "2")
         set_sysctl("net/ipv6/conf/all/forwarding", "1")
+
+
+def read_sysctl(name: str) -> str | None:
+    """/proc/sys/`name` in this network namespace; None if it does not exist."""
+    try:
+        with open(f"/proc/sys/{name}") as sysctl:
+            return sysctl.read().strip()
+    except FileNotFoundError:
+        return None
 
 
 def set_sysctl(name: str, value: str) -> bool:

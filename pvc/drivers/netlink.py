@@ -20,6 +20,9 @@ if TYPE_CHECKING:  # pyroute2 loads only once an address is touched (it costs 0.
     from pyroute2 import IPRoute
 
 
+IFA_F_NODAD = 0x02  # linux/if_addr.h
+
+
 def warm_up() -> None:
     """Loads the netlink code and opens a socket once, so the first real change is quick
     (pyroute2's first use costs 0.2-0.5 s, seconds on a loaded host)."""
@@ -48,7 +51,12 @@ def add_address(interface: str, cidr: str) -> None:
     address, prefix = _parse(cidr)
     with IPRoute() as ipr:
         try:
-            ipr.addr("add", index=_index(ipr, interface), address=address, prefixlen=prefix)
+            # an IPv6 address without duplicate address detection: usable at once after a
+            # takeover (not tentative for a second), and never "dadfailed" because the old
+            # primary's copy was still answering
+            flags = {"flags": IFA_F_NODAD} if ":" in address else {}
+            ipr.addr("add", index=_index(ipr, interface), address=address, prefixlen=prefix,
+                     **flags)  # fmt: skip
         except NetlinkError as exc:
             if exc.code != errno.EEXIST:
                 raise Unavailable(f"cannot add {cidr} to {interface}: {exc}") from None
@@ -81,6 +89,85 @@ def has_address(interface: str, cidr: str) -> bool:
         return any(a.get("IFA_ADDRESS") == address for a in ipr.get_addr(index=found[0]))
 
 
+RTPROT_PVC = 0x50  # the protocol of the routes pvc adds (rtnetlink: 0-255, unassigned)
+MAIN_TABLE = 254
+
+
+def _default_routes(ipr: "IPRoute", gateway: str) -> list:
+    family = socket.AF_INET6 if ":" in gateway else socket.AF_INET
+    routes = ipr.get_routes(family=family, table=MAIN_TABLE)
+    return [route for route in routes if route.get("dst_len") == 0]
+
+
+def add_default_route(interface: str, gateway: str) -> bool:
+    """A default route via `gateway` on `interface`, marked as pvc's (RTPROT_PVC), at metric 0:
+    it wins over one from DHCP or SLAAC (metric 100 and up). True once pvc's route is there;
+    False when the same route is there already, not pvc's (the node's own: pvc leaves it
+    alone). Unavailable when another default route holds metric 0 (replacing the node's
+    own route could cut it off)."""
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    with IPRoute() as ipr:
+        index = _index(ipr, interface)
+        for route in _default_routes(ipr, gateway):
+            if (route.get("RTA_PRIORITY") or 0) != 0:
+                continue
+            if route.get("RTA_GATEWAY") == gateway and route.get("RTA_OIF") == index:
+                return route["proto"] == RTPROT_PVC
+            raise Unavailable(
+                f"the node has a default route via {route.get('RTA_GATEWAY')} already: "
+                f"none via {gateway} on {interface} added"
+            )
+        try:
+            ipr.route("add", dst="default", gateway=gateway, oif=index, proto=RTPROT_PVC)
+        except NetlinkError as exc:
+            raise Unavailable(f"cannot route via {gateway} on {interface}: {exc}") from None
+    return True
+
+
+def remove_default_route(interface: str, gateway: str) -> None:
+    """Removes pvc's default route via `gateway` on `interface` (any other is left)."""
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=interface)
+        for route in _default_routes(ipr, gateway):
+            ours = route["proto"] == RTPROT_PVC and route.get("RTA_GATEWAY") == gateway
+            if not (found and ours and route.get("RTA_OIF") == found[0]):
+                continue
+            try:
+                ipr.route("del", dst="default", gateway=gateway, oif=found[0], proto=RTPROT_PVC)
+            except NetlinkError as exc:
+                if exc.code != errno.ESRCH:
+                    raise Unavailable(f"cannot remove the route via {gateway}: {exc}") from None
+
+
+def has_default_route(interface: str, gateway: str) -> bool:
+    """pvc's default route via `gateway` on `interface` is there."""
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=interface)
+        return bool(found) and any(
+            route["proto"] == RTPROT_PVC
+            and route.get("RTA_GATEWAY") == gateway
+            and route.get("RTA_OIF") == found[0]
+            for route in _default_routes(ipr, gateway)
+        )
+
+
+def mtu(interface: str) -> int | None:
+    """The interface's MTU; None if it does not exist. (Not /sys/class/net: that shows the
+    namespace sysfs was mounted in, not the caller's.)"""
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        found = ipr.link_lookup(ifname=interface)
+        return ipr.get_links(found[0])[0].get("IFLA_MTU") if found else None
+
+
 def announce_address(interface: str, cidr: str) -> None:
     """Tells the segment where the address lives now: a gratuitous ARP for IPv4, an
     unsolicited neighbour advertisement (override flag, to all nodes) for IPv6."""
@@ -102,6 +189,7 @@ def _gratuitous_arp(interface: str, ip: bytes) -> None:
         sock.send(b"\xff" * 6 + mac + b"\x08\x06" + arp + mac + ip + b"\x00" * 6 + ip)
 
 
+ICMPV6_ROUTER_ADVERTISEMENT = 134
 ICMPV6_NEIGHBOUR_ADVERTISEMENT = 136
 NA_OVERRIDE = 0x20000000
 ALL_NODES = "ff02::1"
@@ -120,3 +208,21 @@ def _unsolicited_advertisement(interface: str, ip: bytes) -> None:
         header = struct.pack("!BBHI", ICMPV6_NEIGHBOUR_ADVERTISEMENT, 0, 0, NA_OVERRIDE)
         option = struct.pack("!BB", 2, 1) + mac  # target link-layer address, 8 bytes
         sock.sendto(header + ip + option, (ALL_NODES, 0, 0, index))
+
+
+def withdraw_router(interface: str) -> None:
+    """A router advertisement with router lifetime 0 from the interface's link-local address
+    (RFC 4861 6.2.5, a router that stops being one): hosts on the segment drop this node as
+    their IPv6 default router at once, instead of when the last advertisement's lifetime
+    ends, and use the new primary's (a different link-local address) as soon as it sends."""
+    try:
+        index = socket.if_nametoindex(interface)
+        with socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6) as sock:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
+            # type, code, checksum, hop limit, flags, router lifetime, reachable, retransmit
+            message = struct.pack("!BBHBBHII", ICMPV6_ROUTER_ADVERTISEMENT, 0, 0, 0, 0, 0, 0, 0)
+            sock.sendto(message, (ALL_NODES, 0, 0, index))
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise Unavailable(f"cannot withdraw the router on {interface}: {reason}") from None

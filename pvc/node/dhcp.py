@@ -13,16 +13,20 @@ gets a dnsmasq (pvc.drivers.dnsmasq.network_config), its files in
   asks to run again then): when its modification time moved, the file is read whole (a read
   during dnsmasq's rewrite is seen by the stamp changing under it, and retried) and every
   difference from Zookeeper is written in ONE transaction, checked against the version of
-  the network's type (a network removed meanwhile is not made again by its leases). Polling
-  rather than
-  `--dhcp-script`: no process per lease event, no Zookeeper credentials handed to a script,
-  a burst of leases is one transaction, and a lease a dead script lost is found again;
+  the network's type (a network removed meanwhile is not made again by its leases) and of
+  the primary's name, which must be this node's (an old primary thawed after a takeover
+  cannot overwrite the new one's leases, even when it froze right after its lease check).
+  Polling rather than `--dhcp-script`: no process per lease event, no Zookeeper credentials
+  handed to a script, a burst of leases is one transaction, and a lease a dead script lost
+  is found again;
 - a change of the network's settings restarts its dnsmasq (after a last poll of its leases);
   a network removed (or no longer managed) stops it and its files go.
 Each dnsmasq is held under the primary lease (`process_item(pid, "dnsmasq")`) right after it
 is spawned (its PID is unknown before; until then PR_SET_PDEATHSIG ties it to the daemon) and
 started only while the lease is valid. Stop (relinquish): a last poll of every network's
-leases while the lease still holds, then every dnsmasq stops.
+leases while the lease still holds, then every dnsmasq stops, and a network with IPv6 gets
+a router advertisement of lifetime 0 (netlink.withdraw_router): guests route by the RA's
+source, this node's own link-local address, and would keep it for minutes.
 """
 
 import logging
@@ -31,7 +35,7 @@ import shutil
 from typing import Any
 
 from pvc.config import Config
-from pvc.drivers import dnsmasq, netlink
+from pvc.drivers import dnsmasq, links, netlink
 from pvc.errors import ConcurrentChange, PvcError, Unavailable
 from pvc.node.lease import PrimaryLease
 from pvc.node.network_service import NetworkService
@@ -45,6 +49,7 @@ log = logging.getLogger("pvc.node.dhcp")
 LEASE_POLL = 1.0  # seconds between looks at a lease file
 GATEWAY_WAIT = 0.5  # seconds between looks for the gateway addresses
 FOLDERS = ("dhcp-hosts", "hosts")  # dnsmasq.host_files' folders
+PRIMARY = "base.config.primary_node"  # the fence of a lease write
 
 
 class HeldDnsmasq:
@@ -61,6 +66,7 @@ class HeldDnsmasq:
         self.hosts: dict[tuple[str, str], str] = {}  # the host files written
         self.stamp: tuple[int, int] | None = None  # the lease file's when last read
         self.servers = ""  # the forwarder's servers file
+        self.advertises: str | None = None  # the bridge it sends router advertisements on
 
     def check(self, what: str) -> None:
         """Raises (the step is tried again with a backoff) if dnsmasq ended by itself."""
@@ -80,6 +86,12 @@ def make_folders(paths: dnsmasq.Paths, *children: str) -> None:
         folder.chmod(0o755)
 
 
+def ipv6_on(bridge: str) -> bool:
+    """Whether the bridge can carry IPv6: on a host (or bridge) with IPv6 disabled, the IPv6
+    gateway never comes, and the network is served IPv4 only rather than not at all."""
+    return links.read_sysctl(f"net/ipv6/conf/{bridge}/disable_ipv6") == "0"
+
+
 def serves(network: Network | None) -> bool:
     return network is not None and network.managed and bool(network.gateway_cidrs())
 
@@ -91,6 +103,7 @@ class Dhcp(NetworkService):
 
     def __init__(self, view: CachedView, config: Config, lease: PrimaryLease):
         self.run_directory = config.get("networks.run_directory")
+        self.node_name = config.node_name
         self._served: dict[int, HeldDnsmasq] = {}
         super().__init__(view, config, lease, "dhcp")
 
@@ -101,6 +114,11 @@ class Dhcp(NetworkService):
             except PvcError as exc:
                 log.warning("network %s: last leases not recorded: %s", vni, exc.message)
             self._halt(vni)
+            if served.advertises:  # guests move to the new primary's router at once
+                try:
+                    netlink.withdraw_router(served.advertises)
+                except PvcError as exc:
+                    log.warning("%s (guests drop it when its lifetime ends)", exc.message)
 
     def _keys(self) -> list[str]:
         with self._lock:
@@ -126,16 +144,20 @@ class Dhcp(NetworkService):
             except Unavailable:
                 del self._served[vni]
                 raise
-        config = dnsmasq.network_config(network, self._paths(vni))
+        ipv6 = ipv6_on(network.bridge)
+        mtu = netlink.mtu(network.bridge)
+        config = dnsmasq.network_config(network, self._paths(vni), mtu, ipv6)
         if served and served.config != config:
             log.info("network %s changed: restarting its dnsmasq", vni)
             self._sync_leases(vni, served)
             self._halt(vni)
             served = None
         if served is None:
-            if not all(netlink.has_address(network.bridge, c) for c in network.gateway_cidrs()):
+            gateways = [c for c in network.gateway_cidrs() if ipv6 or ":" not in c]
+            if not all(netlink.has_address(network.bridge, c) for c in gateways):
                 return GATEWAY_WAIT
             served = self._launch(vni, config)
+            served.advertises = network.bridge if ipv6 and network.ip6_gateway else None
         self._sync_hosts(vni, served)
         self._sync_leases(vni, served)
         return LEASE_POLL
@@ -202,10 +224,14 @@ class Dhcp(NetworkService):
             # only into a network that still exists: a removal meanwhile fails the write
             # instead of leaving a lease folder behind, and so does a change (next poll)
             _, version = self.view.read_versioned(("network.type", str(vni)))
-            if version < 0:
+            # and only while this node is the primary: one that froze after its lease check
+            # and thawed after a takeover must not delete the new primary's leases
+            primary, primary_version = self.view.read_versioned(PRIMARY)
+            if version < 0 or primary != self.node_name:
                 return
+            fence = {("network.type", str(vni)): version, PRIMARY: primary_version}
             try:
-                self.view.write(values, delete=gone, expect={("network.type", str(vni)): version})
+                self.view.write(values, delete=gone, expect=fence)
             except ConcurrentChange:
                 log.info("network %s changed while its leases were recorded: next poll", vni)
                 return

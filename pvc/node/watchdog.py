@@ -1,7 +1,7 @@
 """The node watchdog: a small process beside the node daemon that drops what the primary holds
-(its addresses and service processes) when the daemon can no longer prove it is the primary,
-and destroys this node's VMs when the daemon has not reached Zookeeper for the self-fence
-time (timers.suicide_intervals).
+(its addresses, default route and service processes) when the daemon can no longer prove it
+is the primary, and destroys this node's VMs when the daemon has not reached Zookeeper for
+the self-fence time (timers.suicide_intervals).
 
 Why a separate process: a daemon that is frozen (SIGSTOP, a stuck kernel call, swap storm) or
 killed cannot remove its own floating address, yet the other coordinators take over as soon as
@@ -19,7 +19,8 @@ the node's libvirt at the deadline, whether the daemon is cut off, frozen or dea
 Protocol, one line per message on standard input:
   arm DEADLINE ITEM...          hold the items until DEADLINE (time.monotonic(), which is
                                 the same clock in every process of the host); an item is
-                                address=INTERFACE=CIDR or process=PID=NAME (NAME: its comm)
+                                address=INTERFACE=CIDR, route=INTERFACE=GATEWAY (pvc's
+                                default route) or process=PID=NAME (NAME: its comm)
   disarm                        the daemon released the address itself
   guard DEADLINE URI            destroy the running domains of libvirt URI at DEADLINE
   unguard                       the daemon stops cleanly: no self-fence
@@ -60,6 +61,10 @@ def drop(armed: Armed | None, why: str) -> None:
                 interface, _, cidr = rest.partition("=")
                 netlink.remove_address(interface, cidr)
                 log.warning("removed %s from %s: %s", cidr, interface, why)
+            elif kind == "route":
+                interface, _, gateway = rest.partition("=")
+                netlink.remove_default_route(interface, gateway)
+                log.warning("removed the default route via %s: %s", gateway, why)
             elif kind == "process":
                 pid, _, name = rest.partition("=")
                 if _comm(int(pid)) == name:

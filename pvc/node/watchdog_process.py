@@ -57,6 +57,11 @@ def address_item(interface: str, cidr: str) -> str:
     return f"address={interface}={cidr}"
 
 
+def route_item(interface: str, gateway: str) -> str:
+    """The lease item of the default route via `gateway` the primary added on `interface`."""
+    return f"route={interface}={gateway}"
+
+
 def process_item(pid: int, name: str) -> str:
     """The lease item of a process the primary runs (`name`: its /proc/PID/comm, so a PID
     reused by another program is left alone)."""

@@ -7,8 +7,10 @@ before it writes anything, so every refusal names its reason and nothing is half
 
 Defaults: an IPv4 gateway is the subnet's first host and an IPv6 gateway `<net>::1` unless
 given; DHCPv6 is on once an IPv6 network is set. A changed subnet keeps the old gateway if it
-lies inside the new one. A bridged network gets no L3 service from pvc, so it takes none of
-the L3 settings; a managed network has no VLAN tag (its traffic is VXLAN).
+lies inside the new one. An IPv6 network is a /64 (dnsmasq's router advertisements and
+DHCPv6 range are built for one), and no address takes an IPv6 scope ID. A bridged network
+gets no L3 service from pvc, so it takes none of the L3 settings; a managed network has no
+VLAN tag (its traffic is VXLAN).
 """
 
 import dataclasses
@@ -63,16 +65,22 @@ def require_domain(domain: str) -> str:
 
 def _address(text: Any, what: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     try:
-        return ipaddress.ip_address(str(text).strip())
+        address = ipaddress.ip_address(str(text).strip())
     except ValueError:
         raise InvalidInput(f"invalid {what} {user_input.quoted(text)}: not an IP address") from None
+    _require_no_scope(address, text, what)
+    return address
+
+
+def _require_no_scope(address: Any, text: Any, what: str) -> None:
+    """Refuses an IPv6 scope ID ("fe80::1%eth0"): ipaddress keeps any text after '%', which
+    then reaches dnsmasq's files (which refuse it: DHCP dead) and the DNS forwarder's."""
+    if getattr(address, "scope_id", None) is not None:
+        raise InvalidInput(f"invalid {what} {user_input.quoted(text)}: no scope ID ('%') allowed")
 
 
 def _subnet(text: Any, version: int) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    what, example, longest = {
-        4: ("ipnet", "10.100.0.0/24", 30),
-        6: ("ipnet6", "fd00:100::/64", 126),
-    }[version]
+    what, example = {4: ("ipnet", "10.100.0.0/24"), 6: ("ipnet6", "fd00:100::/64")}[version]
     try:
         net = ipaddress.ip_network(str(text).strip())
     except ValueError as exc:
@@ -81,8 +89,12 @@ def _subnet(text: Any, version: int) -> ipaddress.IPv4Network | ipaddress.IPv6Ne
         ) from None
     if net.version != version:
         raise InvalidInput(f"invalid {what} {user_input.quoted(text)}: not an IPv{version} subnet")
-    if net.prefixlen > longest:
-        raise InvalidInput(f"{what} {net} is too small: at most /{longest}")
+    _require_no_scope(net.network_address, text, what)
+    if version == 4 and net.prefixlen > 30:
+        raise InvalidInput(f"{what} {net} is too small: at most /30")
+    if version == 6 and net.prefixlen != 64:
+        # dnsmasq's router advertisements (SLAAC) and DHCPv6 range are built for a /64
+        raise InvalidInput(f"{what} {net} is not a /64: IPv6 networks are /64 (SLAAC, DHCPv6)")
     return net
 
 

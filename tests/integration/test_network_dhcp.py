@@ -50,6 +50,8 @@ def test_a_client_gets_a_lease_recorded_in_zookeeper(cluster, observer):
     lease = wait_for("the lease in Zookeeper", lambda: network_records.leases(observer, 100))
     assert lease[MAC1]["ip"] == address and lease[MAC1]["hostname"] == "vmone"
     assert lease[MAC1]["expiry"] > 0
+    bridge_mtu = in_ns(cluster.namespace(primary), "cat", "/sys/class/net/vmbr100/mtu")
+    assert cluster.clients[0].leased_mtu() == bridge_mtu.stdout.strip()  # none set: the bridge's
 
 
 def test_a_reserved_mac_gets_its_reserved_address_without_a_restart(cluster, observer):
@@ -86,6 +88,8 @@ def test_router_advertisements_give_a_client_an_ipv6_address(cluster, observer):
     )
     assert in_prefix[0].endswith("/64")
     assert wait_for("the IPv6 gateway answers", lambda: client.ping("fd00:24::1"))
+    ipv6_mtu = in_ns(client.namespace, "sysctl", "-n", "net.ipv6.conf.eth0.mtu")
+    assert ipv6_mtu.stdout.strip() == "1400"  # the RA's MTU option
 
 
 def test_dnsmasq_binds_only_its_bridge_and_gateway(cluster, observer):
@@ -102,9 +106,24 @@ def test_dnsmasq_binds_only_its_bridge_and_gateway(cluster, observer):
     ), bound
 
 
-def test_handover_keeps_each_mac_on_its_address(cluster, observer):
+def link_local(namespace: str, interface: str) -> str:
+    shown = in_ns(namespace, "ip", "-6", "-o", "addr", "show", "dev", interface, "scope", "link")
+    return shown.stdout.split("inet6 ", 1)[1].split("/", 1)[0]
+
+
+def ipv6_routers(client) -> str:
+    """The client's IPv6 default routes (learnt from router advertisements)."""
+    return in_ns(client.namespace, "ip", "-6", "route", "show", "default").stdout
+
+
+def test_handover_keeps_each_mac_on_its_address_and_moves_the_ipv6_router(cluster, observer):
+    """Guests route IPv6 by the RA's source, the primary's own link-local address: the old
+    primary withdraws it (lifetime 0) as it hands over, the new one's comes at once."""
     old = cluster.wait_for_primary(observer, 10)
     leases = network_records.leases(observer, 100)
+    old_router = link_local(cluster.namespace(old), "vmbr100")
+    client = cluster.clients[0]
+    wait_for("the client routes by the primary", lambda: old_router in ipv6_routers(client))
     new = next(name for name in cluster.names if name != old)
     node_ops.set_primary(observer, new)
     assert cluster.wait_for_primary(observer, 20, not_=old) == new
@@ -112,6 +131,9 @@ def test_handover_keeps_each_mac_on_its_address(cluster, observer):
     assert processes_in(cluster.namespace(old), "dnsmasq") == []
     assert "10.100.0.1/24" not in addresses(cluster.namespace(old), "vmbr100")
     assert cluster.clients[0].dhcp(hostname="vmone")[0] == leases[MAC1]["ip"]
+    new_router = link_local(cluster.namespace(new), "vmbr100")
+    wait_for("the old router dropped", lambda: old_router not in ipv6_routers(client), 5)
+    wait_for("the new router learnt", lambda: new_router in ipv6_routers(client), 10)
 
 
 def test_kill_9_of_the_primary_the_watchdog_drops_its_services(cluster, observer):

@@ -15,6 +15,7 @@ from tests.local_cluster import REPO, sh
 from tests.primary_network_rig import (
     Client,
     addresses,
+    in_ns,
     network,
     observer_with,
     running_cluster,
@@ -60,6 +61,46 @@ def test_gateways_and_the_metadata_address_are_on_the_primary_only(cluster, obse
     cluster.clients.append(client)
     client.dhcp()
     assert client.ping("10.100.0.1")
+
+
+def test_the_ipv6_gateway_skips_dad_and_the_node_keeps_taking_router_advertisements(
+    cluster, observer
+):
+    """No duplicate address detection: a new primary's IPv6 gateway is usable at once, never
+    tentative (nor dadfailed while the old one's copy still answers). IPv6 forwarding on: the
+    cluster device takes router advertisements still (accept_ra 2)."""
+    write_network(observer, network(100, **V6))
+    primary = cluster.wait_for_primary(observer, 10)
+    ns = cluster.namespace(primary)
+    wait_for("the IPv6 gateway", lambda: "fd00:24::1/64" in addresses(ns, "vmbr100"))
+    shown = in_ns(ns, "ip", "-6", "-o", "addr", "show", "dev", "vmbr100").stdout
+    line = next(line for line in shown.splitlines() if "fd00:24::1/64" in line)
+    assert "nodad" in line and "tentative" not in line, line
+    forwarding = in_ns(ns, "sysctl", "-n", "net.ipv6.conf.all.forwarding").stdout.strip()
+    accept_ra = in_ns(ns, "sysctl", "-n", "net.ipv6.conf.eth0.accept_ra").stdout.strip()
+    assert (forwarding, accept_ra) == ("1", "2")
+
+
+def test_a_bridge_without_ipv6_still_gets_its_ipv4_gateway_and_dhcp(cluster, observer, tmp_path):
+    """IPv6 disabled on the bridge: the IPv6 gateway cannot be added; IPv4 is served anyway."""
+    primary = cluster.wait_for_primary(observer, 10)
+    segment = cluster.segments[0]
+    for name in cluster.names:
+        sh("ip", "netns", "exec", cluster.namespace(name), "sysctl", "-qw",
+           "net.ipv6.conf.vmbr100.disable_ipv6=1")  # fmt: skip
+    try:
+        write_network(observer, network(100, ip6_network="fd00:2a::/64", ip6_gateway="fd00:2a::1"))
+        ns = cluster.namespace(primary)
+        wait_for("the IPv4 gateway", lambda: "10.100.0.1/24" in addresses(ns, "vmbr100"))
+        client = Client(segment, "gw6", "52:54:00:24:01:06", tmp_path)
+        cluster.clients.append(client)
+        address, _ = client.dhcp(tries=20)
+        assert address.startswith("10.100.0.")
+    finally:
+        write_network(observer, network(100, **V6))
+        for name in cluster.names:
+            sh("ip", "netns", "exec", cluster.namespace(name), "sysctl", "-qw",
+               "net.ipv6.conf.vmbr100.disable_ipv6=0")  # fmt: skip
 
 
 def test_a_changed_gateway_moves_and_a_removed_network_loses_it(cluster, observer):

@@ -98,8 +98,10 @@ def test_add_refusals_name_the_reason_and_write_nothing(nets, vni, settings, err
 
 def test_ipv6_overlap_and_untagged_bridged_networks_are_refused(nets):
     network.add(nets, 300, nettype="managed", ip6_network="fd00:300::/64")
-    message = refused(nets, Conflict, network.add, 301, ip6_network="fd00:300::/48")
+    message = refused(nets, Conflict, network.add, 301, ip6_network="fd00:300::/64")
     assert "overlaps fd00:300::/64 of network 300" in message
+    message = refused(nets, InvalidInput, network.add, 301, ip6_network="fd00:300::/48")
+    assert "not a /64" in message
     network.add(nets, 201, nettype="bridged", vlan=0)
     message = refused(nets, Conflict, network.add, 202, nettype="bridged", vlan=0)
     assert "untagged traffic" in message

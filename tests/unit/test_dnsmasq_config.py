@@ -29,8 +29,9 @@ def test_network_binds_only_its_bridge_and_serves_dhcp_with_the_gateway():
     assert config[:3] == ["interface=vmbr100", "except-interface=lo", "bind-dynamic"]
     assert "dhcp-authoritative" in config
     assert "dhcp-range=10.100.0.100,10.100.0.200,255.255.255.0,48h" in config
-    for option in ("router", "dns-server", "ntp-server"):
+    for option in ("router", "dns-server"):
         assert f"dhcp-option=option:{option},10.100.0.1" in config
+    assert "ntp-server" not in "".join(config)  # pvc runs no NTP server on the gateway
     assert "dhcp-leasefile=/run/pvc/dnsmasq/100/leases" in config
     assert "dhcp-hostsdir=/run/pvc/dnsmasq/100/dhcp-hosts" in config
     assert "no-hosts" in config and "enable-ra" not in config
@@ -51,6 +52,20 @@ def test_network_without_dhcp4_only_answers_dns():
 
 def test_network_mtu_is_handed_out():
     assert "dhcp-option=option:mtu,1400" in lines(dnsmasq.network_config(_with(mtu=1400), PATHS))
+
+
+def test_the_bridge_mtu_is_handed_out_by_dhcp_and_router_advertisements():
+    """A VXLAN network's MTU (1450 on a 1500 underlay) when the network sets none."""
+    network = _with(ip6_network="fd00:100::/64", ip6_gateway="fd00:100::1")
+    config = lines(dnsmasq.network_config(network, PATHS, mtu=1450))
+    assert "dhcp-option=option:mtu,1450" in config and "ra-param=vmbr100,mtu:1450,60" in config
+
+
+def test_no_ipv6_on_the_node_leaves_ipv4_dhcp():
+    network = _with(ip6_network="fd00:100::/64", ip6_gateway="fd00:100::1")
+    config = dnsmasq.network_config(network, PATHS, ipv6=False)
+    assert "enable-ra" not in config and "constructor" not in config
+    assert "dhcp-range=10.100.0.100" in config
 
 
 @pytest.mark.parametrize(

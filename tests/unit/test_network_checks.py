@@ -87,3 +87,22 @@ def test_parse_mac(text, mac):
 )  # fmt: skip
 def test_bridge_vni(bridge, vni):
     assert network_vms.bridge_vni(bridge) == vni
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"ip6_network": "fd00::%x/64"}, {"ip6_network": "fd00::/64", "ip6_gateway": "fd00::1%a,b"},
+     {"ip6_network": "fd00::/64", "ip6_gateway": "fe80::1%eth0"},
+     {"name_servers": "fd00:100::1%a,b"}],
+)  # fmt: skip
+def test_an_ipv6_scope_id_is_refused(settings):
+    """dnsmasq refuses a configuration with one: the network's DHCP would be dead."""
+    with pytest.raises(InvalidInput, match="no scope ID"):
+        network_checks.built(None, 5, settings)
+
+
+@pytest.mark.parametrize("subnet", ["fd00::/48", "fd00::/96", "fd00::/126"])
+def test_an_ipv6_network_is_a_64(subnet):
+    """dnsmasq's router advertisements and DHCPv6 range are for a /64."""
+    with pytest.raises(InvalidInput, match="is not a /64"):
+        network_checks.built(None, 5, {"ip6_network": subnet})
