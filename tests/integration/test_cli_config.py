@@ -58,7 +58,7 @@ def test_non_utf8_config_exits_2(run_pvc, tmp_path):
         (
             "networks",
             {"cluster": {"device": "eth0", "floating_ip": "10.0.0.1"}},
-            "cluster.floating",
+            "networks.cluster.floating",
         ),
         ("api", {"listen_address": "everywhere"}, "api.listen_address"),
         ("logging", {"file": "/nonexistent-folder/pvc.log"}, "logging.file"),
