@@ -199,12 +199,14 @@ def _load(document: dict[str, Any]) -> None:
         int(vni): sorted((Acl(*acl) for acl in found), key=lambda acl: (acl.direction, acl.order))
         for vni, found in document["acls"].items()
     }
+    networks = tuple(Network(**fields) for fields in document["networks"])
+    ports = firewall.bridge_ports({network.bridge for network in networks})
     loaded = firewall.load(
         firewall_rules.Records(
-            networks=tuple(Network(**fields) for fields in document["networks"]),
+            networks=networks,
             acls=acls,
             guests=frozenset(tuple(pair) for pair in document["guests"]),
-            ports=firewall_rules.port_macs(firewall.bridge_ports(), document["known"]),
+            ports=firewall_rules.port_macs(ports, document["known"]),
             upstream_device=document["upstream"],
             internal_devices=tuple(document["internal"][0]),
             internal_subnets=tuple(document["internal"][1]),

@@ -24,6 +24,7 @@ import ipaddress
 import logging
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import replace
 from typing import Any
 
@@ -47,8 +48,9 @@ NOT_TAPS = ("vxlan", "vlan")
 DOMAIN_KEYS = ("/xml", "/node", "/observed")  # what decides which NIC MACs are this node's
 
 
-def bridge_ports() -> dict[str, str]:
-    """The ports of pvc's bridges that are not pvc's own links, as name -> MAC."""
+def bridge_ports(names: Collection[str] | None = None) -> dict[str, str]:
+    """The ports of the bridges `names` (None: every vmbr*) that are not pvc's own links, as
+    name -> MAC."""
     from pyroute2 import IPRoute
 
     with IPRoute() as ipr:
@@ -56,7 +58,8 @@ def bridge_ports() -> dict[str, str]:
     bridges = {
         link["index"]
         for link in links
-        if (link.get_attr("IFLA_IFNAME") or "").startswith(BRIDGE_PREFIX)
+        if (name := link.get_attr("IFLA_IFNAME") or "").startswith(BRIDGE_PREFIX)
+        and (names is None or name in names)
     }
     return {
         name: link.get_attr("IFLA_ADDRESS")
@@ -104,10 +107,11 @@ def local_macs(view: CachedView, node: str) -> set[str]:
     return known
 
 
-def read_records(view: CachedView, node: str, host: Records, ports: dict[str, str]) -> Records:
+def read_records(view: CachedView, node: str, host: Records) -> Records:
     """What the ruleset is built from: the mirror's networks and this node's VMs, the host's
-    configuration (`host_records`), the bridges' ports (`bridge_ports`)."""
+    configuration (`host_records`), the ports of the networks' bridges."""
     networks = tuple(network_records.networks(view))
+    ports = bridge_ports({network.bridge for network in networks})
     managed = [network.vni for network in networks if network.managed]
     leases = [network_records.leases(view, vni) for vni in managed]
     reservations = [network_records.reservations(view, vni) for vni in managed]
@@ -193,7 +197,7 @@ class Firewall:
             self.controller.enqueue(CHANGED, COALESCE)
 
     def _step(self, key: str) -> None:
-        records = read_records(self.view, self.name, self.host, bridge_ports())
+        records = read_records(self.view, self.name, self.host)
         text = firewall_rules.render(records)
         missing = key == RESYNC and f"inet {firewall_rules.TABLE}" not in nft.tables()
         if text == self._loaded and not missing:
