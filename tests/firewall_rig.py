@@ -72,22 +72,21 @@ class Rig:
         _sh("ip", "-n", node, "addr", "add", f"{GATEWAY}/24", "dev", "vmbr100")
         _sh("ip", "-n", node, "link", "set", "vmbr100", "up")
         _sh("ip", "-n", node, "addr", "add", f"{METADATA}/32", "dev", "lo")
-        _sh("ip", "-n", node, "link", "add", UPSTREAM, "type", "veth", "peer", "name", "eth0",
-            "netns", self.outside)  # fmt: skip
-        _sh("ip", "-n", node, "addr", "add", "192.0.2.1/24", "dev", UPSTREAM)
-        _sh("ip", "-n", node, "link", "set", UPSTREAM, "up")
-        _sh("ip", "-n", self.outside, "addr", "add", f"{OUTSIDE}/24", "dev", "eth0")
-        _sh("ip", "-n", self.outside, "link", "set", "eth0", "up")
+        self._outside_link(UPSTREAM, "eth0", "192.0.2.1", OUTSIDE)
         _sh("ip", "-n", self.outside, "route", "add", "10.100.0.0/24", "via", "192.0.2.1")
-        _sh("ip", "-n", node, "link", "add", CLUSTER, "type", "veth", "peer", "name", "eth1",
-            "netns", self.outside)  # fmt: skip
-        _sh("ip", "-n", node, "addr", "add", "198.51.100.1/24", "dev", CLUSTER)
-        _sh("ip", "-n", node, "link", "set", CLUSTER, "up")
-        _sh("ip", "-n", self.outside, "addr", "add", f"{CLUSTER_PEER}/24", "dev", "eth1")
-        _sh("ip", "-n", self.outside, "link", "set", "eth1", "up")
+        self._outside_link(CLUSTER, "eth1", "198.51.100.1", CLUSTER_PEER)
         for index in self.vms:
             self.add_tap(index)
         return self
+
+    def _outside_link(self, name: str, peer: str, address: str, peer_address: str) -> None:
+        """A veth from the node (`name`, `address`/24) to the outside host (`peer`)."""
+        _sh("ip", "-n", self.node, "link", "add", name, "type", "veth", "peer", "name", peer,
+            "netns", self.outside)  # fmt: skip
+        _sh("ip", "-n", self.node, "addr", "add", f"{address}/24", "dev", name)
+        _sh("ip", "-n", self.node, "link", "set", name, "up")
+        _sh("ip", "-n", self.outside, "addr", "add", f"{peer_address}/24", "dev", peer)
+        _sh("ip", "-n", self.outside, "link", "set", peer, "up")
 
     def add_tap(self, index: int, tap: str = "") -> None:
         """VM `index`'s NIC: `eth0` in its namespace, the veth's node end (`vnet<index>` unless
