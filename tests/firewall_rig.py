@@ -148,7 +148,7 @@ class Rig:
         )
 
     def table(self, family: str = "inet") -> str:
-        return self.run(self.node, "nft", "list", "table", family, "pvc", check=False).stdout
+        return self.run(self.node, "nft", "-s", "list", "table", family, "pvc", check=False).stdout
 
     def ping(self, ns: str, address: str) -> bool:
         return self.run(ns, "ping", "-c", "1", "-W", "3", address, check=False).returncode == 0
