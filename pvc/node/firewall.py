@@ -211,9 +211,9 @@ class Firewall:
         self._loaded = text
         if refused:
             detail = "; ".join(
-                f"network {vni}: ACLs left out: {why}" for vni, why in refused.items()
+                f"network {vni}: closed, its ACLs refused: {why}" for vni, why in refused.items()
             )
-            log.error("firewall loaded without some ACLs: %s", detail)
+            log.error("firewall loaded with some networks closed: %s", detail)
             self._state = ("failed", detail)
         else:
             log.info("firewall loaded (%d networks)", len(records.networks))
