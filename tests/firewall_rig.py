@@ -4,7 +4,9 @@
   forwarding on, and `up0` 192.0.2.1/24 towards the outside (the upstream device);
 - `<p>-vmN`: `eth0` (MAC 52:54:00:00:01:0N, 10.100.0.1N/24, default via the gateway) on a
   veth whose node end `vnetN` has libvirt's tap MAC (fe:54:00:00:01:0N) in vmbr100;
-- `<p>-out`: `eth0` 192.0.2.2/24, with a route to 10.100.0.0/24 via the node.
+- `<p>-out`: `eth0` 192.0.2.2/24, with a route to 10.100.0.0/24 via the node; `eth1`
+  198.51.100.2/24 on a second veth whose node end `clu0` (198.51.100.1/24) stands for the
+  node's cluster network.
 `<p>` is `fw<PVC_TEST_SLOT>`; given `node`, an existing namespace (a LocalCluster node's,
 where a real daemon runs the firewall) is the node instead, and stays when the rig goes.
 The firewall is loaded in the node namespace by this file run as a script (`load`: Records
@@ -31,6 +33,8 @@ GATEWAY = "10.100.0.1"
 METADATA = "169.254.169.254"
 OUTSIDE = "192.0.2.2"
 UPSTREAM = "up0"
+CLUSTER = "clu0"  # the node's cluster device, towards the outside host's CLUSTER_PEER
+CLUSTER_PEER = "198.51.100.2"
 DROP_WAIT = 3.0  # s an answer may take before a port counts as dropped (a loaded host)
 
 
@@ -68,24 +72,34 @@ class Rig:
         _sh("ip", "-n", node, "addr", "add", f"{GATEWAY}/24", "dev", "vmbr100")
         _sh("ip", "-n", node, "link", "set", "vmbr100", "up")
         _sh("ip", "-n", node, "addr", "add", f"{METADATA}/32", "dev", "lo")
-        _sh("ip", "-n", node, "link", "add", UPSTREAM, "type", "veth", "peer", "name", "eth0",
-            "netns", self.outside)  # fmt: skip
-        _sh("ip", "-n", node, "addr", "add", "192.0.2.1/24", "dev", UPSTREAM)
-        _sh("ip", "-n", node, "link", "set", UPSTREAM, "up")
-        _sh("ip", "-n", self.outside, "addr", "add", f"{OUTSIDE}/24", "dev", "eth0")
-        _sh("ip", "-n", self.outside, "link", "set", "eth0", "up")
+        self._outside_link(UPSTREAM, "eth0", "192.0.2.1", OUTSIDE)
         _sh("ip", "-n", self.outside, "route", "add", "10.100.0.0/24", "via", "192.0.2.1")
-        for index, ns in self.vms.items():
-            tap = f"vnet{index}"
-            _sh("ip", "-n", node, "link", "add", tap, "type", "veth", "peer", "name", "eth0",
-                "netns", ns)  # fmt: skip
-            _sh("ip", "-n", node, "link", "set", tap, "address", "fe" + vm_mac(index)[2:])
-            _sh("ip", "-n", node, "link", "set", tap, "master", "vmbr100", "up")
-            _sh("ip", "-n", ns, "link", "set", "eth0", "address", vm_mac(index))
-            _sh("ip", "-n", ns, "addr", "add", f"{vm_ip(index)}/24", "dev", "eth0")
-            _sh("ip", "-n", ns, "link", "set", "eth0", "up")
-            _sh("ip", "-n", ns, "route", "add", "default", "via", GATEWAY)
+        self._outside_link(CLUSTER, "eth1", "198.51.100.1", CLUSTER_PEER)
+        for index in self.vms:
+            self.add_tap(index)
         return self
+
+    def _outside_link(self, name: str, peer: str, address: str, peer_address: str) -> None:
+        """A veth from the node (`name`, `address`/24) to the outside host (`peer`)."""
+        _sh("ip", "-n", self.node, "link", "add", name, "type", "veth", "peer", "name", peer,
+            "netns", self.outside)  # fmt: skip
+        _sh("ip", "-n", self.node, "addr", "add", f"{address}/24", "dev", name)
+        _sh("ip", "-n", self.node, "link", "set", name, "up")
+        _sh("ip", "-n", self.outside, "addr", "add", f"{peer_address}/24", "dev", peer)
+        _sh("ip", "-n", self.outside, "link", "set", peer, "up")
+
+    def add_tap(self, index: int, tap: str = "") -> None:
+        """VM `index`'s NIC: `eth0` in its namespace, the veth's node end (`vnet<index>` unless
+        named) in vmbr100 with libvirt's tap MAC of the VM's."""
+        node, ns, tap = self.node, self.vms[index], tap or f"vnet{index}"
+        _sh("ip", "-n", node, "link", "add", tap, "type", "veth", "peer", "name", "eth0",
+            "netns", ns)  # fmt: skip
+        _sh("ip", "-n", node, "link", "set", tap, "address", "fe" + vm_mac(index)[2:])
+        _sh("ip", "-n", node, "link", "set", tap, "master", "vmbr100", "up")
+        _sh("ip", "-n", ns, "link", "set", "eth0", "address", vm_mac(index))
+        _sh("ip", "-n", ns, "addr", "add", f"{vm_ip(index)}/24", "dev", "eth0")
+        _sh("ip", "-n", ns, "link", "set", "eth0", "up")
+        _sh("ip", "-n", ns, "route", "add", "default", "via", GATEWAY)
 
     def down(self) -> None:
         for process in self._servers:
@@ -134,7 +148,7 @@ class Rig:
         )
 
     def table(self, family: str = "inet") -> str:
-        return self.run(self.node, "nft", "list", "table", family, "pvc", check=False).stdout
+        return self.run(self.node, "nft", "-s", "list", "table", family, "pvc", check=False).stdout
 
     def ping(self, ns: str, address: str) -> bool:
         return self.run(ns, "ping", "-c", "1", "-W", "3", address, check=False).returncode == 0
@@ -158,14 +172,17 @@ def records(
     guests: list[tuple[str, str]] = (),
     known: list[str] = (),
     upstream: str | None = UPSTREAM,
+    internal: tuple[list[str], list[str]] = ([CLUSTER], ["198.51.100.0/24"]),
 ) -> dict[str, Any]:
-    """Input of `load`: ACLs as vni -> [(direction, description, rule, order)]."""
+    """Input of `load`: ACLs as vni -> [(direction, description, rule, order)]; `internal`:
+    the cluster devices and subnets."""
     return {
         "networks": networks,
         "acls": {str(vni): found for vni, found in (acls or {}).items()},
         "guests": list(guests),
         "known": list(known),
         "upstream": upstream,
+        "internal": internal,
     }
 
 
@@ -181,13 +198,17 @@ def _load(document: dict[str, Any]) -> None:
         int(vni): sorted((Acl(*acl) for acl in found), key=lambda acl: (acl.direction, acl.order))
         for vni, found in document["acls"].items()
     }
+    networks = tuple(Network(**fields) for fields in document["networks"])
+    ports = firewall.bridge_ports({network.bridge for network in networks})
     loaded = firewall.load(
         firewall_rules.Records(
-            networks=tuple(Network(**fields) for fields in document["networks"]),
+            networks=networks,
             acls=acls,
             guests=frozenset(tuple(pair) for pair in document["guests"]),
-            ports=firewall_rules.port_macs(firewall.bridge_ports(), document["known"]),
+            ports=firewall_rules.port_macs(ports, document["known"]),
             upstream_device=document["upstream"],
+            internal_devices=tuple(document["internal"][0]),
+            internal_subnets=tuple(document["internal"][1]),
         )
     )
     print(json.dumps({str(vni): why for vni, why in loaded.items()}))

@@ -170,7 +170,8 @@ class Segment:
         # as the links controller will: a node takes no address of its own from a guest RA
         sh("ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{bridge}.autoconf=0")
         sh("ip", "-n", ns, "link", "set", bridge, "up")
-        seg = f"seg{self.vni}"
+        seg = f"vxlanseg{self.vni}"  # named as pvc's own links are: the firewall lets the
+        # segment (other nodes' guests, the clients) in as it lets the VXLAN
         sh("ip", "link", "add", port, "type", "veth", "peer", "name", seg, "netns", ns)
         sh("ip", "-n", ns, "link", "set", seg, "master", bridge, "up")
         sh("ip", "link", "set", port, "master", self.bridge, "up")

@@ -46,7 +46,7 @@ from pvc.node.dhcp import Dhcp
 from pvc.node.disk_sizes import DiskSizes
 from pvc.node.dns_forwarder import DnsForwarder
 from pvc.node.fencing import FenceMonitor
-from pvc.node.firewall import Firewall
+from pvc.node.firewall import Firewall, host_records
 from pvc.node.gateways import Gateways
 from pvc.node.jobs import JobRunner
 from pvc.node.lease import PrimaryLease
@@ -217,7 +217,7 @@ class NodeDaemon:
         self.firewall = Firewall(
             self.view,
             self.name,
-            self.config.get("networks.upstream.device"),
+            host_records(self.config),
             self.config.get("timers.keepalive_interval"),
         )
         self.firewall.start()

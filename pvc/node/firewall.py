@@ -1,21 +1,32 @@
 """This node's firewall: pvc's nftables tables made to match Zookeeper, on every node.
 
 A node-wide controller (pvc.node.controller) with one key. Changes under /networks (networks,
-ACLs, leases, reservations) and to a VM's XML queue it; a resync every keepalive interval
-does too (taps come and go with VMs, and it puts the tables back if something removed them).
+ACLs, leases, reservations) and to a VM's XML, node or observed report queue it; so does a
+change of the bridges' ports, polled every PORTS_INTERVAL (a tap newer than the ruleset is
+not filtered until the ruleset names it, and a reused tap name keeps its old MAC); a resync
+every keepalive interval does too (it puts the tables back if something removed them).
 Its step renders the ruleset (pvc.node.firewall_rules) from the mirror and the kernel's
 bridge ports and loads it in one `nft -f` transaction, only when the text changed.
 
+A tap's allowed MAC comes from the stored XML of the VMs this node runs or is told to run
+(domain.node, or domain.observed's node while a migration leaves), never from leases: a guest
+chooses the MAC its DHCP request names. (`vm define` refuses a NIC on a network's bridge
+without a MAC, so every such NIC is known.)
+
 An ACL the kernel refuses (nft's check at `acl add` cannot see everything the kernel
-validates) costs its network its ACLs, not the node its firewall: the ruleset is loaded
-without that network's ACLs but with its base rules, and `node.firewall` says "failed" with
-nft's words. If the base rules themselves fail, nothing is loaded and the kernel keeps the
-last ruleset (as after a crash: the tables stay when the daemon stops or dies).
+validates) fails its network closed, not the node's firewall: the ruleset is loaded with that
+network's ACL chains dropping everything and with its base rules, and `node.firewall` says
+"failed" with nft's words. If the base rules themselves fail, nothing is loaded and the kernel
+keeps the last ruleset (as after a crash: the tables stay when the daemon stops or dies).
 """
 
+import ipaddress
 import logging
+import threading
 import time
+from collections.abc import Collection
 from dataclasses import replace
+from typing import Any
 
 from pvc.drivers import nft
 from pvc.errors import PvcError
@@ -31,12 +42,15 @@ log = logging.getLogger("pvc.node.firewall")
 CHANGED = "changed"
 RESYNC = "resync"
 COALESCE = 0.1  # s: a burst of lease writes is one rebuild
+PORTS_INTERVAL = 1.0  # s between looks at the bridges' ports (one netlink dump)
 BRIDGE_PREFIX = "vmbr"
 NOT_TAPS = ("vxlan", "vlan")
+DOMAIN_KEYS = ("/xml", "/node", "/observed")  # what decides which NIC MACs are this node's
 
 
-def bridge_ports() -> dict[str, str]:
-    """The ports of pvc's bridges that are not pvc's own links, as name -> MAC."""
+def bridge_ports(names: Collection[str] | None = None) -> dict[str, str]:
+    """The ports of the bridges `names` (None: every vmbr*) that are not pvc's own links, as
+    name -> MAC."""
     from pyroute2 import IPRoute
 
     with IPRoute() as ipr:
@@ -44,7 +58,8 @@ def bridge_ports() -> dict[str, str]:
     bridges = {
         link["index"]
         for link in links
-        if (link.get_attr("IFLA_IFNAME") or "").startswith(BRIDGE_PREFIX)
+        if (name := link.get_attr("IFLA_IFNAME") or "").startswith(BRIDGE_PREFIX)
+        and (names is None or name in names)
     }
     return {
         name: link.get_attr("IFLA_ADDRESS")
@@ -56,31 +71,62 @@ def bridge_ports() -> dict[str, str]:
     }
 
 
-def read_records(view: CachedView, upstream_device: str | None) -> Records:
-    """What the ruleset is built from, as the mirror holds it, with this node's taps."""
-    networks = tuple(network_records.networks(view))
-    managed = [network.vni for network in networks if network.managed]
-    leases = [network_records.leases(view, vni) for vni in managed]
-    reservations = [network_records.reservations(view, vni) for vni in managed]
-    known = {mac for records in (*leases, *reservations) for mac in records}
+def host_records(config: Any) -> Records:
+    """The node configuration's part of the records: its upstream device, its bridged
+    networks' device, and the cluster and storage networks guests may not be routed into."""
+    roles = ("cluster", "storage")
+    subnets = [
+        str(ipaddress.ip_interface(cidr).network)
+        for role in roles
+        for item in ("address", "floating_ip")
+        if (cidr := config.get(f"networks.{role}.{item}"))
+    ]
+    return Records(
+        upstream_device=config.get("networks.upstream.device"),
+        bridge_device=config.get("networks.bridge_device"),
+        internal_devices=tuple(
+            device for role in roles if (device := config.get(f"networks.{role}.device"))
+        ),
+        internal_subnets=tuple(subnets),
+    )
+
+
+def local_macs(view: CachedView, node: str) -> set[str]:
+    """The NIC MACs in the stored XML of the VMs `node` runs or is to run."""
+    known: set[str] = set()
     for uuid in view.children("base.domains"):
+        observed = view.read(("domain.observed", uuid))
+        observed_node = observed.get("node") if isinstance(observed, dict) else None
+        if node not in (view.read(("domain.node", uuid)), observed_node):
+            continue
         try:
             known |= {nic.mac for nic in domain_xml.interfaces(view.read(("domain.xml", uuid)))}
         except PvcError:
-            continue  # a VM whose XML is unreadable has no NIC pvc can guard
+            continue  # a VM whose XML is unreadable has no NIC pvc knows: its taps drop
     known.discard(None)
-    return Records(
+    return known
+
+
+def read_records(view: CachedView, node: str, host: Records) -> Records:
+    """What the ruleset is built from: the mirror's networks and this node's VMs, the host's
+    configuration (`host_records`), the ports of the networks' bridges."""
+    networks = tuple(network_records.networks(view))
+    ports = bridge_ports({network.bridge for network in networks})
+    managed = [network.vni for network in networks if network.managed]
+    leases = [network_records.leases(view, vni) for vni in managed]
+    reservations = [network_records.reservations(view, vni) for vni in managed]
+    return replace(
+        host,
         networks=networks,
         acls={vni: network_records.acls(view, vni) for vni in managed},
         guests=firewall_rules.guests(leases, reservations),
-        ports=firewall_rules.port_macs(bridge_ports(), known),
-        upstream_device=upstream_device,
+        ports=firewall_rules.port_macs(ports, local_macs(view, node)),
     )
 
 
 def load(records: Records) -> dict[int, str]:
-    """Loads the ruleset; networks whose ACLs had to be left out -> why. Raises what nft
-    said if even the base rules do not load (nothing changed then)."""
+    """Loads the ruleset; networks whose ACLs had to be left out (their chains drop all) ->
+    why. Raises what nft said if even the base rules do not load (nothing changed then)."""
     refused = {
         vni: f"ACL {acl.description!r}: {problem}"
         for vni, acls in records.acls.items()
@@ -102,10 +148,13 @@ def load(records: Records) -> dict[int, str]:
 class Firewall:
     """See the module docstring."""
 
-    def __init__(self, view: CachedView, name: str, upstream_device: str | None, interval: float):
+    def __init__(self, view: CachedView, name: str, host: Records, interval: float):
         self.view = view
         self.name = name
-        self.upstream_device = upstream_device
+        self.host = host
+        self._ports: dict[str, str] = {}  # the bridges' ports the watch saw last
+        self._stopped = threading.Event()  # set: the port watch ends
+        self._watch: threading.Thread | None = None
         self._loaded: str | None = None  # the full rendering last handled (loaded, or
         # loaded without the networks it reported)
         self._state = ("ok", "")  # what the last load says (published until written)
@@ -118,19 +167,37 @@ class Firewall:
     def start(self) -> None:
         self.view.mirror.listen(self._on_mirror)
         self.controller.start()
+        self._stopped.clear()
+        self._watch = threading.Thread(target=self._watch_ports, name="firewall-ports", daemon=True)
+        self._watch.start()
 
     def stop(self) -> None:
         """Stops reconciling; the tables stay (a node without its daemon keeps its rules)."""
+        self._stopped.set()
+        if self._watch is not None:
+            self._watch.join(PORTS_INTERVAL * 5)
         self.controller.stop()
+
+    def _watch_ports(self) -> None:
+        """Queues a rebuild when the bridges' ports change (a tap came, went or was reused)."""
+        while not self._stopped.wait(PORTS_INTERVAL):
+            try:
+                ports = bridge_ports()
+            except OSError as exc:
+                log.warning("could not list the bridges' ports: %s", exc)
+            else:
+                if ports != self._ports:
+                    self._ports = ports
+                    self.controller.enqueue(CHANGED)
 
     def _on_mirror(self, path: str, _data: bytes | None) -> None:
         if path.startswith(self._prefixes[0]) or (
-            path.startswith(self._prefixes[1]) and path.endswith("/xml")
+            path.startswith(self._prefixes[1]) and path.endswith(DOMAIN_KEYS)
         ):
             self.controller.enqueue(CHANGED, COALESCE)
 
     def _step(self, key: str) -> None:
-        records = read_records(self.view, self.upstream_device)
+        records = read_records(self.view, self.name, self.host)
         text = firewall_rules.render(records)
         missing = key == RESYNC and f"inet {firewall_rules.TABLE}" not in nft.tables()
         if text == self._loaded and not missing:
@@ -144,9 +211,9 @@ class Firewall:
         self._loaded = text
         if refused:
             detail = "; ".join(
-                f"network {vni}: ACLs left out: {why}" for vni, why in refused.items()
+                f"network {vni}: closed, its ACLs refused: {why}" for vni, why in refused.items()
             )
-            log.error("firewall loaded without some ACLs: %s", detail)
+            log.error("firewall loaded with some networks closed: %s", detail)
             self._state = ("failed", detail)
         else:
             log.info("firewall loaded (%d networks)", len(records.networks))

@@ -4,38 +4,46 @@ An ACL is rule text an administrator writes (`tcp dport 22 accept`, `ip saddr 10
 drop`); each node puts it into its network's `in` or `out` chain of pvc's own table
 (pvc.node.firewall). So it may hold only what stays inside one rule of that chain: no second
 statement or comment (`;`, `#`, a line break), no braces that close the chain, no name of a
-table or chain (`jump`, `goto`, `table`, `chain` ...) and no named set or map (`@guests`: an
-ACL could otherwise add itself to the set the metadata service trusts): an ACL cannot reach
-outside its chain. What passes that is given to `nft -c` in a scratch table, in a chain jumped
-to from a forward hook as on a node (the kernel then refuses what a filter chain cannot do,
-e.g. `masquerade`), so a rule nft would refuse is refused now, with nft's words.
+table or chain (`jump`, `goto`, `table`, `chain` ...), no named set or map (`@guests`: an
+ACL could otherwise add itself to the set the metadata service trusts) and no `meter` (it
+makes a named set in pvc's table: one named like pvc's own, or two ACLs' of one name, fail
+the node's whole load): an ACL cannot reach outside its chain. What passes that is given to
+`nft -c` in a scratch copy of the node's inet table (pvc.node.firewall_rules: pvc's sets and
+chains, the network's other ACLs with the new one in its chain), so a rule nft would refuse
+there is refused now, with nft's words. The kernel may still refuse at load what the check
+let through (pvc.drivers.nft): the node then fails that network closed.
 """
 
 import re
+from collections.abc import Iterable
 
 from pvc import limits
 from pvc.drivers import nft
 from pvc.errors import InvalidInput
+from pvc.node import firewall_rules
+from pvc.node.firewall_rules import Records
+from pvc.ops.network_records import Acl, Network
 
 # words that name or reach another chain or table, or change the ruleset itself
 FORBIDDEN_WORDS = frozenset(
     {"jump", "goto", "table", "chain", "flowtable", "include", "define", "flush", "delete",
-     "add", "insert", "replace", "create", "destroy", "reset", "list"}
+     "add", "insert", "replace", "create", "destroy", "reset", "list", "meter"}
 )  # fmt: skip
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 CHECK_TABLE = "pvc_acl_check"
 
 
-def check_acl_rule(rule: str) -> str:
-    """The rule, stripped, if it is one nft rule nft accepts; InvalidInput naming the problem."""
+def check_acl_rule(rule: str, network: Network, direction: str, acls: Iterable[Acl] = ()) -> str:
+    """The rule, stripped, if it is one nft rule nft accepts after the network's `acls` in
+    its `direction` chain; InvalidInput naming the problem."""
     text = rule.strip() if isinstance(rule, str) else ""
     problem = rule_problem(text)
     if problem:
         raise InvalidInput(problem)
-    nft.check(
-        f"table inet {CHECK_TABLE} {{\n  chain acl {{\n    {text}\n  }}\n"
-        f"  chain forward {{\n    type filter hook forward priority 0;\n    jump acl\n  }}\n}}\n"
-    )
+    fit = [acl for acl in acls if not rule_problem(acl.rule.strip())]  # as a node loads them
+    ordered = [*fit, Acl(direction, "(new)", text, 0)]
+    records = Records(networks=(network,), acls={network.vni: ordered})
+    nft.check(firewall_rules.render_inet(records, CHECK_TABLE))
     return text
 
 

@@ -1,10 +1,11 @@
 """ACLs of a managed network: nft rules in its `in` or `out` chain, by description and order.
 
-A rule is checked by pvc.ops.acl_rules (its own limits, then nft itself: a refusal quotes
-nft's words) before anything is locked or written; it is stored with its order under
-`lock.networks` in one transaction that expects the network unchanged. Without an order, an
-ACL goes after the last of its direction. The same description may name one ACL in each
-direction; where that leaves a description ambiguous, the direction must be given.
+A rule is checked by pvc.ops.acl_rules (its own limits, then nft itself with the network's
+other ACLs: a refusal quotes nft's words) before anything is locked or written; it is stored
+with its order under `lock.networks` in one transaction that expects the network unchanged.
+Without an order, an ACL goes after the last of its direction. The same description may name
+one ACL in each direction; where that leaves a description ambiguous, the direction must be
+given.
 """
 
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 from pvc.errors import Conflict, InvalidInput, NotFound
 from pvc.ops import acl_rules, network_records, user_input
 from pvc.ops.network import networks_lock, require
-from pvc.ops.network_records import DIRECTIONS, Acl
+from pvc.ops.network_records import DIRECTIONS, Acl, Network
 from pvc.zk.store import Store
 
 ORDER_MAX = 1_000_000
@@ -32,14 +33,12 @@ def add(
     user_input.require_name(description, "ACL description")
     if order is not None and not 0 <= order <= ORDER_MAX:
         raise InvalidInput(f"invalid order {order}: from 0 to {ORDER_MAX}")
-    rule = acl_rules.check_acl_rule(rule)
-    require(store, vni)
+    network = _require_managed(store, vni)
+    rule = acl_rules.check_acl_rule(
+        rule, network, direction, network_records.acls(store, network.vni)
+    )
     with networks_lock(store):
-        network = require(store, vni)
-        if not network.managed:
-            raise InvalidInput(
-                f"network {network.vni} is bridged: pvc filters managed networks only"
-            )
+        network = _require_managed(store, vni)
         key = str(network.vni)
         existing = [
             acl for acl in network_records.acls(store, network.vni) if acl.direction == direction
@@ -59,6 +58,13 @@ def add(
         "message": f"ACL '{description}' added to network {network.vni} "
         f"({direction}, order {order})"
     }
+
+
+def _require_managed(store: Store, vni: Any) -> Network:
+    network = require(store, vni)
+    if not network.managed:
+        raise InvalidInput(f"network {network.vni} is bridged: pvc filters managed networks only")
+    return network
 
 
 def _find(store: Store, vni: Any, description: str, direction: str | None) -> Acl:

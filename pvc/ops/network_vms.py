@@ -12,7 +12,7 @@ and its write (a few milliseconds under `lock.networks`, which defines do not ta
 
 from typing import Any
 
-from pvc.errors import NotFound, PvcError
+from pvc.errors import InvalidInput, NotFound, PvcError
 from pvc.ops import domain_xml, network_records
 from pvc.zk.store import Store
 
@@ -49,9 +49,17 @@ def users(store: Store, vni: int) -> list[str]:
 
 
 def require_networks(store: Store, xml: str) -> dict[Any, int]:
-    """Refuses (404) a domain with a NIC on a network that does not exist; returns the
-    versions of the networks it uses, for the write to expect (a network removed meanwhile
-    fails the write)."""
+    """Refuses (404) a domain with a NIC on a network that does not exist, and (400) one on
+    a network's bridge without a MAC (libvirt would pick one pvc never sees: each node's
+    firewall allows a tap only its VM's MAC from the XML, and drops a tap it cannot tell);
+    returns the versions of the networks it uses, for the write to expect (a network removed
+    meanwhile fails the write)."""
+    for nic in domain_xml.interfaces(xml):
+        if bridge_vni(nic.bridge) is not None and not nic.mac:
+            raise InvalidInput(
+                f"the NIC on {nic.bridge} has no <mac address=...>: "
+                "a NIC on a pvc network needs its MAC in the XML"
+            )
     expect = {}
     for vni in sorted(_vnis_of(xml)):
         version = store.read_versioned(("network", str(vni)))[1]

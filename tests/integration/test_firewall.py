@@ -1,13 +1,17 @@
 """pvc's firewall base rules, proven with packets in real namespaces (tests/firewall_rig.py):
 what a VM may reach on its gateway, the metadata service's (MAC, IP) check, MAC
-anti-spoofing at a VM's port, NAT, and that a failed load and the host's tables are safe."""
+anti-spoofing at a VM's port (fail closed), no route into the cluster network, NAT, and that
+a failed load and the host's tables are safe."""
 
 import pytest
 
 from tests.firewall_rig import (
+    CLUSTER,
+    CLUSTER_PEER,
     GATEWAY,
     METADATA,
     OUTSIDE,
+    UPSTREAM,
     Rig,
     network,
     records,
@@ -18,7 +22,7 @@ from tests.firewall_rig import (
 
 @pytest.fixture(scope="module")
 def rig():
-    rig = Rig(vms=3).up()  # vm3's port is not a known VM NIC: pvc leaves it alone
+    rig = Rig(vms=3).up()  # vm3's port is not a known VM NIC: its frames are dropped
     try:
         rig.serve(
             rig.node,
@@ -68,16 +72,52 @@ def test_metadata_answers_a_leased_mac_and_ip_but_not_a_vm_that_took_another_vms
 
 def test_a_vm_frame_with_another_vms_mac_is_dropped_at_its_port(rig):
     rig.load(base())
-    vm2, vm3 = rig.vms[2], rig.vms[3]
+    vm2 = rig.vms[2]
     try:
         rig.run(vm2, "ip", "link", "set", "eth0", "address", vm_mac(1))
         assert not rig.ping(vm2, GATEWAY)
-        rig.run(vm3, "ip", "link", "set", "eth0", "address", "52:54:00:00:09:09")
-        assert rig.ping(vm3, GATEWAY)  # an unknown port is not pvc's to guard
     finally:
         rig.run(vm2, "ip", "link", "set", "eth0", "address", vm_mac(2))
-        rig.run(vm3, "ip", "link", "set", "eth0", "address", vm_mac(3))
     assert rig.ping(vm2, GATEWAY)
+
+
+def test_a_port_with_no_one_known_vm_nic_drops_all_but_pvcs_own_links_pass(rig):
+    """Fail closed: vm3's tap has no known VM NIC; a tap whose MAC two known NICs fit (one
+    a MAC a guest could name in a DHCP request) is not guarded by guessing either."""
+    rig.load(base())
+    vm3 = rig.vms[3]
+    assert not rig.ping(vm3, GATEWAY)
+    rig.load(
+        records([network()], guests=leased(1, 2), known=[*known(1, 2, 3), "02" + vm_mac(3)[2:]])
+    )
+    assert not rig.ping(vm3, GATEWAY)
+    rig.load(records([network()], guests=leased(1, 2), known=known(1, 2, 3)))
+    assert rig.ping(vm3, GATEWAY)
+    rig.load(base())
+    try:
+        rig.run(rig.node, "ip", "link", "del", "vnet3")
+        rig.add_tap(3, tap="vxlan100")  # a network's own link (its VXLAN) carries any MAC
+        rig.load(base())
+        assert rig.ping(vm3, GATEWAY)
+    finally:
+        rig.run(rig.node, "ip", "link", "del", "vxlan100", check=False)
+        rig.run(vm3, "ip", "link", "del", "eth0", check=False)
+        rig.add_tap(3)
+
+
+def test_a_vm_is_not_routed_into_the_cluster_network(rig):
+    open_records = records([network()], guests=leased(1, 2), known=known(1, 2), internal=([], []))
+    rig.load(open_records)
+    assert rig.ask(rig.vms[1], "tcp", CLUSTER_PEER, 7000) == vm_ip(1)  # routed without the guard
+    rig.load(base())  # the cluster device and its subnet
+    assert rig.ask(rig.vms[1], "tcp", CLUSTER_PEER, 7000) is None
+    rig.load(open_records | {"internal": ([], ["198.51.100.0/24"])})  # the subnet alone
+    assert rig.ask(rig.vms[1], "tcp", CLUSTER_PEER, 7000) is None
+    rig.load(open_records | {"internal": ([CLUSTER], [])})  # the device alone
+    assert rig.ask(rig.vms[1], "tcp", CLUSTER_PEER, 7000) is None
+    assert rig.ask(rig.vms[1], "tcp", OUTSIDE, 7000) == vm_ip(1)  # the rest is routed
+    rig.load(base(nat=True) | {"internal": ([UPSTREAM], [])})  # upstream is cluster too: NAT
+    assert rig.ask(rig.vms[1], "tcp", OUTSIDE, 7000) == "192.0.2.1"
 
 
 def test_nat_rewrites_the_network_source_address_only_when_on(rig):
@@ -85,7 +125,7 @@ def test_nat_rewrites_the_network_source_address_only_when_on(rig):
     assert rig.ask(rig.vms[1], "tcp", OUTSIDE, 7000) == "192.0.2.1"
     rig.load(base(nat=False))
     assert rig.ask(rig.vms[1], "tcp", OUTSIDE, 7000) == vm_ip(1)
-    rig.load(records([network(nat=True)], guests=leased(1), upstream=None))
+    rig.load(records([network(nat=True)], guests=leased(1), known=known(1), upstream=None))
     assert rig.ask(rig.vms[1], "tcp", OUTSIDE, 7000) == vm_ip(1)  # no upstream device: no NAT
 
 

@@ -5,12 +5,14 @@ that change nothing, teardown of exactly what pvc made, bridged networks on a de
 import json
 import subprocess
 import time
+import uuid as uuid_module
 
 import pytest
 
 from pvc.ops import network_records as records
 from pvc.ops.network_records import Network
 from tests.conftest import free_port
+from tests.libvirt_nodes import firmware_domain_xml
 from tests.local_cluster import LocalCluster, sh
 from tests.primary_network_rig import wait_for as poll
 
@@ -131,14 +133,22 @@ def managed(vni: int, mtu: int | None = None) -> Network:
     )
 
 
-def attach_vm(cluster, node: str, vm: str, bridge: str, address: str) -> None:
-    """A namespace standing for a VM, its NIC's other end (`tap<vm>`) a port of the bridge."""
+def attach_vm(cluster, zk, node: str, vm: str, bridge: str, address: str) -> None:
+    """A namespace standing for a VM defined on `node` (its NIC's MAC in its XML, as the
+    node's firewall needs), its NIC's other end (`tap<vm>`, libvirt's tap MAC) a port of the
+    bridge."""
     vm_ns, node_ns = cluster.namespace(vm), cluster.namespace(node)
+    mac = f"52:54:00:00:10:{int(address.rsplit('.', 1)[1]):02x}"
+    uuid = str(uuid_module.uuid5(uuid_module.NAMESPACE_DNS, vm))
+    xml = firmware_domain_xml(vm, uuid, nic=bridge, mac=mac)
+    zk.write({("domain", uuid): vm, ("domain.xml", uuid): xml, ("domain.node", uuid): node})
     subprocess.run(["ip", "netns", "del", vm_ns], capture_output=True)
     sh("ip", "netns", "add", vm_ns)
     sh("ip", "-n", node_ns, "link", "add", f"tap{vm}", "type", "veth", "peer", "name", "eth0",
        "netns", vm_ns)  # fmt: skip
+    sh("ip", "-n", node_ns, "link", "set", f"tap{vm}", "address", "fe" + mac[2:])
     sh("ip", "-n", node_ns, "link", "set", f"tap{vm}", "master", bridge, "up")
+    sh("ip", "-n", vm_ns, "link", "set", "eth0", "address", mac)
     sh("ip", "-n", vm_ns, "addr", "add", f"{address}/24", "dev", "eth0")
     sh("ip", "-n", vm_ns, "link", "set", "eth0", "up")
 
@@ -202,9 +212,9 @@ def test_a_changed_mtu_changes_the_links_in_place(cluster, zk):
 
 def test_vms_on_two_nodes_reach_each_other_across_the_vxlan(cluster, zk):
     wait_states(zk, cluster, 100, dict.fromkeys(cluster.names, "ok"))
-    attach_vm(cluster, "node1", "vm1", "vmbr100", "10.100.0.11")
-    attach_vm(cluster, "node3", "vm3", "vmbr100", "10.100.0.13")
-    assert ping(cluster, "vm1", "10.100.0.13")
+    attach_vm(cluster, zk, "node1", "vm1", "vmbr100", "10.100.0.11")
+    attach_vm(cluster, zk, "node3", "vm3", "vmbr100", "10.100.0.13")
+    assert wait_for(lambda: ping(cluster, "vm1", "10.100.0.13"), "vm1 reaches vm3")
     assert ping(cluster, "vm3", "10.100.0.11")
 
 

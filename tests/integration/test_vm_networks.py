@@ -1,10 +1,10 @@
 """VMs on networks, on a real Zookeeper: `vm define`/`modify` refuse a NIC on a network that
-does not exist, `vm info` shows each NIC's network and address, and a network a VM uses
-cannot be removed."""
+does not exist or without its MAC, `vm info` shows each NIC's network and address, and a
+network a VM uses cannot be removed."""
 
 import pytest
 
-from pvc.errors import Conflict, NotFound
+from pvc.errors import Conflict, InvalidInput, NotFound
 from pvc.ops import network, network_dhcp, vm
 from tests.integration.test_api import call
 from tests.integration.test_network_ops import tree
@@ -42,6 +42,19 @@ def test_define_refuses_a_nic_on_a_missing_network(net100):
     assert tree(net100, "/domains") == before
     # the host's own bridges are not pvc's networks
     vm.define(net100, POLICY, xml_with(nic("vmbr0", MAC1), nic("br-lan", MAC2)))
+
+
+def test_define_and_modify_refuse_a_nic_on_a_network_without_its_mac(net100):
+    """The node's firewall knows a tap's MAC only from the XML (a lease's MAC is a guest's
+    word); a NIC on a host bridge may leave the MAC to libvirt."""
+    without = "<interface type='bridge'><source bridge='vmbr100'/></interface>"
+    before = tree(net100, "/domains")
+    with pytest.raises(InvalidInput, match="NIC on vmbr100 has no <mac"):
+        vm.define(net100, POLICY, xml_with(without))
+    assert tree(net100, "/domains") == before
+    vm.define(net100, POLICY, xml_with(nic("vmbr100", MAC1), without.replace("vmbr100", "vmbr0")))
+    with pytest.raises(InvalidInput, match="NIC on vmbr100 has no <mac"):
+        vm.modify(net100, POLICY, "vm1", xml_with(nic("vmbr100", MAC1), without))
 
 
 def test_modify_refuses_a_nic_on_a_missing_network(net100):

@@ -13,16 +13,44 @@ def managed(vni, **fields):
                    ip4_gateway=f"10.{vni}.0.1", **fields)  # fmt: skip
 
 
-def test_a_tap_is_guarded_with_the_one_vm_mac_libvirt_derived_it_from():
+def test_a_tap_is_guarded_with_the_one_vm_mac_libvirt_derived_it_from_or_closed():
     ports = {
         "vnet0": "FE:54:00:AA:BB:01",  # 52:54:00:aa:bb:01's tap
         "vnet1": "fa:54:00:aa:bb:02",  # a VM MAC starting with fe gets an fa tap
         "vnet2": "fe:54:00:aa:bb:03",  # no known VM NIC
         "veth9": "02:00:00:00:00:01",  # not libvirt's tap
-        "vnet3": "fe:54:00:aa:bb:04",  # two NICs would fit: ambiguous, left alone
+        "vnet3": "fe:54:00:aa:bb:04",  # two NICs would fit: ambiguous
     }
     known = ["52:54:00:aa:bb:01", "fe:54:00:aa:bb:02", "52:54:00:aa:bb:04", "54:54:00:aa:bb:04"]
-    assert port_macs(ports, known) == {"vnet0": "52:54:00:aa:bb:01", "vnet1": "fe:54:00:aa:bb:02"}
+    assert port_macs(ports, known) == {
+        "vnet0": "52:54:00:aa:bb:01",
+        "vnet1": "fe:54:00:aa:bb:02",
+        "vnet2": None,
+        "veth9": None,
+        "vnet3": None,
+    }
+
+
+def test_every_port_but_pvcs_own_links_is_filtered_and_an_unknown_one_gets_no_mac():
+    bridged = Network(vni=8, description="", type="bridged", vlan=None)
+    ports = {"vnet0": "52:54:00:aa:bb:01", "vnet1": None, "eth1": None, "vlan8": None}
+    text = render(Records(networks=(managed(7), bridged), ports=ports, bridge_device="eth1"))
+    assert 'elements = { "vnet0", "vnet1" }' in text
+    assert 'elements = { "vnet0" . 52:54:00:aa:bb:01 }' in text
+
+
+def test_guests_are_not_routed_into_the_cluster_networks_but_upstream_stays_open():
+    records = Records(
+        networks=(managed(7),),
+        upstream_device="eth0",
+        internal_devices=("eth0", "eth1"),
+        internal_subnets=("10.0.0.5/24", "fd00:1::5/64"),
+    )
+    text = render(records)
+    assert 'elements = { "eth1", "lo" }' in text  # eth0 carries NAT: its subnet guards it
+    assert "elements = { 10.0.0.0/24, 169.254.0.0/16 }" in text
+    assert "elements = { fd00:1::/64 }" in text
+    assert text.index("chain forward-guard") < text.index("chain forward-out")
 
 
 def test_guests_are_the_ipv4_pairs_of_leases_and_reservations():
@@ -51,8 +79,11 @@ def test_rendering_leaves_out_the_acls_of_refused_networks_and_nat_without_upstr
     text = render(Records(networks=(managed(7, nat=True),), acls=acls, without_acls=frozenset({7})))
     assert "tcp dport 1 drop" not in text and "masquerade" not in text
     assert "jump vxlan7-in" in text  # the network keeps its chains and base rules
+    assert "  chain vxlan7-in {\n    counter drop\n  }" in text  # ...which fail closed
     bridged = Network(vni=8, description="", type="bridged")
-    assert "vmbr8" not in render(Records(networks=(bridged,), upstream_device="eth0"))
+    text = render(Records(networks=(bridged,), upstream_device="eth0"))
+    assert 'iifname "vmbr8"' not in text and "vxlan8-" not in text  # only guarded from routing
+    assert 'elements = { "vmbr8" }' in text
 
 
 def test_acls_keep_their_order_within_a_chain():
@@ -70,6 +101,7 @@ def test_acls_keep_their_order_within_a_chain():
         ('log prefix "a" } table ip x {', "'}' without"),
         ("tcp dport { 1, 2 drop", "'{' without"),
         ("goto elsewhere", "may not use 'goto'"),
+        ("meter m { ip saddr limit rate 1/second } accept", "may not use 'meter'"),
         ('log prefix "x', "closing"),
     ],
 )
