@@ -12,7 +12,8 @@ deleted and defined again. The kernel holds the old tables or the new ones, neve
   - forward-guard (priority -1, before any ACL): nothing from a network's bridge (set
     `bridges`, managed and bridged) is routed into the node's cluster or storage networks
     (set `internal_devices`, `lo`; their subnets and 169.254.0.0/16 in `internal_ipv4/6`):
-    Zookeeper, Ceph and libvirt's migrations are not a guest's to reach. A device that is also
+    Zookeeper, Ceph and libvirt's migrations are not a guest's to reach; a guest only answers
+    what the cluster side opened (an administrator's ping or ssh). A device that is also
     the upstream device is guarded by its subnets only (NAT leaves through it).
   - forward: per managed network a chain `vxlan<vni>-out` (iifname vmbr<vni>) and
     `vxlan<vni>-in` (oifname vmbr<vni>) with the user's ACLs in order, then fall through to
@@ -20,8 +21,10 @@ deleted and defined again. The kernel holds the old tables or the new ones, neve
     own (priorities 0 and 1): an ACL's accept ends its own base chain only, so a packet from
     one network to another meets the source's `out` ACLs and then the destination's `in` ACLs.
     A network whose ACLs fail to load (`without_acls`) fails closed: its chains drop all.
-    ACLs see routed traffic only: frames between two VMs of one network are bridged, and the
-    inet forward hook never sees them (br_netfilter, which would change that, is not used).
+    ACLs see routed traffic only: every jump, and the guard, needs different in and out
+    interfaces, so frames bridged within a network are never theirs, also where br_netfilter
+    is loaded (as here, and wherever Docker runs) and shows bridged frames to the inet hooks
+    with the bridge as both interfaces.
   - postrouting (nat): networks with `nat` masquerade their IPv4 subnet out of the upstream
     device.
 - `table bridge pvc`: a frame entering a network's bridge through a port that is not pvc's
@@ -169,12 +172,18 @@ def render_inet(records: Records, table: str = TABLE) -> str:
     body += _chain(
         "forward-out",
         f"type filter hook forward priority {PRIORITY_OUT}; policy accept;",
-        (f'iifname "{network.bridge}" jump {network.vxlan}-out' for network in managed),
+        (
+            f'iifname "{network.bridge}" oifname != "{network.bridge}" jump {network.vxlan}-out'
+            for network in managed
+        ),
     )
     body += _chain(
         "forward-in",
         f"type filter hook forward priority {PRIORITY_IN}; policy accept;",
-        (f'oifname "{network.bridge}" jump {network.vxlan}-in' for network in managed),
+        (
+            f'oifname "{network.bridge}" iifname != "{network.bridge}" jump {network.vxlan}-in'
+            for network in managed
+        ),
     )
     for network in managed:
         acls = records.acls.get(network.vni, [])
@@ -206,9 +215,10 @@ def _guard(records: Records) -> list[str]:
         "forward-guard",
         f"type filter hook forward priority {PRIORITY_GUARD}; policy accept;",
         [
+            "ct state established,related accept",  # replies to what the cluster side opened
             "iifname @bridges oifname @internal_devices counter drop",
-            "iifname @bridges ip daddr @internal_ipv4 counter drop",
-            "iifname @bridges ip6 daddr @internal_ipv6 counter drop",
+            "iifname @bridges oifname != @bridges ip daddr @internal_ipv4 counter drop",
+            "iifname @bridges oifname != @bridges ip6 daddr @internal_ipv6 counter drop",
         ],
     )
 

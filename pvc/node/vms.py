@@ -70,7 +70,7 @@ from pvc.errors import ConcurrentChange, InvalidInput, PvcError
 from pvc.limits import one_line
 from pvc.node.controller import Controller
 from pvc.node.vm_disks import VmDisks
-from pvc.ops import cluster
+from pvc.ops import cluster, network_vms
 from pvc.ops import vm as vm_ops
 from pvc.zk import schema
 from pvc.zk.cache import CachedView
@@ -87,6 +87,8 @@ WATCHED_KEYS = {
 WORKERS = 4
 MIGRATIONS = 4  # live migrations leaving this node at once
 POLL = 1.0  # seconds between looks at a guest asked to shut down (its events come sooner)
+NETWORK_WAIT = 1.0  # seconds between looks at a VM whose network this node is still building
+NETWORK_WAIT_MAX = 60.0  # then the VM fails, naming the network
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,7 @@ class VmController:
         self._migrations: dict[str, Future[str | None]] = {}  # -> error message, None: done
         self._shutdowns: dict[str, Shutdown] = {}
         self._marked: set[str] = set()  # domains here known to carry this cluster's mark
+        self._network_wait: dict[str, float] = {}  # VMs waiting for their networks: since
         self._assigned: dict[str, str] = {}  # VM -> its node, kept from the mirror
         self._assigned_lock = threading.Lock()
         self._ignored: set[str] = set()  # libvirt domains that are not this cluster's
@@ -313,7 +316,7 @@ class VmController:
             elif observed.get("node") not in (None, self.name) and observed.get("state") in RUNNING:
                 return None  # the sender still runs it; its report will wake us
             else:
-                self._start(look)
+                return self._start(look)
         elif state == "restart":
             if running_here:
                 again = self._ask_to_shut_down(look)
@@ -333,23 +336,37 @@ class VmController:
 
     # --- actions ----------------------------------------------------------------------------
 
-    def _start(self, look: Look) -> None:
+    def _start(self, look: Look) -> float | None:
+        """Starts the VM here; the delay to look again while its networks are being built."""
         assert self.hypervisor is not None
         if not self.registered.is_set():
             log.info("VM %s waits: this daemon is not registered in its session yet", look.name)
-            return  # the resync comes back to it
+            return None  # the resync comes back to it
         try:
-            xml = self.disks.completed(self.zk.read(("domain.xml", look.uuid)))
+            stored = self.zk.read(("domain.xml", look.uuid))
+            waiting, failed = network_vms.unbuilt(self.zk, self.name, stored)
+            if failed:
+                raise InvalidInput("; ".join(failed))
+            if waiting and self._network_wait.setdefault(look.uuid, time.monotonic()) > (
+                time.monotonic() - NETWORK_WAIT_MAX
+            ):
+                log.info("VM %s waits for network %s on this node", look.name, waiting[0])
+                return NETWORK_WAIT
+            self._network_wait.pop(look.uuid, None)
+            if waiting:
+                raise InvalidInput(f"network {waiting[0]} was not built on {self.name} in time")
+            xml = self.disks.completed(stored)
             self.hypervisor.start(xml, cluster.identity(self.zk))
         except (HypervisorError, InvalidInput, CephError) as exc:
             log.error("VM %s failed to start: %s", look.name, exc.message)
             reason = one_line(exc.message)
             self._set(look, {"domain.state": "fail", "domain.failed_reason": reason})
-            return
+            return None
         self._marked.add(look.uuid)
         log.info("VM %s started", look.name)
         self._report(look.uuid, "running")
         self._set(look, {"domain.failed_reason": ""})
+        return None
 
     def _without_vm(self, uuid: str) -> None:
         """A domain here whose VM Zookeeper does not know: removed if this cluster's (an

@@ -29,7 +29,8 @@ def bridge_vni(bridge: str | None) -> int | None:
     return int(digits) if 1 <= int(digits) <= network_records.VNI_MAX else None
 
 
-def _vnis_of(xml: str | None) -> set[int]:
+def vnis_of(xml: str | None) -> set[int]:
+    """The networks the domain XML's NICs are on."""
     if not xml:
         return set()
     try:
@@ -39,11 +40,24 @@ def _vnis_of(xml: str | None) -> set[int]:
     return {vni for nic in nics if (vni := bridge_vni(nic.bridge)) is not None}
 
 
+def unbuilt(store: Store, node: str, xml: str | None) -> tuple[list[int], list[str]]:
+    """The VM's networks that `node` has not built yet (it reports no state for them), and
+    why those it failed to build failed there: a VM starts only where its networks are."""
+    waiting, failed = [], []
+    for vni in sorted(vnis_of(xml)):
+        state = store.read(("network.node", str(vni), node))
+        if not isinstance(state, dict):
+            waiting.append(vni)
+        elif state.get("state") != "ok":
+            failed.append(f"network {vni} failed on {node}: {state.get('detail') or 'no detail'}")
+    return waiting, failed
+
+
 def users(store: Store, vni: int) -> list[str]:
     """The names of the VMs with a NIC on network `vni`, sorted."""
     found = []
     for uuid in store.children("base.domains"):
-        if vni in _vnis_of(store.read(("domain.xml", uuid))):
+        if vni in vnis_of(store.read(("domain.xml", uuid))):
             found.append(store.read(("domain", uuid)) or uuid)
     return sorted(found)
 
@@ -61,7 +75,7 @@ def require_networks(store: Store, xml: str) -> dict[Any, int]:
                 "a NIC on a pvc network needs its MAC in the XML"
             )
     expect = {}
-    for vni in sorted(_vnis_of(xml)):
+    for vni in sorted(vnis_of(xml)):
         version = store.read_versioned(("network", str(vni)))[1]
         if version < 0 or network_records.read(store, vni) is None:
             raise NotFound(f"network {vni} does not exist (the VM has a NIC on vmbr{vni})")

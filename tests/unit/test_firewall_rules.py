@@ -69,7 +69,7 @@ def test_a_failing_line_is_traced_to_its_network_or_to_the_base_rules():
     at = {line.strip(): number for number, line in enumerate(lines, start=1)}
     assert network_at(text, at["counter tcp dport 1 drop"]) == 7
     assert network_at(text, at["counter udp dport 2 drop"]) == 9
-    assert network_at(text, at['iifname "vmbr9" jump vxlan9-out']) == 9
+    assert network_at(text, at['iifname "vmbr9" oifname != "vmbr9" jump vxlan9-out']) == 9
     assert network_at(text, at["tcp dport 53 accept"]) is None
     assert network_at(text, 0) is None and network_at(text, len(lines) + 1) is None
 
