@@ -106,12 +106,14 @@ def in_ns(namespace: str, *args: str, timeout: float = COMMAND_TIMEOUT, env=None
 
 
 def addresses(namespace: str, interface: str) -> list[str]:
-    """The addresses (with prefix) on an interface of a namespace; [] if it is missing."""
+    """The addresses (with prefix) on an interface of a namespace, but IPv6 link-local ones
+    (169.254.169.254, link scope, counts); [] if it is missing."""
     result = subprocess.run(
         ["ip", "-n", namespace, "-o", "addr", "show", "dev", interface],
         capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
     )  # fmt: skip
-    return re.findall(r"inet6? (\S+) .*?scope (?:global|host)", result.stdout)
+    found = re.findall(r"inet6? (\S+) .*?scope (?:global|host|link)", result.stdout)
+    return [address for address in found if not address.startswith("fe80:")]
 
 
 def processes_in(namespace: str, comm: str, argument: str = "") -> list[int]:

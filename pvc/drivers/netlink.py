@@ -44,6 +44,9 @@ def _index(ipr: "IPRoute", interface: str) -> int:
     return found[0]
 
 
+RT_SCOPE_LINK = 253
+
+
 def add_address(interface: str, cidr: str) -> None:
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
@@ -54,9 +57,14 @@ def add_address(interface: str, cidr: str) -> None:
             # an IPv6 address without duplicate address detection: usable at once after a
             # takeover (not tentative for a second), and never "dadfailed" because the old
             # primary's copy was still answering
-            flags = {"flags": IFA_F_NODAD} if ":" in address else {}
+            options: dict[str, int] = {"flags": IFA_F_NODAD} if ":" in address else {}
+            if ipaddress.ip_address(address).is_link_local:
+                # 169.254.169.254 on lo is the metadata service's, not the node's own address:
+                # link scope keeps it out of "the node's global addresses" (source selection,
+                # a listener that binds the first global address)
+                options["scope"] = RT_SCOPE_LINK
             ipr.addr("add", index=_index(ipr, interface), address=address, prefixlen=prefix,
-                     **flags)  # fmt: skip
+                     **options)  # fmt: skip
         except NetlinkError as exc:
             if exc.code != errno.EEXIST:
                 raise Unavailable(f"cannot add {cidr} to {interface}: {exc}") from None
