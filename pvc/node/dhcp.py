@@ -227,9 +227,14 @@ class Dhcp(NetworkService):
             # and only while this node is the primary: one that froze after its lease check
             # and thawed after a takeover must not delete the new primary's leases
             primary, primary_version = self.view.read_versioned(PRIMARY)
-            if version < 0 or primary != self.node_name:
+            router_key = ("node.state.router", self.node_name)
+            router, router_version = self.view.read_versioned(router_key)
+            # a graceful handover names the successor first: the leases this node's dnsmasq
+            # gave out meanwhile are still recorded while it relinquishes
+            if version < 0 or (primary != self.node_name and router != "relinquish"):
                 return
-            fence = {("network.type", str(vni)): version, PRIMARY: primary_version}
+            fence = {("network.type", str(vni)): version, PRIMARY: primary_version,
+                     router_key: router_version}  # fmt: skip
             try:
                 self.view.write(values, delete=gone, expect=fence)
             except ConcurrentChange:
