@@ -58,7 +58,7 @@ def info(zk: ZKHandler, name: str) -> dict[str, Any]:
 def state(zk: ZKHandler, name: str, kind: str) -> dict[str, Any]:
     """{"name", "state"} for the node's daemon, coordinator or domain state."""
     _require_node(zk, name)
-    return {"name": name, "state": zk.read((STATE_KEYS[kind], name))}
+    return {"name": name, "state": _read_registered(zk, [(STATE_KEYS[kind], name)])[0]}
 
 
 def set_primary(zk: ZKHandler, name: str) -> dict[str, Any]:
@@ -122,9 +122,25 @@ def _can_be_primary(node: dict[str, Any]) -> bool:
     return node["mode"] == "coordinator" and node["alive"] and node["daemon_state"] == "run"
 
 
+# Written with the node key in the transaction that registers a node: a node the mirror shows
+# without them is one whose registration it has only partly applied yet.
+REGISTERED = frozenset(STATE_KEYS.values()) | {"node.mode"}
+
+
+def _read_registered(zk: ZKHandler, keys: list[tuple[str, str]]) -> list[Any]:
+    """The values of node keys; read again after a catch-up when a key every registered node
+    has is missing (another session's registration, seen only in part so far)."""
+    values = zk.read_many(keys)
+    pairs = zip(keys, values, strict=True)
+    if any(value is None and key in REGISTERED for (key, _), value in pairs):
+        zk.catch_up()
+        values = zk.read_many(keys)
+    return values
+
+
 def _records(zk: ZKHandler, names: list[str]) -> list[dict[str, Any]]:
     keys = list(FIELDS.values())
-    values = zk.read_many([(key, name) for name in names for key in keys])
+    values = _read_registered(zk, [(key, name) for name in names for key in keys])
     now = time.time()
     records = []
     for index, name in enumerate(names):
