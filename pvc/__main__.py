@@ -40,7 +40,7 @@ GROUPS = {
     "vm": "pvc.cli.vm",
     "network": "pvc.cli.network",
     "storage": "pvc.cli.storage",
-    "provisioner": None,
+    "provisioner": "pvc.cli.provisioner",
     "cluster": "pvc.cli.cluster",
     "connection": "pvc.cli.connection",
     "config": "pvc.cli.config",

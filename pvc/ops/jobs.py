@@ -56,7 +56,7 @@ class Kind:
 
     name: str
     idempotent: bool  # True: a job whose runner died runs again from the start
-    group: str  # a runner runs one job of a group at a time (the others wait, queued)
+    group: str | None  # a runner runs one job of a group at a time (None: no such limit)
     summary: str
 
 
@@ -71,6 +71,11 @@ KINDS = {
         # an add that stopped half way is undone, not resumed: its runner's death fails it
         Kind("osd_add", False, "osd", "make a disk of a node a Ceph OSD"),
         Kind("osd_remove", True, "osd", "drain, stop, purge and wipe a Ceph OSD"),
+        # handed back when its runner died, and then run only to remove what it made and
+        # fail (pvc.node.provision): never resumed half way
+        Kind("provision", True, None, "build a VM from a provisioner profile and start it"),
+        # received by the API process, as an upload (pvc.ops.provisioner_ova)
+        Kind("ova_upload", True, "upload", "an OVA's disks as new volumes and an ova profile"),
     )
 }
 

@@ -32,6 +32,7 @@ MIRRORED = (
     "base.jobs",
     "base.ceph",  # storage records and statistics (volume sizes reach running guests)
     "base.networks",  # client networks, reservations, leases, ACLs (every node builds them)
+    "base.provisioner",  # templates and profiles (the metadata service serves userdata)
 )
 
 

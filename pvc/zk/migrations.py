@@ -87,11 +87,19 @@ def _from_3(zk: ZKHandler) -> Changes:
     return {"values": values}
 
 
+def _from_4(zk: ZKHandler) -> Changes:
+    """4 -> 5: the provisioner's folders (/provisioner/system, network, ...) appear."""
+    values: dict[Any, Any] = {"base.schema.version": 5}
+    values |= {key: "" for key in schema.PROVISIONER_TREE if not zk.exists(key)}
+    return {"values": values}
+
+
 MIGRATIONS: dict[int, Callable[[ZKHandler], Changes]] = {
     0: _from_0,
     1: _from_1,
     2: _from_2,
     3: _from_3,
+    4: _from_4,
 }
 
 

@@ -9,7 +9,8 @@ The tree is versioned: `/schema/version` holds the version the tree was written 
 Version 0 is the original PVC layout of v0.7 (top-level `/primary_node`, `/maintenance`,
 `/upstream_ip`, no `/schema`); version 1 moves configuration under `/config`; version 2 adds
 `/jobs` and the names index's parent `/names/domains`; version 3 closes every node to sessions
-without the cluster secret (pvc.zk.access); version 4 adds the storage tree under `/ceph`.
+without the cluster secret (pvc.zk.access); version 4 adds the storage tree under `/ceph`;
+version 5 adds the provisioner's records under `/provisioner`.
 """
 
 import json
@@ -19,7 +20,7 @@ from typing import Any
 
 from pvc import limits
 
-VERSION = 4
+VERSION = 5
 
 # A key as callers name it: a name, or a name plus its placeholder values
 # ("node.keepalive", "node1").
@@ -164,11 +165,41 @@ KEYS: dict[str, tuple[str, Any]] = {
     "job": ("/jobs/{job}", "json"),
     "job.claim": ("/jobs/{job}/claim", str),
     "job.cancel": ("/jobs/{job}/cancel", float),
+    # the provisioner's records (pvc.ops.provisioner_store): one JSON record per name and kind
+    "base.provisioner": ("/provisioner", str),
+    "provisioner.systems": ("/provisioner/system", str),
+    "provisioner.system": ("/provisioner/system/{name}", "json"),
+    "provisioner.networks": ("/provisioner/network", str),
+    "provisioner.network": ("/provisioner/network/{name}", "json"),
+    "provisioner.storages": ("/provisioner/storage", str),
+    "provisioner.storage": ("/provisioner/storage/{name}", "json"),
+    "provisioner.userdatas": ("/provisioner/userdata", str),
+    "provisioner.userdata": ("/provisioner/userdata/{name}", "json"),
+    "provisioner.scripts": ("/provisioner/script", str),
+    "provisioner.script": ("/provisioner/script/{name}", "json"),
+    "provisioner.ovas": ("/provisioner/ova", str),
+    "provisioner.ova": ("/provisioner/ova/{name}", "json"),
+    "provisioner.profiles": ("/provisioner/profile", str),
+    "provisioner.profile": ("/provisioner/profile/{name}", "json"),
+    # the profile a VM was provisioned from (the metadata service serves its userdata)
+    "domain.profile": ("/domains/{uuid}/profile", str),
     # schema version 0 (original PVC v0.7): read only by the migration to version 1
     "v0.primary_node": ("/primary_node", str),
     "v0.maintenance": ("/maintenance", bool),
     "v0.upstream_ip": ("/upstream_ip", str),
 }
+
+# The provisioner's folders (schema version 5).
+PROVISIONER_TREE = (
+    "base.provisioner",
+    "provisioner.systems",
+    "provisioner.networks",
+    "provisioner.storages",
+    "provisioner.userdatas",
+    "provisioner.scripts",
+    "provisioner.ovas",
+    "provisioner.profiles",
+)
 
 # Paths `pvc cluster init` creates, with their initial values.
 INITIAL_TREE: dict[str, Any] = {
@@ -190,6 +221,7 @@ INITIAL_TREE: dict[str, Any] = {
     "base.ceph.pools": "",
     "base.ceph.volumes": "",
     "base.ceph.snapshots": "",
+    **{key: "" for key in PROVISIONER_TREE},
     "lock.primary_node": "",
     "lock.primary_sync": "",
 }
@@ -206,6 +238,7 @@ ROOTS = (
     "base.locks",
     "base.names",
     "base.jobs",
+    "base.provisioner",
     "base.private",
     "v0.primary_node",
     "v0.maintenance",

@@ -35,10 +35,11 @@ def v0_tree(zk_hosts):
 
 def test_v0_tree_upgrades_to_current(zk, v0_tree):
     assert migrations.tree_version(zk) == 0
-    assert migrations.upgrade(zk) == [0, 1, 2, 3]
+    assert migrations.upgrade(zk) == [0, 1, 2, 3, 4]
     assert migrations.tree_version(zk) == schema.VERSION
     assert zk.exists("base.jobs") and zk.exists("base.names.domains")  # version 2
     assert zk.exists("base.ceph.pools") and zk.exists("base.ceph.volumes")  # version 4
+    assert all(zk.exists(key) for key in schema.PROVISIONER_TREE)  # version 5
     assert zk.read("base.config.primary_node") == "hv1"
     assert zk.read("base.config.maintenance") is True
     assert zk.read("base.config.upstream_ip") == "10.0.0.10/24"
@@ -58,7 +59,7 @@ def test_racing_upgrades_apply_each_step_once(zk_hosts, zk, v0_tree):
         steps = migrations.upgrade(zk) + migrations.upgrade(other)
     finally:
         other.close()
-    assert steps == [0, 1, 2, 3]
+    assert steps == [0, 1, 2, 3, 4]
     assert zk.read("base.config.primary_node") == "hv1"
 
 
@@ -89,13 +90,13 @@ def test_an_open_version_2_tree_is_closed_node_by_node(zk, v0_tree):
     to version 3 sets the cluster's ACL on every node, ephemerals and /private included, and
     a stranger can then neither read nor write any of it."""
     migrations.upgrade(zk)  # to the current version: closes what v0_tree made
-    zk.write({"base.schema.version": 2})
+    zk.write({"base.schema.version": 2}, delete=reversed(schema.PROVISIONER_TREE))
     open_acl = list(OPEN_ACL_UNSAFE)
     for path in all_nodes(v0_tree):  # reopen everything, as version 2 had it
         v0_tree.set_acls(path, open_acl)
     v0_tree.create("/nodes/hv1/alive", b"x", ephemeral=True)  # a live daemon's node
     zk.write_private(("private.ipmi", "hv1"), {"host": "10.0.0.9", "password": "hunter22"})
-    assert migrations.upgrade(zk) == [2, 3]
+    assert migrations.upgrade(zk) == [2, 3, 4]
     closed = access.acl(ZK_SECRET)
     for path in all_nodes(v0_tree):
         assert list(v0_tree.get_acls(path)[0]) == closed, path

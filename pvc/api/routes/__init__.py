@@ -17,6 +17,10 @@ MODULES = (
     "network",
     "network_dhcp",
     "network_acl",
+    "provisioner_templates",
+    "provisioner_records",
+    "provisioner_create",
+    "provisioner_ova",
 )
 
 

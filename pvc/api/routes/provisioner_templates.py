@@ -1,0 +1,1 @@
+"""Provisioner endpoints (being built: issue 13)."""
