@@ -22,11 +22,9 @@ from pvc import limits
 from pvc.errors import Conflict, InvalidInput
 from pvc.ops import provisioner_store, user_input, userdata
 from pvc.ops.cluster import require_initialized
-from pvc.ops.userdata import render_userdata
+from pvc.ops.userdata import render_userdata as render_userdata  # the metadata service's
 from pvc.zk import schema
 from pvc.zk.store import Store
-
-__all__ = ["render_userdata"]  # the metadata service renders userdata through this module
 
 TEXT_KINDS = ("userdata", "script")
 TEXT_MAX = 256 * 1024  # bytes of a userdata's or script's record as stored (JSON)

@@ -178,6 +178,18 @@ def test_a_removal_that_checked_before_the_profile_was_stored_fails(store):
     assert provisioner_store.read(store, "userdata", "hello")["text"] == HELLO
 
 
+def test_a_profile_naming_the_largest_texts_is_stored(store):
+    """TEXT_MAX keeps a profile's transaction (itself, and the userdata and script it names,
+    rewritten) within what Zookeeper takes."""
+    filler = records.TEXT_MAX - 200  # the JSON around the text takes the rest
+    records.add_text(store, "userdata", "big", HELLO + "#" * (filler - len(HELLO)) + "\n")
+    records.add_text(store, "script", "big", SCRIPT + "#" * (filler - len(SCRIPT)) + "\n")
+    records.add_profile(store, "web", {"system_template": "small", "userdata": "big",
+                                       "script": "big"})  # fmt: skip
+    records.modify_profile(store, "web", {"arguments": ["a=" + "x" * 1024]})
+    assert provisioner_store.read(store, "profile", "web")["arguments"] == {"a": "x" * 1024}
+
+
 # --- over HTTP ---
 
 
