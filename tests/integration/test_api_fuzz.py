@@ -61,6 +61,14 @@ CONTENT_RULES |= {
     ("POST", "/network/{vni}/lease"),
     ("POST", "/network/{vni}/acl"),
 }
+CONTENT_RULES |= {
+    ("POST", "/provisioner/userdata"),
+    ("PUT", "/provisioner/userdata/{userdata}"),
+    ("POST", "/provisioner/script"),
+    ("PUT", "/provisioner/script/{script}"),
+    ("POST", "/provisioner/profile"),
+    ("PUT", "/provisioner/profile/{profile}"),
+}
 LAST = ("POST", "/initialize")  # may wipe the cluster: after every other operation
 # What refusing invalid data may answer: 413 too (a string over its maxLength can make a body
 # over limits.BODY_MAX), 404 (a path with a generated "/" in it is no route).
