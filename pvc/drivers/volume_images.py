@@ -35,11 +35,12 @@ MOUNT_TIMEOUT = 120.0
 # The flag each mkfs needs to write into a regular file without asking (mkfs.ext* asks
 # "proceed anyway?" for a file; xfs and btrfs refuse a target that holds a filesystem).
 FORCE_FLAGS = {"ext2": "-F", "ext3": "-F", "ext4": "-F", "xfs": "-f", "btrfs": "-f"}
+_BANNER = re.compile(r"^\S+ \d+\.\d+(\.\d+)* \(")  # "mke2fs 1.47.0 (5-Feb-2023)"
 _FILESYSTEM_NAME = re.compile(r"^[a-z0-9]{1,16}$")
 
 
 def _run(command: list[str], timeout: float) -> str:
-    """Runs a tool; its stdout, or PvcError with its last line of complaint."""
+    """Runs a tool; its stdout, or PvcError with its complaint (see _complaint)."""
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError:
@@ -47,9 +48,17 @@ def _run(command: list[str], timeout: float) -> str:
     except subprocess.TimeoutExpired:
         raise PvcError(f"{command[0]} did not finish within {timeout:g} s") from None
     if done.returncode != 0:
-        lines = (done.stderr.strip() or done.stdout.strip() or "failed").splitlines()
-        raise PvcError(f"{command[0]} {command[-1]}: {lines[-1].strip()}")
+        raise PvcError(_complaint(command[0], done.stderr or done.stdout))
     return done.stdout
+
+
+def _complaint(tool: str, output: str) -> str:
+    """The tool's first line that says what is wrong (not its version banner), prefixed
+    with the tool's name unless it names itself: what is left after a usage text or a hint
+    ("dmesg(1) may have more information")."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    words = next((line for line in lines if not _BANNER.match(line)), "failed")
+    return words if words.startswith(f"{tool}:") else f"{tool}: {words}"
 
 
 # --- filesystems and loop mounts -------------------------------------------------------------

@@ -128,24 +128,28 @@ class VMBuilder:
         and no filesystem is exported into one; the files with a mountpoint are mounted at
         root + mountpoint, shallowest first."""
         for disk in self.disks:
-            if not (disk.get("filesystem") or disk.get("mountpoint")):
-                continue
-            path = os.path.join(self._work, f"{disk['disk_id']}.img")
-            if disk.get("filesystem"):
-                self.log(f"making {disk['filesystem']} for {disk['disk_id']}")
-                volume_images.make_filesystem(
-                    path, int(disk["size"]), disk["filesystem"], disk.get("filesystem_args") or []
-                )
-            else:
-                self.log(f"reading volume {disk['pool']}/{disk['volume']} for {disk['disk_id']}")
-                volume_images.export_image(self._require_ceph(), disk["pool"], disk["volume"], path)
-            self._prepared.append((disk, path))
+            if disk.get("filesystem") or disk.get("mountpoint"):
+                path = os.path.join(self._work, f"{disk['disk_id']}.img")
+                try:
+                    self._prepare_file(disk, path)
+                except PvcError as exc:
+                    raise PvcError(f"{disk['disk_id']}: {exc.message}") from None
+                self._prepared.append((disk, path))
         mounted = [(disk, path) for disk, path in self._prepared if disk.get("mountpoint")]
         for disk, path in sorted(mounted, key=lambda item: _depth(item[0]["mountpoint"])):
             directory = _inside(self.root, disk["mountpoint"])
             os.makedirs(directory, exist_ok=True)
             volume_images.mount(path, directory)
             self._mounted.append(directory)
+
+    def _prepare_file(self, disk: dict[str, Any], path: str) -> None:
+        if disk.get("filesystem"):
+            self.log(f"making {disk['filesystem']} for {disk['disk_id']}")
+            args = disk.get("filesystem_args") or []
+            volume_images.make_filesystem(path, int(disk["size"]), disk["filesystem"], args)
+        else:
+            self.log(f"reading volume {disk['pool']}/{disk['volume']} for {disk['disk_id']}")
+            volume_images.export_image(self._require_ceph(), disk["pool"], disk["volume"], path)
 
     def install(self) -> None:
         """The script's work in self.root (the base does nothing)."""
