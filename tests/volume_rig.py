@@ -46,3 +46,19 @@ def used_bytes(ceph_service, pool: str, image: str) -> int:
             return int(json.loads(result.stdout)["images"][0]["used_size"])
         assert time.monotonic() < deadline, result.stderr
         time.sleep(1)
+
+
+def disk(pool: str, volume: str, disk_id: str = "vda", size: int = 64 * MIB, **given) -> dict:
+    """A disk of an install script's context (the shape pvc.node.install_script documents)."""
+    return {"disk_id": disk_id, "pool": pool, "volume": volume, "size": size,
+            "filesystem": None, "filesystem_args": [], "mountpoint": None,
+            "source_volume": None, **given}  # fmt: skip
+
+
+def context(disks: list[dict], name: str = "vm1", arguments: dict | None = None) -> dict:
+    vm_uuid = str(uuid.uuid4())
+    return {
+        "vm_name": name, "vm_uuid": vm_uuid, "profile": "demo", "arguments": arguments or {},
+        "disks": disks, "networks": [{"vni": 100, "mac": "52:54:00:00:00:01", "bridge": "vmbr100"}],
+        "xml": f"<domain type='kvm'><name>{name}</name><uuid>{vm_uuid}</uuid></domain>",
+    }  # fmt: skip
