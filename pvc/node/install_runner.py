@@ -253,9 +253,13 @@ def child() -> None:
     ) if settings else None  # fmt: skip
     try:
         script = install_script.load(name, request["text"])
+    except PvcError as exc:
+        send(error=exc.message)
+        return
+    try:
         builder = script(request["context"], request["work"], ceph, lambda m: send(log=m))
     except Exception as exc:
-        send(error=install_script.one_line(exc))
+        send(error=f"install script '{name}' does not load: {install_script.one_line(exc)}")
         return
     xml, error = _phases(builder, send)
     send(**({"error": f"install script '{name}', {error}"} if error else {"result": xml}))
