@@ -137,8 +137,11 @@ class VMBuilder:
                 self._prepared.append((disk, path))
         mounted = [(disk, path) for disk, path in self._prepared if disk.get("mountpoint")]
         for disk, path in sorted(mounted, key=lambda item: _depth(item[0]["mountpoint"])):
-            directory = _inside(self.root, disk["mountpoint"])
+            directory = _inside(os.path.realpath(self.root), disk["mountpoint"])
             os.makedirs(directory, exist_ok=True)
+            if os.path.realpath(directory) != directory:  # a link in an image: not the host's
+                raise PvcError(f"mountpoint '{disk['mountpoint']}' is a symbolic link in the "
+                               "VM's filesystem")  # fmt: skip
             volume_images.mount(path, directory)
             self._mounted.append(directory)
 

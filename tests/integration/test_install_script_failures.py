@@ -151,3 +151,38 @@ def test_a_cancel_stops_the_script(tmp_path, ceph, ceph_service, volume):
     assert failed.message == "install script 'bad', install: cancelled"
     assert time.monotonic() - started < TIMEOUT
     assert_nothing_left(ceph, volume, tmp_path)
+
+
+def test_a_mountpoint_cannot_reach_out_of_the_root(tmp_path, ceph, ceph_service, images,
+                                                   rbd_pool):  # fmt: skip
+    """A mountpoint with `..`, or one that is a symbolic link in a cloned image (which
+    anyone who made the image chose), is refused before anything is mounted there."""
+    host = tmp_path / "host"
+    host.mkdir()
+    base = tmp_path / "base.img"
+    volume_images.make_filesystem(str(base), 64 * MIB, "ext4")
+    mounted = tmp_path / "mnt"
+    mounted.mkdir()
+    volume_images.mount(str(base), str(mounted))
+    (mounted / "srv").symlink_to(host)
+    volume_images.unmount(str(mounted))
+    images.create(rbd_pool, "base", 64 * MIB)
+    volume_images.import_image(ceph, rbd_pool, "base", str(base))
+    images.snapshot_create(rbd_pool, "base", "golden")
+    images.clone(rbd_pool, "base", "vm1_vda", "golden")
+    images.create(rbd_pool, "vm1_vdb", 64 * MIB)
+    noop = "class VMBuilderScript(VMBuilder):\n    pass\n"
+    config = ceph_config(ceph_service)
+    for mountpoint, why in (("/srv", "is a symbolic link in the VM's filesystem"),
+                            ("/../../x", "is outside the VM's root")):  # fmt: skip
+        disks = [
+            disk(rbd_pool, "vm1_vda", mountpoint="/", source_volume="base"),
+            disk(rbd_pool, "vm1_vdb", "vdb", filesystem="ext4", mountpoint=mountpoint),
+        ]
+        with pytest.raises(PvcError) as refused:
+            install_runner.run("bad", noop, context(disks), config, print, lambda: False,
+                               TIMEOUT)  # fmt: skip
+        said = f"install script 'bad', prepare: mountpoint '{mountpoint}' {why}"
+        assert refused.value.message == said
+        assert volume_images.mounted_under(str(host)) == [] and list(host.iterdir()) == []
+    assert volume_images.export_image(ceph, rbd_pool, "vm1_vdb", str(tmp_path / "b.img")) == 0
