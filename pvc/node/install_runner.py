@@ -10,14 +10,16 @@ own, one JSON line each: {"phase"} as each phase starts, {"log"} for self.log(),
 {"result": xml} or {"error": "<phase>: <the script's message>"}. The script's own output
 (print, its tools) arrives on stdout and goes to the log, line by line.
 
-A cancel or the timeout stops the child: SIGTERM to its group (the child raises in the
-script, so its finally unmounts), then SIGKILL after GRACE. Whatever happened, the parent
-then unmounts what is still mounted under the work directory, frees the loop devices of its
-files, breaks the RBD locks a killed child held on the VM's volumes (so the create's undo
-can remove them) and removes the work directory.
+A cancel or the timeout stops the child: SIGTERM to its group (the child raises in the script,
+so its finally unmounts), then SIGKILL after GRACE. Whatever happened, the parent then
+unmounts what is still mounted under the work directory, frees the loop devices of its files,
+breaks the RBD locks a killed child held on the VM's volumes (so the create's undo can remove
+them) and removes the work directory. If the runner itself dies, the kernel sends the child
+SIGTERM (PR_SET_PDEATHSIG): it stops, unmounts and removes the work directory itself.
 """
 
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -41,6 +43,7 @@ from pvc.node import install_script
 log = logging.getLogger("pvc.node.install_runner")
 POLL_INTERVAL = 0.5
 GRACE = 10.0  # after SIGTERM, for the child's own cleanup
+PR_SET_PDEATHSIG = 1  # prctl(2)
 CHILD = "from pvc.node.install_runner import child; child()"
 
 
@@ -65,7 +68,7 @@ def run(
     settings = dict(config.get("ceph")) if config.get("ceph.enabled") else None
     work = tempfile.mkdtemp(prefix="pvc-install-")
     request = {"name": script_name, "text": text, "context": context, "work": work,
-               "ceph": settings}  # fmt: skip
+               "ceph": settings, "parent": os.getpid()}  # fmt: skip
     reader, writer = os.pipe()
     try:
         process = subprocess.Popen(
@@ -94,9 +97,9 @@ def run(
             raise PvcError(f"install script '{script_name}', {follower.phase}: {stop}")
         return follower.outcome()
     finally:
-        follower.close()
-        if process.poll() is None:
+        if process.poll() is None:  # the caller's on_phase raised: stop before closing
             killed = _stop(process)
+        follower.close()
         disks = (context.get("disks") or []) if killed else []
         _release(work, disks, config if settings else None)
 
@@ -240,13 +243,16 @@ def child() -> None:
     channel = os.fdopen(int(sys.argv[1]), "w", buffering=1)
 
     def send(**message: Any) -> None:
-        channel.write(json.dumps(message) + "\n")
+        with contextlib.suppress(OSError):  # the runner is gone: clean up all the same
+            channel.write(json.dumps(message) + "\n")
 
     def stopped(number: int, frame: Any) -> None:
         raise Stopped()
 
     signal.signal(signal.SIGTERM, stopped)
     request = json.load(sys.stdin)
+    if not _stop_with_parent(request["parent"]):
+        return
     name, settings = request["name"], request["ceph"]
     ceph = ceph_driver.Ceph(
         settings["config_file"], settings["client"], settings["keyring"], settings["timeout"]
@@ -265,6 +271,17 @@ def child() -> None:
     send(**({"error": f"install script '{name}', {error}"} if error else {"result": xml}))
     if ceph is not None:
         ceph.close()
+    if os.getppid() != request["parent"] and not volume_images.mounted_under(request["work"]):
+        shutil.rmtree(request["work"], ignore_errors=True)  # the runner is gone: no one else will
+
+
+def _stop_with_parent(parent: int) -> bool:
+    """Asks the kernel for SIGTERM when the runner's thread ends (the daemon died), so the
+    script stops and unmounts instead of writing on into volumes that the create's recovery
+    removes; False if the runner is gone already."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    return os.getppid() == parent
 
 
 def _phases(builder: install_script.VMBuilder, send: Callable[..., None]) -> tuple[str, str]:

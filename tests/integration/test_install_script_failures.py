@@ -10,6 +10,8 @@ directory, no process, and nothing written into the volumes."""
 import json
 import logging
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -17,6 +19,7 @@ import pytest
 from pvc.drivers import volume_images
 from pvc.errors import PvcError
 from pvc.node import install_runner
+from tests.local_cluster import REPO
 from tests.storage_rig import ceph_config
 from tests.volume_rig import MIB, ceph, context, disk, images, rbd_pool  # noqa: F401
 
@@ -186,3 +189,37 @@ def test_a_mountpoint_cannot_reach_out_of_the_root(tmp_path, ceph, ceph_service,
         assert refused.value.message == said
         assert volume_images.mounted_under(str(host)) == [] and list(host.iterdir()) == []
     assert volume_images.export_image(ceph, rbd_pool, "vm1_vdb", str(tmp_path / "b.img")) == 0
+
+
+RUNNER = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from pvc import config
+from pvc.node import install_runner
+given = json.load(sys.stdin)
+install_runner.run("bad", given["text"], given["context"], config.from_dict(given["config"]),
+                   print, lambda: False, 600)
+"""
+
+
+def test_a_script_whose_runner_dies_stops_and_cleans_up(tmp_path, ceph, ceph_service, volume):
+    vda = disk(*volume, filesystem="ext4", mountpoint="/")
+    report = tmp_path / "report.json"
+    given = {"text": reporting(after="time.sleep(3600)"),
+             "config": ceph_config(ceph_service).as_dict(),
+             "context": context([vda], arguments={"report": str(report)})}  # fmt: skip
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER, str(REPO)], stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL, text=True)  # fmt: skip
+    runner.stdin.write(json.dumps(given))
+    runner.stdin.close()
+    deadline = time.monotonic() + TIMEOUT
+    while not report.exists():
+        assert runner.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    runner.kill()
+    runner.wait()
+    work = os.path.dirname(json.loads(report.read_text())["root"])
+    while os.path.exists(work):  # the orphaned child cleans up by itself
+        assert time.monotonic() < deadline, volume_images.mounted_under(work)
+        time.sleep(0.2)
+    assert_nothing_left(ceph, volume, tmp_path)
