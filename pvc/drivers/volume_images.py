@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pvc.drivers.ceph import Ceph
@@ -72,7 +72,7 @@ def require_filesystem(filesystem: str) -> str:
     return tool
 
 
-def make_filesystem(path: str, size: int, filesystem: str, args: list[str] | tuple = ()) -> None:
+def make_filesystem(path: str, size: int, filesystem: str, args: Sequence[str] = ()) -> None:
     """A new sparse file of `size` bytes at `path` holding a `filesystem` made by
     `mkfs.<filesystem> [force flag] [args] path`."""
     tool = require_filesystem(filesystem)

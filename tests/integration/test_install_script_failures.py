@@ -24,6 +24,7 @@ from tests.storage_rig import ceph_config
 from tests.volume_rig import MIB, ceph, context, disk, images, rbd_pool  # noqa: F401
 
 TIMEOUT = 600.0
+HANG_TIMEOUT = 60.0  # generous: prepare (mkfs, mount) must be done by then
 # A script that mounts a new root, writes where it was (the "report" argument), then does
 # what `install` says.
 REPORTING = """
@@ -126,8 +127,8 @@ def test_a_create_without_xml_is_refused(tmp_path, ceph, ceph_service, volume):
 
 def test_a_script_that_hangs_is_stopped_at_the_timeout(tmp_path, ceph, ceph_service, volume):
     text = reporting(after="time.sleep(3600)")
-    failed = start(ceph_service, text, volume, tmp_path, timeout=20)
-    assert failed.message == "install script 'bad', install: did not finish within 20 s (stopped)"
+    failed = start(ceph_service, text, volume, tmp_path, timeout=HANG_TIMEOUT)
+    assert failed.message == "install script 'bad', install: did not finish within 60 s (stopped)"
     assert_nothing_left(ceph, volume, tmp_path)
 
 
@@ -140,8 +141,8 @@ def test_a_script_that_ignores_sigterm_is_killed_with_its_processes(tmp_path, ce
     )
     text = reporting(install, after="time.sleep(3600)")
     with caplog.at_level(logging.WARNING, logger="pvc.node.install_runner"):
-        failed = start(ceph_service, text, volume, tmp_path, timeout=20)
-    assert failed.message == "install script 'bad', install: did not finish within 20 s (stopped)"
+        failed = start(ceph_service, text, volume, tmp_path, timeout=HANG_TIMEOUT)
+    assert failed.message == "install script 'bad', install: did not finish within 60 s (stopped)"
     assert_nothing_left(ceph, volume, tmp_path)
     assert "left mounted by an install script" in caplog.text  # the runner unmounted it
 

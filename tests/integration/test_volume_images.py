@@ -70,7 +70,7 @@ def test_an_import_into_a_clone_writes_only_what_changed(tmp_path, ceph, ceph_se
                                                          rbd_pool):  # fmt: skip
     base = tmp_path / "base.img"
     volume_images.make_filesystem(str(base), SIZE, "ext4")
-    big = os.urandom(24 * MIB).hex()[: 24 * MIB]  # a base image with data worth sharing
+    big = os.urandom(20 * MIB).hex()  # 40 MiB of text: a base image with data worth sharing
     write_in(base, {"big": big, "small": "before\n"}, tmp_path / "mnt")
     images.create(rbd_pool, "base", SIZE)
     volume_images.import_image(ceph, rbd_pool, "base", str(base))
@@ -83,11 +83,11 @@ def test_an_import_into_a_clone_writes_only_what_changed(tmp_path, ceph, ceph_se
     assert volume_images.import_image(ceph, rbd_pool, "vm1_vda", str(copy)) == 0  # unchanged
     write_in(copy, {"small": "after\n"}, tmp_path / "mnt")
     written = volume_images.import_image(ceph, rbd_pool, "vm1_vda", str(copy))
-    assert 0 < written <= 4 * volume_images.CHUNK  # a file, its inode, the journal
+    assert 0 < written <= 6 * volume_images.CHUNK  # a file, its inode, the journal
 
     base_used = used_bytes(ceph_service, rbd_pool, "base")
     clone_used = used_bytes(ceph_service, rbd_pool, "vm1_vda")
-    assert base_used >= 24 * MIB
+    assert base_used >= 40 * MIB
     assert 0 < clone_used <= written  # the clone holds what was written, shares the rest
     back = tmp_path / "back.img"
     volume_images.export_image(ceph, rbd_pool, "vm1_vda", str(back))
