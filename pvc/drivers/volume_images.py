@@ -173,6 +173,22 @@ def _data_ranges(image: Any, size: int) -> list[tuple[int, int]]:
     return sorted(dict.fromkeys(_extents(image, size)))
 
 
+def _file_chunks(fd: int, length: int) -> set[int]:
+    """The CHUNK offsets of the file that hold data (SEEK_DATA/SEEK_HOLE): the holes of a
+    sparse file of many GiB are skipped without reading them."""
+    found: set[int] = set()
+    offset = 0
+    while offset < length:
+        try:
+            start = os.lseek(fd, offset, os.SEEK_DATA)
+        except OSError:  # ENXIO: no data after offset
+            break
+        end = os.lseek(fd, start, os.SEEK_HOLE)
+        found.update(range(start - start % CHUNK, end, CHUNK))
+        offset = end
+    return found
+
+
 def export_image(ceph: Ceph, pool: str, volume: str, path: str) -> int:
     """Copies the volume into a new sparse file at `path` of the volume's size, skipping the
     zero chunks; the bytes written."""
@@ -192,8 +208,8 @@ def export_image(ceph: Ceph, pool: str, volume: str, path: str) -> int:
 
 def import_image(ceph: Ceph, pool: str, volume: str, path: str) -> int:
     """Writes the file at `path` into the volume, only the chunks that differ from what the
-    volume holds; the bytes written. A file larger than the volume is refused; a smaller
-    one leaves the rest of the volume as it is."""
+    volume holds (only chunks where either holds data are read); the bytes written. A file
+    larger than the volume is refused; a smaller one leaves the rest of the volume as it is."""
     with opened_image(ceph, pool, volume) as image:
         size = image.size()
         length = os.path.getsize(path)
@@ -204,7 +220,10 @@ def import_image(ceph: Ceph, pool: str, volume: str, path: str) -> int:
         holding = {offset for offset, _ in _data_ranges(image, size)}
         written = 0
         with open(path, "rb") as file:
-            for offset in range(0, length, CHUNK):
+            for offset in sorted(holding.union(_file_chunks(file.fileno(), length))):
+                if offset >= length:
+                    break
+                file.seek(offset)
                 data = file.read(min(CHUNK, length - offset))
                 if offset in holding:
                     same = image.read(offset, len(data)) == data

@@ -98,12 +98,14 @@ def test_an_import_into_a_clone_writes_only_what_changed(tmp_path, ceph, ceph_se
     assert same_bytes(base, parent)  # the parent is untouched
 
 
-def test_zeroed_chunks_are_written_where_the_volume_held_data(tmp_path, ceph, images, rbd_pool):
+def test_holes_are_written_as_zeros_where_the_volume_held_data(tmp_path, ceph, images, rbd_pool):
     images.create(rbd_pool, "vol", 8 * MIB)
     data = tmp_path / "data.img"
     data.write_bytes(b"\xab" * (8 * MIB))
     assert volume_images.import_image(ceph, rbd_pool, "vol", str(data)) == 8 * MIB
-    data.write_bytes(b"\xab" * (4 * MIB) + bytes(4 * MIB))
+    with open(data, "wb") as file:  # the second half becomes a hole
+        file.write(b"\xab" * (4 * MIB))
+        file.truncate(8 * MIB)
     assert volume_images.import_image(ceph, rbd_pool, "vol", str(data)) == 4 * MIB
     back = tmp_path / "back.img"
     volume_images.export_image(ceph, rbd_pool, "vol", str(back))
