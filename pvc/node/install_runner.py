@@ -209,6 +209,8 @@ def _release(work: str, disks: list[dict[str, Any]], config: Config | None) -> N
     """Leaves nothing of a run behind: the mounts under `work` (deepest first), the loop
     devices of its files, the RBD locks of a killed child on `disks`, then `work` itself
     (kept, and logged, if something there is still mounted: removing it would reach in)."""
+    if not os.path.isdir(work):
+        return
     for point in volume_images.mounted_under(work):
         try:
             volume_images.unmount(point)
