@@ -1,0 +1,64 @@
+"""What the volume image and install script tests share: a Ceph connection (the driver) on
+the session's real Ceph, a pool of the test's own (removed afterwards with its images), and
+Ceph's own view of an image's used bytes (`rbd du`)."""
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from pvc.drivers.ceph import Ceph
+from pvc.drivers.ceph_images import Images
+from tests.storage_rig import remove_ceph_pool
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture
+def ceph(ceph_service) -> Iterator[Ceph]:
+    driver = Ceph(str(ceph_service.conf), "admin", str(ceph_service.keyring), 10)
+    yield driver
+    driver.close()
+
+
+@pytest.fixture
+def rbd_pool(ceph_service) -> Iterator[str]:
+    pool = f"vi{uuid.uuid4().hex[:8]}"
+    ceph_service.ceph("osd", "pool", "create", pool, "8")
+    ceph_service.ceph("osd", "pool", "application", "enable", pool, "rbd")
+    yield pool
+    remove_ceph_pool(ceph_service, pool)
+
+
+@pytest.fixture
+def images(ceph) -> Images:
+    return Images(ceph)
+
+
+def used_bytes(ceph_service, pool: str, image: str) -> int:
+    """The bytes `rbd du` says the image itself holds (a clone: what it no longer shares)."""
+    deadline = time.monotonic() + 60
+    while True:
+        result = ceph_service.rbd("du", f"{pool}/{image}", "--format", "json")
+        if result.returncode == 0:
+            return int(json.loads(result.stdout)["images"][0]["used_size"])
+        assert time.monotonic() < deadline, result.stderr
+        time.sleep(1)
+
+
+def disk(pool: str, volume: str, disk_id: str = "vda", size: int = 64 * MIB, **given) -> dict:
+    """A disk of an install script's context (the shape pvc.node.install_script documents)."""
+    return {"disk_id": disk_id, "pool": pool, "volume": volume, "size": size,
+            "filesystem": None, "filesystem_args": [], "mountpoint": None,
+            "source_volume": None, **given}  # fmt: skip
+
+
+def context(disks: list[dict], name: str = "vm1", arguments: dict | None = None) -> dict:
+    vm_uuid = str(uuid.uuid4())
+    return {
+        "vm_name": name, "vm_uuid": vm_uuid, "profile": "demo", "arguments": arguments or {},
+        "disks": disks, "networks": [{"vni": 100, "mac": "52:54:00:00:00:01", "bridge": "vmbr100"}],
+        "xml": f"<domain type='kvm'><name>{name}</name><uuid>{vm_uuid}</uuid></domain>",
+    }  # fmt: skip
