@@ -39,7 +39,6 @@ deeper ones after their parents; cleanup() writes each file back, only the chunk
 changed, so a clone keeps sharing the rest with its base image.
 """
 
-import ast
 import os
 from collections.abc import Callable
 from typing import Any
@@ -47,22 +46,12 @@ from typing import Any
 from pvc.drivers import volume_images
 from pvc.drivers.ceph import Ceph
 from pvc.errors import PvcError
+from pvc.ops import provisioner_records
 
-CLASS_NAME = "VMBuilderScript"
+# The checks `script add` makes, made again before a script runs (it may predate them).
+check = provisioner_records.check_script
+CLASS_NAME = provisioner_records.SCRIPT_CLASS
 PHASES = ("setup", "create", "prepare", "install", "cleanup")
-
-
-def check(name: str, text: str) -> None:
-    """Refuses a script that does not compile or defines no VMBuilderScript class at its top
-    level, without running it (what `script add` and the runner both check)."""
-    try:
-        tree = ast.parse(text, filename=f"<install script {name}>")
-    except SyntaxError as exc:
-        raise PvcError(
-            f"install script '{name}' does not load: {exc.msg} (line {exc.lineno})"
-        ) from None
-    if not any(isinstance(n, ast.ClassDef) and n.name == CLASS_NAME for n in tree.body):
-        raise PvcError(f"install script '{name}' does not define class {CLASS_NAME}(VMBuilder)")
 
 
 def load(name: str, text: str) -> type["VMBuilder"]:

@@ -98,9 +98,10 @@ def test_a_phase_that_raises_names_the_phase_and_its_message(tmp_path, ceph, cep
 
 def test_a_script_that_does_not_load_is_named(tmp_path, ceph_service, volume):
     cases = {
-        "import os\n": "install script 'bad' does not define class VMBuilderScript(VMBuilder)",
+        "import os\n": "script 'bad' does not define class VMBuilderScript (the install script: "
+        "class VMBuilderScript(VMBuilder): ...)",
         "class VMBuilderScript(VMBuilder):\n    def install(self:\n        pass\n":
-            "install script 'bad' does not load: '(' was never closed (line 2)",
+            "script 'bad' does not compile: '(' was never closed (line 2)",
         "import no_such_module\nclass VMBuilderScript(VMBuilder):\n    pass\n":
             "install script 'bad' does not load: No module named 'no_such_module'",
         "class VMBuilderScript:\n    pass\n":

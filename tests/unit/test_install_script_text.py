@@ -1,32 +1,12 @@
-"""What pvc says about an install script's text and errors without running anything: a
-script that does not compile or lacks the class (pvc.node.install_script.check), an
-exception as the one line a user reads, and a tool's complaint without its banner or usage
-text (pvc.drivers.volume_images)."""
+"""What pvc says about an install script's errors without running anything: an exception as
+the one line a user reads, and a tool's complaint without its banner or usage text
+(pvc.drivers.volume_images). The script checks themselves: tests/unit/test_userdata.py."""
 
 import pytest
 
 from pvc.drivers.volume_images import _complaint
-from pvc.errors import NotFound, PvcError
-from pvc.node.install_script import check, one_line
-
-
-def test_a_script_with_the_class_passes():
-    check("ok", "import os\n\nclass VMBuilderScript(VMBuilder):\n    pass\n")
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        ("def f(:\n", "install script 's' does not load: invalid syntax (line 1)"),
-        ("x = 1\n", "install script 's' does not define class VMBuilderScript(VMBuilder)"),
-        ("def f():\n    class VMBuilderScript(VMBuilder):\n        pass\n",
-         "install script 's' does not define class VMBuilderScript(VMBuilder)"),  # not top level
-    ],
-)  # fmt: skip
-def test_a_script_that_cannot_load_is_refused_by_name(text, message):
-    with pytest.raises(PvcError) as refused:
-        check("s", text)
-    assert refused.value.message == message
+from pvc.errors import NotFound
+from pvc.node.install_script import one_line
 
 
 @pytest.mark.parametrize(
