@@ -35,6 +35,12 @@ PATH_ARG_LABELS = {
     "volume": "volume name",
     "snapshot": "snapshot name",
     "description": "ACL description",
+    "template": "template name",
+    "userdata": "userdata name",
+    "script": "script name",
+    "profile": "profile name",
+    "ova": "OVA name",
+    "disk_id": "disk id",
 }
 log = logging.getLogger("pvc.api")
 
