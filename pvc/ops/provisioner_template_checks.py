@@ -48,7 +48,7 @@ SELECTOR_DEFAULT = ("", vm_ops.DEFAULT_SELECTOR)  # the cluster's vm.default_sel
 _SAMPLES = (0, 1, 255)
 
 
-def _ip_patterns() -> str:
+def _ip_address() -> str:
     """IPv4 (no leading zeros) or IPv6 (full, or with '::' for one or more zero groups), as
     Python's ipaddress reads them; each alternative matches a text one way only."""
     octet = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
@@ -63,10 +63,11 @@ def _ip_patterns() -> str:
 
     ipv6 = [f"{group}(?::{group}){{7}}"]
     ipv6 += [f"{groups(before)}::{up_to(7 - before)}" for before in range(8)]
-    return f"^(?:{ipv4}|{'|'.join(ipv6)})$"
+    return f"{ipv4}|{'|'.join(ipv6)}"
 
 
-VNC_BIND_PATTERN = _ip_patterns()
+# An IP address, or empty (libvirt's default).
+VNC_BIND_PATTERN = f"^(?:{_ip_address()})?$"
 VNC_BIND_MAX = 39  # the longest IPv6 address
 _NOT_DOT = "[A-Za-z0-9_+@-]"
 _ANY = "[A-Za-z0-9._+@-]"
@@ -94,11 +95,11 @@ def _flag(value: Any, what: str) -> bool:
 
 def require_vnc_bind(value: Any) -> str | None:
     """The address VNC listens on (None or '' for libvirt's default, localhost)."""
-    if value in (None, ""):
+    if value is None:
         return None
     if not isinstance(value, str) or not re.fullmatch(VNC_BIND_PATTERN, value):
         raise InvalidInput(f"invalid VNC bind address {user_input.quoted(value)}: an IP address")
-    return str(ipaddress.ip_address(value))
+    return str(ipaddress.ip_address(value)) if value else None
 
 
 def require_selector(value: Any) -> str | None:
