@@ -77,8 +77,11 @@ MOUNTPOINT_RULE = (
     "an absolute path of letters, digits and '._+@-', without '.' or '..' parts, empty parts or "
     f"a trailing '/', at most {MOUNTPOINT_MAX} characters"
 )
-# The API's text form of filesystem arguments: separated by spaces.
-FILESYSTEM_ARGS_PATTERN = "^ *(?:[!-~]+(?: +[!-~]+)* *)?$"
+# One argument for mkfs (options, labels, feature lists such as ^has_journal,metadata_csum),
+# and the API's text form of them: separated by spaces.
+FILESYSTEM_ARG = "[A-Za-z0-9_=,.:/^+@%-]+"
+FILESYSTEM_ARGS_PATTERN = f"^ *(?:{FILESYSTEM_ARG}(?: +{FILESYSTEM_ARG})* *)?$"
+FILESYSTEM_ARGS_RULE = "letters, digits and '_=,.:/^+@%-', separated by spaces"
 
 
 def _whole(value: Any, what: str, low: int, high: int) -> int:
@@ -241,13 +244,12 @@ def require_mountpoint(mountpoint: Any) -> str:
 
 
 def require_filesystem_args(args: list[Any]) -> list[str]:
-    """Arguments for mkfs, each printable ASCII without spaces (the API takes them as one
-    space-separated text)."""
-    valid = all(isinstance(arg, str) and re.fullmatch("[!-~]+", arg) for arg in args)
+    """Arguments for mkfs (the API takes them as one text, separated by spaces)."""
+    valid = all(isinstance(arg, str) and re.fullmatch(FILESYSTEM_ARG, arg) for arg in args)
     if not valid or len(" ".join(map(str, args))) > FILESYSTEM_ARGS_MAX:
         raise InvalidInput(
-            f"invalid filesystem arguments {user_input.quoted(args)}: printable ASCII without "
-            f"spaces each, at most {FILESYSTEM_ARGS_MAX} characters in all"
+            f"invalid filesystem arguments {user_input.quoted(args)}: {FILESYSTEM_ARGS_RULE}, "
+            f"at most {FILESYSTEM_ARGS_MAX} characters in all"
         )
     return list(args)
 

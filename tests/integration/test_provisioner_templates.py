@@ -2,6 +2,9 @@
 storage templates, and every refusal with its reason, leaving /provisioner exactly as it was
 (same keys, values, versions)."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 
 from pvc.errors import ConcurrentChange, Conflict, InvalidInput, NotFound
@@ -17,12 +20,18 @@ def tree(zk) -> dict:
     return snapshot(zk, ("/provisioner",))
 
 
-def refused(zk, error, verb, *args, **kwargs) -> str:
-    """The message of a verb refused with `error`, which changed nothing under /provisioner."""
+@contextmanager
+def unchanged(zk) -> Iterator[None]:
+    """Asserts that what runs inside changes nothing under /provisioner."""
     before = tree(zk)
-    with pytest.raises(error) as caught:
-        verb(zk, *args, **kwargs)
+    yield
     assert tree(zk) == before
+
+
+def refused(zk, error, verb, *args, **kwargs) -> str:
+    """The message of a verb refused with `error`, which changed nothing."""
+    with unchanged(zk), pytest.raises(error) as caught:
+        verb(zk, *args, **kwargs)
     return caught.value.message
 
 

@@ -27,6 +27,7 @@ TEMPLATE = record("name")
 NOT_FOUND = "No such template, or the cluster is not initialised"
 LIMIT = Param("limit", str, "Only the templates whose name contains this", max_length=PATTERN_MAX)
 VNI_LIST_MAX = checks.NETWORKS_MAX * 16  # characters: the VNIs, commas and spaces
+VNI_LIST_PATTERN = rf"^ *(?:[0-9]{{1,9}} *(?:, *[0-9]{{1,9}} *){{0,{checks.NETWORKS_MAX - 1}}})?$"
 
 
 def _system_params(adding: bool) -> tuple[Param, ...]:
@@ -139,7 +140,7 @@ def get_templates(ctx: Context, limit: str | None) -> dict[str, Any]:
     params=(
         name_param("name", "The template's name", "template name", required=True),
         *_system_params(adding=True),
-    ),  # fmt: skip
+    ),
     responses={404: "The cluster is not initialised", 409: "The template exists"},
     returns=MESSAGE,
 )
@@ -186,11 +187,11 @@ def put_system(
             str,
             f"VNIs, comma-separated, in NIC order (at most {checks.NETWORKS_MAX})",
             max_length=VNI_LIST_MAX,
-            pattern=rf"^ *(?:[0-9]{{1,9}} *(?:, *[0-9]{{1,9}} *){{0,{checks.NETWORKS_MAX - 1}}})?$",
+            pattern=VNI_LIST_PATTERN,
             label="VNI list",
             rule="comma-separated VNIs",
         ),
-    ),  # fmt: skip
+    ),
     responses={
         400: "Bad parameter, a MAC template that gives no unicast address or the same one to "
         "two NICs, a VNI given twice",
@@ -214,7 +215,7 @@ def post_network(
     responses={404: NOT_FOUND},
     returns=listing(
         {"type": "object", "required": ["vni"], "properties": {"vni": {"type": "integer"}}}
-    ),  # fmt: skip
+    ),
 )
 def get_nets(ctx: Context, template: str) -> list[dict[str, Any]]:
     return templates.networks_of(ctx.zk, template)
@@ -303,7 +304,7 @@ def get_disks(ctx: Context, template: str) -> list[dict[str, Any]]:
             max_length=checks.FILESYSTEM_ARGS_MAX,
             pattern=checks.FILESYSTEM_ARGS_PATTERN,
             label="filesystem arguments",
-            rule="printable ASCII, separated by spaces",
+            rule=checks.FILESYSTEM_ARGS_RULE,
         ),
         Param(
             "mountpoint",
@@ -315,7 +316,7 @@ def get_disks(ctx: Context, template: str) -> list[dict[str, Any]]:
             label="mountpoint",
             rule=checks.MOUNTPOINT_RULE,
         ),
-    ),  # fmt: skip
+    ),
     responses={
         400: "Bad parameter, a size and a source volume (or neither), filesystem arguments or "
         "a mountpoint without a filesystem",
