@@ -36,15 +36,24 @@ def test_other_addresses_are_refused(text):
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.from_regex(checks.MOUNTPOINT_PATTERN, fullmatch=True))
+@given(
+    st.from_regex(checks.MOUNTPOINT_PATTERN, fullmatch=True).filter(
+        lambda text: len(text) <= checks.MOUNTPOINT_MAX
+    )
+)
 def test_every_mountpoint_the_pattern_allows_is_plain(text):
+    """(The API states the length bound, as maxLength, beside the pattern.)"""
     parts = text.split("/")[1:]
     assert text == "/" or all(part not in ("", ".", "..") for part in parts)
     assert checks.require_mountpoint(text) == text
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.from_regex(checks.FILESYSTEM_ARGS_PATTERN, fullmatch=True))
+@given(
+    st.from_regex(checks.FILESYSTEM_ARGS_PATTERN, fullmatch=True).filter(
+        lambda text: len(text) <= checks.FILESYSTEM_ARGS_MAX
+    )
+)
 def test_filesystem_arguments_split_on_spaces_are_accepted(text):
     assert checks.require_filesystem_args(text.split()) == text.split()
 
