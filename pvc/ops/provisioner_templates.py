@@ -20,6 +20,10 @@ from pvc.ops.user_input import quoted
 from pvc.zk.store import Store
 
 KINDS = ("system", "network", "storage")
+# A create's NIC addresses (pvc.ops.provision): a network template's MAC template, for the VM
+# whose name ends in vm_number(name), and each NIC's index.
+mac_from_template = checks.mac_from_template
+vm_number = checks.vm_number
 # A new system template's settings where none are given.
 SYSTEM_DEFAULTS = {
     "serial": False,
@@ -175,6 +179,7 @@ def add_disk(store: Store, name: str, disk_id: str, pool: str, **disk: Any) -> d
 
 
 def remove_disk(store: Store, name: str, disk_id: str) -> dict[str, Any]:
+    """Removes a disk (any text that is no disk of the template: 404)."""
     record, version = records.read_versioned(store, "storage", name)
     label = records.label("storage", name)
     disks = [disk for disk in record["disks"] if disk["disk_id"] != disk_id]
