@@ -129,15 +129,20 @@ def _typed(param: Param, value: Any) -> Any:
     return value
 
 
+def _bound(number: float) -> str:
+    """A bound as people write it: 16777215, not 1.67772e+07."""
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
+
+
 def _check_number(param: Param, value: float) -> None:
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidInput(f"parameter '{param.name}' must be a finite number")
     low, high = param.minimum, param.maximum
     too_low = low is not None and (value <= low if param.exclusive_minimum else value < low)
     if too_low or (high is not None and value > high):
-        above = f"more than {low:g}" if param.exclusive_minimum else f"at least {low:g}"
-        bounds = [above] if low is not None else []
-        bounds += [f"at most {high:g}"] if high is not None else []
+        above = "more than" if param.exclusive_minimum else "at least"
+        bounds = [f"{above} {_bound(low)}"] if low is not None else []
+        bounds += [f"at most {_bound(high)}"] if high is not None else []
         raise InvalidInput(f"parameter '{param.name}' must be {' and '.join(bounds)}")
 
 

@@ -67,6 +67,9 @@ CONTENT_RULES |= {
     ("POST", "/provisioner/script"),
     ("PUT", "/provisioner/script/{script}"),
     ("POST", "/provisioner/profile"),
+    ("POST", "/provisioner/template/network"),
+    ("PUT", "/provisioner/template/system/{template}"),
+    ("POST", "/provisioner/template/storage/{template}/disk"),
     ("PUT", "/provisioner/profile/{profile}"),
 }
 LAST = ("POST", "/initialize")  # may wipe the cluster: after every other operation

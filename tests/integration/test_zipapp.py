@@ -47,7 +47,7 @@ def test_version(run_pvc):
 
 @pytest.mark.parametrize(
     "args, code",
-    [(["frobnicate"], 2), (["provisioner", "list"], 1), (["--connection"], 2)],
+    [(["frobnicate"], 2), (["provisioner", "list"], 2), (["--connection"], 2)],
 )
 def test_bad_or_unavailable_groups_are_one_line(run_pvc, args, code):
     assert fails(run_pvc(*args), code).startswith("pvc")
