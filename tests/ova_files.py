@@ -18,6 +18,7 @@ class OvaDisk:
     file: str
     raw: bytes  # the disk's content
     capacity: int  # what the OVF says (bytes)
+    as_vmdk: bool = True  # False: `raw` goes into the OVA as it is
 
 
 @dataclass
@@ -94,9 +95,10 @@ def build_ova(
     hardware: Hardware | None = None,
     ovf: str | None = None,
     leave_out: tuple[str, ...] = (),
+    ovf_name: str = "vm.ovf",
 ) -> Path:
-    """A tar of the OVF (`ovf`, or one describing `disks`) and the disks' VMDKs (but those
-    named in `leave_out`)."""
+    """A tar of the OVF `ovf_name` (`ovf`, or one describing `disks`) and the disks' VMDKs
+    (but those named in `leave_out`)."""
     disks = disks if disks is not None else [OvaDisk("disk0.vmdk", raw_disk(4 * MIB), 4 * MIB)]
     work = directory / f"{name}.d"
     work.mkdir(exist_ok=True)
@@ -104,8 +106,13 @@ def build_ova(
     descriptor.write_text(ovf if ovf is not None else ovf_text(disks, hardware))
     path = directory / name
     with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
-        tar.add(descriptor, arcname="vm.ovf")
+        tar.add(descriptor, arcname=ovf_name)
         for disk in disks:
-            if disk.file not in leave_out:
-                tar.add(vmdk(disk.raw, work / disk.file), arcname=disk.file)
+            if disk.file in leave_out:
+                continue
+            if disk.as_vmdk:
+                vmdk(disk.raw, work / disk.file)
+            else:
+                (work / disk.file).write_bytes(disk.raw)
+            tar.add(work / disk.file, arcname=disk.file)
     return path
