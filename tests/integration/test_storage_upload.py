@@ -125,9 +125,18 @@ def test_an_upload_whose_api_died_is_cleaned_up_by_the_primary(storage):
     assert status == 202
     task = answer["task"]
     assert call(storage, "PUT", base, {"task": task, "offset": 0}, b"x" * MIB)[0] == 200
-    storage.api.process.kill()  # its Zookeeper session, and with it the task's claim, ends
+    record = settled_after_api_death(storage, task)
+    assert record["state"] == "failed"
+    assert "its images were removed" in record["error"]
+    assert storage.rbd_ls() == []
+    assert not storage.zk.exists(("volume", storage.pool, "up5"))
+
+
+def settled_after_api_death(storage, task: str) -> dict:
+    """Kills the API (its Zookeeper session, and with it the task's claim, ends); the
+    primary's job runner (as a node daemon runs it) settles the task: its record then."""
+    storage.api.process.kill()
     storage.api.process.wait(10)
-    # the primary's job runner (as a node daemon runs it) settles the task and cleans up
     add_node(storage.zk, "node1", router="primary")
     storage.zk.write({"base.config.primary_node": "node1"})
     view = CachedView(storage.zk, open_mirror(storage.zk, wait=10))
@@ -136,12 +145,8 @@ def test_an_upload_whose_api_died_is_cleaned_up_by_the_primary(storage):
     runner.start()
     try:
         ended = lambda: jobs.ended(view.read(("job", task)) or {"state": "running"})  # noqa: E731
-        assert view.mirror.wait(ended, 30), str(jobs.info(storage.zk, task))[-300:]
+        assert view.mirror.wait(ended, 60), str(jobs.info(storage.zk, task))[-300:]
     finally:
         runner.stop()
         view.mirror.close()
-    record = jobs.info(storage.zk, task)
-    assert record["state"] == "failed"
-    assert "its images were removed" in record["error"]
-    assert storage.rbd_ls() == []
-    assert not storage.zk.exists(("volume", storage.pool, "up5"))
+    return jobs.info(storage.zk, task)

@@ -7,16 +7,23 @@ from pvc.api.app import Context, endpoint
 from pvc.api.openapi import MESSAGE, listing, record
 from pvc.api.params import Param, name_param
 from pvc.api.routes.storage_pool import CEPH_DOWN
+from pvc.api.routes.storage_upload import (
+    FILE_SIZE,
+    FINISH_RESPONSES,
+    OFFSET,
+    PIECE_RESPONSES,
+    RECEIVED,
+    STARTED,
+    TASK,
+)
 from pvc.limits import PATTERN_MAX
 from pvc.ops import provisioner_ova
-from pvc.ops.sizes import SIZE_MAX
 
 TAGS = ("provisioner",)
 INTEGER = {"type": "integer"}
 OVA = record("name", "pool", volumes={"type": "array"}, vcpus=INTEGER, memory=INTEGER,
              nics=INTEGER, ovf={"type": "object"})  # fmt: skip
 UPLOAD = "/provisioner/ova/<ova>/upload"
-TASK = name_param("task", "The upload's task", "task id", required=True)
 NOT_HERE = "No such upload in progress on this API"
 
 
@@ -42,15 +49,8 @@ def get_ovas(ctx: Context, limit: str | None) -> list[dict[str, Any]]:
     params=(
         name_param("name", "The OVA's name (and its profile's)", "OVA name", required=True),
         name_param("pool", "The pool of its volumes", "pool name", required=True),
-        Param(
-            "file_size",
-            int,
-            "The OVA file's size in bytes",
-            required=True,
-            minimum=1,
-            maximum=SIZE_MAX - 1,
-        ),
-    ),  # fmt: skip
+        FILE_SIZE,
+    ),
     responses={
         202: "Started: send the pieces",
         400: "Bad parameter",
@@ -60,7 +60,7 @@ def get_ovas(ctx: Context, limit: str | None) -> list[dict[str, Any]]:
         502: "Ceph refused it",
         503: CEPH_DOWN,
     },
-    returns=record("message", "task", piece_max={"type": "integer"}),
+    returns=STARTED,
 )
 def post_ova(ctx: Context, name: str, pool: str, file_size: int) -> tuple[int, dict[str, Any]]:
     return 202, provisioner_ova.begin(ctx.zk, ctx.config, name, pool, file_size)
@@ -71,29 +71,9 @@ def post_ova(ctx: Context, name: str, pool: str, file_size: int) -> tuple[int, d
     UPLOAD,
     summary="One piece of an OVA upload (application/octet-stream) written at `offset`",
     tags=TAGS,
-    params=(
-        TASK,
-        Param(
-            "offset",
-            int,
-            "Where the piece goes in the file",
-            required=True,
-            minimum=0,
-            maximum=SIZE_MAX - 1,
-        ),
-    ),  # fmt: skip
-    responses={
-        400: "Bad parameter, or bytes outside the file",
-        404: NOT_HERE,
-        409: "The upload was cancelled, failed or has all its bytes",
-        502: "Ceph refused the write",
-        503: CEPH_DOWN,
-    },
-    returns={
-        "type": "object",
-        "required": ["received"],
-        "properties": {"received": {"type": "integer"}},
-    },  # fmt: skip
+    params=(TASK, OFFSET),
+    responses={404: NOT_HERE, **PIECE_RESPONSES},
+    returns=RECEIVED,
     octets=True,
 )
 def put_piece(ctx: Context, ova: str, task: str, offset: int, data: bytes) -> dict[str, Any]:
@@ -107,7 +87,7 @@ def put_piece(ctx: Context, ova: str, task: str, offset: int, data: bytes) -> di
     "reads the OVF, converts the disks and records the OVA and its profile)",
     tags=TAGS,
     params=(TASK,),
-    responses={202: "Completing", 404: NOT_HERE, 409: "Bytes are missing, or it is finishing"},
+    responses={404: NOT_HERE, **FINISH_RESPONSES},
     returns=record("message", "task"),
 )
 def post_finish(ctx: Context, ova: str, task: str) -> tuple[int, dict[str, Any]]:
