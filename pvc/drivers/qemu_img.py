@@ -11,7 +11,9 @@ file, a vmdk descriptor flat extents; qemu-img would open any of them (a host fi
 Ceph keyring, another volume as `rbd:...`) and copy its bytes into the new volume. So
 `virtual_size` refuses an image that names any file but itself, and the source is always
 opened as `json:{"driver": FMT, "backing": null, "file": {"driver": "rbd", "filename": RBD}}`:
-no backing file is opened even if the check were fooled.
+no backing file is opened even if the check were fooled. A disk image inside an RBD image (an
+OVA's member, `extent` = (offset, size)) is read through a raw node with that offset and size
+under the format's; its extents are then named as that node, in JSON, which the check accepts.
 
 Every run is bounded: `info` by INFO_TIMEOUT; `convert` by the caller's `progress` check (asked
 at least every POLL_INTERVAL, whether qemu-img prints or not) and by STALL_TIMEOUT without
