@@ -82,9 +82,15 @@ def raw_disk(size: int, seed: int = 0) -> bytes:
 def vmdk(raw: bytes, path: Path) -> Path:
     source = path.with_suffix(".raw")
     source.write_bytes(raw)
+    vmdk_of(source, path)
+    source.unlink()
+    return path
+
+
+def vmdk_of(source: Path, path: Path) -> Path:
+    """The raw disk image file `source` as a streamOptimized VMDK at `path`."""
     subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vmdk", "-o",
                     "subformat=streamOptimized", str(source), str(path)], check=True)  # fmt: skip
-    source.unlink()
     return path
 
 
@@ -102,17 +108,38 @@ def build_ova(
     disks = disks if disks is not None else [OvaDisk("disk0.vmdk", raw_disk(4 * MIB), 4 * MIB)]
     work = directory / f"{name}.d"
     work.mkdir(exist_ok=True)
-    descriptor = work / "vm.ovf"
-    descriptor.write_text(ovf if ovf is not None else ovf_text(disks, hardware))
-    path = directory / name
+    files = []
+    for disk in disks:
+        if disk.file in leave_out:
+            continue
+        if disk.as_vmdk:
+            vmdk(disk.raw, work / disk.file)
+        else:
+            (work / disk.file).write_bytes(disk.raw)
+        files.append(work / disk.file)
+    text = ovf if ovf is not None else ovf_text(disks, hardware)
+    return _tar(directory / name, text, ovf_name, files)
+
+
+def image_ova(directory: Path, image: Path, name: str = "image.ova",
+              hardware: Hardware | None = None) -> Path:  # fmt: skip
+    """An OVA of one disk made from the raw disk image file `image` (e.g. the bootable
+    tests.guest_image.build_image()), its capacity the file's size rounded up to a MiB."""
+    work = directory / f"{name}.d"
+    work.mkdir(exist_ok=True)
+    disk = vmdk_of(image, work / "disk0.vmdk")
+    capacity = -(-image.stat().st_size // MIB) * MIB
+    text = ovf_text([OvaDisk(disk.name, b"", capacity)], hardware)
+    return _tar(directory / name, text, "vm.ovf", [disk])
+
+
+def _tar(path: Path, ovf: str, ovf_name: str, files: list[Path]) -> Path:
+    """The OVA at `path`: the OVF first (as the OVF standard wants), then `files`."""
+    descriptor = path.with_suffix(".ovf-text")
+    descriptor.write_text(ovf)
     with tarfile.open(path, "w", format=tarfile.USTAR_FORMAT) as tar:
         tar.add(descriptor, arcname=ovf_name)
-        for disk in disks:
-            if disk.file in leave_out:
-                continue
-            if disk.as_vmdk:
-                vmdk(disk.raw, work / disk.file)
-            else:
-                (work / disk.file).write_bytes(disk.raw)
-            tar.add(work / disk.file, arcname=disk.file)
+        for file in files:
+            tar.add(file, arcname=file.name)
+    descriptor.unlink()
     return path

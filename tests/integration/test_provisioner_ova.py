@@ -13,7 +13,7 @@ import pytest
 from pvc.ops import provisioner_store
 from tests.conftest import fails, ok
 from tests.integration.test_storage_upload import exported
-from tests.ova_files import MIB, Hardware, OvaDisk, build_ova, raw_disk
+from tests.ova_files import MIB, Hardware, OvaDisk, build_ova, image_ova, raw_disk
 from tests.storage_rig import storage  # noqa: F401 (a fixture)
 
 
@@ -59,8 +59,10 @@ def test_an_ova_is_imported_with_its_disks_hardware_and_profile(storage, tmp_pat
 
 
 def test_a_removal_is_refused_while_the_ova_is_used_then_removes_it_all(storage, tmp_path):
-    path = build_ova(tmp_path)
-    ok(upload(storage, "base", path, "--wait"))
+    image = tmp_path / "disk.img"  # a disk image file not a whole number of MiB
+    image.write_bytes(raw_disk(3 * MIB + 512))
+    ok(upload(storage, "base", image_ova(tmp_path, image), "--wait"))
+    assert exported(storage, "ova_base_vda", tmp_path) == image.read_bytes() + bytes(MIB - 512)
     other = {"name": "web", "type": "ova", "ova": "base", "arguments": {}}
     storage.zk.write({provisioner_store.key("profile", "web"): other})
     line = fails(storage.pvc("provisioner", "ova", "remove", "base", "--yes"))
