@@ -143,7 +143,7 @@ def _complete(upload: storage_upload.Upload) -> None:
     upload.write_record(lambda r: r | {"progress": r["progress"] | {"total": total}})
     before = 0
     for (disk, member), volume in zip(disks, volumes, strict=True):
-        extent = (member.offset_data, member.size)
+        extent = _extent(member)
         doing = f"converting {disk.disk_id} ({disk.file})"
         if reason := storage_upload.convert(upload, disk.image_format, volume, disk.capacity,
                                             doing, extent, before):  # fmt: skip
@@ -218,11 +218,17 @@ def _member(members: dict[str, tarfile.TarInfo], parsed: ovf.Ovf, href: str) -> 
     return member
 
 
+def _extent(member: tarfile.TarInfo) -> qemu_img.Extent:
+    """Where a member's bytes are in the OVA, rounded up to whole 512-byte blocks (what
+    qemu's raw node needs; a tar pads every member to them, with zeros)."""
+    return member.offset_data, -(-member.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+
+
 def _check_disk(upload: storage_upload.Upload, disk: ovf.Disk, member: tarfile.TarInfo) -> None:
     """Refuses a disk that is not of its format, names other files, or holds more than the
     OVF's capacity (what its volume is made with)."""
     ceph = storage_ceph.connection(upload.config)
-    extent = (member.offset_data, member.size)
+    extent = _extent(member)
     try:
         held = qemu_img.virtual_size(ceph, upload.pool, upload.image, disk.image_format, extent)
     except qemu_img.QemuImgError as exc:

@@ -7,13 +7,14 @@ nothing in Ceph or Zookeeper; a removal is refused while the OVA is used, then r
 
 import json
 import os
+import subprocess
 
 import pytest
 
 from pvc.ops import provisioner_store
 from tests.conftest import fails, ok
 from tests.integration.test_storage_upload import exported
-from tests.ova_files import MIB, Hardware, OvaDisk, build_ova, image_ova, raw_disk
+from tests.ova_files import MIB, VMDK, Hardware, OvaDisk, build_ova, image_ova, ovf_text, raw_disk
 from tests.storage_rig import storage  # noqa: F401 (a fixture)
 
 
@@ -81,43 +82,79 @@ def test_a_removal_is_refused_while_the_ova_is_used_then_removes_it_all(storage,
     assert line.endswith("OVA 'base' does not exist")
 
 
-def broken_ovas(tmp_path):
-    """name -> (the OVA file, the end of the refusal)."""
-    not_tar = tmp_path / "random.ova"
-    not_tar.write_bytes(os.urandom(3 * MIB))
-    text = OvaDisk("disk0.vmdk", b"not a disk image\n" * 1000, MIB, as_vmdk=False)
-    return {
-        "not_tar": (not_tar, "the OVA is not a tar archive"),
-        "no_ovf": (
-            build_ova(tmp_path, "no_ovf.ova", ovf_name="vm.txt"),
-            "the OVA has no OVF descriptor (a .ovf file)",
-        ),
-        "lacks_disk": (
-            build_ova(tmp_path, "lacks.ova", leave_out=("disk0.vmdk",)),
-            "the OVF names disk file 'disk0.vmdk', which the OVA lacks",
-        ),
-        "no_system": (
-            build_ova(tmp_path, "nosys.ova", ovf="<Envelope><DiskSection/></Envelope>"),
-            "the OVF has no VirtualSystem",
-        ),
-        "too_big": (
-            build_ova(
-                tmp_path, "big.ova", disks=[OvaDisk("disk0.vmdk", raw_disk(3 * MIB), 2 * MIB)]
-            ),  # fmt: skip
-            "disk vda (disk0.vmdk) holds 3M, more than its capacity in the OVF (2M)",
-        ),
-        "not_vmdk": (
-            build_ova(tmp_path, "text.ova", disks=[text]),
-            "disk vda (disk0.vmdk): not a vmdk disk image",
-        ),
-    }
+FLAT_VMDK = (
+    b"# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\n"
+    b'createType="monolithicFlat"\nRW 2048 FLAT "/etc/hostname" 0\n'
+).ljust(1024, b"#")  # a descriptor whose extent is a host file
 
 
-@pytest.mark.parametrize(
-    "which", ["not_tar", "no_ovf", "lacks_disk", "no_system", "too_big", "not_vmdk"]
-)
+def backed_qcow2(tmp_path) -> bytes:
+    """A qcow2 disk whose backing file is a host file."""
+    path = tmp_path / "backed.qcow2"
+    subprocess.run(["qemu-img", "create", "-f", "qcow2", "-b", "/etc/hostname", "-F", "raw",
+                    str(path), "1M"], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+    return path.read_bytes()
+
+
+def random_bytes(tmp_path):
+    path = tmp_path / "random.ova"
+    path.write_bytes(os.urandom(3 * MIB))
+    return path
+
+
+def one_disk(tmp_path, disk: OvaDisk, disk_format: str = VMDK):
+    return build_ova(tmp_path, disks=[disk], ovf=ovf_text([disk]).replace(VMDK, disk_format))
+
+
+BROKEN = {
+    "not_tar": (random_bytes, "the OVA is not a tar archive"),
+    "no_ovf": (
+        lambda tmp: build_ova(tmp, ovf_name="vm.txt"),
+        "the OVA has no OVF descriptor (a .ovf file)",
+    ),
+    "lacks_disk": (
+        lambda tmp: build_ova(tmp, leave_out=("disk0.vmdk",)),
+        "the OVF names disk file 'disk0.vmdk', which the OVA lacks",
+    ),
+    "no_system": (
+        lambda tmp: build_ova(tmp, ovf="<Envelope><DiskSection/></Envelope>"),
+        "the OVF has no VirtualSystem",
+    ),
+    "too_big": (
+        lambda tmp: one_disk(tmp, OvaDisk("disk0.vmdk", raw_disk(3 * MIB), 2 * MIB)),
+        "disk vda (disk0.vmdk) holds 3M, more than its capacity in the OVF (2M)",
+    ),
+    "not_vmdk": (
+        lambda tmp: one_disk(tmp, OvaDisk("disk0.vmdk", b"no disk\n" * 1000, MIB, False)),
+        "disk vda (disk0.vmdk): not a vmdk disk image",
+    ),
+    "flat_vmdk": (
+        lambda tmp: one_disk(tmp, OvaDisk("disk0.vmdk", FLAT_VMDK, MIB, False)),
+        "disk vda (disk0.vmdk): refused: the vmdk image is of type monolithicFlat",
+    ),
+    "backed_qcow2": (
+        lambda tmp: one_disk(tmp, OvaDisk("d.qcow2", backed_qcow2(tmp), MIB, False), "qcow2"),
+        "disk vda (d.qcow2): refused: the qcow2 image names a backing file (/etc/hostname)",
+    ),
+}
+
+
+@pytest.mark.parametrize("which", BROKEN)
 def test_a_broken_ova_is_refused_and_leaves_nothing(storage, tmp_path, which):
-    path, reason = broken_ovas(tmp_path)[which]
-    line = fails(upload(storage, "broken", path, "--wait"))
+    build, reason = BROKEN[which]
+    line = fails(upload(storage, "broken", build(tmp_path), "--wait"))
     assert reason in line, line
     nothing_left(storage, "broken")
+
+
+def test_a_qcow2_disk_of_any_length_is_imported(storage, tmp_path):
+    raw = tmp_path / "disk.raw"
+    raw.write_bytes(raw_disk(2 * MIB))
+    qcow2 = tmp_path / "disk.qcow2"
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(qcow2)],
+                   check=True)  # fmt: skip
+    # a qcow2 file need not be whole 512-byte blocks (here: 100 bytes more); the tar pads it
+    disk = OvaDisk("disk.qcow2", qcow2.read_bytes() + bytes(100), 2 * MIB, as_vmdk=False)
+    ok(upload(storage, "q", one_disk(tmp_path, disk, "http://www.qemu.org/qcow2"), "--wait"))
+    assert exported(storage, "ova_q_vda", tmp_path) == raw.read_bytes()
+    assert storage.json("provisioner", "ova", "info", "q")["ovf"]["disks"][0]["format"] == "qcow2"
