@@ -159,7 +159,10 @@ def convert(
     percentage has not moved for `stall` seconds, qemu-img is killed and waited for, and
     Stopped (or the exception) raised."""
     reading = source_spec(ceph, pool, source, image_format, extent)
-    command = [QEMU_IMG, "convert", "-p", "-n", "-O", "raw", reading, rbd_spec(ceph, pool, target)]
+    # -W: out-of-order writes (the target is new and read by no one until this ends): into an
+    # image with exclusive-lock and object-map, about twice as fast as in order
+    target_spec = rbd_spec(ceph, pool, target)
+    command = [QEMU_IMG, "convert", "-p", "-n", "-W", "-O", "raw", reading, target_spec]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert process.stdout is not None and process.stderr is not None
     errors: list[bytes] = []
