@@ -1,5 +1,6 @@
-"""`pvc storage volume upload`: sends a disk image file to the API in pieces, in parallel,
-then asks the API to finish it (pvc.ops.storage_upload), following the task with --wait.
+"""`pvc storage volume upload` and `pvc provisioner ova upload`: sends a file to the API in
+pieces, in parallel, then asks the API to finish it (pvc.ops.storage_upload), following the
+task with --wait.
 
 A failure while sending cancels the task, which removes what it made."""
 
@@ -21,8 +22,22 @@ SENDERS = 8  # pieces in flight: the API writes them to Ceph in parallel
 
 def upload(api: client.ApiClient, volume_path: str, label: str, arguments: dict[str, Any]) -> int:
     """Uploads <file> into the volume at `volume_path` (its API path; `label` is pool/name)."""
+    base = volume_path + "/upload"
+    params = {"image_format": arguments["--image-format"]}
+    return send_file(api, arguments, base, params, base, f"volume '{label}' uploaded")
+
+
+def send_file(
+    api: client.ApiClient,
+    arguments: dict[str, Any],
+    start: str,
+    params: dict[str, Any],
+    base: str,
+    done: str,
+) -> int:
+    """Uploads <file>: POST `start` with `params` and its file_size, the pieces PUT to `base`,
+    then `base`/finish; with --wait, follows the task and says `done`."""
     output_format = check_format(arguments["--format"])
-    image_format = arguments["--image-format"]
     path = arguments["<file>"]
     try:
         size = os.path.getsize(path)
@@ -32,8 +47,7 @@ def upload(api: client.ApiClient, volume_path: str, label: str, arguments: dict[
     with file:
         if size == 0:
             raise InvalidInput(f"{path} is empty")
-        base = volume_path + "/upload"
-        answer = api.post(base, {"image_format": image_format, "file_size": size})
+        answer = api.post(start, params | {"file_size": size})
         task = answer["task"]
         try:
             send(api, base, task, file, size, int(answer["piece_max"]), output_format)
@@ -45,7 +59,7 @@ def upload(api: client.ApiClient, volume_path: str, label: str, arguments: dict[
         print(render(finished, output_format, lambda document: document["message"]))
         return 0
     record = tasks.follow(api, task, tasks.style_for(output_format, sys.stdout))
-    print(render(record, output_format, lambda r: f"volume '{label}' uploaded"))
+    print(render(record, output_format, lambda r: done))
     return 0
 
 

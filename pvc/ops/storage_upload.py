@@ -24,6 +24,11 @@ task (an idempotent kind) back to the queue and the daemon's `upload` kind
 
 The uploads in progress live in this process (`_uploads`); the API runs on the primary only,
 so all of an upload's requests reach the same process.
+
+The machinery is shared with OVA imports (pvc.ops.provisioner_ova, job kind `ova_upload`): an
+Upload names its job `kind`, its `subject` (how messages name it) and `complete`, what its
+finish does on the thread; `stage` starts one, `find`, `write_piece` and `complete` take its
+requests, and `progress`, `convert` and `stop` serve its completion.
 """
 
 import errno
@@ -31,6 +36,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
@@ -82,9 +88,13 @@ class Upload:
     lock: threading.Lock = field(default_factory=threading.Lock)  # the fields above
     record_lock: threading.Lock = field(default_factory=threading.Lock)  # task record writes
     idle: threading.Condition = field(init=False)
+    kind: str = "upload"  # its job kind
+    subject: str = ""  # what it makes, for messages (default: the volume's label)
+    complete: Callable[["Upload"], None] | None = None  # its finish (default: the volume's)
 
     def __post_init__(self) -> None:
         self.idle = threading.Condition(self.lock)
+        self.subject = self.subject or label(self.pool, self.volume)
 
     def close_image(self) -> None:
         """Closes the image once no piece is being written (call holding `lock`)."""
@@ -120,21 +130,10 @@ def begin(
     if not 0 < file_size < SIZE_MAX:
         raise InvalidInput(f"invalid file size {file_size}: from 1 byte to 8192P")
     image = volume if image_format == "raw" else STAGING_PREFIX + volume
-    images = storage_ceph.images(config)
-    with storage_ceph.pool_lock(store, pool):
-        storage_ceph.require_no_volume(store, pool, volume)
-        storage_ceph.check_room(store, config, pool, file_size)
-        with refusals(label(pool, image)):
-            images.create(pool, image, file_size)
-        try:
-            upload = _start_task(store, config, pool, volume, image_format, file_size, image)
-        except Exception:
-            undo(images.remove, pool, image)
-            raise
-        upload.made.add(image)
-    with _uploads_lock:
-        _uploads[upload.task] = upload
-    _start_watchdog()
+    upload = Upload(store, config, pool, volume, image_format, file_size, image, {}, -1)
+    args = {"pool": pool, "volume": volume, "format": image_format, "size": file_size,
+            "image": image}  # fmt: skip
+    stage(upload, args, lambda: storage_ceph.require_no_volume(store, pool, volume))
     return {
         "message": f"upload of {label(pool, volume)} started (task {upload.task})",
         "task": upload.task,
@@ -142,43 +141,65 @@ def begin(
     }
 
 
-def _start_task(
-    store: Store, config: Config, pool: str, volume: str, image_format: str, size: int, image: str
-) -> Upload:
+def stage(upload: Upload, args: dict[str, Any], check: Callable[[], None]) -> None:
+    """Starts `upload`: under its pool's lock, `check()` and the fill check for its bytes,
+    then its image, and its task (of `upload.kind`, with `args`), taken by this process."""
+    store, config, pool, image = upload.store, upload.config, upload.pool, upload.image
+    images = storage_ceph.images(config)
+    with storage_ceph.pool_lock(store, pool):
+        check()
+        storage_ceph.check_room(store, config, pool, upload.size)
+        with refusals(label(pool, image)):
+            images.create(pool, image, upload.size)
+        try:
+            _start_task(upload, args)
+        except Exception:
+            undo(images.remove, pool, image)
+            raise
+        upload.made.add(image)
+    with _uploads_lock:
+        _uploads[upload.task] = upload
+    _start_watchdog()
+
+
+def _start_task(upload: Upload, args: dict[str, Any]) -> None:
     """The upload's task, created running with this process's claim (no daemon takes it),
     and the image opened for writes."""
-    zk = store.zk
-    args = {"pool": pool, "volume": volume, "format": image_format, "size": size, "image": image}
-    task, values = jobs.creation("upload", args, runner=jobs.PRIMARY)
-    if not zk.claim_ephemeral(("job.claim", task), f"api on {config.node_name}"):
+    zk = upload.store.zk
+    task, values = jobs.creation(upload.kind, args, runner=jobs.PRIMARY)
+    if not zk.claim_ephemeral(("job.claim", task), f"api on {upload.config.node_name}"):
         raise Conflict(f"task '{task}' was claimed elsewhere")
     now = time.time()
     record = values[("job", task)] | {"state": jobs.RUNNING, "started": now, "attempts": 1}
-    record["progress"] = {"current": 0, "total": size, "message": "receiving"}
+    record["progress"] = {"current": 0, "total": upload.size, "message": "receiving"}
     try:
         zk.write({("job", task): record}, expect={("job.claim", task): 0})
-        version = zk.read_versioned(("job", task))[1]
-        upload = Upload(store, config, pool, volume, image_format, size, image, record, version)
+        upload.record, upload.version = record, zk.read_versioned(("job", task))[1]
         upload.handle = upload.resources.enter_context(
-            storage_ceph.images(config).writer(pool, image)
+            storage_ceph.images(upload.config).writer(upload.pool, upload.image)
         )
     except Exception:
         zk.write({}, delete=[("job", task)])
         raise
-    return upload
 
 
-def _find(pool: str, volume: str, task: str) -> Upload:
+def find(task: str, kind: str, subject: str) -> Upload:
+    """The upload of `kind` making `subject` in progress here as `task`; NotFound if none."""
     with _uploads_lock:
         upload = _uploads.get(task)
-    if upload is None or (upload.pool, upload.volume) != (pool, volume):
-        raise NotFound(f"no upload of {label(pool, volume)} as task '{task}' is in progress here")
+    if upload is None or (upload.kind, upload.subject) != (kind, subject):
+        raise NotFound(f"no upload of {subject} as task '{task}' is in progress here")
     return upload
 
 
 def receive(pool: str, volume: str, task: str, offset: int, data: bytes) -> dict[str, Any]:
     """Writes one piece at `offset`; {"received": bytes so far}."""
-    upload = _find(pool, volume, task)
+    return write_piece(find(task, "upload", label(pool, volume)), offset, data)
+
+
+def write_piece(upload: Upload, offset: int, data: bytes) -> dict[str, Any]:
+    """Writes one piece of `upload` at `offset`; {"received": bytes so far}."""
+    task, pool = upload.task, upload.pool
     if offset < 0 or offset + len(data) > upload.size:
         raise InvalidInput(
             f"bytes {offset} to {offset + len(data)} are outside the {upload.size}-byte file"
@@ -203,7 +224,7 @@ def receive(pool: str, volume: str, task: str, offset: int, data: bytes) -> dict
         if report:
             upload.last_progress = upload.last_seen
     if report:
-        _progress(upload, received, f"received {format_size(received)}")
+        progress(upload, received, f"received {format_size(received)}")
     return {"received": received}
 
 
@@ -230,10 +251,10 @@ def _written(upload: Upload, data: bytes, completion: Any) -> None:
     upload.slots.release()
 
 
-def _progress(upload: Upload, current: int, message: str) -> None:
+def progress(upload: Upload, current: int, message: str) -> None:
     """Records progress, unless a cancel was asked for (then the upload ends cancelled)."""
     if reason := _check(upload, current, message):
-        raise _stop(upload, *reason)
+        raise stop(upload, *reason)
 
 
 def _check(upload: Upload, current: int, message: str) -> tuple[str, str] | None:
@@ -256,7 +277,13 @@ def _check(upload: Upload, current: int, message: str) -> tuple[str, str] | None
 def finish(pool: str, volume: str, task: str) -> dict[str, Any]:
     """Completes an upload whose bytes have all arrived, on a thread of its own (qcow2 and
     vmdk are converted); follow the task for its end."""
-    upload = _find(pool, volume, task)
+    return complete(find(task, "upload", label(pool, volume)))
+
+
+def complete(upload: Upload) -> dict[str, Any]:
+    """Runs `upload.complete` on a thread of its own once every byte has arrived (a failure
+    there ends the task and removes what it made); follow the task for its end."""
+    task = upload.task
     with upload.lock:
         if upload.finishing:
             raise Conflict(f"task '{task}' is finishing already")
@@ -264,43 +291,52 @@ def finish(pool: str, volume: str, task: str) -> dict[str, Any]:
         error, received = upload.error, upload.received
         upload.finishing = error is None and received >= upload.size
     if error is not None:
-        raise _stop(upload, jobs.FAILED, error)
+        raise stop(upload, jobs.FAILED, error)
     if received < upload.size:
         raise Conflict(f"only {received} of {upload.size} bytes of task '{task}' have arrived")
-    threading.Thread(target=_complete, args=(upload,), name=f"upload {task}", daemon=True).start()
-    return {"message": f"upload of {label(pool, volume)} completing (task {task})", "task": task}
+    threading.Thread(target=_run, args=(upload,), name=f"upload {task}", daemon=True).start()
+    return {"message": f"upload of {upload.subject} completing (task {task})", "task": task}
 
 
-def _complete(upload: Upload) -> None:
-    pool, volume = upload.pool, upload.volume
-    images = storage_ceph.images(upload.config)
+def _run(upload: Upload) -> None:
+    """Runs the upload's completion; whatever fails there ends it and removes what it made."""
     try:
         with upload.lock:
             upload.close_image()
-        if upload.image_format != "raw" and (reason := _convert(upload, images)):
-            _stop(upload, *reason)
-            return
-        stats = storage_volume.stats_of(images.info(pool, volume))
-        result = {"pool": pool, "volume": volume, "size": stats["size"]}
-
-        def done(record: dict[str, Any]) -> dict[str, Any]:
-            total = record["progress"]["total"]
-            progress = {"current": total, "total": total, "message": "done"}
-            return jobs.finished(record, jobs.DONE, result=result, progress=progress)
-
-        upload.write_record(
-            done,
-            also=storage_volume.record_values(pool, volume, stats),
-            expect={("volume", pool, volume): -1},
-            release=True,
-        )
-        _forget(upload)
-        log.info("upload of %s/%s done", pool, volume)
+        (upload.complete or _complete)(upload)
     except PvcError as exc:
-        _stop(upload, jobs.FAILED, exc.message)
+        stop(upload, jobs.FAILED, exc.message)
     except Exception as exc:  # a bug must still end the task and clean up
-        log.exception("upload of %s/%s failed", pool, volume)
-        _stop(upload, jobs.FAILED, f"internal error: {exc}")
+        log.exception("upload of %s failed", upload.subject)
+        stop(upload, jobs.FAILED, f"internal error: {exc}")
+
+
+def _complete(upload: Upload) -> None:
+    """A volume upload's completion: qcow2/vmdk converted, then the volume's records."""
+    pool, volume = upload.pool, upload.volume
+    images = storage_ceph.images(upload.config)
+    if upload.image_format != "raw" and (reason := _convert(upload, images)):
+        stop(upload, *reason)
+        return
+    stats = storage_volume.stats_of(images.info(pool, volume))
+    result = {"pool": pool, "volume": volume, "size": stats["size"]}
+    done(upload, result, storage_volume.record_values(pool, volume, stats),
+         {("volume", pool, volume): -1})  # fmt: skip
+    log.info("upload of %s/%s done", pool, volume)
+
+
+def done(
+    upload: Upload, result: dict[str, Any], values: dict[Any, Any], expect: dict[Any, int]
+) -> None:
+    """Ends the upload done, writing `values` (guarded by `expect`) in the same transaction."""
+
+    def ended(record: dict[str, Any]) -> dict[str, Any]:
+        total = record["progress"]["total"]
+        progress = {"current": total, "total": total, "message": "done"}
+        return jobs.finished(record, jobs.DONE, result=result, progress=progress)
+
+    upload.write_record(ended, also=values, expect=expect, release=True)
+    _forget(upload)
 
 
 def _convert(upload: Upload, images: Any) -> tuple[str, str] | None:
@@ -309,7 +345,7 @@ def _convert(upload: Upload, images: Any) -> tuple[str, str] | None:
     qemu-img has exited."""
     pool, volume, config = upload.pool, upload.volume, upload.config
     ceph = storage_ceph.connection(config)
-    _progress(upload, upload.size, f"reading the {upload.image_format} image")
+    progress(upload, upload.size, f"reading the {upload.image_format} image")
     size = qemu_img.virtual_size(ceph, pool, upload.image, upload.image_format)
     with storage_ceph.pool_lock(upload.store, pool):
         storage_ceph.require_no_volume(upload.store, pool, volume)
@@ -318,26 +354,47 @@ def _convert(upload: Upload, images: Any) -> tuple[str, str] | None:
             images.create(pool, volume, size)
         upload.made.add(volume)
     upload.write_record(lambda r: r | {"progress": r["progress"] | {"total": size}})
-    last = [0.0]
-    ending: list[tuple[str, str]] = []
-
-    def progress(percent: float) -> bool:
-        now = time.monotonic()
-        if now - last[0] >= PROGRESS_INTERVAL:
-            last[0] = now
-            reason = _check(upload, int(size * percent / 100), f"converting: {percent:.0f}%")
-            ending.extend([reason] if reason else [])
-        return not ending
-
-    try:
-        qemu_img.convert(ceph, pool, upload.image, upload.image_format, volume, progress)
-    except qemu_img.Stopped:
-        return ending[0]
+    if reason := convert(upload, upload.image_format, volume, size, "converting"):
+        return reason
     images.remove(pool, upload.image)
     return None
 
 
-def _stop(upload: Upload, state: str, reason: str) -> PvcError:
+def convert(
+    upload: Upload,
+    image_format: str,
+    target: str,
+    size: int,
+    doing: str,
+    extent: qemu_img.Extent | None = None,
+    before: int = 0,
+) -> tuple[str, str] | None:
+    """qemu-img writes the disk of `size` bytes in the staging image (at `extent`) into the
+    volume `target`, its progress recorded as `doing: N%` (bytes counted from `before`);
+    when the upload must end instead (a cancel, seen while qemu-img runs), (state, reason),
+    once qemu-img has exited."""
+    last = [0.0]
+    ending: list[tuple[str, str]] = []
+
+    def converted(percent: float) -> bool:
+        now = time.monotonic()
+        if now - last[0] >= PROGRESS_INTERVAL:
+            last[0] = now
+            current = before + int(size * percent / 100)
+            reason = _check(upload, current, f"{doing}: {percent:.0f}%")
+            ending.extend([reason] if reason else [])
+        return not ending
+
+    ceph = storage_ceph.connection(upload.config)
+    try:
+        qemu_img.convert(ceph, upload.pool, upload.image, image_format, target, converted,
+                         extent=extent)  # fmt: skip
+    except qemu_img.Stopped:
+        return ending[0]
+    return None
+
+
+def stop(upload: Upload, state: str, reason: str) -> PvcError:
     """Ends the upload in `state` and removes what it made; the error to raise."""
     word = "cancelled" if state == jobs.CANCELLED else "failed"
     error = Conflict(f"upload task '{upload.task}' {word}: {reason}")
@@ -402,9 +459,9 @@ def _watch() -> None:
         for upload in waiting:
             try:
                 if upload.store.zk.exists(("job.cancel", upload.task)):
-                    _stop(upload, jobs.CANCELLED, "cancelled")
+                    stop(upload, jobs.CANCELLED, "cancelled")
                 elif time.monotonic() - upload.last_seen > IDLE_TIMEOUT:
                     reason = f"no data for {IDLE_TIMEOUT:g} s: the client stopped sending"
-                    _stop(upload, jobs.FAILED, reason)
+                    stop(upload, jobs.FAILED, reason)
             except PvcError as exc:
                 log.warning("upload watchdog, task %s: %s", upload.task, exc.message)

@@ -95,6 +95,15 @@ def call(storage, method, path, params=None, data=None):
         return refused.code, json.loads(refused.read())
 
 
+def cancel(storage, task: str) -> None:
+    """Cancels the upload's task and waits for it to end cancelled."""
+    assert call(storage, "DELETE", f"/tasks/{task}")[0] == 200
+    deadline = time.monotonic() + 30
+    while call(storage, "GET", f"/tasks/{task}")[1]["state"] != "cancelled":
+        assert time.monotonic() < deadline, "the upload was not cancelled"
+        time.sleep(0.2)
+
+
 def test_a_cancelled_upload_leaves_nothing(storage):
     base = f"/storage/ceph/volume/{storage.pool}/up4/upload"
     status, answer = call(storage, "POST", base, {"file_size": 4 * MIB})
@@ -107,11 +116,7 @@ def test_a_cancelled_upload_leaves_nothing(storage):
     assert status == 400 and "outside the 4194304-byte file" in answer["message"]
     status, answer = call(storage, "POST", base + "/finish", {"task": task})
     assert status == 409 and f"only {MIB} of {4 * MIB} bytes" in answer["message"]
-    assert call(storage, "DELETE", f"/tasks/{task}")[0] == 200
-    deadline = time.monotonic() + 10
-    while call(storage, "GET", f"/tasks/{task}")[1]["state"] != "cancelled":
-        assert time.monotonic() < deadline, "the upload was not cancelled"
-        time.sleep(0.1)
+    cancel(storage, task)
     assert storage.rbd_ls() == []
     status, answer = call(storage, "PUT", base, {"task": task, "offset": 0}, b"x")
     assert status == 404 and "no upload of" in answer["message"]
@@ -125,9 +130,18 @@ def test_an_upload_whose_api_died_is_cleaned_up_by_the_primary(storage):
     assert status == 202
     task = answer["task"]
     assert call(storage, "PUT", base, {"task": task, "offset": 0}, b"x" * MIB)[0] == 200
-    storage.api.process.kill()  # its Zookeeper session, and with it the task's claim, ends
+    record = settled_after_api_death(storage, task)
+    assert record["state"] == "failed"
+    assert "its images were removed" in record["error"]
+    assert storage.rbd_ls() == []
+    assert not storage.zk.exists(("volume", storage.pool, "up5"))
+
+
+def settled_after_api_death(storage, task: str) -> dict:
+    """Kills the API (its Zookeeper session, and with it the task's claim, ends); the
+    primary's job runner (as a node daemon runs it) settles the task: its record then."""
+    storage.api.process.kill()
     storage.api.process.wait(10)
-    # the primary's job runner (as a node daemon runs it) settles the task and cleans up
     add_node(storage.zk, "node1", router="primary")
     storage.zk.write({"base.config.primary_node": "node1"})
     view = CachedView(storage.zk, open_mirror(storage.zk, wait=10))
@@ -136,12 +150,8 @@ def test_an_upload_whose_api_died_is_cleaned_up_by_the_primary(storage):
     runner.start()
     try:
         ended = lambda: jobs.ended(view.read(("job", task)) or {"state": "running"})  # noqa: E731
-        assert view.mirror.wait(ended, 30), str(jobs.info(storage.zk, task))[-300:]
+        assert view.mirror.wait(ended, 60), str(jobs.info(storage.zk, task))[-300:]
     finally:
         runner.stop()
         view.mirror.close()
-    record = jobs.info(storage.zk, task)
-    assert record["state"] == "failed"
-    assert "its images were removed" in record["error"]
-    assert storage.rbd_ls() == []
-    assert not storage.zk.exists(("volume", storage.pool, "up5"))
+    return jobs.info(storage.zk, task)

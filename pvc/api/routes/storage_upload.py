@@ -14,6 +14,21 @@ from pvc.ops.sizes import SIZE_MAX
 PATH = "/storage/ceph/volume/<pool>/<volume>/upload"
 TASK = name_param("task", "The upload's task", "task id", required=True)
 NOT_HERE = "No such pool, or no such upload in progress on this API"
+# what an upload of any kind (volume, OVA: pvc.api.routes.provisioner_ova) shares
+FILE_SIZE = Param("file_size", int, "The file's size in bytes", required=True, minimum=1,
+                  maximum=SIZE_MAX - 1)  # fmt: skip
+OFFSET = Param("offset", int, "Where the piece goes in the file", required=True, minimum=0,
+               maximum=SIZE_MAX - 1)  # fmt: skip
+PIECE_RESPONSES = {
+    400: "Bad parameter, or bytes outside the file",
+    409: "The upload was cancelled, failed or has all its bytes",
+    502: "Ceph refused the write",
+    503: CEPH_DOWN,
+}
+RECEIVED = {"type": "object", "required": ["received"],
+            "properties": {"received": {"type": "integer"}}}  # fmt: skip
+STARTED = record("message", "task", piece_max={"type": "integer"})
+FINISH_RESPONSES = {202: "Completing", 409: "Bytes are missing, or it is finishing"}
 
 
 @endpoint(
@@ -24,15 +39,8 @@ NOT_HERE = "No such pool, or no such upload in progress on this API"
     tags=TAGS,
     params=(
         Param("image_format", str, "The image's format", default="raw", choices=FORMATS),
-        Param(
-            "file_size",
-            int,
-            "The image file's size in bytes",
-            required=True,
-            minimum=1,
-            maximum=SIZE_MAX - 1,
-        ),
-    ),  # fmt: skip
+        FILE_SIZE,
+    ),
     responses={
         202: "Started: send the pieces",
         400: "Bad parameter",
@@ -41,7 +49,7 @@ NOT_HERE = "No such pool, or no such upload in progress on this API"
         502: "Ceph refused it",
         503: CEPH_DOWN,
     },
-    returns=record("message", "task", piece_max={"type": "integer"}),
+    returns=STARTED,
 )
 def post_upload(
     ctx: Context, pool: str, volume: str, image_format: str, file_size: int
@@ -54,29 +62,9 @@ def post_upload(
     PATH,
     summary="One piece of an upload (application/octet-stream) written at `offset`",
     tags=TAGS,
-    params=(
-        TASK,
-        Param(
-            "offset",
-            int,
-            "Where the piece goes in the file",
-            required=True,
-            minimum=0,
-            maximum=SIZE_MAX - 1,
-        ),
-    ),  # fmt: skip
-    responses={
-        400: "Bad parameter, or bytes outside the file",
-        404: NOT_HERE,
-        409: "The upload was cancelled, failed or has all its bytes",
-        502: "Ceph refused the write",
-        503: CEPH_DOWN,
-    },
-    returns={
-        "type": "object",
-        "required": ["received"],
-        "properties": {"received": {"type": "integer"}},
-    },
+    params=(TASK, OFFSET),
+    responses={404: NOT_HERE, **PIECE_RESPONSES},
+    returns=RECEIVED,
     octets=True,
 )
 def put_piece(
@@ -91,7 +79,7 @@ def put_piece(
     summary="Complete an upload whose bytes have all arrived (202: follow the task)",
     tags=TAGS,
     params=(TASK,),
-    responses={202: "Completing", 404: NOT_HERE, 409: "Bytes are missing, or it is finishing"},
+    responses={404: NOT_HERE, **FINISH_RESPONSES},
     returns=record("message", "task"),
 )
 def post_finish(ctx: Context, pool: str, volume: str, task: str) -> tuple[int, dict[str, Any]]:
