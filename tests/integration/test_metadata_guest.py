@@ -3,30 +3,15 @@ TCG guests on a managed network of three node daemons fetch their hostname and u
 they have a lease; a VM whose profile has a userdata script runs it, rendered for it, and its
 console shows every line and the exit code; a VM without a profile has no user-data."""
 
-import os
 from pathlib import Path
 
 import pytest
 
 from pvc.ops import provisioner_store
-from pvc.ops.network_records import Network
 from tests.integration.test_metadata import add_profile
+from tests.integration.test_network_guests import DOMAIN, NETWORK  # in namespaces of our own
 from tests.network_rig import boot_guest, guest_network_cluster, until
 
-SLOT = int(os.environ.get("PVC_TEST_SLOT", "0"))
-NET = f"10.121.{SLOT}"
-DOMAIN = "userdata.test"
-NETWORK = Network(
-    vni=100,
-    description="userdata",
-    type="managed",
-    domain=DOMAIN,
-    ip4_network=f"{NET}.0/24",
-    ip4_gateway=f"{NET}.1",
-    dhcp4=True,
-    dhcp4_start=f"{NET}.100",
-    dhcp4_end=f"{NET}.199",
-)
 SCRIPT = """#!/bin/sh
 echo "I am {{ vm_name }} of profile {{ profile }}, named $(hostname)"
 echo second line
