@@ -6,8 +6,9 @@ the gateways put on `lo`) and answers
   /<version>/meta-data/instance-id   the VM's UUID;  name: its name;  hostname and
                                      local-hostname: its name, plus `.<domain>` of the network
   .../local-ipv4, mac, network       the calling NIC's address, MAC, and the network's VNI
-  /<version>/user-data               what `user_data` finds (404 "no user-data" until the
-                                     provisioner, issue 13, stores some)
+  .../profile                        the provisioner profile the VM was built from (404 if none)
+  /<version>/user-data               the userdata of that profile, rendered for the VM
+                                     (`user_data`; 404 "no user-data" when there is none)
 with <version> "latest" or a dated one (cloud-init asks for /2009-04-04/...).
 
 Who is calling is decided from the TCP source address alone, never from anything the caller
@@ -40,9 +41,10 @@ from typing import Any
 
 from pvc.drivers import neighbours
 from pvc.errors import PvcError
-from pvc.ops import domain_xml, network_records
+from pvc.ops import domain_xml, network_records, provisioner_store
 from pvc.ops.network_records import Network
 from pvc.zk.cache import CachedView
+from pvc.zk.store import Store
 
 LISTEN_ADDRESS = "169.254.169.254"
 PORT = 80
@@ -51,7 +53,9 @@ WORKERS = 16
 PER_SOURCE = 4  # requests of one source address at once: one guest never takes every worker
 REQUEST_DEADLINE = 5.0  # seconds for a whole request (cloud-init sends each in one packet)
 BIND_RETRY_MAX = 30.0
-META_DATA = ("instance-id", "name", "hostname", "local-hostname", "local-ipv4", "mac", "network")
+META_DATA = (
+    "instance-id", "name", "hostname", "local-hostname", "local-ipv4", "mac", "network", "profile",
+)  # fmt: skip
 _PATH = re.compile(r"/(latest|\d{4}-\d{2}-\d{2})(/.*)?")
 log = logging.getLogger("pvc.node.metadata")
 
@@ -136,13 +140,35 @@ def identify(view: CachedView, source: str, neighbour: Any = neighbours.link_add
     return Caller(uuid, name, str(address), mac, network)
 
 
-def user_data(view: CachedView, uuid: str) -> bytes | None:
-    """The VM's user-data (cloud-init), or None if it has none. The provisioner (issue 13)
-    fills this in."""
-    return None
+def profile(view: Store, uuid: str) -> str | None:
+    """The name of the profile the VM was provisioned from (domain.profile), None if none."""
+    return view.read(("domain.profile", uuid)) or None
 
 
-def answer(view: CachedView, caller: Caller, path: str) -> tuple[int, bytes]:
+def user_data(view: Store, uuid: str, hostname: str | None = None) -> bytes | None:
+    """The VM's user-data: its profile's userdata record with the placeholders vm_name,
+    vm_uuid, hostname (default: the VM's name) and profile filled in; None when the VM has no
+    profile, the profile names no userdata, or either record is gone (removed since)."""
+    profile_name = profile(view, uuid)
+    record = view.read(provisioner_store.key("profile", profile_name)) if profile_name else None
+    userdata_name = record.get("userdata") if record else None
+    userdata = userdata_name and view.read(provisioner_store.key("userdata", userdata_name))
+    if not userdata:
+        return None
+    # Imported here until the records part of issue 13 (pvc.ops.provisioner_records) is merged.
+    from pvc.ops.provisioner_records import render_userdata
+
+    name = view.read(("domain", uuid)) or uuid
+    variables = {
+        "vm_name": name,
+        "vm_uuid": uuid,
+        "hostname": hostname or name,
+        "profile": profile_name,
+    }
+    return render_userdata(userdata["text"], variables).encode()
+
+
+def answer(view: Store, caller: Caller, path: str) -> tuple[int, bytes]:
     """(HTTP status, body) for an identified caller's GET of `path`."""
     path = path.split("?", 1)[0]
     if path in ("", "/"):
@@ -154,9 +180,9 @@ def answer(view: CachedView, caller: Caller, path: str) -> tuple[int, bytes]:
     if rest in ("/meta-data", "/meta-data/"):
         return 200, "".join(f"{key}\n" for key in META_DATA).encode()
     if rest in ("/user-data", "/user-data/"):
-        data = user_data(view, caller.uuid)
+        data = user_data(view, caller.uuid, caller.hostname)
         return (404, b"no user-data\n") if data is None else (200, data)
-    values = {
+    values: dict[str, str | None] = {
         "instance-id": caller.uuid,
         "name": caller.name,
         "hostname": caller.hostname,
@@ -164,10 +190,12 @@ def answer(view: CachedView, caller: Caller, path: str) -> tuple[int, bytes]:
         "local-ipv4": caller.ip,
         "mac": caller.mac,
         "network": str(caller.network.vni),
+        "profile": profile(view, caller.uuid),
     }
     key = rest[len("/meta-data/") :].rstrip("/") if rest and rest.startswith("/meta-data/") else ""
-    if key in values:
-        return 200, f"{values[key]}\n".encode()
+    value = values.get(key)
+    if value is not None:
+        return 200, f"{value}\n".encode()
     return 404, b"not found\n"
 
 

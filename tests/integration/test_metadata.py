@@ -17,7 +17,7 @@ from pvc.node.metadata import (
     MetadataService,
 )
 from pvc.ops import cluster as cluster_ops
-from pvc.ops import network_records
+from pvc.ops import network_records, provisioner_store
 from pvc.ops.network_records import Network
 from pvc.zk import schema
 from pvc.zk.cache import CachedView, open_mirror
@@ -107,6 +107,7 @@ def test_listings_user_data_and_unknown_paths(rig):
         "/latest/": (200, "meta-data/\nuser-data\n"),
         "/latest/meta-data/": (200, listing),
         "/latest/user-data": (404, "no user-data\n"),
+        "/latest/meta-data/profile": (404, "not found\n"),
         "/latest/meta-data/secret": (404, "not found\n"),
         "/old/meta-data/name": (404, "not found\n"),
     }
@@ -114,7 +115,42 @@ def test_listings_user_data_and_unknown_paths(rig):
         assert http_get_in(names["a"], f"http://169.254.169.254{path}") == answer, path
     assert META_DATA == (
         "instance-id", "name", "hostname", "local-hostname", "local-ipv4", "mac", "network",
+        "profile",
     )  # fmt: skip
+
+
+def add_profile(view: CachedView, name: str, userdata: str | None) -> None:
+    """A profile naming only a userdata record (or nothing), as the records part stores it."""
+    profile = {"type": "provisioner", "userdata": userdata, "arguments": {}}
+    for field in ("system_template", "network_template", "storage_template", "script", "ova"):
+        profile[field] = None
+    provisioner_store.add(view, "profile", name, profile)
+
+
+def test_the_profile_a_vm_was_built_from_is_in_its_metadata_without_userdata(rig):
+    _, names, vms, _, view = rig
+    add_profile(view, "bare", None)
+    view.write({("domain.profile", vms["vmb"][0]): "bare"})
+    assert http_get_in(names["b"], f"{URL}/meta-data/profile") == (200, "bare\n")
+    assert http_get_in(names["b"], f"{URL}/user-data") == (404, "no user-data\n")  # none in it
+    assert http_get_in(names["a"], f"{URL}/meta-data/profile") == (404, "not found\n")
+
+
+def test_each_vm_reads_its_own_profiles_userdata_rendered_for_it(rig):
+    pytest.importorskip("pvc.ops.provisioner_records", reason="the records part of issue 13")
+    _, names, vms, _, view = rig
+    text = "#!/bin/sh\necho {{ vm_name }} {{vm_uuid}} {{ hostname }} {{ profile }}\n"
+    provisioner_store.add(view, "userdata", "hello", {"text": text})
+    add_profile(view, "web", "hello")
+    view.write({("domain.profile", vms["vma"][0]): "web"})
+    rendered = f"#!/bin/sh\necho vma {vms['vma'][0]} vma.meta.test web\n"
+    assert http_get_in(names["a"], f"{URL}/user-data") == (200, rendered)
+    assert http_get_in(names["a"], f"{URL}/meta-data/profile") == (200, "web\n")
+    assert http_get_in(names["b"], f"{URL}/user-data") == (404, "no user-data\n")  # no profile
+    status, body = http_get_in(names["c"], f"{URL}/user-data")  # no VM: not vma's either
+    assert status == 403 and "vma" not in body and "echo" not in body
+    provisioner_store.remove(view, "profile", "web")  # the VM outlives its profile
+    assert http_get_in(names["a"], f"{URL}/user-data") == (404, "no user-data\n")
 
 
 def test_a_caller_without_a_lease_is_refused_with_the_reason(rig):
