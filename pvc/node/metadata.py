@@ -42,6 +42,7 @@ from typing import Any
 from pvc.drivers import neighbours
 from pvc.errors import PvcError
 from pvc.ops import domain_xml, network_records, provisioner_store
+from pvc.ops import userdata as userdata_text
 from pvc.ops.network_records import Network
 from pvc.zk.cache import CachedView
 from pvc.zk.store import Store
@@ -155,9 +156,6 @@ def user_data(view: Store, uuid: str, hostname: str | None = None) -> bytes | No
     userdata = userdata_name and view.read(provisioner_store.key("userdata", userdata_name))
     if not userdata:
         return None
-    # Imported here until the records part of issue 13 (pvc.ops.provisioner_records) is merged.
-    from pvc.ops.provisioner_records import render_userdata
-
     name = view.read(("domain", uuid)) or uuid
     variables = {
         "vm_name": name,
@@ -165,7 +163,7 @@ def user_data(view: Store, uuid: str, hostname: str | None = None) -> bytes | No
         "hostname": hostname or name,
         "profile": profile_name,
     }
-    return render_userdata(userdata["text"], variables).encode()
+    return userdata_text.render_userdata(userdata["text"], variables).encode()
 
 
 def answer(view: Store, caller: Caller, path: str) -> tuple[int, bytes]:

@@ -137,7 +137,6 @@ def test_the_profile_a_vm_was_built_from_is_in_its_metadata_without_userdata(rig
 
 
 def test_each_vm_reads_its_own_profiles_userdata_rendered_for_it(rig):
-    pytest.importorskip("pvc.ops.provisioner_records", reason="the records part of issue 13")
     _, names, vms, _, view = rig
     text = "#!/bin/sh\necho {{ vm_name }} {{vm_uuid}} {{ hostname }} {{ profile }}\n"
     provisioner_store.add(view, "userdata", "hello", {"text": text})

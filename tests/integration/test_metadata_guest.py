@@ -60,7 +60,6 @@ def test_a_guest_without_a_profile_learns_its_hostname_and_has_no_user_data(rig)
 
 
 def test_a_guest_runs_its_profiles_userdata_script_rendered_for_it(rig):
-    pytest.importorskip("pvc.ops.provisioner_records", reason="the records part of issue 13")
     lines = wait_for_line(rig["vmu"], "pvc-guest: user-data exit ")
     assert f"pvc-guest: metadata hostname vmu.{DOMAIN}" in lines
     ran = [line for line in lines if line.startswith("pvc-guest: user-data")]

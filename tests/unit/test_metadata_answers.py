@@ -1,9 +1,6 @@
 """What the metadata service answers an identified caller, path by path (pvc.node.metadata),
 and the user-data it serves: the VM's profile's userdata, rendered for the VM."""
 
-import re
-import sys
-import types
 from typing import Any
 
 import pytest
@@ -55,21 +52,6 @@ def test_a_network_without_a_domain_gives_the_bare_name():
     assert answer(NO_RECORDS, bare, "/latest/meta-data/hostname") == (200, b"web1\n")
 
 
-@pytest.fixture
-def rendering(monkeypatch):
-    """pvc.ops.provisioner_records.render_userdata; until that part of issue 13 is merged,
-    a stand-in that fills `{{ name }}` placeholders the same way."""
-    try:
-        import pvc.ops.provisioner_records  # noqa: F401
-    except ImportError:
-        stand_in = types.ModuleType("pvc.ops.provisioner_records")
-        placeholder = re.compile(r"{{\s*(\w+)\s*}}")
-        stand_in.render_userdata = lambda text, variables: placeholder.sub(  # type: ignore[attr-defined]
-            lambda match: variables[match.group(1)], text
-        )
-        monkeypatch.setitem(sys.modules, "pvc.ops.provisioner_records", stand_in)
-
-
 def profiled(userdata: str | None = "boot", text: str = "#!/bin/sh\n") -> Records:
     """Records where CALLER's VM was built from profile "web", naming `userdata`."""
     return Records({
@@ -80,14 +62,14 @@ def profiled(userdata: str | None = "boot", text: str = "#!/bin/sh\n") -> Record
     })  # fmt: skip
 
 
-def test_user_data_is_the_profiles_userdata_rendered_for_the_vm(rendering):
+def test_user_data_is_the_profiles_userdata_rendered_for_the_vm():
     text = "#!/bin/sh\necho {{ vm_name }} {{vm_uuid}} {{ hostname }} {{ profile }}\n"
     expected = f"#!/bin/sh\necho web1 {CALLER.uuid} web1.example.test web\n".encode()
     assert answer(profiled(text=text), CALLER, "/latest/user-data") == (200, expected)
     assert answer(profiled(), CALLER, "/latest/meta-data/profile") == (200, b"web\n")
 
 
-def test_no_user_data_without_a_profile_its_userdata_or_their_records(rendering):
+def test_no_user_data_without_a_profile_its_userdata_or_their_records():
     no_userdata = profiled(userdata=None)
     userdata_gone = profiled()
     del userdata_gone[provisioner_store.key("userdata", "boot")]
