@@ -24,6 +24,7 @@ UUID at a time (never the same one on two workers) and take one idempotent step:
   marked domains) is marked. Deciding on "no VM" is safe: the VM is read from Zookeeper
   itself after this daemon registered (a write of this session), so any VM defined before
   its domain could have started is seen.
+- state provision (a provision task builds the VM: its volumes may not exist yet): left alone.
 - restart, shutdown (graceful, then error or forced off after `vm_shutdown_timeout`), stop and
   disable act on a VM running here.
 
@@ -327,7 +328,7 @@ class VmController:
             self._set(look, {"domain.state": "start"})
         elif state == "shutdown":
             return self._shutdown(look, running_here, reported_here)
-        elif state in ("stop", "disable", "fail"):
+        elif state in ("stop", "disable", "fail"):  # provision: its task builds it; left alone
             if running_here:
                 self._destroy(look)
             elif reported_here:
