@@ -135,23 +135,44 @@ def test_a_create_failing_at_a_step_leaves_nothing_behind(rig, pvc, ceph_service
     nothing_left(zk, ceph_service, POOL, name)
 
 
-def test_a_create_whose_runner_is_killed_is_failed_and_cleaned_up(rig, pvc, ceph_service):
+@pytest.fixture
+def slow(rig, pvc, ceph_service):
+    """A profile whose second disk is a copy of a volume full of data (the copy takes a
+    while): (the profile's name, a wait for the copy of the VM's vdb to have started)."""
+    _, zk = rig
+    if not zk.exists(("volume", POOL, "big")):
+        ok(pvc("storage", "volume", "add", POOL, "big", "256M"))
+        subprocess.run(
+            ["rbd", "-c", str(ceph_service.conf), "bench", "--io-type", "write", "--io-size",
+             "4M", "--io-total", "256M", "--io-pattern", "seq", f"{POOL}/big"],
+            capture_output=True, timeout=COMMAND_TIMEOUT * 4, check=True,
+        )  # fmt: skip
+        add_profile(zk, "slow", [disk("vda", POOL, 8 * MIB),
+                                 disk("vdb", POOL, None, source_volume="big")])  # fmt: skip
+
+    def copying(task: str, vm: str) -> None:
+        until(lambda: f"{vm}_vdb" in zk.read(("job", task))["progress"]["message"], 120,
+              "the copy to start")  # fmt: skip
+
+    return "slow", copying
+
+
+def test_a_cancelled_create_undoes_what_it_made(rig, pvc, ceph_service, slow):
+    _, zk = rig
+    profile, copying = slow
+    task = task_of(ok(pvc("provisioner", "create", "cancelled", profile)))
+    copying(task, "cancelled")
+    ok(pvc("cluster", "task", "cancel", task))
+    record = ended(zk, task, 180)
+    assert record["state"] == "cancelled" and record["made"] == {"vm": None, "volumes": []}
+    nothing_left(zk, ceph_service, POOL, "cancelled")
+
+
+def test_a_create_whose_runner_is_killed_is_failed_and_cleaned_up(rig, pvc, ceph_service, slow):
     cluster, zk = rig
-    ok(pvc("storage", "volume", "add", POOL, "big", "256M"))
-    subprocess.run(
-        ["rbd", "-c", str(ceph_service.conf), "bench", "--io-type", "write", "--io-size", "4M",
-         "--io-total", "256M", "--io-pattern", "seq", f"{POOL}/big"],
-        capture_output=True, timeout=COMMAND_TIMEOUT * 4, check=True,
-    )  # fmt: skip
-    add_profile(
-        zk, "slow", [disk("vda", POOL, 8 * MIB), disk("vdb", POOL, None, source_volume="big")]
-    )
-    task = task_of(ok(pvc("provisioner", "create", "killed", "slow")))
-
-    def copying() -> bool:
-        return "killed_vdb" in zk.read(("job", task))["progress"]["message"]
-
-    until(copying, 120, "the copy to start")
+    profile, copying = slow
+    task = task_of(ok(pvc("provisioner", "create", "killed", profile)))
+    copying(task, "killed")
     runner = zk.read(("job.claim", task)).split()[0]
     cluster.kill(runner)
     record = ended(zk, task, 180)

@@ -4,6 +4,7 @@ volume or network, a volume that exists, a MAC in use, bad arguments, a pool wit
 a runner that cannot run it. A good request answers 202 with a queued task that carries the
 merged arguments. Records are written with the record store (as the record verbs do)."""
 
+import json
 import uuid as uuid_module
 
 import pytest
@@ -103,3 +104,19 @@ def test_a_good_request_queues_a_task_with_the_merged_arguments(storage):  # noq
     assert record["args"] == {"name": "vm2", "profile": "ok", "define_only": False,
                               "start": False, "arguments": {"b": "3", "c": "x=y"}}  # fmt: skip
     assert f"VM 'vm2' is being provisioned already (task {task})" in refused(storage, "vm2", "ok")
+
+
+def test_a_vm_being_provisioned_refuses_every_change(storage, tmp_path):  # noqa: F811
+    zk = storage.zk
+    uuid = storage.use(name="building", state="provision")
+    zk.write({("name.domain", "building"): uuid, ("domain.node", uuid): "node1"})
+    xml_file = tmp_path / "building.xml"
+    xml_file.write_text(zk.read(("domain.xml", uuid)))
+    for args in (("start",), ("stop",), ("shutdown",), ("restart",), ("disable",),
+                 ("migrate", "node2"), ("move", "node2"), ("remove", "--yes"),
+                 ("remove", "--yes", "--delete-disks"), ("undefine", "--force"),
+                 ("rename", "other"), ("modify", str(xml_file))):  # fmt: skip
+        result = storage.pvc("vm", args[0], "building", *args[1:])
+        assert fails(result) == "pvc: VM 'building' is being provisioned", args
+    listed = json.loads(ok(storage.pvc("vm", "list", "--state", "provision", "-f", "json")))
+    assert [vm["name"] for vm in listed] == ["building"]
