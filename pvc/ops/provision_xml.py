@@ -4,8 +4,8 @@ The XML is what pvc writes elsewhere (tests/libvirt_nodes.py, the RBD disks of
 pvc.ops.rbd_disks): a bare `<source protocol='rbd' name='pool/volume'/>` per disk (the node
 starting the VM adds the monitors and the cluster's secret), virtio disks and NICs, the first
 disk the boot device, a serial console on a pty logged to a file (what `pvc vm log` reads)
-when the system template asks for one, and VNC when it asks for that. Text is escaped: names
-follow the name rule, but the VNC address and paths come from records and configuration.
+when the system template asks for one, and VNC when it asks for that. Text is escaped (names
+follow the name rule, but the VNC address and paths come from records and configuration).
 
 MACs: from the network template's mac_template (pvc.ops.provisioner_templates), else random
 in QEMU's 52:54:00 range. A MAC another VM's NIC has, a DHCP reservation on the NIC's network
@@ -17,7 +17,7 @@ import random
 import re
 from dataclasses import dataclass
 from typing import Any
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, quoteattr
 
 from pvc.errors import Conflict, PvcError
 from pvc.ops import domain_xml, network_records
@@ -44,11 +44,6 @@ class Nic:
         return f"vmbr{self.vni}"
 
 
-def _x(value: object) -> str:
-    """Escaped for XML text and attributes in single quotes."""
-    return escape(str(value), {"'": "&apos;"})
-
-
 def build(
     *,
     name: str,
@@ -70,29 +65,29 @@ def build(
         devices.append(
             "<disk type='network' device='disk'>"
             "<driver name='qemu' type='raw' cache='writeback' discard='unmap'/>"
-            f"<source protocol='rbd' name='{_x(disk.pool)}/{_x(disk.volume)}'/>"
-            f"<target dev='{_x(disk.disk_id)}' bus='virtio'/>{boot}</disk>"
+            f"<source protocol='rbd' name={quoteattr(f'{disk.pool}/{disk.volume}')}/>"
+            f"<target dev={quoteattr(disk.disk_id)} bus='virtio'/>{boot}</disk>"
         )
     for nic in nics:
         devices.append(
-            f"<interface type='bridge'><mac address='{_x(nic.mac)}'/>"
-            f"<source bridge='{_x(nic.bridge)}'/><model type='virtio'/></interface>"
+            f"<interface type='bridge'><mac address={quoteattr(nic.mac)}/>"
+            f"<source bridge={quoteattr(nic.bridge)}/><model type='virtio'/></interface>"
         )
     if system.get("serial"):
         devices.append(
-            f"<serial type='pty'><log file='{_x(console_log)}' append='on'/>"
+            f"<serial type='pty'><log file={quoteattr(console_log)} append='on'/>"
             "<target port='0'/></serial>"
             "<console type='pty'><target type='serial' port='0'/></console>"
         )
     if system.get("vnc"):
-        listen = f" listen='{_x(system['vnc_bind'])}'" if system.get("vnc_bind") else ""
+        listen = f" listen={quoteattr(system['vnc_bind'])}" if system.get("vnc_bind") else ""
         devices.append(f"<graphics type='vnc' port='-1' autoport='yes'{listen}/>")
         devices.append("<video><model type='vga'/></video>")
     joined = "\n    ".join(devices)
-    return f"""<domain type='{_x(domain_type)}'>
-  <name>{_x(name)}</name>
-  <uuid>{_x(uuid)}</uuid>
-  <description>{_x(description)}</description>
+    return f"""<domain type={quoteattr(domain_type)}>
+  <name>{escape(name)}</name>
+  <uuid>{escape(uuid)}</uuid>
+  <description>{escape(description)}</description>
   <memory unit='MiB'>{int(memory)}</memory>
   <vcpu>{int(vcpus)}</vcpu>
   <os><type arch='x86_64' machine='pc'>hvm</type></os>

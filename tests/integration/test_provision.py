@@ -87,9 +87,9 @@ def test_define_only_builds_the_vm_stopped_with_its_volumes(rig, pvc, ceph_servi
     volumes = json.loads(ok(pvc("storage", "volume", "list", POOL, "-f", "json")))
     assert {v["name"]: v["size"] for v in volumes}["web1_vdb"] == 24 * MIB
     xml = ok(pvc("vm", "dump", "web1"))
-    assert "<domain type='qemu'>" in xml and "<boot order='1'/>" in xml
-    (mac,) = re.findall(r"<mac address='([0-9a-f:]+)'/>", xml)
-    assert mac.startswith("52:54:00:") and "<source bridge='vmbr200'/>" in xml
+    assert '<domain type="qemu">' in xml and "<boot order='1'/>" in xml
+    (mac,) = re.findall(r'<mac address="([0-9a-f:]+)"/>', xml)
+    assert mac.startswith("52:54:00:") and '<source bridge="vmbr200"/>' in xml
     assert f"/consoles/{vm['uuid']}.log" in xml
     (task,) = json.loads(ok(pvc("cluster", "task", "list", "--kind", "provision", "-f", "json")))
     assert task["state"] == "done" and task["progress"]["current"] == 6
