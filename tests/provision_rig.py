@@ -2,18 +2,22 @@
 with the record store itself (pvc.ops.provisioner_store.add, as each record verb does), and
 a network record; a two-node cluster with the session's Ceph whose daemons run the job."""
 
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from pvc.ops import network_records
 from pvc.ops import provisioner_store as records
 from pvc.ops.network_records import Network
+from pvc.zk.handler import ZKHandler
 from pvc.zk.store import Store
 from tests.conftest import free_port
+from tests.libvirt_nodes import LibvirtNodes
 from tests.local_cluster import LocalCluster
+from tests.storage_rig import remove_ceph_pool
 
 MIB = 1 << 20
 SYSTEM = {"vcpus": 1, "memory": 64, "serial": True, "vnc": False, "vnc_bind": None,
@@ -87,14 +91,37 @@ def nothing_left(store: Store, ceph: Any, pool: str, vm: str) -> None:
     assert [i for i in images if i.startswith(f"{vm}_")] == []
 
 
-def ceph_cluster(workdir: Path, ceph: Any, nodes: int = 2) -> LocalCluster:
-    """Node daemons with the session's Ceph, building TCG guests, consoles logged in
-    `workdir` (started: the caller brings it down)."""
-    local = LocalCluster(workdir, nodes, prefix="pvcp", subnet="10.236.0", zk_port=free_port())
-    (workdir / "consoles").mkdir(parents=True, exist_ok=True)
-    consoles = str(workdir / "consoles")
-    local.settings = {"provisioner": {"domain_type": "qemu", "console_log_directory": consoles}}
-    local.up()
-    local.use_ceph(ceph)
-    local.start_all()
-    return local
+@contextlib.contextmanager
+def provision_cluster(
+    workdir: Path, ceph: Any, prefix: str, subnet: str, pool: str, *, libvirt: bool = False
+) -> Iterator[tuple[LocalCluster, ZKHandler]]:
+    """Two node daemons with the session's Ceph (and with `libvirt` a libvirtd each; else
+    libvirt's test driver), building TCG guests whose consoles are logged in `workdir`; an
+    observer once every node reaches Ceph. All gone afterwards, and the Ceph pool `pool`."""
+    cluster = LocalCluster(workdir, 2, prefix=prefix, subnet=subnet, zk_port=free_port())
+    consoles = workdir / "consoles"
+    consoles.mkdir(parents=True, exist_ok=True)
+    cluster.settings = {
+        "provisioner": {"domain_type": "qemu", "console_log_directory": str(consoles)}
+    }
+    nodes = LibvirtNodes(workdir / "libvirt") if libvirt else None
+    observer = None
+    try:
+        cluster.up()
+        if nodes is not None:
+            for name in cluster.names:  # the namespaces share one file system
+                cluster.node_settings[name] = {"networks": {"run_directory": str(workdir / name)}}
+            cluster.use_libvirt(nodes.start_cluster(cluster))
+        cluster.use_ceph(ceph)
+        cluster.start_all()
+        observer = cluster.running_observer(90)
+        until(lambda: all(observer.exists(("node.storage_address", n)) for n in cluster.names),
+              60, "the nodes to reach Ceph")  # fmt: skip
+        yield cluster, observer
+    finally:
+        if observer is not None:
+            observer.close()
+        cluster.down()
+        if nodes is not None:
+            nodes.stop()
+        remove_ceph_pool(ceph, pool)

@@ -29,12 +29,13 @@ import contextlib
 import logging
 import re
 import shutil
+import time
 import uuid as uuid_module
 from typing import Any
 
 from pvc.config import Config
 from pvc.drivers import rbd_locks
-from pvc.errors import PvcError
+from pvc.errors import Conflict, NotFound, PvcError
 from pvc.node.jobs import Job, JobCancelled, JobInterrupted
 from pvc.ops import (
     allocation,
@@ -50,6 +51,7 @@ from pvc.ops import vm as vm_ops
 from pvc.ops.placement import Policy
 from pvc.ops.provision import Plan
 from pvc.ops.sizes import format_size
+from pvc.ops.storage_upload import WATCH_EXPIRY
 from pvc.zk.store import Store
 
 log = logging.getLogger("pvc.node.provision")
@@ -317,14 +319,26 @@ class Build:
 
     def _remove_volume(self, pool: str, volume: str) -> None:
         """Removes a volume this job made: its image (a dead runner's lock on it broken
-        first) and its records, whichever of them exist."""
-        connection = storage_ceph.connection(self.config)
-        storage_ceph.undo(rbd_locks.break_locks, connection, pool, volume)
-        if self.view.exists(("volume", pool, volume)):
-            storage_volume.remove(self.view, self.config, pool, volume, force=True)
-        else:  # a copy its runner died in: an image without records
-            storage_ceph.undo(storage_ceph.images(self.config).remove, pool, volume)
-        log.info("provision: volume %s/%s removed", pool, volume)
+        first; while Ceph says it is busy, as a killed copy's watch lasts until the OSDs time
+        it out, again, up to WATCH_EXPIRY) and its records, whichever of them exist."""
+        storage_ceph.undo(rbd_locks.break_locks, storage_ceph.connection(self.config), pool,
+                          volume)  # fmt: skip
+        deadline = time.monotonic() + WATCH_EXPIRY
+        while True:
+            try:
+                if self.view.exists(("volume", pool, volume)):
+                    storage_volume.remove(self.view, self.config, pool, volume, force=True)
+                else:  # a copy its runner died in: an image without records
+                    with storage_ceph.refusals(storage_volume.label(pool, volume)):
+                        storage_ceph.images(self.config).remove(pool, volume)
+                log.info("provision: volume %s/%s removed", pool, volume)
+                return
+            except NotFound:
+                return
+            except Conflict:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(1.0)
 
 
 def kinds(view: Store, config: Config, policy: Policy) -> dict[str, Any]:

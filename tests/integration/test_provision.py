@@ -18,10 +18,10 @@ from tests.provision_rig import (
     MIB,
     add_network,
     add_profile,
-    ceph_cluster,
     disk,
     ended,
     nothing_left,
+    provision_cluster,
     task_of,
     until,
 )
@@ -31,19 +31,9 @@ POOL = "provpool"
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory, ceph_service):
-    local = ceph_cluster(tmp_path_factory.mktemp("prov"), ceph_service)
-    zk = None
-    try:
-        zk = local.running_observer(90)
-        until(lambda: all(zk.exists(("node.storage_address", n)) for n in local.names), 60,
-              "the nodes to reach Ceph")  # fmt: skip
-        yield local, zk
-    finally:
-        if zk is not None:
-            zk.close()
-        local.down()
-        ceph_service.ceph("osd", "pool", "delete", POOL, POOL, "--yes-i-really-really-mean-it",
-                          check=False)  # fmt: skip
+    workdir = tmp_path_factory.mktemp("prov")
+    with provision_cluster(workdir, ceph_service, "pvcp", "10.236.0", POOL) as found:
+        yield found
 
 
 @pytest.fixture
