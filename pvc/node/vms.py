@@ -328,11 +328,12 @@ class VmController:
             self._set(look, {"domain.state": "start"})
         elif state == "shutdown":
             return self._shutdown(look, running_here, reported_here)
-        elif state in ("stop", "disable", "fail"):  # provision: its task builds it; left alone
+        elif state in ("stop", "disable", "fail"):
             if running_here:
                 self._destroy(look)
             elif reported_here:
                 self._report(uuid, "shutoff")
+        # state provision: its task builds the VM (its volumes may not exist yet): left alone
         return None
 
     # --- actions ----------------------------------------------------------------------------
