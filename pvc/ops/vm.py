@@ -51,7 +51,6 @@ FIELDS = {
     "tags": "domain.tags",
     "failed_reason": "domain.failed_reason",
     "observed": "domain.observed",
-    "profile": "domain.profile",  # the provisioner profile it was built from, if any
 }
 # A node selector meaning "none of the VM's own: the cluster's vm.default_selector".
 DEFAULT_SELECTOR = "default"
@@ -136,12 +135,14 @@ def _records(zk: ZKHandler, uuids: list[str]) -> list[dict[str, Any]]:
 
 
 def _build_record(zk: ZKHandler, uuid: str) -> dict[str, Any] | None:
-    name, xml, *rest = zk.read_many(
-        [(key, uuid) for key in ("domain", "domain.xml", *FIELDS.values())]
+    name, xml, profile, *rest = zk.read_many(
+        [(key, uuid) for key in ("domain", "domain.xml", "domain.profile", *FIELDS.values())]
     )
     if name is None:
         return None  # removed while we read
     record = {"name": name, "uuid": uuid, **dict(zip(FIELDS, rest, strict=True))}
+    if profile:  # built by the provisioner (pvc.node.provision) from that profile
+        record["profile"] = profile
     record["volumes"] = list(vm_volumes.volumes_of(xml))
     record["lastnode"] = record["lastnode"] or ""
     record["node_limit"] = record["node_limit"] or []

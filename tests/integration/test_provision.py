@@ -11,6 +11,7 @@ import subprocess
 
 import pytest
 
+from pvc.ops import provisioner_store as records
 from pvc.ops import vm_goals
 from tests.conftest import fails, ok
 from tests.processes import COMMAND_TIMEOUT
@@ -96,6 +97,25 @@ def test_a_create_starts_the_vm_and_refuses_changes_only_while_it_builds(rig, pv
     until(lambda: vm_goals.arrived(vm_info(pvc, "small1"), vm_goals.Goal(("start",))), 90,
           "the VM to run")  # fmt: skip
     ok(pvc("vm", "stop", "small1"))
+
+
+def test_an_ova_profile_copies_the_ovas_volumes_with_its_sizes(rig, pvc, ceph_service):
+    _, zk = rig
+    ok(pvc("storage", "volume", "add", POOL, "ova_appliance_vda", "12M"))
+    records.add(zk, "ova", "appliance", {
+        "pool": POOL, "volumes": [{"disk_id": "vda", "volume": "ova_appliance_vda",
+                                   "size": 12 * MIB}],
+        "vcpus": 3, "memory": 80, "nics": 0, "ovf": {},
+    })  # fmt: skip
+    records.add(zk, "profile", "appliance", {
+        "type": "ova", "system_template": None, "network_template": None,
+        "storage_template": None, "userdata": None, "script": None, "ova": "appliance",
+        "arguments": {},
+    })  # fmt: skip
+    ok(pvc("provisioner", "create", "app1", "appliance", "--define-only", "--wait", timeout=300))
+    vm = vm_info(pvc, "app1")
+    assert (vm["vcpus"], vm["memory"], vm["profile"]) == (3, 80, "appliance")
+    assert vm["volumes"] == [f"{POOL}/app1_vda"] and rbd_size(ceph_service, "app1_vda") == 12 * MIB
 
 
 @pytest.mark.parametrize(

@@ -72,6 +72,8 @@ def test_bad_requests_are_refused_before_any_task(storage):  # noqa: F811
     )
     zk.write({("node", "bare"): "hypervisor"})
     assert "node 'bare' does not use Ceph" in refused(storage, "vm1", "args", "--runner", "bare")
+    zk.write({("node.storage_address", "bare"): "10.0.0.9"})
+    assert "node 'bare' is not running" in refused(storage, "vm1", "args", "--runner", "bare")
     add_profile(zk, "huge", [disk("vda", pool, 1 << 50)])
     message = refused(storage, "vm1", "huge")
     assert f"pool '{pool}' would be" in message and "max_fill_ratio" in message
