@@ -138,6 +138,9 @@ def require_arguments(arguments: dict[str, str]) -> dict[str, str]:
 def _require_runner(store: Store, runner: str | None) -> str:
     """The job's runner: a live node that reaches Ceph, or (None) whichever is primary."""
     if runner is None:
+        primary = store.read("base.config.primary_node")
+        if primary not in (None, "none") and not store.exists(("node.storage_address", primary)):
+            raise Conflict(f"the primary, node '{primary}', does not use Ceph: name a runner")
         return jobs.PRIMARY
     user_input.require_name(runner, "node name")
     if not store.exists(("node", runner)):

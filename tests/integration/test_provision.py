@@ -191,3 +191,33 @@ def test_a_create_whose_runner_is_killed_is_failed_and_cleaned_up(rig, pvc, ceph
     assert f"volume {POOL}/killed_vdb" in record["error"]
     nothing_left(zk, ceph_service, POOL, "killed")
     cluster.start(runner)
+
+
+SCRIPT_XML = """class VMBuilderScript(VMBuilder):
+    def create(self):
+        return self.xml.replace("provisioned by pvc", "built for " + self.arguments["who"])
+"""
+SCRIPT_RAISES = """class VMBuilderScript(VMBuilder):
+    def install(self):
+        raise RuntimeError("no mirror reachable")
+"""
+
+
+def test_a_scripts_xml_is_stored_with_its_arguments_and_a_raising_script_undoes_all(
+    rig, pvc, ceph_service
+):
+    pytest.importorskip("pvc.node.install_runner", reason="the install script runner (H4)")
+    _, zk = rig
+    add_profile(zk, "scripted", [disk("vda", POOL, 8 * MIB)], script=SCRIPT_XML,
+                arguments={"who": "nobody"})  # fmt: skip
+    ok(pvc("provisioner", "create", "scripted1", "scripted", "--no-start", "--arg", "who=web",
+           "--wait", timeout=300))  # fmt: skip
+    assert "built for web" in ok(pvc("vm", "dump", "scripted1"))
+    assert vm_info(pvc, "scripted1")["state"] == "stop"
+    add_profile(zk, "raises", [disk("vda", POOL, 8 * MIB)], script=SCRIPT_RAISES)
+    message = fails(pvc("provisioner", "create", "raised", "raises", "--wait", timeout=300))
+    assert (
+        "failed: step 5/6 (run the install script): install script 'raises', install: "
+        "no mirror reachable" in message
+    ), message
+    nothing_left(zk, ceph_service, POOL, "raised")
