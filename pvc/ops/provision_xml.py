@@ -14,7 +14,6 @@ MAC break both).
 """
 
 import random
-import re
 from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
@@ -24,7 +23,6 @@ from pvc.ops import domain_xml, network_records
 from pvc.zk.store import Store
 
 MAC_PREFIX = "52:54:00"
-_TRAILING_DIGITS = re.compile(r"(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -103,16 +101,10 @@ def build(
 # --- MACs -------------------------------------------------------------------------------------
 
 
-def vm_number(name: str) -> int:
-    """The number a MAC template's {vmid} stands for: the VM name's trailing digits (web12 ->
-    12), 0 without any (as the original provisioner)."""
-    found = _TRAILING_DIGITS.search(name)
-    return int(found.group(1)) if found else 0
-
-
 def template_macs(mac_template: str, name: str, count: int) -> list[str]:
-    """The MACs of `count` NICs from the template (netid: the NIC's index, from 0)."""
-    from pvc.ops.provisioner_templates import mac_from_template
+    """The MACs of `count` NICs from the template ({vmid}: the number ending the VM's name,
+    {netid}: the NIC's index, from 0)."""
+    from pvc.ops.provisioner_templates import mac_from_template, vm_number
 
     return [mac_from_template(mac_template, vm_number(name), netid) for netid in range(count)]
 

@@ -1,5 +1,5 @@
 """The provisioned VM's XML (pvc.ops.provision_xml.build) is a domain pvc and libvirt accept,
-with what the system template asks for; the MAC template's {vmid}; script arguments."""
+with what the system template asks for; script arguments."""
 
 import uuid as uuid_module
 
@@ -44,10 +44,6 @@ def test_without_serial_or_vnc_the_xml_has_neither():
     _, xml = built({"serial": False, "vnc": False, "vnc_bind": None}, disks=0, nics=0)
     domain_xml.checked(xml)
     assert "<serial" not in xml and "<graphics" not in xml and "<disk" not in xml
-
-
-def test_vm_number_is_the_names_trailing_digits():
-    assert [provision_xml.vm_number(n) for n in ("web12", "web", "a1b02")] == [12, 0, 2]
 
 
 def test_script_arguments_are_key_value_lines_a_later_one_winning():
