@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pvc import config_networks, limits
+from pvc import config_networks, config_provisioner, limits
 from pvc.config_values import (
     between,
     check_absolute_path,
@@ -275,6 +275,7 @@ SPEC: dict[str, Any] = {
         ),
     },
     "networks": config_networks.spec(Field),
+    "provisioner": config_provisioner.spec(Field),
     "logging": {
         "level": Field(str, "info", "Log level: debug, info, warning or error.", _log_level),
         "file": Field(

@@ -430,5 +430,6 @@ def info_text(record: dict[str, Any]) -> str:
             ("nics", "; ".join(_nic_text(nic) for nic in record.get("nics") or []) or None),
             *_meta_pairs(record),
             ("tags", ", ".join(record["tags"]) or None),
+            ("profile", record.get("profile")),
         ]
     )

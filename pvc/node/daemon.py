@@ -259,12 +259,13 @@ class NodeDaemon:
     def _start_jobs(self) -> None:
         """The job runner; a node that runs VMs runs its own flush and unflush jobs, a node
         with Ceph its OSD jobs."""
-        from pvc.node import flush, osd_jobs, storage_upload
+        from pvc.node import flush, osd_jobs, provision, storage_upload
         from pvc.ops.placement import Policy
 
         policy = Policy.from_config(self.config)
         kinds = flush.kinds(self.view, self.name, policy) if self.vms else {}
         kinds |= storage_upload.kinds(self.view, self.config)
+        kinds |= provision.kinds(self.view, self.config, policy)
         if self.osds:
             kinds |= osd_jobs.kinds(self.name, self.osds)
         self.jobs = JobRunner(

@@ -24,6 +24,7 @@ UUID at a time (never the same one on two workers) and take one idempotent step:
   marked domains) is marked. Deciding on "no VM" is safe: the VM is read from Zookeeper
   itself after this daemon registered (a write of this session), so any VM defined before
   its domain could have started is seen.
+- state provision (a provision task builds the VM: its volumes may not exist yet): left alone.
 - restart, shutdown (graceful, then error or forced off after `vm_shutdown_timeout`), stop and
   disable act on a VM running here.
 
@@ -332,6 +333,7 @@ class VmController:
                 self._destroy(look)
             elif reported_here:
                 self._report(uuid, "shutoff")
+        # state provision: its task builds the VM (its volumes may not exist yet): left alone
         return None
 
     # --- actions ----------------------------------------------------------------------------

@@ -5,7 +5,8 @@ its changes in ONE transaction guarded by the versions it read, so a refused or 
 leaves nothing half-written. State changes live in pvc.ops.vm_state, moves in
 pvc.ops.vm_move; placement (which node, and whether it has room) in pvc.ops.allocation.
 
-States (`state`): start, restart, shutdown, stop, disable, migrate, fail. `node` is where the
+States (`state`): start, restart, shutdown, stop, disable, migrate, fail, and provision (being
+built by `pvc provisioner create`: nothing but its task may change it). `node` is where the
 VM runs or should run; `lastnode` where it returns on `unmigrate` (empty unless migrated).
 Every answer names the VM by its real `name` and `uuid`, whichever of the two it was given by.
 A VM is given by its UUID when the text is in UUID form (pvc.zk.schema.as_uuid), by its name
@@ -32,7 +33,8 @@ from pvc.ops.placement import Policy
 from pvc.zk import schema
 from pvc.zk.handler import ZKHandler
 
-STATES = ("start", "restart", "shutdown", "stop", "disable", "migrate", "fail")
+STATES = ("start", "restart", "shutdown", "stop", "disable", "migrate", "fail", "provision")
+PROVISIONING = "provision"  # being built by a provision task (pvc.node.provision)
 RUNNING = vm_goals.RUNNING  # what a node reports for a VM that is up on it
 MIGRATION_METHODS = ("live", "shutdown", "none")
 # What a VM record holds: JSON field -> schema key.
@@ -71,6 +73,12 @@ def find(zk: ZKHandler, vm: str) -> str:
 
 def _not_found(vm: str) -> NotFound:
     return NotFound(f"VM {user_input.quoted(vm)} does not exist")
+
+
+def require_not_provisioning(name: str, state: str | None) -> None:
+    """Refuses (409) a change to a VM its provision task is still building."""
+    if state == PROVISIONING:
+        raise Conflict(f"VM '{name}' is being provisioned")
 
 
 def _lookup(zk: ZKHandler, vm: str) -> str | None:
@@ -127,12 +135,14 @@ def _records(zk: ZKHandler, uuids: list[str]) -> list[dict[str, Any]]:
 
 
 def _build_record(zk: ZKHandler, uuid: str) -> dict[str, Any] | None:
-    name, xml, *rest = zk.read_many(
-        [(key, uuid) for key in ("domain", "domain.xml", *FIELDS.values())]
+    name, xml, profile, *rest = zk.read_many(
+        [(key, uuid) for key in ("domain", "domain.xml", "domain.profile", *FIELDS.values())]
     )
     if name is None:
         return None  # removed while we read
     record = {"name": name, "uuid": uuid, **dict(zip(FIELDS, rest, strict=True))}
+    if profile:  # built by the provisioner (pvc.node.provision) from that profile
+        record["profile"] = profile
     record["volumes"] = list(vm_volumes.volumes_of(xml))
     record["lastnode"] = record["lastnode"] or ""
     record["node_limit"] = record["node_limit"] or []
@@ -259,6 +269,30 @@ def define(
     require_initialized(zk)
     spec = domain_xml.checked(xml)
     vm_volumes.require_existing(zk, spec.volumes)
+    values, expect, target = definition(
+        zk, policy, spec, xml, node=node, limit=limit, selector=selector, autostart=autostart,
+        migration_method=migration_method, tags=tags,
+    )  # fmt: skip
+    zk.write(values, expect=expect)
+    return answer(spec.uuid, spec.name, f"VM '{spec.name}' defined on {target}", node=target)
+
+
+def definition(
+    zk: ZKHandler,
+    policy: Policy,
+    spec: domain_xml.DomainSpec,
+    xml: str,
+    *,
+    node: str | None,
+    limit: list[str] | None,
+    selector: str | None,
+    autostart: bool,
+    migration_method: str,
+    tags: list[str] | None,
+) -> tuple[dict[Any, Any], dict[Any, int], str]:
+    """What defines a stopped VM from its checked XML: (values, expected versions, its node),
+    for `define` and the provisioner (pvc.node.provision), which writes it in state
+    `provision` before its volumes exist."""
     networks = network_vms.require_networks(zk, xml)
     selector = _options(limit, selector, migration_method).get("domain.node_selector")
     user_input.require_tags(tags or [])
@@ -287,8 +321,7 @@ def define(
         ("name.domain", spec.name): spec.uuid,
     }
     expect = {("name.domain", spec.name): -1, ("domain", spec.uuid): -1, **networks}
-    zk.write(values, expect=expect)
-    return answer(spec.uuid, spec.name, f"VM '{spec.name}' defined on {target}", node=target)
+    return values, expect, target
 
 
 def modify(
@@ -300,6 +333,7 @@ def modify(
     name, name_version = zk.read_versioned(("domain", uuid))
     if name is None:
         raise _not_found(vm)
+    require_not_provisioning(name, zk.read(("domain.state", uuid)))
     spec = domain_xml.checked(xml)
     if spec.uuid != uuid:
         raise InvalidInput(f"the new XML has UUID {spec.uuid}, not the VM's {uuid}")
@@ -356,6 +390,7 @@ def rename(zk: ZKHandler, vm: str, new_name: str) -> dict[str, Any]:
     if old is None:
         raise _not_found(vm)
     state, state_version = zk.read_versioned(("domain.state", uuid))
+    require_not_provisioning(old, state)
     if state not in ("stop", "disable", "fail"):
         raise Conflict(f"VM '{old}' must be stopped to be renamed (it is {state})")
     expect: dict[Any, int] = {("domain", uuid): name_version, ("domain.state", uuid): state_version}
@@ -407,6 +442,7 @@ def undefine(zk: ZKHandler, vm: str, force: bool = False) -> dict[str, Any]:
     uuid = find(zk, vm)
     name, version = zk.read_versioned(("domain", uuid))
     record = read_record(zk, uuid, vm)
+    require_not_provisioning(name, record["state"])
     if is_running(record) and not force:
         raise Conflict(f"VM '{name}' is running; stop it first or use force")
     zk.write(

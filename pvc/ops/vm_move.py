@@ -8,7 +8,7 @@ from typing import Any
 from pvc.errors import Conflict, InvalidInput
 from pvc.ops import allocation, user_input
 from pvc.ops.placement import Policy
-from pvc.ops.vm import answer, find, info, read_record
+from pvc.ops.vm import answer, find, info, read_record, require_not_provisioning
 from pvc.zk.handler import ZKHandler
 
 
@@ -66,6 +66,7 @@ def _relocate_once(
     state, version = zk.read_versioned(("domain.state", uuid))
     record = read_record(zk, uuid, vm)
     name = record["name"]
+    require_not_provisioning(name, state)
     if state == "shutdown":
         raise Conflict(f"VM '{name}' is shutting down; move it once it is stopped")
     if record["lastnode"] and not permanent and not force:

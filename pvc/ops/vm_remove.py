@@ -18,6 +18,7 @@ from pvc.zk.handler import ZKHandler
 def remove_with_disks(zk: ZKHandler, config: Config, name: str) -> dict[str, Any]:
     uuid = vm.find(zk, name)
     record = vm.read_record(zk, uuid, name)
+    vm.require_not_provisioning(record["name"], record["state"])
     if vm.is_running(record):
         raise Conflict(f"VM '{record['name']}' is running; stop it before deleting its disks")
     volumes = vm_volumes.volumes_of(zk.read(("domain.xml", uuid)))

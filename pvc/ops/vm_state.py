@@ -13,7 +13,7 @@ from typing import Any
 from pvc.errors import ConcurrentChange, Conflict, InvalidInput, PvcError
 from pvc.ops import allocation, vm_goals
 from pvc.ops.placement import Policy
-from pvc.ops.vm import answer, find, identify, read_record
+from pvc.ops.vm import answer, find, identify, read_record, require_not_provisioning
 from pvc.zk.handler import ZKHandler
 
 # How answers describe a VM that already is where a verb would take it.
@@ -58,6 +58,7 @@ def _set_state(
     """
     uuid, name = identify(zk, vm)
     current, version = zk.read_versioned(("domain.state", uuid))
+    require_not_provisioning(name, current)
     if current in (noop_from or (state,)):
         return uuid, name, current
     if allowed_from is not None and current not in allowed_from:
@@ -85,6 +86,7 @@ def _start(zk: ZKHandler, policy: Policy, uuid: str, vm: str, force: bool) -> di
     state, version = zk.read_versioned(("domain.state", uuid))
     record = read_record(zk, uuid, vm)
     name = record["name"]
+    require_not_provisioning(name, state)
     if state == "disable" and not force:
         raise Conflict(f"VM '{name}' is disabled; use force to start it anyway")
     if state in ("start", "restart", "migrate"):

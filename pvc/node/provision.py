@@ -1,0 +1,346 @@
+"""The `provision` job kind: builds a VM from a profile (pvc.ops.provision), on a node that
+reaches Ceph.
+
+Steps, each reported (Job.step) and each a point where a cancel is honoured:
+1 verify: the plan again (the records as they are now), the pools' room, the filesystems'
+  mkfs on this node, the install script parses and defines its class;
+2 build the XML (pvc.ops.provision_xml): a new UUID, the NICs' MACs (template or random, none
+  in use), the RBD disks;
+3 define the VM in state `provision` (the node controllers leave it alone; user verbs are
+  refused), with its profile, placed and its memory allocated as a start would;
+4 create the volumes (pvc.ops.storage_volume: new ones, or full copies of a source grown to
+  the disk's size), so their records land in Zookeeper;
+5 run the install script (pvc.node.install_runner) when the profile has one or a disk has a
+  filesystem to prepare; the XML its create() returns replaces pvc's (checked as a define
+  checks it);
+6 start: state `start` (or `stop` with --no-start or --define-only, which skips step 5), the
+  final XML, and the job's end, in ONE transaction guarded by the VM's state version.
+
+What it makes is written to the job record (`made`: {vm, volumes}) BEFORE it is made (a VM's
+UUID is new; a volume's name was checked free under its pool's lock), and taken off when an
+attempt to make it failed. A failure or a cancel undoes what was made (the VM record first: a
+volume a VM in `provision` uses counts as in use) and fails with the step and the reason. A
+job handed back after its runner stopped or died is never resumed: its next run (a second
+attempt: the claim clears `interrupted` but counts `attempts`) removes what `made` lists and
+fails, saying so.
+"""
+
+import contextlib
+import logging
+import re
+import shutil
+import time
+import uuid as uuid_module
+from typing import Any
+
+from pvc.config import Config
+from pvc.drivers import rbd_locks
+from pvc.errors import Conflict, NotFound, PvcError
+from pvc.node.jobs import Job, JobCancelled, JobInterrupted
+from pvc.ops import (
+    allocation,
+    domain_xml,
+    network_vms,
+    provision_xml,
+    storage_ceph,
+    storage_volume,
+    vm_volumes,
+)
+from pvc.ops import provision as provision_ops
+from pvc.ops import vm as vm_ops
+from pvc.ops.placement import Policy
+from pvc.ops.provision import Plan
+from pvc.ops.sizes import format_size
+from pvc.ops.storage_upload import WATCH_EXPIRY
+from pvc.zk.store import Store
+
+log = logging.getLogger("pvc.node.provision")
+STEPS = ("verify", "build the XML", "define the VM", "create volumes", "run the install script",
+         "start")  # fmt: skip
+TOTAL = len(STEPS)
+SCRIPT_TIMEOUT = 3600.0  # seconds an install script may take, all phases
+_FILESYSTEM = re.compile(r"[a-z0-9]{1,16}")
+
+
+class StepFailed(PvcError):
+    """A step failed: its number and name lead the message."""
+
+
+class Provision:
+    name = "provision"
+
+    def __init__(self, view: Store, config: Config, policy: Policy):
+        self.view = view
+        self.config = config
+        self.policy = policy
+
+    def run(self, job: Job) -> Any:
+        if job.record["attempts"] > 1:  # handed back: its runner stopped or died
+            left = Build(self, job).undo(job.record.get("made") or {})
+            raise PvcError(
+                f"provisioning VM '{job.args['name']}' stopped half way (its runner stopped "
+                f"or died while it ran); {_removed(job.record.get('made'), left)}"
+            )
+        return Build(self, job).run()
+
+
+def _removed(made: dict[str, Any] | None, left: list[str]) -> str:
+    made = made or {}
+    what = [f"VM {made['vm']}"] if made.get("vm") else []
+    what += [f"volume {v}" for v in made.get("volumes") or []]
+    if left:
+        return f"NOT removed (remove them by hand): {', '.join(left)}"
+    return f"removed what it made: {', '.join(what)}" if what else "it had made nothing"
+
+
+class Build:
+    """One run of a provision job: its steps and its undo."""
+
+    def __init__(self, kind: Provision, job: Job):
+        self.view = kind.view
+        self.config = kind.config
+        self.policy = kind.policy
+        self.job = job
+        self.args = job.args
+        self.made: dict[str, Any] = {"vm": None, "volumes": []}
+
+    # --- the steps ----------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        try:
+            found = self._step(1, self._verify)
+            uuid, xml, nics = self._step(2, self._build_xml, found)
+            node = self._step(3, self._define, found, uuid, xml)
+            self._step(4, self._create_volumes, found)
+            if self.args["define_only"]:
+                self.job.step(5, TOTAL, "run the install script: skipped (define only)")
+            else:
+                xml = self._step(5, self._install, found, uuid, xml, nics)
+            return self._step(6, self._finish, found, uuid, xml, node)
+        except BaseException as exc:
+            left = self.undo(self.made)
+            self.made = {"vm": None, "volumes": []}
+            self.job.record = self.job.record | {"made": self.made}
+            if left and isinstance(exc, PvcError):
+                left_text = ", ".join(left)
+                raise PvcError(
+                    f"{exc.message}; NOT removed (remove by hand): {left_text}"
+                ) from None
+            raise
+
+    def _step(self, number: int, action: Any, *args: Any) -> Any:
+        self.job.step(number, TOTAL, STEPS[number - 1])
+        try:
+            return action(*args)
+        except (JobCancelled, JobInterrupted):
+            raise
+        except PvcError as exc:
+            raise StepFailed(
+                f"step {number}/{TOTAL} ({STEPS[number - 1]}): {exc.message}"
+            ) from None
+
+    def _record(self, message: str, current: int) -> None:
+        """Writes `made` into the job record (before the thing is made)."""
+        self.job.record = self.job.record | {"made": self.made}
+        self.job.step(current, TOTAL, message)
+
+    def _verify(self) -> Plan:
+        found = provision_ops.plan(
+            self.view, self.args["name"], self.args["profile"], self.args["arguments"]
+        )
+        provision_ops.check_room(self.view, self.config, found)
+        for disk in found.disks:
+            filesystem = disk["filesystem"]
+            if filesystem and not (_FILESYSTEM.fullmatch(filesystem)
+                                   and shutil.which(f"mkfs.{filesystem}")):  # fmt: skip
+                raise PvcError(
+                    f"disk {disk['disk_id']}: filesystem {filesystem!r} is unknown here "
+                    f"(no mkfs.{filesystem} on {self.config.node_name})"
+                )
+        if found.script is not None:
+            provision_ops.require_script_class(*found.script)
+        return found
+
+    def _build_xml(self, found: Plan) -> tuple[str, str, list[provision_xml.Nic]]:
+        uuid = str(uuid_module.uuid4())
+        taken = set(provision_xml.macs_in_use(self.view))
+        macs = list(found.template_macs)
+        while len(macs) < len(found.networks):
+            macs.append(provision_xml.random_mac(taken | set(macs)))
+        nics = [provision_xml.Nic(vni, mac) for vni, mac in zip(found.networks, macs, strict=True)]
+        provision_xml.require_free_macs(self.view, nics)
+        disks = [provision_xml.Disk(d["disk_id"], d["pool"], d["volume"]) for d in found.disks]
+        directory = self.config.get("provisioner.console_log_directory")
+        xml = provision_xml.build(
+            name=found.name, uuid=uuid, vcpus=found.vcpus, memory=found.memory, disks=disks,
+            nics=nics, system=found.system, domain_type=self.config.get("provisioner.domain_type"),
+            console_log=f"{directory}/{uuid}.log",
+            description=f"provisioned by pvc from profile {found.profile}",
+        )  # fmt: skip
+        return uuid, xml, nics
+
+    def _define(self, found: Plan, uuid: str, xml: str) -> str:
+        spec = domain_xml.checked(xml)
+        system = found.system
+        values, expect, node = vm_ops.definition(
+            self.view, self.policy, spec, xml, node=None,
+            limit=list(system.get("node_limit") or []) or None,
+            selector=system.get("node_selector"), autostart=bool(system.get("node_autostart")),
+            migration_method=system.get("migration_method") or "live", tags=None,
+        )  # fmt: skip
+        values[("domain.state", uuid)] = vm_ops.PROVISIONING
+        values[("domain.profile", uuid)] = found.profile
+        self.made["vm"] = uuid
+        self._record(f"{STEPS[2]}: {found.name} ({uuid}) on {node}", 3)
+        try:
+            allocation.allocate(self.view, node, values, expect,
+                                lambda claim: claim.check(self.policy, spec.memory))  # fmt: skip
+        except BaseException:
+            self.made["vm"] = None
+            raise
+        return node
+
+    def _create_volumes(self, found: Plan) -> None:
+        for disk in found.disks:
+            pool, volume, size = disk["pool"], disk["volume"], disk["size"]
+            label = f"{pool}/{volume}"
+            self.made["volumes"].append(label)
+            self._record(f"{STEPS[3]}: {label}", 4)
+            try:
+                if disk["source_volume"]:
+                    storage_volume.clone(
+                        self.view, self.config, pool, disk["source_volume"], volume
+                    )
+                else:
+                    storage_volume.add(self.view, self.config, pool, volume, f"{size}B")
+            except BaseException:
+                self.made["volumes"].remove(label)  # its own undo removed it, or not ours
+                raise
+            stats = self.view.read(("volume.stats", pool, volume)) or {}
+            if disk["source_volume"] and size > int(stats.get("size") or 0):
+                storage_volume.resize(self.view, self.config, pool, volume, f"{size}B")
+
+    def _install(self, found: Plan, uuid: str, xml: str, nics: list[provision_xml.Nic]) -> str:
+        if found.script is None and not any(d["filesystem"] for d in found.disks):
+            return xml
+        from pvc.node import install_runner
+
+        name, text = found.script or ("(base)", provision_ops.BASE_SCRIPT)
+        context = {
+            "vm_name": found.name, "vm_uuid": uuid, "profile": found.profile,
+            "arguments": found.arguments, "disks": found.disks, "xml": xml,
+            "networks": [{"vni": n.vni, "mac": n.mac, "bridge": n.bridge} for n in nics],
+        }  # fmt: skip
+        new_xml = install_runner.run(
+            name, text, context, self.config, self._on_phase, self._cancelled, SCRIPT_TIMEOUT
+        )
+        self.job.check()  # a cancel that stopped the script ends the job cancelled
+        if new_xml == xml:
+            return xml
+        spec = domain_xml.checked(new_xml)
+        if (spec.name, spec.uuid) != (found.name, uuid):
+            raise PvcError(
+                f"install script '{name}': create() returned the XML of '{spec.name}' "
+                f"({spec.uuid}), not of '{found.name}' ({uuid})"
+            )
+        vm_volumes.require_existing(self.view, spec.volumes)
+        network_vms.require_networks(self.view, new_xml)
+        return new_xml
+
+    def _on_phase(self, phase: str) -> None:
+        with contextlib.suppress(JobCancelled, JobInterrupted):  # `_cancelled` tells the runner
+            self.job.step(5, TOTAL, f"{STEPS[4]}: {phase}")
+
+    def _cancelled(self) -> bool:
+        try:
+            self.job.check()
+        except (JobCancelled, JobInterrupted):
+            return True
+        return False
+
+    def _finish(self, found: Plan, uuid: str, xml: str, node: str) -> dict[str, Any]:
+        """Step 6: the VM's final state and XML and the job's end, in one transaction."""
+        state, version = self.view.read_versioned(("domain.state", uuid))
+        if state != vm_ops.PROVISIONING:
+            raise PvcError(f"VM '{found.name}' left state provision meanwhile (now {state})")
+        off = self.args["define_only"] or not self.args["start"]
+        final = "stop" if off else "start"
+        spec = domain_xml.parse(xml)
+        values = {
+            ("domain.state", uuid): final,
+            ("domain.xml", uuid): xml,
+            ("domain.memory", uuid): spec.memory,
+            ("domain.vcpus", uuid): spec.vcpus,
+        }
+        volumes = [d["pool"] + "/" + d["volume"] for d in found.disks]
+        size = sum(d["size"] for d in found.disks)
+        how = "defined, stopped" if off else f"starting on {node}"
+        result = {"name": found.name, "uuid": uuid, "node": node, "state": final,
+                  "volumes": volumes,
+                  "message": f"VM '{found.name}' {how} ({len(volumes)} volume(s), "
+                             f"{format_size(size)})"}  # fmt: skip
+        # the record ends listing nothing; self.made stays for the undo if this write fails
+        self.job.record = self.job.record | {"made": {"vm": None, "volumes": []}}
+        self.job.done(result, also=values, expect={("domain.state", uuid): version})
+        return result
+
+    # --- undo ---------------------------------------------------------------------------------
+
+    def undo(self, made: dict[str, Any]) -> list[str]:
+        """Removes what `made` lists (the VM first); what could not be removed, named."""
+        left = []
+        uuid = made.get("vm")
+        if uuid:
+            try:
+                self._remove_vm(uuid)
+            except PvcError as exc:
+                left.append(f"VM {uuid} ({exc.message})")
+        for label in reversed(made.get("volumes") or []):
+            pool, _, volume = label.partition("/")
+            try:
+                self._remove_volume(pool, volume)
+            except PvcError as exc:
+                left.append(f"volume {label} ({exc.message})")
+        return left
+
+    def _remove_vm(self, uuid: str) -> None:
+        """Removes the VM's record if it is still being provisioned (a VM a finished job left
+        is the user's)."""
+        self.view.catch_up()
+        name, (state, version) = (
+            self.view.read(("domain", uuid)),
+            self.view.read_versioned(("domain.state", uuid)),
+        )
+        if name is None or state != vm_ops.PROVISIONING:
+            return
+        delete = [("domain", uuid), ("name.domain", name)]
+        self.view.write({}, delete=delete, expect={("domain.state", uuid): version})
+        log.info("provision of %s: VM record %s removed", name, uuid)
+
+    def _remove_volume(self, pool: str, volume: str) -> None:
+        """Removes a volume this job made: its image (a dead runner's lock on it broken
+        first; while Ceph says it is busy, as a killed copy's watch lasts until the OSDs time
+        it out, again, up to WATCH_EXPIRY) and its records, whichever of them exist."""
+        storage_ceph.undo(rbd_locks.break_locks, storage_ceph.connection(self.config), pool,
+                          volume)  # fmt: skip
+        deadline = time.monotonic() + WATCH_EXPIRY
+        while True:
+            try:
+                if self.view.exists(("volume", pool, volume)):
+                    storage_volume.remove(self.view, self.config, pool, volume, force=True)
+                else:  # a copy its runner died in: an image without records
+                    with storage_ceph.refusals(storage_volume.label(pool, volume)):
+                        storage_ceph.images(self.config).remove(pool, volume)
+                log.info("provision: volume %s/%s removed", pool, volume)
+                return
+            except NotFound:
+                return
+            except Conflict:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(1.0)
+
+
+def kinds(view: Store, config: Config, policy: Policy) -> dict[str, Any]:
+    """The provision kind, on a node that reaches Ceph."""
+    return {Provision.name: Provision(view, config, policy)} if config.get("ceph.enabled") else {}
