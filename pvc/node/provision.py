@@ -42,6 +42,7 @@ from pvc.ops import (
     domain_xml,
     network_vms,
     provision_xml,
+    provisioner_records,
     storage_ceph,
     storage_volume,
     vm_volumes,
@@ -158,7 +159,7 @@ class Build:
                     f"(no mkfs.{filesystem} on {self.config.node_name})"
                 )
         if found.script is not None:
-            provision_ops.require_script_class(*found.script)
+            provisioner_records.check_script(*found.script)
         return found
 
     def _build_xml(self, found: Plan) -> tuple[str, str, list[provision_xml.Nic]]:

@@ -14,25 +14,26 @@ size), its networks (VNIs in NIC order), MACs from the network template's mac_te
 install script, and the script's arguments (the profile's, overridden by the request's).
 """
 
-import ast
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from pvc.config import Config
 from pvc.errors import Conflict, InvalidInput, NotFound
-from pvc.ops import jobs, network_records, provision_xml, storage_ceph, user_input
+from pvc.ops import (
+    jobs,
+    network_records,
+    provision_xml,
+    provisioner_records,
+    storage_ceph,
+    user_input,
+)
 from pvc.ops import provisioner_store as records
 from pvc.ops.cluster import require_initialized
 from pvc.zk import schema
 from pvc.zk.store import Store
 
-ARGUMENT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
-ARGUMENTS_MAX = 64
-ARGUMENT_VALUE_MAX = 1024
-SCRIPT_CLASS = "VMBuilderScript"
 # What a VM built without a script but with filesystems to prepare runs (pvc.node.install_runner)
-BASE_SCRIPT = f"class {SCRIPT_CLASS}(VMBuilder):\n    pass\n"
+BASE_SCRIPT = f"class {provisioner_records.SCRIPT_CLASS}(VMBuilder):\n    pass\n"
 # A system template's fields for an ova profile without one (vCPUs and memory: the OVA's).
 OVA_SYSTEM = {
     "serial": True,
@@ -93,7 +94,7 @@ def create(
 ) -> dict[str, Any]:
     """Checks the request and queues the job that builds the VM: {"message", "task"}."""
     require_initialized(store)
-    arguments = require_arguments(arguments or {})
+    arguments = provisioner_records.require_arguments(arguments or {})
     runner = _require_runner(store, runner)
     found = plan(store, name, profile, arguments)
     for job in jobs.list_jobs(store, kind="provision"):
@@ -106,33 +107,6 @@ def create(
     store.write(values)
     return {"message": f"provisioning VM '{name}' from profile '{profile}' (task {task})",
             "task": task}  # fmt: skip
-
-
-def parse_arguments(items: list[str]) -> dict[str, str]:
-    """`k=v` texts (a later one wins) as a dict; InvalidInput naming one without '='."""
-    found = {}
-    for item in items:
-        key, equals, value = item.partition("=")
-        if not equals:
-            raise InvalidInput(f"argument {user_input.quoted(item)} is not key=value")
-        found[key.strip()] = value
-    return require_arguments(found)
-
-
-def require_arguments(arguments: dict[str, str]) -> dict[str, str]:
-    if len(arguments) > ARGUMENTS_MAX:
-        raise InvalidInput(f"at most {ARGUMENTS_MAX} script arguments ({len(arguments)} given)")
-    for key, value in arguments.items():
-        if not ARGUMENT_NAME.fullmatch(key):
-            raise InvalidInput(
-                f"invalid argument name {user_input.quoted(key)}: a Python identifier "
-                "(letters, digits, '_'; not starting with a digit), at most 63 characters"
-            )
-        if not isinstance(value, str) or len(value) > ARGUMENT_VALUE_MAX or "\n" in value:
-            raise InvalidInput(
-                f"argument '{key}': one line of at most {ARGUMENT_VALUE_MAX} characters"
-            )
-    return arguments
 
 
 def _require_runner(store: Store, runner: str | None) -> str:
@@ -242,15 +216,3 @@ def _check_disk(store: Store, disk: dict[str, Any]) -> None:
     elif disk["size"] <= 0:
         raise InvalidInput(f"disk {disk['disk_id']} has neither a size nor a source volume")
     storage_ceph.require_no_volume(store, pool, volume)
-
-
-def require_script_class(name: str, text: str) -> None:
-    """Refuses a script that does not parse or defines no VMBuilderScript class."""
-    try:
-        tree = ast.parse(text, filename=f"install script '{name}'")
-    except SyntaxError as exc:
-        raise InvalidInput(
-            f"install script '{name}' does not parse: {exc.msg} (line {exc.lineno})"
-        ) from None
-    if not any(isinstance(n, ast.ClassDef) and n.name == SCRIPT_CLASS for n in tree.body):
-        raise InvalidInput(f"install script '{name}' defines no class {SCRIPT_CLASS}")

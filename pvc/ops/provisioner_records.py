@@ -136,27 +136,42 @@ def list_texts(store: Store, kind: str, limit: str | None = None) -> list[dict[s
 
 
 def parse_arguments(pairs: list[str]) -> dict[str, str]:
-    """Script arguments from "key=value" pairs: a key is a Python identifier (ASCII), given
-    once; a value is one line of at most ARGUMENT_MAX characters."""
+    """Script arguments from "key=value" pairs, each key once (see require_arguments)."""
     if len(pairs) > ARGUMENTS_MAX:
         raise InvalidInput(f"a profile has at most {ARGUMENTS_MAX} script arguments")
     arguments: dict[str, str] = {}
     for pair in pairs:
         key, equals, value = pair.partition("=")
-        if not equals or not key.isidentifier() or not key.isascii():
-            raise InvalidInput(
-                f"invalid script argument {user_input.quoted(pair)}: give key=value, the key "
-                "letters, digits and '_', not starting with a digit"
-            )
+        if not equals:
+            raise InvalidInput(f"invalid script argument {user_input.quoted(pair)}: give key=value")
         if key in arguments:
             raise InvalidInput(f"script argument '{key}' is given more than once")
-        if len(value) > ARGUMENT_MAX or _CONTROL.search(value) or "\n" in value or "\r" in value:
+        arguments[key] = value
+    return require_arguments(arguments)
+
+
+def require_arguments(arguments: dict[str, Any]) -> dict[str, str]:
+    """`arguments` if each key is a Python identifier (ASCII) and each value one line of at
+    most ARGUMENT_MAX characters; a profile's, and a create's overriding them."""
+    if len(arguments) > ARGUMENTS_MAX:
+        raise InvalidInput(f"a profile has at most {ARGUMENTS_MAX} script arguments")
+    for key, value in arguments.items():
+        if not isinstance(key, str) or not key.isidentifier() or not key.isascii():
+            raise InvalidInput(
+                f"invalid script argument {user_input.quoted(f'{key}={value}')}: give "
+                "key=value, the key letters, digits and '_', not starting with a digit"
+            )
+        if not isinstance(value, str) or len(value) > ARGUMENT_MAX or _not_one_line(value):
             raise InvalidInput(
                 f"script argument '{key}': its value must be one line of at most "
                 f"{ARGUMENT_MAX} characters, without control characters"
             )
-        arguments[key] = value
     return arguments
+
+
+def _not_one_line(value: str) -> bool:
+    """True when `value` holds a control character or a line break."""
+    return bool(_CONTROL.search(value)) or "\n" in value or "\r" in value
 
 
 def _profile(name: str, current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:

@@ -122,7 +122,7 @@ def test_an_ova_profile_copies_the_ovas_volumes_with_its_sizes(rig, pvc, ceph_se
     ("profile", "error"),
     [
         ("fs", "step 1/6 (verify): disk vda: filesystem 'nosuchfs' is unknown here"),
-        ("noclass", "step 1/6 (verify): install script 'noclass' defines no class VMBuilderScript"),
+        ("noclass", "step 1/6 (verify): script 'noclass' does not define class VMBuilderScript"),
         ("bigmem", "step 3/6 (define the VM): refused: "),
         ("ghost", f"step 4/6 (create volumes): '{POOL}/ghost' or volume '{POOL}/badghost_vdb'"),
     ],

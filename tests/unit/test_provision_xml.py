@@ -3,11 +3,7 @@ with what the system template asks for; script arguments."""
 
 import uuid as uuid_module
 
-import pytest
-
-from pvc.errors import InvalidInput
 from pvc.ops import domain_xml, provision_xml, rbd_disks
-from pvc.ops.provision import parse_arguments
 
 SYSTEM = {"serial": True, "vnc": True, "vnc_bind": "0.0.0.0"}
 
@@ -44,11 +40,3 @@ def test_without_serial_or_vnc_the_xml_has_neither():
     _, xml = built({"serial": False, "vnc": False, "vnc_bind": None}, disks=0, nics=0)
     domain_xml.checked(xml)
     assert "<serial" not in xml and "<graphics" not in xml and "<disk" not in xml
-
-
-def test_script_arguments_are_key_value_lines_a_later_one_winning():
-    assert parse_arguments(["a=1", "b=x=y", "a=2"]) == {"a": "2", "b": "x=y"}
-    for bad, why in ((["novalue"], "not key=value"), (["1a=2"], "invalid argument name"),
-                     (["a=" + "x" * 2000], "one line of at most")):  # fmt: skip
-        with pytest.raises(InvalidInput, match=why):
-            parse_arguments(bad)

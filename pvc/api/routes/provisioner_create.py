@@ -6,9 +6,9 @@ from typing import Any
 from pvc.api.app import Context, endpoint
 from pvc.api.openapi import record
 from pvc.api.params import Param, name_param
-from pvc.ops import provision
+from pvc.ops import provision, provisioner_records
 
-ARG_MAX_LENGTH = provision.ARGUMENTS_MAX * (provision.ARGUMENT_VALUE_MAX + 65)
+ARG_MAX_LENGTH = provisioner_records.ARGUMENTS_MAX * (provisioner_records.ARGUMENT_MAX + 65)
 
 
 @endpoint(
@@ -54,7 +54,9 @@ def post_create(
     arg: str | None,
     runner: str | None,
 ) -> tuple[int, dict[str, Any]]:
-    arguments = provision.parse_arguments([line for line in (arg or "").splitlines() if line])
+    arguments = provisioner_records.parse_arguments(
+        [line for line in (arg or "").splitlines() if line]
+    )
     answer = provision.create(
         ctx.zk, ctx.config, name, profile, define_only=define_only, start=start,
         arguments=arguments, runner=runner,
