@@ -17,7 +17,7 @@
   pvc provisioner template network list [<limit>] [--format FORMAT]
   pvc provisioner template storage add <name>
   pvc provisioner template storage disk add <name> <disk_id> --pool P
-      (--size S | --source-volume V) [--filesystem FS] [--fsarg ARG]... [--mountpoint M]
+      [--size S] [--source-volume V] [--filesystem FS] [--fsarg ARG]... [--mountpoint M]
   pvc provisioner template storage disk remove <name> <disk_id>
   pvc provisioner template storage remove <name> [--yes]
   pvc provisioner template storage info <name> [--format FORMAT]
@@ -53,7 +53,8 @@ Options:
   --vni VNI                   a network, by VNI (repeat for more NICs, in order)
   --pool P                    the pool of the disk's volume
   --size S                    a new volume of size S: a number and a binary unit, e.g. 10G
-  --source-volume V           a clone of volume V of the pool
+                              (with --source-volume: the copy is grown to S)
+  --source-volume V           a copy of volume V of the pool
   --filesystem FS             make a filesystem: ext2, ext3, ext4, xfs, vfat or btrfs
   --fsarg ARG                 an argument for mkfs (repeat for more)
   --mountpoint M              where the install script finds the disk mounted, e.g. /

@@ -135,6 +135,9 @@ def list_texts(store: Store, kind: str, limit: str | None = None) -> list[dict[s
     ]
 
 
+KEY_VALUE = "give key=value, the key letters, digits and '_', not starting with a digit"
+
+
 def parse_arguments(pairs: list[str]) -> dict[str, str]:
     """Script arguments from "key=value" pairs, each key once (see require_arguments)."""
     if len(pairs) > ARGUMENTS_MAX:
@@ -143,7 +146,7 @@ def parse_arguments(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, equals, value = pair.partition("=")
         if not equals:
-            raise InvalidInput(f"invalid script argument {user_input.quoted(pair)}: give key=value")
+            raise InvalidInput(f"invalid script argument {user_input.quoted(pair)}: {KEY_VALUE}")
         if key in arguments:
             raise InvalidInput(f"script argument '{key}' is given more than once")
         arguments[key] = value
@@ -158,8 +161,7 @@ def require_arguments(arguments: dict[str, Any]) -> dict[str, str]:
     for key, value in arguments.items():
         if not isinstance(key, str) or not key.isidentifier() or not key.isascii():
             raise InvalidInput(
-                f"invalid script argument {user_input.quoted(f'{key}={value}')}: give "
-                "key=value, the key letters, digits and '_', not starting with a digit"
+                f"invalid script argument {user_input.quoted(f'{key}={value}')}: {KEY_VALUE}"
             )
         if not isinstance(value, str) or len(value) > ARGUMENT_MAX or _not_one_line(value):
             raise InvalidInput(

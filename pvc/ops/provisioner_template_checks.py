@@ -9,7 +9,8 @@ the rule. The rules, and why:
 - vnc_bind an IP address (VNC_BIND_PATTERN, stated in the OpenAPI document too): libvirt's
   VNC listen address; a host name would resolve differently on each node.
 - A disk is vd[a-z] (the virtio target it becomes, so at most 26), once per template; it has a
-  size (a size with a unit) or a source volume to clone, not both; a filesystem from
+  size (a size with a unit) or a source volume to copy, or both (the copy grown to the size:
+  a base image's root disk made larger); a filesystem from
   FILESYSTEMS (whether its mkfs is installed is checked when a VM is created, on the node that
   builds it); filesystem arguments only with a filesystem; a mountpoint (where the install
   script finds it) only where there is a filesystem to mount (a new one, or the clone's), an
@@ -266,10 +267,9 @@ def disk_record(
     """One disk of a storage template, every field checked (see the module's docstring)."""
     disk_id = require_disk_id(disk_id)
     user_input.require_name(pool, "pool name")
-    if (size is None) == (source_volume is None):
-        both = ", not both" if size is not None else ""
+    if size is None and source_volume is None:
         raise InvalidInput(
-            f"disk {disk_id}: give a size (a new volume) or a source volume (a clone){both}"
+            f"disk {disk_id}: give a size (a new volume) or a source volume (a clone)"
         )
     if source_volume is not None:
         user_input.require_name(source_volume, "source volume name")

@@ -136,8 +136,8 @@ def test_a_template_a_profile_uses_is_kept(pvc, zk):
          "pvc: invalid arguments for 'pvc provisioner template'; see "
          "'pvc provisioner template --help'"),
         (("system", "info", "a b"), 1,
-         "pvc: invalid template 'a b': letters, digits, '.', '-' and '_', starting with a letter "
-         "or digit; at most 63 characters; not in the form of a UUID"),
+         "pvc: invalid template name 'a b': letters, digits, '.', '-' and '_', starting with a "
+         "letter or digit; at most 63 characters; not in the form of a UUID"),
         (("network", "add", "x", "--mac-template", "{prefix}:{vm}:00:00"), 1,
          "pvc: invalid MAC template '{prefix}:{vm}:00:00': unknown placeholder '{vm}' (use "
          "{prefix}, {vmid} or {netid}, as they are)"),
@@ -147,13 +147,8 @@ def test_a_template_a_profile_uses_is_kept(pvc, zk):
          "pvc: --vni must be a whole number, not 'ten'"),
         (("network", "vni", "add", "nosuch", "100"), 1,
          "pvc: network template 'nosuch' does not exist"),
-        (("storage", "disk", "add", "web", "vda", "--pool", "vms"), 2,
-         "pvc: invalid arguments for 'pvc provisioner template'; see "
-         "'pvc provisioner template --help'"),
-        (("storage", "disk", "add", "web", "vda", "--pool", "vms", "--size", "1G",
-          "--source-volume", "v"), 2,
-         "pvc: invalid arguments for 'pvc provisioner template'; see "
-         "'pvc provisioner template --help'"),
+        (("storage", "disk", "add", "web", "vda", "--pool", "vms"), 1,
+         "pvc: disk vda: give a size (a new volume) or a source volume (a clone)"),
         (("storage", "disk", "add", "web", "vda", "--pool", "vms", "--size", "1G",
           "--filesystem", "ext4", "--fsarg", "-L my"), 2,
          "pvc: --fsarg '-L my': one argument for mkfs, without spaces"),

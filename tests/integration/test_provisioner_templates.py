@@ -243,7 +243,6 @@ def test_storage_templates_hold_disks_in_target_order(store):
         ("sda", {"size": "1G"}, "invalid disk id 'sda': vd and a letter"),
         ("vdaa", {"size": "1G"}, "invalid disk id 'vdaa'"),
         ("vdb", {}, "disk vdb: give a size (a new volume) or a source volume (a clone)"),
-        ("vdb", {"size": "1G", "source_volume": "base"}, "or a source volume (a clone), not both"),
         ("vdb", {"size": "10"}, "invalid size '10': give a whole number and a unit"),
         ("vdb", {"size": "0G"}, "a size must be more than zero"),
         ("vdb", {"source_volume": "a/b"}, "invalid source volume name 'a/b'"),

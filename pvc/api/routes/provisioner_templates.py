@@ -278,7 +278,7 @@ def get_disks(ctx: Context, template: str) -> list[dict[str, Any]]:
 @endpoint(
     "POST",
     f"{BASE}/storage/<template>/disk",
-    summary="Add a disk to a storage template: a new volume (size) or a clone (source_volume)",
+    summary="Add a disk to a storage template: a new volume (size) or a copy (source_volume)",
     tags=TAGS,
     params=(
         Param(
@@ -294,7 +294,7 @@ def get_disks(ctx: Context, template: str) -> list[dict[str, Any]]:
         name_param("pool", "The pool of its volume", "pool name", required=True),
         size_param(required=False),
         name_param(
-            "source_volume", "A volume of the pool to clone (instead of a size)", "volume name"
+            "source_volume", "A volume of the pool to copy (grown to size, if given)", "volume name"
         ),
         Param("filesystem", str, "A filesystem to make on it", choices=checks.FILESYSTEMS),
         Param(
@@ -318,7 +318,7 @@ def get_disks(ctx: Context, template: str) -> list[dict[str, Any]]:
         ),
     ),
     responses={
-        400: "Bad parameter, a size and a source volume (or neither), filesystem arguments or "
+        400: "Bad parameter, neither a size nor a source volume, filesystem arguments or "
         "a mountpoint without a filesystem",
         404: NOT_FOUND,
         409: "The disk or the mountpoint is in the template already, or it changed meanwhile",
