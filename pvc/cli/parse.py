@@ -1,5 +1,6 @@
 """Docopt for the group modules: `--help` prints the group's usage, bad usage is one line."""
 
+import importlib
 from typing import Any
 
 from pvc.errors import UsageError
@@ -22,3 +23,12 @@ def parse(doc: str, args: list[str], group: str, name: str | None = None) -> dic
         raise UsageError(
             f"invalid arguments for 'pvc {name}'{reason}; see 'pvc {name} --help'"
         ) from None
+
+
+def dispatch(doc: str, args: list[str], options: Any, group: str, subgroups: dict[str, str]) -> int:
+    """For a group made only of subgroups: hands `pvc <group> <subgroup> ...` to the
+    subgroup's module (each has its own usage); anything else gets the group's usage."""
+    if args and args[0] in subgroups:
+        return importlib.import_module(subgroups[args[0]]).main(args, options)
+    parse(doc, args, group)  # prints the usage, or the error for a wrong command
+    return 2

@@ -19,10 +19,9 @@ Options:
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
-from pvc.cli.parse import parse
+from pvc.cli.parse import dispatch
 
 if TYPE_CHECKING:
     from pvc.__main__ import Globals
@@ -37,8 +36,4 @@ SUBGROUPS = {
 
 
 def main(args: list[str], options: Globals) -> int:
-    """Hands `pvc storage <subgroup> ...` to the subgroup's module (each has its own usage)."""
-    if args and args[0] in SUBGROUPS:
-        return importlib.import_module(SUBGROUPS[args[0]]).main(args, options)
-    parse(__doc__, args, "storage")  # prints the usage, or the error for a wrong command
-    return 2
+    return dispatch(__doc__, args, options, "storage", SUBGROUPS)

@@ -24,6 +24,7 @@ from pvc.ops import (
     network_records,
     provision_xml,
     provisioner_records,
+    provisioner_templates,
     storage_ceph,
     user_input,
 )
@@ -35,15 +36,7 @@ from pvc.zk.store import Store
 # What a VM built without a script but with filesystems to prepare runs (pvc.node.install_runner)
 BASE_SCRIPT = f"class {provisioner_records.SCRIPT_CLASS}(VMBuilder):\n    pass\n"
 # A system template's fields for an ova profile without one (vCPUs and memory: the OVA's).
-OVA_SYSTEM = {
-    "serial": True,
-    "vnc": False,
-    "vnc_bind": None,
-    "node_limit": [],
-    "node_selector": None,
-    "node_autostart": False,
-    "migration_method": "live",
-}
+OVA_SYSTEM = provisioner_templates.SYSTEM_DEFAULTS | {"serial": True}
 
 
 @dataclass
