@@ -39,10 +39,10 @@ _BANNER = re.compile(r"^\S+ \d+\.\d+(\.\d+)* \(")  # "mke2fs 1.47.0 (5-Feb-2023)
 _FILESYSTEM_NAME = re.compile(r"^[a-z0-9]{1,16}$")
 
 
-def _run(command: list[str], timeout: float) -> str:
+def _run(command: list[str], timeout: float, cwd: str | None = None) -> str:
     """Runs a tool; its stdout, or PvcError with its complaint (see _complaint)."""
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=cwd)
     except FileNotFoundError:
         raise PvcError(f"{command[0]} is not installed on this node") from None
     except subprocess.TimeoutExpired:
@@ -74,12 +74,13 @@ def require_filesystem(filesystem: str) -> str:
 
 def make_filesystem(path: str, size: int, filesystem: str, args: Sequence[str] = ()) -> None:
     """A new sparse file of `size` bytes at `path` holding a `filesystem` made by
-    `mkfs.<filesystem> [force flag] [args] path`."""
+    `mkfs.<filesystem> [force flag] [args] path`, run in the file's folder: a relative path
+    in `args` (no '/': pvc.ops.provisioner_template_checks) can name nothing of the host's."""
     tool = require_filesystem(filesystem)
     with open(path, "xb") as file:
         file.truncate(size)
     force = [FORCE_FLAGS[filesystem]] if filesystem in FORCE_FLAGS else []
-    _run([tool, *force, *args, path], MKFS_TIMEOUT)
+    _run([tool, *force, *args, path], MKFS_TIMEOUT, cwd=os.path.dirname(os.path.abspath(path)))
 
 
 def mount(path: str, directory: str) -> None:

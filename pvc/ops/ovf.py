@@ -20,12 +20,15 @@ from typing import Any
 from xml.etree.ElementTree import Element, TreeBuilder
 
 from pvc.errors import InvalidInput
+from pvc.ops.provisioner_template_checks import MEMORY_MAX, VCPUS_MAX
+from pvc.ops.sizes import SIZE_MAX
 from pvc.ops.user_input import quoted
 
 OVF_MAX = 1 << 20  # bytes of an OVF descriptor
 DISKS_MAX = 26  # vda .. vdz
 CPU, MEMORY, NIC, DISK = "3", "4", "10", "17"
 FORMATS = {"vmdk": "vmdk", "qcow": "qcow2"}  # a Disk's ovf:format URI mentions one of these
+EXPONENT_MAX = 60  # 2^60, 10^18: past any disk or memory size
 _UNITS = re.compile(r"^\s*(?:byte|bytes)?\s*(?:\*\s*(\d+)\s*\^\s*(\d+))?\s*$", re.IGNORECASE)
 _OLD_UNITS = {"bytes": 1, "kilobytes": 1 << 10, "megabytes": 1 << 20, "gigabytes": 1 << 30,
               "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30}  # fmt: skip
@@ -75,6 +78,8 @@ def parse(text: bytes) -> Ovf:
     for item in items:
         by_type.setdefault(_text(item, "ResourceType"), []).append(item)
     vcpus = _count(by_type, CPU, "CPU")
+    if vcpus > VCPUS_MAX:
+        raise InvalidInput(f"the OVF's CPU count is {vcpus}: at most {VCPUS_MAX}")
     memory = _memory(by_type)
     used = [_disk_reference(item) for item in by_type.get(DISK, [])]
     if len(used) > DISKS_MAX:
@@ -158,7 +163,11 @@ def _factor(units: str | None, what: str) -> int:
     if match is None:
         raise InvalidInput(f"the OVF's {what} has units {quoted(units)}, which pvc does not read")
     base, exponent = match.groups()
-    return int(base) ** int(exponent) if base else 1
+    if not base:
+        return 1
+    if int(base) not in (2, 10) or int(exponent) > EXPONENT_MAX:  # 10^3000000: hours of CPU
+        raise InvalidInput(f"the OVF's {what} has units {quoted(units)}, which pvc does not read")
+    return int(base) ** int(exponent)
 
 
 # --- sections --------------------------------------------------------------------------------
@@ -206,6 +215,8 @@ def _disks(
         capacity *= _factor(_attribute(disk, "capacityAllocationUnits"), f"capacity of {what}")
         if capacity <= 0:
             raise InvalidInput(f"the OVF's {what} has no capacity")
+        if capacity > SIZE_MAX:
+            raise InvalidInput(f"the OVF's {what} is larger than Ceph can hold")
         disk_format = _attribute(disk, "format") or ""
         image_format = next((f for word, f in FORMATS.items() if word in disk_format.lower()), None)
         if image_format is None:
@@ -232,6 +243,8 @@ def _memory(by_type: dict[str, list[Element]]) -> int:
     memory = quantity * _factor(units, "memory") // (1 << 20)
     if memory < 1:
         raise InvalidInput(f"the OVF's memory is less than 1 MiB ({quantity} x {units})")
+    if memory > MEMORY_MAX:
+        raise InvalidInput(f"the OVF's memory is more than {MEMORY_MAX} MiB")
     return memory
 
 

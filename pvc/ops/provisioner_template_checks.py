@@ -79,10 +79,13 @@ MOUNTPOINT_RULE = (
     f"a trailing '/', at most {MOUNTPOINT_MAX} characters"
 )
 # One argument for mkfs (options, labels, feature lists such as ^has_journal,metadata_csum),
-# and the API's text form of them: separated by spaces.
-FILESYSTEM_ARG = "[A-Za-z0-9_=,.:/^+@%-]+"
+# and the API's text form of them: separated by spaces. No '/': mkfs runs as root on the node,
+# and options that take a path (ext4's -d DIR copies a directory into the filesystem, -J
+# device= a journal device, btrfs's extra devices, xfs's -p protofile) must not reach the
+# node's files or disks; it runs in the work folder, so a relative name stays in there.
+FILESYSTEM_ARG = "[A-Za-z0-9_=,.:^+@%-]+"
 FILESYSTEM_ARGS_PATTERN = f"^ *(?:{FILESYSTEM_ARG}(?: +{FILESYSTEM_ARG})* *)?$"
-FILESYSTEM_ARGS_RULE = "letters, digits and '_=,.:/^+@%-', separated by spaces"
+FILESYSTEM_ARGS_RULE = "letters, digits and '_=,.:^+@%-' (no '/'), separated by spaces"
 
 
 def _whole(value: Any, what: str, low: int, high: int) -> int:
@@ -273,6 +276,11 @@ def disk_record(
         )
     if source_volume is not None:
         user_input.require_name(source_volume, "source volume name")
+        if filesystem is not None:
+            raise InvalidInput(
+                f"disk {disk_id}: a copy of a volume keeps its own filesystem (a new one would "
+                "wipe it): give a filesystem or a source volume, not both"
+            )
     if filesystem is not None and filesystem not in FILESYSTEMS:
         raise InvalidInput(
             f"unknown filesystem {user_input.quoted(filesystem)} for disk {disk_id} (use "

@@ -102,3 +102,11 @@ def _check_multipart(what: str, text: str) -> None:
         raise InvalidInput(f"{what} is not a valid MIME multipart document: {reason}")
     if not message.get_payload():
         raise InvalidInput(f"{what}: the MIME multipart document has no parts")
+    for number, part in enumerate(message.walk(), start=1):
+        if part.is_multipart():
+            continue
+        if part.defects or not part.get("Content-Type"):
+            raise InvalidInput(f"{what}: MIME part {number - 1} has no valid Content-Type header")
+        if part.get_content_type() == "text/cloud-config":  # cloud-init reads it as one
+            body = part.get_payload(decode=True) or b""
+            _check_yaml(f"{what} (MIME part {number - 1})", body.decode("utf-8", "replace"))

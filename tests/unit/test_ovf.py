@@ -89,3 +89,17 @@ def test_what_is_missing_or_inconsistent_is_named():
     refused(good.replace('ovf:href="a.vmdk"', 'ovf:href="a.vmdk" ovf:compression="gzip"'),
             "compressed or chunked")  # fmt: skip
     refused(good.replace("ovf:/disk/disk0", "/dev/sda"), "names '/dev/sda', not ovf:/disk/")
+
+
+def test_sizes_and_counts_past_any_machine_are_refused_without_computing_them():
+    """A unit of 10^3000000 would take the API process's CPU for hours (big integers hold the
+    GIL); counts past the system templates' bounds would reach a create unchecked."""
+    good = ovf_text(TWO_DISKS)
+    huge = '="byte * 10^3000000" ovf:format'
+    refused(good.replace('="byte * 2^20" ovf:format', huge, 1), r"units 'byte \* 10\^3000000'")
+    refused(good.replace('="byte * 2^20" ovf:format', '="byte * 3^20" ovf:format', 1),
+            r"units 'byte \* 3\^20'")  # fmt: skip
+    refused(good.replace('="byte * 2^20" ovf:format', '="byte * 2^60" ovf:format', 1),
+            "larger than Ceph can hold")  # fmt: skip
+    refused(ovf_text(TWO_DISKS, Hardware(vcpus=100000)), "CPU count is 100000: at most 256")
+    refused(ovf_text(TWO_DISKS, Hardware(memory_mib=1 << 30)), "memory is more than")

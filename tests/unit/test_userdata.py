@@ -84,6 +84,11 @@ def test_the_example_files_are_accepted():
          "boundary was never found."),
         ("Content-Type: text/plain\n\nhello\n", "a MIME document must be of Content-Type "
          "multipart/..., not text/plain"),
+        (MULTIPART.replace("text/x-shellscript\n\n#!/bin/sh\necho {{ vm_name }}",
+                           "text/cloud-config\n\na: [1, 2"),
+         "userdata 'u' (MIME part 1) is not valid YAML on line 1"),
+        (MULTIPART.replace("Content-Type: text/x-shellscript\n", ""),
+         "MIME part 1 has no valid Content-Type header"),
     ],
 )  # fmt: skip
 def test_refusals_say_why(text, reason):
