@@ -1,14 +1,16 @@
 """What the volume image and install script tests share: a Ceph connection (the driver) on
 the session's real Ceph, a pool of the test's own (removed afterwards with its images), and
-Ceph's own view of an image's used bytes (`rbd du`)."""
+Ceph's own view of an image's used bytes (`rbd du`), a clone of a base image made to measure."""
 
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from pvc.drivers import volume_images
 from pvc.drivers.ceph import Ceph
 from pvc.drivers.ceph_images import Images
 from tests.storage_rig import remove_ceph_pool
@@ -62,3 +64,24 @@ def context(disks: list[dict], name: str = "vm1", arguments: dict | None = None)
         "disks": disks, "networks": [{"vni": 100, "mac": "52:54:00:00:00:01", "bridge": "vmbr100"}],
         "xml": f"<domain type='kvm'><name>{name}</name><uuid>{vm_uuid}</uuid></domain>",
     }  # fmt: skip
+
+
+def clone_of_base(tmp_path: Path, ceph: Ceph, images: Images, pool: str, clone: str,
+                  fill: Callable[[Path], None]) -> None:  # fmt: skip
+    """Volume `clone` in `pool`: a clone of the new volume "base" (snapshot "golden"), whose
+    ext4 filesystem `fill` wrote into while it was mounted at the path it is given."""
+    base = tmp_path / "clone_of_base.img"
+    volume_images.make_filesystem(str(base), 64 * MIB, "ext4")
+    mounted = tmp_path / "clone_of_base.mnt"
+    mounted.mkdir()
+    volume_images.mount(str(base), str(mounted))
+    try:
+        fill(mounted)
+    finally:
+        volume_images.unmount(str(mounted))
+    mounted.rmdir()
+    images.create(pool, "base", 64 * MIB)
+    volume_images.import_image(ceph, pool, "base", str(base))
+    images.snapshot_create(pool, "base", "golden")
+    images.clone(pool, "base", clone, "golden")
+    base.unlink()

@@ -8,7 +8,8 @@ work directory, the Ceph settings: paths only, never a key) as JSON on stdin, ru
 create, prepare and install, and always cleanup (in a finally), and reports on a pipe of its
 own, one JSON line each: {"phase"} as each phase starts, {"log"} for self.log(), then
 {"result": xml} or {"error": "<phase>: <the script's message>"}. The script's own output
-(print, its tools) arrives on stdout and goes to the log, line by line.
+(print, its tools) arrives on stdout and goes to the log, line by line. When the child ends,
+what is left of its group is killed (a `sleep &` holding stdout must not make the run wait).
 
 A cancel or the timeout stops the child: SIGTERM to its group (the child raises in the script,
 so its finally unmounts), then SIGKILL after GRACE. Whatever happened, the parent then
@@ -43,6 +44,7 @@ from pvc.node import install_script
 log = logging.getLogger("pvc.node.install_runner")
 POLL_INTERVAL = 0.5
 GRACE = 10.0  # after SIGTERM, for the child's own cleanup
+DRAIN = 5.0  # after the child ended, for the rest of its output
 PR_SET_PDEATHSIG = 1  # prctl(2)
 CHILD = "from pvc.node.install_runner import child; child()"
 
@@ -129,11 +131,21 @@ class _Follower:
             pass  # the child is gone already: follow() sees it end
 
     def follow(self, cancelled: Callable[[], bool], timeout: float) -> str | None:
-        """None once the child closed both channels; else why it must be stopped."""
+        """None once the child closed both channels; else why it must be stopped. Once the
+        child has ended, what is left of its process group (a script's `sleep &` holding its
+        stdout) is killed, and what still holds a channel after DRAIN is no longer waited for."""
         deadline = time.monotonic() + timeout
+        ended: float | None = None
         while self.selector.get_map():
             for key, _ in self.selector.select(POLL_INTERVAL):
                 self._read(key.fileobj, key.data)
+            if ended is None and self.process.poll() is not None:
+                ended = time.monotonic()
+                _signal_group(self.process, signal.SIGKILL)
+            if ended is not None and time.monotonic() > ended + DRAIN:
+                log.warning("install script '%s': its output left open by a process outside "
+                            "its group, no longer read", self.name)  # fmt: skip
+                return None
             if cancelled():
                 return "cancelled"
             if time.monotonic() > deadline:

@@ -37,9 +37,21 @@ its size; a disk with a mountpoint but no filesystem (a clone of a base image) i
 into a file. The files with a mountpoint are loop-mounted at root + mountpoint, "/" first and
 deeper ones after their parents; cleanup() writes each file back, only the chunks that
 changed, so a clone keeps sharing the rest with its base image.
+
+Writing into the VM
+-------------------
+The image's symbolic links are whatever its maker chose, and they resolve on the host, where
+the script runs as root: open(self.root + "/etc/hostname", "w") on an image whose
+/etc/hostname links to /etc/passwd overwrites the host's. So never open() paths under
+self.root yourself: use self.write("/etc/hostname", text) (a path in the VM), which makes the
+missing folders and refuses a path through a link, or a regular file's place taken by
+anything else. (A tool run with `chroot self.root` is not concerned: links resolve inside.)
 """
 
+import contextlib
+import errno
 import os
+import stat
 from collections.abc import Callable
 from typing import Any
 
@@ -125,12 +137,15 @@ class VMBuilder:
                     raise PvcError(f"{disk['disk_id']}: {exc.message}") from None
                 self._prepared.append((disk, path))
         mounted = [(disk, path) for disk, path in self._prepared if disk.get("mountpoint")]
+        os.makedirs(self.root, exist_ok=True)
+        root = os.path.realpath(self.root)
         for disk, path in sorted(mounted, key=lambda item: _depth(item[0]["mountpoint"])):
-            directory = _inside(os.path.realpath(self.root), disk["mountpoint"])
-            os.makedirs(directory, exist_ok=True)
-            if os.path.realpath(directory) != directory:  # a link in an image: not the host's
-                raise PvcError(f"mountpoint '{disk['mountpoint']}' is a symbolic link in the "
-                               "VM's filesystem")  # fmt: skip
+            try:  # a mounted image's links resolve on the host: the walk refuses them
+                parts = _parts(disk["mountpoint"])
+                os.close(_open_folder(root, parts))
+            except ValueError as exc:
+                raise PvcError(f"mountpoint '{disk['mountpoint']}' refused: {exc}") from None
+            directory = os.path.join(root, *parts)
             volume_images.mount(path, directory)
             self._mounted.append(directory)
 
@@ -145,6 +160,30 @@ class VMBuilder:
 
     def install(self) -> None:
         """The script's work in self.root (the base does nothing)."""
+
+    def write(self, path: str, text: str) -> None:
+        """Writes `text` into the file `path` of the VM ("/etc/hostname"), making its missing
+        folders; ValueError for a path out of the VM, through a symbolic link, or onto
+        anything but a regular file (see "Writing into the VM" in the module)."""
+        parts = _parts(path)
+        where = "/" + "/".join(parts)
+        if not parts:
+            raise ValueError(f"'{path}' names no file")
+        if not os.path.ismount(self.root):
+            raise ValueError(f"cannot write '{where}': no disk is mounted at '/' (write() is "
+                             "for install(), after prepare())")  # fmt: skip
+        folder = _open_folder(os.path.realpath(self.root), parts[:-1])
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK
+        try:
+            fd = os.open(parts[-1], flags, 0o644, dir_fd=folder)  # NONBLOCK: a FIFO fails
+        except OSError as exc:
+            raise _refusal(where, exc, folder, parts[-1]) from None
+        finally:
+            os.close(folder)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # a device node of the image
+                raise _not_a_file(where)
+            file.write(text)
 
     def cleanup(self) -> None:
         """Unmounts what prepare() mounted, deepest first, all of them even if one fails;
@@ -174,12 +213,52 @@ class VMBuilder:
         return self._ceph
 
 
-def _inside(root: str, mountpoint: str) -> str:
-    """root + mountpoint, refused if `..` would take it out of root."""
-    directory = os.path.normpath(os.path.join(root, mountpoint.lstrip("/")))
-    if directory != root and not directory.startswith(root + "/"):
-        raise PvcError(f"mountpoint '{mountpoint}' is outside the VM's root")
-    return directory
+def _parts(path: str) -> list[str]:
+    """The names along `path`, a path in the VM; ValueError if `..` would take it out."""
+    normal = os.path.normpath(os.path.join("/root", path.lstrip("/")))
+    if normal != "/root" and not normal.startswith("/root/"):
+        raise ValueError(f"'{path}' is outside the VM's root")
+    return normal.split("/")[2:]
+
+
+def _open_folder(root: str, parts: list[str]) -> int:
+    """A descriptor of the folder root/parts..., each missing one made: one name at a time,
+    relative to its parent's descriptor, never following a symbolic link (ValueError)."""
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for index, part in enumerate(parts):
+            with contextlib.suppress(FileExistsError):  # mkdir never follows a link
+                os.mkdir(part, 0o755, dir_fd=fd)
+            try:
+                inner = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+            except OSError as exc:
+                raise _refusal("/" + "/".join(parts[: index + 1]), exc, fd, part) from None
+            os.close(fd)
+            fd = inner
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _refusal(where: str, exc: OSError, folder: int, name: str) -> ValueError:
+    """Why `name` (`where` in the VM) in the folder `folder` could not be opened."""
+    try:
+        mode = os.lstat(name, dir_fd=folder).st_mode
+    except OSError:
+        mode = 0
+    if stat.S_ISLNK(mode) or exc.errno == errno.ELOOP:
+        return ValueError(f"'{where}' is a symbolic link in the VM's filesystem (not followed: "
+                          "it would resolve on the host)")  # fmt: skip
+    if exc.errno == errno.ENOTDIR:
+        return ValueError(f"'{where}' is not a folder in the VM's filesystem")
+    if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # a FIFO, a socket, a device
+        return _not_a_file(where)
+    return ValueError(f"cannot open '{where}' in the VM's filesystem: {exc.strerror}")
+
+
+def _not_a_file(where: str) -> ValueError:
+    return ValueError(f"'{where}' is not a regular file in the VM's filesystem")
 
 
 def _depth(mountpoint: str) -> int:

@@ -8,7 +8,6 @@ or the profile's), /etc/pvc-guest/arg-<key> holding the value. VMBuilder is give
 script by pvc (no import).
 """
 
-import os
 import re
 
 
@@ -23,17 +22,10 @@ class VMBuilderScript(VMBuilder):  # noqa: F821 (VMBuilder is in the script's gl
             raise ValueError("the profile's storage template mounts no disk at '/'")
         super().prepare()
 
-    def install(self):
-        etc = os.path.join(self.root, "etc")
-        folder = os.path.join(etc, "pvc-guest")
-        os.makedirs(folder, exist_ok=True)
-        write(os.path.join(etc, "hostname"), self.vm_name)
-        write(os.path.join(folder, "provisioned"), f"provisioned {self.vm_name} by {self.profile}")
+    def install(self):  # self.write, never open(): the image's links resolve on the host
+        self.write("/etc/hostname", f"{self.vm_name}\n")
+        provisioned = f"provisioned {self.vm_name} by {self.profile}\n"
+        self.write("/etc/pvc-guest/provisioned", provisioned)
         for key, value in sorted(self.arguments.items()):
-            write(os.path.join(folder, f"arg-{key}"), value)
+            self.write(f"/etc/pvc-guest/arg-{key}", f"{value}\n")
         self.log(f"wrote /etc/hostname and {len(self.arguments) + 1} file(s) in /etc/pvc-guest")
-
-
-def write(path, text):
-    with open(path, "w", encoding="utf-8") as file:
-        file.write(text + "\n")

@@ -3,7 +3,8 @@ message, on one line, no traceback), a script that does not load (no class, a sy
 failing import, a class that is no VMBuilder), a create() without XML, a script that hangs
 (the timeout stops it), one that ignores SIGTERM and keeps a process in its root (killed with
 its process group), and a cancel. Each time nothing is left: no mount, no loop device, no work
-directory, no process, and nothing written into the volumes."""
+directory, no process, and nothing written into the volumes. And a script that succeeds but
+leaves a process holding its output: that process is killed, not waited for."""
 
 # ruff: noqa: F811 (the fixtures are imported)
 
@@ -21,7 +22,7 @@ from pvc.errors import PvcError
 from pvc.node import install_runner
 from tests.local_cluster import REPO
 from tests.storage_rig import ceph_config
-from tests.volume_rig import MIB, ceph, context, disk, images, rbd_pool  # noqa: F401
+from tests.volume_rig import MIB, ceph, clone_of_base, context, disk, images, rbd_pool  # noqa: F401
 
 TIMEOUT = 600.0
 HANG_TIMEOUT = 60.0  # generous: prepare (mkfs, mount) must be done by then
@@ -160,26 +161,21 @@ def test_a_cancel_stops_the_script(tmp_path, ceph, ceph_service, volume):
 
 def test_a_mountpoint_cannot_reach_out_of_the_root(tmp_path, ceph, ceph_service, images,
                                                    rbd_pool):  # fmt: skip
-    """A mountpoint with `..`, or one that is a symbolic link in a cloned image (which
-    anyone who made the image chose), is refused before anything is mounted there."""
+    """A mountpoint with `..`, or through a symbolic link in a cloned image (which anyone who
+    made the image chose), is refused before anything is made or mounted there."""
     host = tmp_path / "host"
     host.mkdir()
-    base = tmp_path / "base.img"
-    volume_images.make_filesystem(str(base), 64 * MIB, "ext4")
-    mounted = tmp_path / "mnt"
-    mounted.mkdir()
-    volume_images.mount(str(base), str(mounted))
-    (mounted / "srv").symlink_to(host)
-    volume_images.unmount(str(mounted))
-    images.create(rbd_pool, "base", 64 * MIB)
-    volume_images.import_image(ceph, rbd_pool, "base", str(base))
-    images.snapshot_create(rbd_pool, "base", "golden")
-    images.clone(rbd_pool, "base", "vm1_vda", "golden")
+    clone_of_base(tmp_path, ceph, images, rbd_pool, "vm1_vda",
+                  lambda mounted: (mounted / "srv").symlink_to(host))  # fmt: skip
     images.create(rbd_pool, "vm1_vdb", 64 * MIB)
     noop = "class VMBuilderScript(VMBuilder):\n    pass\n"
     config = ceph_config(ceph_service)
-    for mountpoint, why in (("/srv", "is a symbolic link in the VM's filesystem"),
-                            ("/../../x", "is outside the VM's root")):  # fmt: skip
+    link = (
+        "'/srv' is a symbolic link in the VM's filesystem (not followed: it would resolve on "
+        "the host)"
+    )
+    for mountpoint, why in (("/srv/data/deep", link), ("/srv", link),
+                            ("/../../x", "'/../../x' is outside the VM's root")):  # fmt: skip
         disks = [
             disk(rbd_pool, "vm1_vda", mountpoint="/", source_volume="base"),
             disk(rbd_pool, "vm1_vdb", "vdb", filesystem="ext4", mountpoint=mountpoint),
@@ -187,10 +183,26 @@ def test_a_mountpoint_cannot_reach_out_of_the_root(tmp_path, ceph, ceph_service,
         with pytest.raises(PvcError) as refused:
             install_runner.run("bad", noop, context(disks), config, print, lambda: False,
                                TIMEOUT)  # fmt: skip
-        said = f"install script 'bad', prepare: mountpoint '{mountpoint}' {why}"
-        assert refused.value.message == said
         assert volume_images.mounted_under(str(host)) == [] and list(host.iterdir()) == []
+        said = f"install script 'bad', prepare: mountpoint '{mountpoint}' refused: {why}"
+        assert refused.value.message == said
     assert volume_images.export_image(ceph, rbd_pool, "vm1_vdb", str(tmp_path / "b.img")) == 0
+
+
+def test_a_process_left_holding_the_output_is_killed_not_waited_for(tmp_path, ceph_service,
+                                                                     volume):  # fmt: skip
+    install = (
+        "sleeper = subprocess.Popen(['sleep', '600'], start_new_session=False); "  # its stdout
+        "report['children'] = [sleeper.pid]"
+    )
+    vda = disk(*volume, filesystem="ext4", mountpoint="/")
+    report = tmp_path / "report.json"
+    ctx = context([vda], arguments={"report": str(report)})
+    xml = install_runner.run("stray", reporting(install), ctx, ceph_config(ceph_service), print,
+                             lambda: False, HANG_TIMEOUT)  # fmt: skip
+    assert xml == ctx["xml"]
+    (sleeper,) = json.loads(report.read_text())["children"]
+    assert not os.path.exists(f"/proc/{sleeper}") or "Z" in read_state(sleeper)
 
 
 RUNNER = """
