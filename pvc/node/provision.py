@@ -4,25 +4,27 @@ reaches Ceph.
 Steps, each reported (Job.step) and each a point where a cancel is honoured:
 1 verify: the plan again (the records as they are now), the pools' room, the filesystems'
   mkfs on this node, the install script parses and defines its class;
-2 build the XML (pvc.ops.provision_xml): a new UUID, the NICs' MACs (template or random, none
-  in use), the RBD disks;
+2 build the XML (pvc.ops.provision_xml): a new UUID, the NICs' MACs (template or random), the
+  RBD disks;
 3 define the VM in state `provision` (the node controllers leave it alone; user verbs are
-  refused), with its profile, placed and its memory allocated as a start would;
+  refused), with its profile, placed and its memory allocated as a start would: under
+  `lock.provision`, with its MACs checked free there (two creates never give one MAC twice);
 4 create the volumes (pvc.ops.storage_volume: new ones, or full copies of a source grown to
   the disk's size), so their records land in Zookeeper;
 5 run the install script (pvc.node.install_runner) when the profile has one or a disk has a
   filesystem to prepare; the XML its create() returns replaces pvc's (checked as a define
   checks it);
 6 start: state `start` (or `stop` with --no-start or --define-only, which skips step 5), the
-  final XML, and the job's end, in ONE transaction guarded by the VM's state version.
+  final XML, and the job's end, in ONE transaction guarded by the VM's state version, under
+  `lock.provision` with the final XML's MACs (a script's may differ) checked free there.
 
 What it makes is written to the job record (`made`: {vm, volumes}) BEFORE it is made (a VM's
 UUID is new; a volume's name was checked free under its pool's lock), and taken off when an
 attempt to make it failed. A failure or a cancel undoes what was made (the VM record first: a
-volume a VM in `provision` uses counts as in use) and fails with the step and the reason. A
-job handed back after its runner stopped or died is never resumed: its next run (a second
-attempt: the claim clears `interrupted` but counts `attempts`) removes what `made` lists and
-fails, saying so.
+volume a VM in `provision` uses counts as in use) and fails with the step and the reason;
+what the undo could not remove stays in `made` (and the log). A job handed back after its
+runner stopped or died is never resumed: its next run (a second attempt: the claim clears
+`interrupted` but counts `attempts`) removes what `made` lists and fails, saying so.
 """
 
 import contextlib
@@ -53,6 +55,7 @@ from pvc.ops.placement import Policy
 from pvc.ops.provision import Plan
 from pvc.ops.sizes import format_size
 from pvc.ops.storage_upload import WATCH_EXPIRY
+from pvc.zk.locks import exclusive_lock
 from pvc.zk.store import Store
 
 log = logging.getLogger("pvc.node.provision")
@@ -60,6 +63,7 @@ STEPS = ("verify", "build the XML", "define the VM", "create volumes", "run the 
          "start")  # fmt: skip
 TOTAL = len(STEPS)
 SCRIPT_TIMEOUT = 3600.0  # seconds an install script may take, all phases
+LOCK_TIMEOUT = 30.0  # seconds for `lock.provision`: its holders check MACs and write, briefly
 _FILESYSTEM = re.compile(r"[a-z0-9]{1,16}")
 
 
@@ -77,16 +81,16 @@ class Provision:
 
     def run(self, job: Job) -> Any:
         if job.record["attempts"] > 1:  # handed back: its runner stopped or died
-            left = Build(self, job).undo(job.record.get("made") or {})
+            made = job.record.get("made") or {}
+            left = Build(self, job).undo_recorded(made)
             raise PvcError(
                 f"provisioning VM '{job.args['name']}' stopped half way (its runner stopped "
-                f"or died while it ran); {_removed(job.record.get('made'), left)}"
+                f"or died while it ran); {_removed(made, left)}"
             )
         return Build(self, job).run()
 
 
-def _removed(made: dict[str, Any] | None, left: list[str]) -> str:
-    made = made or {}
+def _removed(made: dict[str, Any], left: list[str]) -> str:
     what = [f"VM {made['vm']}"] if made.get("vm") else []
     what += [f"volume {v}" for v in made.get("volumes") or []]
     if left:
@@ -111,7 +115,7 @@ class Build:
         try:
             found = self._step(1, self._verify)
             uuid, xml, nics = self._step(2, self._build_xml, found)
-            node = self._step(3, self._define, found, uuid, xml)
+            node = self._step(3, self._define, found, uuid, xml, nics)
             self._step(4, self._create_volumes, found)
             if self.args["define_only"]:
                 self.job.step(5, TOTAL, "run the install script: skipped (define only)")
@@ -119,9 +123,7 @@ class Build:
                 xml = self._step(5, self._install, found, uuid, xml, nics)
             return self._step(6, self._finish, found, uuid, xml, node)
         except BaseException as exc:
-            left = self.undo(self.made)
-            self.made = {"vm": None, "volumes": []}
-            self.job.record = self.job.record | {"made": self.made}
+            left = self.undo_recorded(self.made)
             if left and isinstance(exc, PvcError):
                 left_text = ", ".join(left)
                 raise PvcError(
@@ -169,7 +171,6 @@ class Build:
         while len(macs) < len(found.networks):
             macs.append(provision_xml.random_mac(taken | set(macs)))
         nics = [provision_xml.Nic(vni, mac) for vni, mac in zip(found.networks, macs, strict=True)]
-        provision_xml.require_free_macs(self.view, nics)
         disks = [provision_xml.Disk(d["disk_id"], d["pool"], d["volume"]) for d in found.disks]
         directory = self.config.get("provisioner.console_log_directory")
         xml = provision_xml.build(
@@ -180,7 +181,18 @@ class Build:
         )  # fmt: skip
         return uuid, xml, nics
 
-    def _define(self, found: Plan, uuid: str, xml: str) -> str:
+    def _macs_lock(self) -> contextlib.AbstractContextManager[Any]:
+        """`lock.provision`: a create's MAC check and the write of those MACs (steps 3 and 6)
+        take turns with every other create's, cluster wide."""
+        return exclusive_lock(self.view, "lock.provision", LOCK_TIMEOUT)
+
+    def _define(self, found: Plan, uuid: str, xml: str, nics: list[provision_xml.Nic]) -> str:
+        with self._macs_lock():
+            self.view.catch_up()
+            provision_xml.require_free_macs(self.view, nics)
+            return self._define_locked(found, uuid, xml)
+
+    def _define_locked(self, found: Plan, uuid: str, xml: str) -> str:
         spec = domain_xml.checked(xml)
         system = found.system
         values, expect, node = vm_ops.definition(
@@ -232,10 +244,12 @@ class Build:
             "arguments": found.arguments, "disks": found.disks, "xml": xml,
             "networks": [{"vni": n.vni, "mac": n.mac, "bridge": n.bridge} for n in nics],
         }  # fmt: skip
-        new_xml = install_runner.run(
-            name, text, context, self.config, self._on_phase, self._cancelled, SCRIPT_TIMEOUT
-        )
-        self.job.check()  # a cancel that stopped the script ends the job cancelled
+        try:
+            new_xml = install_runner.run(
+                name, text, context, self.config, self._on_phase, self._cancelled, SCRIPT_TIMEOUT
+            )
+        finally:  # a script stopped by a cancel (or the daemon stopping): the job ends so
+            self.job.check()
         if new_xml == xml:
             return xml
         spec = domain_xml.checked(new_xml)
@@ -260,7 +274,16 @@ class Build:
         return False
 
     def _finish(self, found: Plan, uuid: str, xml: str, node: str) -> dict[str, Any]:
-        """Step 6: the VM's final state and XML and the job's end, in one transaction."""
+        """Step 6: the final XML's MACs free (an install script's create() may have changed
+        them), then the VM's final state and XML and the job's end, in one transaction."""
+        with self._macs_lock():
+            self.view.catch_up()  # a NIC off pvc's networks: VNI 0, which has no reservations
+            nics = [provision_xml.Nic(network_vms.bridge_vni(nic.bridge) or 0, nic.mac)
+                    for nic in domain_xml.interfaces(xml) if nic.mac]  # fmt: skip
+            provision_xml.require_free_macs(self.view, nics, skip_uuid=uuid)
+            return self._finish_locked(found, uuid, xml, node)
+
+    def _finish_locked(self, found: Plan, uuid: str, xml: str, node: str) -> dict[str, Any]:
         state, version = self.view.read_versioned(("domain.state", uuid))
         if state != vm_ops.PROVISIONING:
             raise PvcError(f"VM '{found.name}' left state provision meanwhile (now {state})")
@@ -287,21 +310,30 @@ class Build:
 
     # --- undo ---------------------------------------------------------------------------------
 
-    def undo(self, made: dict[str, Any]) -> list[str]:
-        """Removes what `made` lists (the VM first); what could not be removed, named."""
+    def undo_recorded(self, made: dict[str, Any]) -> list[str]:
+        """Removes what `made` lists (the VM first), whatever fails; what could not be removed
+        stays in the job's `made` (written as the job ends) and is logged; it is named."""
+        kept: dict[str, Any] = {"vm": None, "volumes": []}
         left = []
         uuid = made.get("vm")
         if uuid:
             try:
                 self._remove_vm(uuid)
-            except PvcError as exc:
-                left.append(f"VM {uuid} ({exc.message})")
+            except Exception as exc:  # any kind: reported in the job's record and the log
+                kept["vm"] = uuid
+                left.append(f"VM {uuid} ({_reason(exc)})")
         for label in reversed(made.get("volumes") or []):
             pool, _, volume = label.partition("/")
             try:
                 self._remove_volume(pool, volume)
-            except PvcError as exc:
-                left.append(f"volume {label} ({exc.message})")
+            except Exception as exc:  # any kind: reported in the job's record and the log
+                kept["volumes"].insert(0, label)
+                left.append(f"volume {label} ({_reason(exc)})")
+        self.made = kept
+        self.job.record = self.job.record | {"made": kept}
+        if left:
+            log.error("provision of %s (task %s): NOT removed (remove by hand): %s",
+                      self.args["name"], self.job.id, ", ".join(left))  # fmt: skip
         return left
 
     def _remove_vm(self, uuid: str) -> None:
@@ -340,6 +372,10 @@ class Build:
                 if time.monotonic() > deadline:
                     raise
             time.sleep(1.0)
+
+
+def _reason(exc: Exception) -> str:
+    return exc.message if isinstance(exc, PvcError) else repr(exc)
 
 
 def kinds(view: Store, config: Config, policy: Policy) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from pvc.ops import (
     provisioner_templates,
     storage_ceph,
     user_input,
+    vm,
 )
 from pvc.ops import provisioner_store as records
 from pvc.ops.cluster import require_initialized
@@ -90,9 +91,9 @@ def create(
     arguments = provisioner_records.require_arguments(arguments or {})
     runner = _require_runner(store, runner)
     found = plan(store, name, profile, arguments)
-    for job in jobs.list_jobs(store, kind="provision"):
-        if job["state"] not in jobs.ENDED and job["args"]["name"] == name:
-            raise Conflict(f"VM '{name}' is being provisioned already (task {job['id']})")
+    task = vm.provisioning_task(store, name)
+    if task is not None:
+        raise Conflict(f"VM '{name}' is being provisioned already (task {task})")
     check_room(store, config, found)
     args = {"name": name, "profile": profile, "define_only": define_only, "start": start,
             "arguments": arguments}  # fmt: skip

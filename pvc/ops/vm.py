@@ -21,6 +21,7 @@ from pvc.errors import Conflict, InvalidInput, NotFound
 from pvc.ops import (
     allocation,
     domain_xml,
+    jobs,
     network_vms,
     patterns,
     placement,
@@ -79,6 +80,31 @@ def require_not_provisioning(name: str, state: str | None) -> None:
     """Refuses (409) a change to a VM its provision task is still building."""
     if state == PROVISIONING:
         raise Conflict(f"VM '{name}' is being provisioned")
+
+
+def provisioning_task(zk: ZKHandler, name: str) -> str | None:
+    """The unfinished (queued or running) provision task that builds VM `name`, if any."""
+    for job in jobs.list_jobs(zk, kind="provision"):
+        if job["state"] not in jobs.ENDED and job["args"]["name"] == name:
+            return job["id"]
+    return None
+
+
+def running_for_removal(zk: ZKHandler, record: dict[str, Any]) -> bool:
+    """Whether the VM to remove runs (is_running). Refuses (409) one in state `provision`
+    while a task builds it; once none does (its runner was declared dead, or it was cancelled
+    before it ran: nothing undid what it made), removing it is how the administrator cleans
+    up, and it does not run (no node starts a VM in that state)."""
+    name = record["name"]
+    if record["state"] != PROVISIONING:
+        return is_running(record)
+    task = provisioning_task(zk, name)
+    if task is not None:
+        raise Conflict(
+            f"VM '{name}' is being provisioned (task {task}): wait for the task to end, or "
+            f"cancel it (pvc cluster task cancel {task}); it removes what it made"
+        )
+    return False
 
 
 def _lookup(zk: ZKHandler, vm: str) -> str | None:
@@ -442,8 +468,7 @@ def undefine(zk: ZKHandler, vm: str, force: bool = False) -> dict[str, Any]:
     uuid = find(zk, vm)
     name, version = zk.read_versioned(("domain", uuid))
     record = read_record(zk, uuid, vm)
-    require_not_provisioning(name, record["state"])
-    if is_running(record) and not force:
+    if running_for_removal(zk, record) and not force:
         raise Conflict(f"VM '{name}' is running; stop it first or use force")
     zk.write(
         {}, delete=[("domain", uuid), ("name.domain", name)], expect={("domain", uuid): version}

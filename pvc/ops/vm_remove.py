@@ -2,9 +2,11 @@
 disks=true): the definition goes first, in its own transaction (pvc.ops.vm.undefine), then each
 of its RBD volumes, with their snapshots (pvc.ops.storage_volume.remove).
 
-Refused before anything changes: a VM that runs (its volumes are open: stop it first), and a
-VM sharing a volume with another VM (that VM still needs it). A volume that cannot be removed
-after the definition is gone is named in the answer, so the administrator can remove it.
+Refused before anything changes: a VM that runs (its volumes are open: stop it first), a VM
+sharing a volume with another VM (that VM still needs it), and a VM a provision task still
+builds (pvc.ops.vm.running_for_removal); one in state `provision` that no task builds any more
+goes with those of its volumes that were made. A volume that cannot be removed after the
+definition is gone is named in the answer, so the administrator can remove it.
 """
 
 from typing import Any
@@ -18,10 +20,11 @@ from pvc.zk.handler import ZKHandler
 def remove_with_disks(zk: ZKHandler, config: Config, name: str) -> dict[str, Any]:
     uuid = vm.find(zk, name)
     record = vm.read_record(zk, uuid, name)
-    vm.require_not_provisioning(record["name"], record["state"])
-    if vm.is_running(record):
+    if vm.running_for_removal(zk, record):
         raise Conflict(f"VM '{record['name']}' is running; stop it before deleting its disks")
     volumes = vm_volumes.volumes_of(zk.read(("domain.xml", uuid)))
+    if record["state"] == vm.PROVISIONING:  # its task may have ended before making them all
+        volumes = [v for v in volumes if zk.exists(("volume", *v.split("/", 1)))]
     for volume in volumes:
         pool, _, image = volume.partition("/")
         shared = [user for user in vm_volumes.users(zk, pool, image) if user != record["name"]]

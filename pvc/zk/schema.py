@@ -51,6 +51,8 @@ KEYS: dict[str, tuple[str, Any]] = {
     # network adds, changes and removals one at a time (subnets and VNIs are checked across
     # networks: pvc.ops.network)
     "lock.networks": ("/locks/networks", str),
+    # a create's MAC check and the write of those MACs one at a time (pvc.node.provision)
+    "lock.provision": ("/locks/provision", str),
     # storage changes in a pool (and the pool's own add/remove) one at a time (pvc.ops.storage_*)
     "lock.storage_pool": ("/locks/storage_pool/{pool}", str),
     # nodes
@@ -306,6 +308,7 @@ UNNAMED_CHILDREN = (
     "lock.node_name",
     "lock.storage_pool",
     "lock.networks",
+    "lock.provision",
 )
 
 

@@ -8,6 +8,7 @@ a create whose runner is killed half way is failed by the next primary and clean
 import json
 import re
 import subprocess
+import uuid as uuid_module
 
 import pytest
 
@@ -221,3 +222,74 @@ def test_a_scripts_xml_is_stored_with_its_arguments_and_a_raising_script_undoes_
         "no mirror reachable" in message
     ), message
     nothing_left(zk, ceph_service, POOL, "raised")
+
+
+SCRIPT_MAC = """class VMBuilderScript(VMBuilder):
+    def create(self):
+        return self.xml.replace(self.networks[0]["mac"], self.arguments["mac"])
+"""
+SCRIPT_SLOW = """import time
+
+
+class VMBuilderScript(VMBuilder):
+    def install(self):
+        self.log("installing")
+        time.sleep(600)
+"""
+
+
+def test_a_scripts_xml_with_a_mac_in_use_is_refused_and_undone(rig, pvc, ceph_service):
+    _, zk = rig
+    add_profile(zk, "holder", [disk("vda", POOL, 8 * MIB)], networks=[200])
+    ok(pvc("provisioner", "create", "holder1", "holder", "--define-only", "--wait",
+           timeout=300))  # fmt: skip
+    (mac,) = re.findall(r'<mac address="([0-9a-f:]+)"/>', ok(pvc("vm", "dump", "holder1")))
+    add_profile(zk, "macs", [disk("vda", POOL, 8 * MIB)], networks=[200], script=SCRIPT_MAC)
+    message = fails(pvc("provisioner", "create", "macs1", "macs", "--arg", f"mac={mac}",
+                        "--wait", timeout=300))  # fmt: skip
+    assert f"failed: step 6/6 (start): MAC {mac} is used already by VM 'holder1'" in message, (
+        message
+    )
+    nothing_left(zk, ceph_service, POOL, "macs1")
+    assert vm_info(pvc, "holder1")["state"] == "stop"
+
+
+def installing(pvc, zk, vm: str) -> str:
+    """Starts a create of `vm` from a profile whose script sleeps in install(); its task, once
+    the script is installing."""
+    if not zk.exists(records.key("profile", "sleepy")):
+        add_profile(zk, "sleepy", [disk("vda", POOL, 8 * MIB)], script=SCRIPT_SLOW)
+    task = task_of(ok(pvc("provisioner", "create", vm, "sleepy")))
+    until(lambda: zk.read(("job", task))["progress"]["message"].endswith(": install"), 180,
+          "the script's install phase")  # fmt: skip
+    return task
+
+
+def test_a_create_cancelled_during_its_install_script_ends_cancelled(rig, pvc, ceph_service):
+    _, zk = rig
+    task = installing(pvc, zk, "sleepy1")
+    ok(pvc("cluster", "task", "cancel", task))
+    record = ended(zk, task, 180)
+    assert record["state"] == "cancelled" and record["error"] is None, record
+    assert record["made"] == {"vm": None, "volumes": []}
+    nothing_left(zk, ceph_service, POOL, "sleepy1")
+
+
+def test_what_a_cancelled_create_could_not_undo_stays_in_its_record(rig, pvc, ceph_service):
+    _, zk = rig
+    task = installing(pvc, zk, "sleepy2")
+    volume = f"{POOL}/sleepy2_vda"
+    blocker = str(uuid_module.uuid4())  # a VM in state provision uses it: it counts as running
+    xml = (f"<domain type='kvm'><name>blocker</name><uuid>{blocker}</uuid><memory unit='MiB'>"
+           f"64</memory><vcpu>1</vcpu><os><type>hvm</type></os><devices><disk type='network' "
+           f"device='disk'><source protocol='rbd' name='{volume}'/><target dev='vda' "
+           "bus='virtio'/></disk></devices></domain>")  # fmt: skip
+    zk.write({("domain", blocker): "blocker", ("name.domain", "blocker"): blocker,
+              ("domain.xml", blocker): xml, ("domain.state", blocker): "provision"})  # fmt: skip
+    ok(pvc("cluster", "task", "cancel", task))
+    record = ended(zk, task, 240)  # the undo retries the volume for WATCH_EXPIRY
+    assert record["state"] == "cancelled" and record["made"] == {"vm": None, "volumes": [volume]}
+    assert zk.read(("name.domain", "sleepy2")) is None
+    zk.write({}, delete=[("domain", blocker), ("name.domain", "blocker")])
+    ok(pvc("storage", "volume", "remove", POOL, "sleepy2_vda", "--yes"))
+    nothing_left(zk, ceph_service, POOL, "sleepy2")

@@ -66,7 +66,7 @@ def test_bad_requests_are_refused_before_any_task(storage):  # noqa: F811
     assert "system template 'gone' does not exist" in refused(storage, "vm1", "lost")
     add_profile(zk, "args", [disk("vda", pool)])
     assert "not K=V" in refused(storage, "vm1", "args", "--arg", "novalue", code=2)
-    assert "invalid argument name '1x'" in refused(storage, "vm1", "args", "--arg", "1x=2")
+    assert "invalid script argument '1x=2'" in refused(storage, "vm1", "args", "--arg", "1x=2")
     assert "node 'nosuchnode' does not exist" in refused(
         storage, "vm1", "args", "--runner", "nosuchnode"
     )
@@ -110,17 +110,46 @@ def test_a_good_request_queues_a_task_with_the_merged_arguments(storage):  # noq
     assert f"VM 'vm2' is being provisioned already (task {task})" in refused(storage, "vm2", "ok")
 
 
-def test_a_vm_being_provisioned_refuses_every_change(storage, tmp_path):  # noqa: F811
+def test_a_vm_being_provisioned_refuses_every_change_but_a_removal(storage, tmp_path):  # noqa: F811
     zk = storage.zk
     uuid = storage.use(name="building", state="provision")
     zk.write({("name.domain", "building"): uuid, ("domain.node", uuid): "node1"})
     xml_file = tmp_path / "building.xml"
     xml_file.write_text(zk.read(("domain.xml", uuid)))
     for args in (("start",), ("stop",), ("shutdown",), ("restart",), ("disable",),
-                 ("migrate", "node2"), ("move", "node2"), ("remove", "--yes"),
-                 ("remove", "--yes", "--delete-disks"), ("undefine", "--force"),
-                 ("rename", "other"), ("modify", str(xml_file))):  # fmt: skip
+                 ("migrate", "node2"), ("move", "node2"), ("rename", "other"),
+                 ("modify", str(xml_file))):  # fmt: skip
         result = storage.pvc("vm", args[0], "building", *args[1:])
         assert fails(result) == "pvc: VM 'building' is being provisioned", args
     listed = json.loads(ok(storage.pvc("vm", "list", "--state", "provision", "-f", "json")))
     assert [vm["name"] for vm in listed] == ["building"]
+
+
+def test_a_provision_vm_is_removed_only_once_no_task_builds_it(storage):  # noqa: F811
+    """A provision task ended without undoing (cancelled while queued, or its runner declared
+    dead): its VM stays in state provision, and removing it (with the disks made) cleans up."""
+    zk, pool = storage.zk, storage.pool
+    ok(storage.pvc("storage", "volume", "add", pool, "orphan_vda", "8M"))
+    made, never_made = f"{pool}/orphan_vda", f"{pool}/orphan_vdb"
+    uuid = storage.use(made, never_made, name="orphan", state="provision")
+    zk.write({("name.domain", "orphan"): uuid, ("domain.node", uuid): "node1"})
+    args = {"name": "orphan", "profile": "p", "define_only": False, "start": True,
+            "arguments": {}}  # fmt: skip
+    task, values = jobs.creation("provision", args, "primary")
+    zk.write(values)
+    refusal = (
+        f"pvc: VM 'orphan' is being provisioned (task {task}): wait for the task to end, or "
+        f"cancel it (pvc cluster task cancel {task}); it removes what it made"
+    )
+    for remove in (("remove", "--yes", "--delete-disks"), ("undefine",)):
+        assert fails(storage.pvc("vm", remove[0], "orphan", *remove[1:])) == refusal, remove
+    ok(storage.pvc("cluster", "task", "cancel", task))  # queued: cancelled at once, no undo
+    out = ok(storage.pvc("vm", "remove", "orphan", "--yes", "--delete-disks"))
+    assert f"with its volumes {pool}/orphan_vda" in out and "NOT removed" not in out, out
+    assert zk.read(("name.domain", "orphan")) is None and not zk.exists(("domain", uuid))
+    assert not zk.exists(("volume", pool, "orphan_vda"))
+    assert "orphan_vda" not in storage.ceph.rbd("ls", pool).stdout
+    bare = storage.use(name="bare", state="provision")
+    zk.write({("name.domain", "bare"): bare, ("domain.node", bare): "node1"})
+    ok(storage.pvc("vm", "undefine", "bare"))
+    assert not zk.exists(("domain", bare))
