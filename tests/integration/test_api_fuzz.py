@@ -71,6 +71,7 @@ CONTENT_RULES |= {
     ("PUT", "/provisioner/template/system/{template}"),
     ("POST", "/provisioner/template/storage/{template}/disk"),
     ("PUT", "/provisioner/profile/{profile}"),
+    ("POST", "/provisioner/create"),  # its arguments are key=value lines
 }
 LAST = ("POST", "/initialize")  # may wipe the cluster: after every other operation
 # What refusing invalid data may answer: 413 too (a string over its maxLength can make a body
