@@ -205,8 +205,24 @@ def target(
     requested: str | None,
     exclude: tuple[str, ...] = (),
 ) -> str:
-    """The node a VM should go to: the requested one (checked) or the selector's choice."""
-    nodes = node_loads(zk)
+    """The node a VM should go to: the requested one (checked) or the selector's choice.
+
+    A refusal is made only from figures caught up with Zookeeper: the in-memory copy may not
+    show yet a node another session registered (or made ready) just before."""
+    try:
+        return _target(node_loads(zk), policy, record, requested, exclude)
+    except (NotFound, InvalidInput):
+        zk.catch_up()
+        return _target(node_loads(zk), policy, record, requested, exclude)
+
+
+def _target(
+    nodes: dict[str, NodeLoad],
+    policy: Policy,
+    record: dict[str, Any],
+    requested: str | None,
+    exclude: tuple[str, ...],
+) -> str:
     limit = record["node_limit"] or None
     if requested:
         node = nodes.get(requested)

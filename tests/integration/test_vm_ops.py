@@ -233,3 +233,24 @@ def test_console_log(nodes):
     assert vm.console_log(nodes, "vm1", 2)["lines"] == ["two", "three"]
     with pytest.raises(InvalidInput, match="lines must be 1 or more"):
         vm.console_log(nodes, "vm1", 0)
+
+
+def test_a_define_right_after_another_sessions_registration_finds_the_node(zk):
+    """The API places a VM from its in-memory copy, which may not show a node another session
+    registered just before (as a test, or a daemon coming up, does): a refusal is made only
+    after catching up (CI once got "no node in run and ready state" this way)."""
+    from pvc.zk.cache import CachedView, open_mirror
+    from pvc.zk.handler import ZKHandler
+    from tests.conftest import ZK_SECRET
+
+    cluster.initialize(zk)
+    view = CachedView(zk, open_mirror(zk))
+    other = ZKHandler(zk.hosts, secret=ZK_SECRET).connect()
+    try:
+        for index in range(60):
+            add_hypervisor(other, f"n{index}")
+            answer = vm.define(view, POLICY, domain_xml(f"vm{index}"), node=f"n{index}")
+            assert answer["node"] == f"n{index}", index
+    finally:
+        other.close()
+        view.mirror.close()
