@@ -234,6 +234,16 @@ class LocalCluster:
             time.sleep(0.02)
         raise TimeoutError(f"no primary within {timeout} s")
 
+    def wait_for_run(self, zk: ZKHandler, name: str, timeout: float = 30) -> None:
+        """Waits until `name`'s daemon is in state run: a node still starting (init) cannot
+        be handed the primary role, and on a loaded machine a node may be seconds behind the
+        first one up."""
+        deadline = time.monotonic() + timeout
+        while zk.read(("node.state.daemon", name)) != "run":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} not in state run within {timeout} s")
+            time.sleep(0.05)
+
     # --- tear-down ----------------------------------------------------------------------------
 
     def down(self) -> None:

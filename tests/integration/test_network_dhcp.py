@@ -125,6 +125,7 @@ def test_handover_keeps_each_mac_on_its_address_and_moves_the_ipv6_router(cluste
     client = cluster.clients[0]
     wait_for("the client routes by the primary", lambda: old_router in ipv6_routers(client))
     new = next(name for name in cluster.names if name != old)
+    cluster.wait_for_run(observer, new)
     node_ops.set_primary(observer, new)
     assert cluster.wait_for_primary(observer, 20, not_=old) == new
     wait_for("DHCP on the new primary", lambda: serving(cluster, new))

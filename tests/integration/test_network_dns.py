@@ -83,6 +83,7 @@ def test_dns_follows_the_primary(cluster, observer):
     address, _ = cluster.client.dhcp(hostname="alpha")
     old = cluster.wait_for_primary(observer, 10)
     new = next(name for name in cluster.names if name != old)
+    cluster.wait_for_run(observer, new)
     node_ops.set_primary(observer, new)
     assert cluster.wait_for_primary(observer, 20, not_=old) == new
     client = cluster.client

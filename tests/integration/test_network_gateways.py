@@ -130,6 +130,7 @@ def test_handover_moves_every_gateway(cluster, observer):
     old = cluster.wait_for_primary(observer, 10)
     wait_for("the gateway", lambda: holders(cluster, "vmbr100", "10.100.0.1/24") == [old])
     new = next(name for name in cluster.names if name != old)
+    cluster.wait_for_run(observer, new)
     node_ops.set_primary(observer, new)
     assert cluster.wait_for_primary(observer, 20, not_=old) == new
     wait_for(f"the primary's addresses on {new} only", lambda: only_on(cluster, new))

@@ -45,6 +45,7 @@ def test_the_primary_routes_via_the_upstream_gateway_and_hands_the_route_over(cl
     old = cluster.wait_for_primary(observer, 30)
     wait_for("the route on the primary only", lambda: routed(cluster) == [old])
     new = next(name for name in cluster.names if name != old)
+    cluster.wait_for_run(observer, new)
     node_ops.set_primary(observer, new)
     assert cluster.wait_for_primary(observer, 20, not_=old) == new
     wait_for(f"the route on {new} only", lambda: routed(cluster) == [new])

@@ -58,6 +58,7 @@ def test_exactly_one_primary_holds_the_address_and_serves_the_api(cluster, obser
 def test_node_primary_moves_the_role_and_the_address(cluster, observer):
     old = cluster.wait_for_primary(observer, 10)
     new = next(name for name in cluster.names if name != old)
+    cluster.wait_for_run(observer, new)
     node_ops.set_primary(observer, new)
     assert cluster.wait_for_primary(observer, 5, not_=old) == new
     assert cluster.floating_holders() == [new]
