@@ -88,9 +88,8 @@ def running_cluster(workdir: Path, vnis: tuple[int, ...] = (100,)) -> Iterator[L
 
 def observer_with(cluster: LocalCluster, *networks: Network) -> Iterator[Any]:
     """An observer session, once there is a primary, that wrote `networks` first."""
-    zk = cluster.observer()
+    zk = cluster.running_observer(30)  # a primary, and every node in state run
     try:
-        cluster.wait_for_primary(zk, 30)
         for net in networks:
             write_network(zk, net)
         yield zk

@@ -90,6 +90,7 @@ def set_secondary(zk: ZKHandler, name: str, force: bool = False) -> dict[str, An
     if primary != name:
         current = "none" if primary in (None, "none") else f"'{primary}'"
         raise InvalidInput(f"node '{name}' is not primary (primary: {current})")
+    zk.catch_up()  # whether another can take over is decided on the newest states
     can_take_over = any(
         other["name"] != name and _can_be_primary(other) for other in list_nodes(zk)
     )

@@ -4,6 +4,9 @@
   Each operation answers on its own (a missing node fails its operation only); no watch is
   set. One request instead of thousands: kazoo spends most of a small read in its own
   machinery (an async result, a condition, a select per send and per receive).
+- `barrier`: a request whose answer calls a hook on the connection's thread, in order with
+  the watch events read off it: the events before the hook are every event of the
+  transactions committed before the server answered it, whole.
 - `add_recursive_watch`: a persistent recursive watch (addWatch, opcode 106) on a path: the
   server tells this connection of every creation, change and deletion at or below it, for
   as long as the connection lasts (a new connection must add it again), and never removes
@@ -39,9 +42,10 @@ BATCH = 200
 EventCallback = Callable[[int, str], None]  # (kazoo EventType number, path without chroot)
 
 
-class _MultiRead(namedtuple("_MultiRead", "operations")):
+class _MultiRead(namedtuple("_MultiRead", "operations on_answer", defaults=(None,))):
     """Request: (DATA or CHILDREN, full path) pairs; response: per operation the data
-    (bytes, b"" when empty), the child names, or the exception that operation failed with."""
+    (bytes, b"" when empty), the child names, or the exception that operation failed with.
+    `on_answer()`, if given, is called as the answer is read (on the connection's thread)."""
 
     type = 22
 
@@ -55,6 +59,8 @@ class _MultiRead(namedtuple("_MultiRead", "operations")):
         return bytes(out)
 
     def deserialize(self, buffer: bytes, offset: int) -> list[Any]:
+        if self.on_answer is not None:
+            self.on_answer()
         results: list[Any] = []
         while True:
             kind, done, _ = multiheader_struct.unpack_from(buffer, offset)
@@ -95,6 +101,16 @@ def multi_read(client: KazooClient, operations: list[tuple[int, str]]) -> Any:
     chroot = client.chroot or ""
     result = client.handler.async_result()
     client._call(_MultiRead([(kind, chroot + path) for kind, path in operations]), result)
+    return result
+
+
+def barrier(client: KazooClient, on_answer: Callable[[], None]) -> Any:
+    """Sends a request (a multiRead of nothing) whose answer calls `on_answer()` on the
+    connection's thread as it is read, after every watch event sent before it and before
+    any sent after it; returns kazoo's async result (failed if the connection is lost, and
+    then `on_answer` is not called)."""
+    result = client.handler.async_result()
+    client._call(_MultiRead([], on_answer), result)
     return result
 
 

@@ -12,15 +12,13 @@ Ordering: the watch is added before anything is read, so every change after the 
 produces an event. Every event makes the mirror read the path again (a missing node is then
 dropped); requests are issued and linked to their completion under one lock, and kazoo runs
 completions on one thread in the order the server answered, so results are applied in server
-order and the last read of a path reflects its newest state. A lost connection drops the
-watch and fails the reads in flight: on every reconnection the mirror adds its watches again
-and reloads its roots in full, and `loaded` is False until it has.
+order and the last read of a path reflects its newest state.
 
-Waiting: `wait(predicate, timeout)` is the one way pvc waits for the cluster to get somewhere
-(a VM to settle, a job to end): the predicate, which reads only the mirror, is evaluated again
-on every change, never by a sleeping poll. `sync()` returns once the mirror shows every change
-committed before it was called (a guard that read a version from Zookeeper then knows the
-mirror is at least that new).
+Transactions: another session's transaction reaches this one as one event per key, read off
+the connection one at a time. A burst of events is read again behind a barrier (pvc.zk.bulk):
+the events read off the connection before its answer are those of whole transactions, and
+they are read again in one change, applied at once (values deepest first, then new nodes
+listed in their parents): a reader that finds a new node finds what was written with it.
 """
 
 import logging
@@ -110,19 +108,24 @@ class TreeMirror:
         """Returns True once the mirror shows every change committed in Zookeeper before it was
         called, by any session (False after `timeout` s, or while the copy is not whole).
 
-        How, in two round trips: the server sends a session its watch events before it answers
-        a later request, so once a first request is answered every event due has been read off
-        the connection, and each has put a read on kazoo's watch thread. A marker put on that
-        thread behind them then issues a request of its own, which completes (completions are
-        in order) after those reads did. One round trip would miss events still in flight:
-        another session's write that this one had not heard of yet. On one of kazoo's own
-        threads (a watch callback, a listener) it cannot wait for that thread: it returns at
-        once."""
+        How, in three round trips: the server sends a session its watch events before it
+        answers a later request, so once a first request is answered every event due has been
+        read off the connection, and each burst of them has put a reread on kazoo's watch
+        thread. A marker put on that thread behind them follows each reread's two requests
+        (a barrier, then the read sent from the barrier's completion) with two of its own;
+        completions run in order, so its last completes after those reads did. One round trip
+        would miss events still in flight: another session's write that this one had not
+        heard of yet. On one of kazoo's own threads (a watch callback, a listener) it cannot
+        wait for that thread: it returns at once."""
         if threading.get_ident() in self._kazoo_threads:
             return self.loaded
         done = threading.Event()
 
         def mark() -> None:
+            with self._issue:
+                self.client.exists_async(self.roots[0]).rawlink(second)
+
+        def second(_: Any) -> None:
             with self._issue:
                 self.client.exists_async(self.roots[0]).rawlink(lambda _: done.set())
 
@@ -200,26 +203,34 @@ class TreeMirror:
 
     def _fetch(self, paths: Iterable[str], full: bool = True) -> None:
         """Reads paths' data and, when `full`, their children (unless the schema says a path
-        is a leaf) and so on down, in multiRead batches."""
+        is a leaf) and so on down, in multiRead batches: a load applies each batch as it is
+        answered, a reread (not `full`) all its batches as one change."""
         operations = []
         for path in paths:
             operations.append((bulk.DATA, path))
             if full and not schema.is_leaf(path):
                 operations.append((bulk.CHILDREN, path))
+        if not full:
+            self._send(operations)
+            return
         for first in range(0, len(operations), bulk.BATCH):
             self._send(operations[first : first + bulk.BATCH])
 
     def _send(self, operations: list[tuple[int, str]]) -> None:
+        if not operations:
+            return
         self._pending_change(+1)
         with self._issue:
-            bulk.multi_read(self.client, operations).rawlink(
-                lambda result: self._on_batch(operations, result)
-            )
+            results = [
+                bulk.multi_read(self.client, operations[first : first + bulk.BATCH])
+                for first in range(0, len(operations), bulk.BATCH)
+            ]
+            results[-1].rawlink(lambda _: self._on_batch(operations, results))
 
     def _on_event(self, kind: int, path: str) -> None:
         """A watch event (on kazoo's connection thread): the path is read again, from the
-        watch thread, so that sync() can put a marker behind the reads events issued. Events
-        that arrive together (a write of many keys) are read again in one request."""
+        watch thread, so that sync() can put a marker behind the reads events issued. The
+        first event of a burst starts a reread; the rest join it (see _reread)."""
         if not self.covers(path):
             return
         with self._events_lock:
@@ -232,45 +243,77 @@ class TreeMirror:
         self._kazoo_threads.add(threading.get_ident())
 
     def _reread(self) -> None:
+        """Reads again the paths of the events read off the connection before a barrier's
+        answer: whole transactions, the rest of the one whose first event woke this too."""
         self._note_thread()
-        with self._events_lock:
-            paths, self._events = self._events, []
-        self._fetch(dict.fromkeys(paths), full=False)
+        paths: list[str] = []
+        taken = threading.Event()
 
-    def _on_batch(self, operations: list[tuple[int, str]], result: Any) -> None:
+        def take() -> None:  # on the connection thread, as the barrier's answer is read
+            with self._events_lock:
+                paths.extend(self._events)
+                self._events = []
+            taken.set()
+
+        def read(_: Any) -> None:
+            if not taken.is_set():  # lost connection: the reload repairs; follow events again
+                take()
+            self._fetch(dict.fromkeys(paths), full=False)
+
+        with self._issue:
+            bulk.barrier(self.client, take).rawlink(read)
+
+    def _on_batch(self, operations: list[tuple[int, str]], results: list[Any]) -> None:
+        """Applies the answers once the last request is answered (the others were before)."""
         self._note_thread()
         try:
-            answers = result.get()
+            answers = [answer for result in results for answer in result.get()]
         except Exception as exc:  # a lost connection (the reload on reconnecting repairs)
             log.debug("read of %s... failed: %s", operations[0][1], exc)
         else:
-            below: list[str] = []
-            for (kind, path), answer in zip(operations, answers, strict=True):
-                if isinstance(answer, NoNodeError):
-                    self._drop(path)
-                elif isinstance(answer, Exception):
-                    log.debug("read of %s failed: %s", path, answer)
-                elif kind == bulk.DATA:
-                    self._set(path, answer)
-                else:
-                    below.extend(self._set_children(path, answer))
+            below = self._apply(list(zip(operations, answers, strict=True)))
             if below:
                 self._fetch(below)
         finally:
             self._pending_change(-1)
 
-    def _set(self, path: str, data: bytes) -> None:
+    def _apply(self, answered: list[tuple[tuple[int, str], Any]]) -> list[str]:
+        """Applies one answer as one change: values deepest first, then each new node listed
+        in its parent deepest first, so a reader that sees a node sees what was read with it
+        below it; listeners are told afterwards, shallowest first. Returns the paths found
+        by listing children, to be read in full."""
+        below: list[str] = []
+        changed: list[tuple[str, bytes]] = []
+        new: list[str] = []
+        for (kind, path), answer in sorted(answered, key=lambda item: -item[0][1].count("/")):
+            if isinstance(answer, NoNodeError):
+                self._drop(path)
+            elif isinstance(answer, Exception):
+                log.debug("read of %s failed: %s", path, answer)
+            elif kind == bulk.CHILDREN:
+                below.extend(self._set_children(path, answer))
+            elif (stored := self._store(path, answer)) is not None:
+                changed.append((path, stored[0]))
+                if stored[1] and path not in self.roots:
+                    new.append(path)
+        if new:
+            with self._lock:
+                for path in new:
+                    parent, name = path.rsplit("/", 1)
+                    self._children.setdefault(parent, set()).add(sys.intern(name))
+        for path, data in reversed(changed):
+            self._notify(path, data)
+        return below
+
+    def _store(self, path: str, data: bytes) -> tuple[bytes, bool] | None:
+        """Keeps a path's value; if it changed, returns it and whether the node is new."""
         if len(data) <= SHARED_VALUE:
             data = self._values.setdefault(data, data)
         old = self._data.get(path)
         if old == data:
-            return
+            return None
         self._data[path] = data  # one writer (this thread); readers need no lock
-        if old is None and path not in self.roots:  # a new node: its parent lists it
-            parent, name = path.rsplit("/", 1)
-            with self._lock:
-                self._children.setdefault(parent, set()).add(sys.intern(name))
-        self._notify(path, data)
+        return data, old is None
 
     def _set_children(self, path: str, names: list[str]) -> list[str]:
         """Records a path's children; returns every child's path, to be read in full."""

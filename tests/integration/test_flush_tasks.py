@@ -32,7 +32,9 @@ def cluster(tmp_path_factory):
     local = LocalCluster(
         tmp_path_factory.mktemp("tasks"), 3, prefix="pvcq", subnet="10.218.0", zk_port=free_port()
     )
-    local.settings = {"jobs": {"keep_finished": KEEP}}
+    # 20 missed keepalives before dead: a killed daemon restarted at once is back well before
+    # (zipapp start and the old session's expiry take seconds on a loaded machine)
+    local.settings = {"jobs": {"keep_finished": KEEP}, "timers": {"fence_intervals": 20}}
     local.up()
     local.start_all()
     yield local

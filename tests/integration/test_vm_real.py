@@ -60,8 +60,7 @@ def console_ticks(cluster, name):
 
 
 def test_tiny_guest_lives_migrates_and_goes(cluster, tmp_path):
-    observer = cluster.observer()
-    cluster.wait_for_primary(observer, 30)
+    observer = cluster.running_observer(60)  # node1 and node2 must be able to take VMs
     guest = build_guest()
     name = "demo"
     xml = linux_domain_xml(name, str(uuid.uuid4()), guest, tmp_path / "console.log")
@@ -120,8 +119,7 @@ def test_a_migration_interrupted_by_a_daemon_restart_ends_on_one_node(cluster, t
     both libvirtds all along)."""
     from tests.chaos.vm_observer import ObservedNode, VmObserver
 
-    zk = cluster.observer()
-    cluster.wait_for_primary(zk, 30)
+    zk = cluster.running_observer(60)  # node1 and node2 must be able to take VMs
     vm_uuid = str(uuid.uuid4())
     xml = linux_domain_xml("hop", vm_uuid, build_guest(), tmp_path / "console.log")
     until(lambda: api(cluster, "GET", "/node"), 10, "the API")

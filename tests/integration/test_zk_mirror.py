@@ -232,3 +232,43 @@ def test_a_view_written_from_a_mirror_listener_does_not_wait_for_its_own_thread(
     assert wait_until(lambda: took)
     assert took[0] < SYNC_TIMEOUT / 2  # a sync waiting for its own thread takes all of it
     assert zk.read("base.config.upstream_ip") == "10.0.0.1"
+
+
+def test_another_sessions_transaction_is_seen_whole(zk: ZKHandler):
+    """A transaction of another session (a VM's key and the keys below it) is applied as one
+    change: a reader that lists the VM, or a listener told of it, finds its state and node
+    too (the mirror once showed the key first and the rest a read later)."""
+    from pvc.zk.handler import ZKHandler
+
+    mirror = TreeMirror(zk.client, ["/domains"])
+    assert mirror.start(timeout=10)
+    partial: list[str] = []
+    done = threading.Event()
+
+    def whole(uuid: str) -> bool:
+        base = f"/domains/{uuid}"
+        return all(mirror.get(path) is not None for path in (base, f"{base}/state", f"{base}/node"))
+
+    def told(path: str, data: bytes | None) -> None:
+        if data is not None and path.count("/") == 2 and not whole(path.rsplit("/", 1)[1]):
+            partial.append(f"listener: {path}")
+
+    def read() -> None:
+        while not done.is_set():
+            partial.extend(f"reader: {u}" for u in mirror.children("/domains") if not whole(u))
+
+    mirror.listen(told)
+    reader = threading.Thread(target=read)
+    reader.start()
+    other = ZKHandler(zk.hosts, secret=ZK_SECRET).connect()
+    try:
+        for index in range(300):
+            other.write(vm_values(uuid_of(index), f"vm{index}"))
+        assert mirror.sync()
+        assert len(mirror.children("/domains")) == 300
+    finally:
+        done.set()
+        reader.join()
+        other.close()
+        mirror.close()
+    assert partial == []
