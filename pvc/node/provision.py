@@ -24,7 +24,9 @@ attempt to make it failed. A failure or a cancel undoes what was made (the VM re
 volume a VM in `provision` uses counts as in use) and fails with the step and the reason;
 what the undo could not remove stays in `made` (and the log). A job handed back after its
 runner stopped or died is never resumed: its next run (a second attempt: the claim clears
-`interrupted` but counts `attempts`) removes what `made` lists and fails, saying so.
+`interrupted` but counts `attempts`) removes what `made` lists and fails, saying so. That run
+is its node's when the daemon returns, or the primary's once the node is fenced
+(pvc.ops.jobs.orphan_outcome: `undone_by_primary`).
 """
 
 import contextlib

@@ -18,7 +18,10 @@ A runner's death (a running job without a claim) is settled by the primary's run
 is resumed from the start by its runner (a node's daemon when it returns); any other job ends
 `failed` with the reason. A queued job bound to a node that the fence monitor declared dead
 (dead, fenced, fence-failed) fails with that reason; a node stopped cleanly keeps its queued
-jobs and runs them when its daemon starts again.
+jobs and runs them when its daemon starts again. A kind `undone_by_primary` (a create, whose
+half-made VM and volumes must not stay) is handed instead to the primary once the node is
+`fenced` (off, its storage fenced: nothing of it writes any more), whose run then removes what
+the job made and fails it; while the node is only `dead` (its fence not done) it waits.
 
 Cancel: a queued job is cancelled at once; a running one gets `/jobs/<id>/cancel`, which its
 runner honours between steps. The primary keeps the newest `jobs.keep_finished` ended jobs and
@@ -58,6 +61,8 @@ class Kind:
     idempotent: bool  # True: a job whose runner died runs again from the start
     group: str | None  # a runner runs one job of a group at a time (None: no such limit)
     summary: str
+    # True: a job that ran on a node since fenced is handed to the primary, which undoes it
+    undone_by_primary: bool = False
 
 
 KINDS = {
@@ -73,7 +78,13 @@ KINDS = {
         Kind("osd_remove", True, "osd", "drain, stop, purge and wipe a Ceph OSD"),
         # handed back when its runner died, and then run only to remove what it made and
         # fail (pvc.node.provision): never resumed half way
-        Kind("provision", True, None, "build a VM from a provisioner profile and start it"),
+        Kind(
+            "provision",
+            True,
+            None,
+            "build a VM from a provisioner profile and start it",
+            undone_by_primary=True,
+        ),  # fmt: skip
         # received by the API process, as an upload (pvc.ops.provisioner_ova)
         Kind("ova_upload", True, "upload", "an OVA's disks as new volumes and an ova profile"),
     )
@@ -273,25 +284,33 @@ def finished(record: dict[str, Any], state: str, **fields: Any) -> dict[str, Any
 
 def orphan_outcome(
     record: dict[str, Any], claimed: bool, node_state: str | None
-) -> tuple[str, str] | None:
-    """What becomes of a job whose runner may be gone: (new state, reason), or None to leave it.
+) -> tuple[str, str, str] | None:
+    """What becomes of a job whose runner may be gone: (new state, reason, its runner from
+    now), or None to leave it.
 
     `claimed`: its claim exists; `node_state`: the daemon state of its runner node (None for a
     job run by the primary). See the module docstring for the rule."""
     runner = record["runner"]
     dead = node_state in DEAD_NODE_STATES
-    if record["state"] == RUNNING and not claimed:
-        died = f"its runner {runner} died while it ran (its Zookeeper session ended)"
-        if not KINDS[record["kind"]].idempotent:
-            return FAILED, died
-        if dead:
-            return FAILED, f"{died}, and node {runner} is {node_state}"
-        return QUEUED, died
-    if record["state"] == QUEUED and dead:
-        if record["interrupted"]:
-            return FAILED, f"{record['interrupted']}, and node {runner} is {node_state}"
-        return FAILED, f"node {runner} is {node_state}: its daemon cannot run the task"
-    return None
+    ran = record["state"] == RUNNING and not claimed
+    if not (ran or (record["state"] == QUEUED and dead)):
+        return None
+    why = (
+        f"its runner {runner} died while it ran (its Zookeeper session ended)"
+        if ran
+        else record["interrupted"]
+    )
+    if dead and why and KINDS[record["kind"]].undone_by_primary:
+        if node_state != "fenced":  # dead: its fence is not done; fence-failed: tried again
+            return None
+        return QUEUED, f"{why}, and node {runner} is fenced: the primary undoes it", PRIMARY
+    if ran and not KINDS[record["kind"]].idempotent:
+        return FAILED, why, runner
+    if dead:
+        if why:
+            return FAILED, f"{why}, and node {runner} is {node_state}", runner
+        return FAILED, f"node {runner} is {node_state}: its daemon cannot run the task", runner
+    return QUEUED, why, runner
 
 
 def settle_orphan(zk: ZKHandler, job_id: str, node_state_of: Any) -> str | None:
@@ -305,13 +324,16 @@ def settle_orphan(zk: ZKHandler, job_id: str, node_state_of: Any) -> str | None:
     outcome = orphan_outcome(record, claimed, node_state)
     if outcome is None:
         return None
-    state, reason = outcome
+    state, reason, runner = outcome
     if state == FAILED:
         new = finished(record, FAILED, error=reason)
         message = reason
+    elif runner != record["runner"]:
+        new = record | {"state": QUEUED, "interrupted": reason, "runner": runner}
+        message = reason
     else:
         new = record | {"state": QUEUED, "interrupted": reason}
-        message = f"{reason}; it resumes when {record['runner']}'s daemon is back"
+        message = f"{reason}; it resumes when {runner}'s daemon is back"
     new |= {"updated": time.time(), "progress": record["progress"] | {"message": message}}
     expect = {("job", job_id): version}
     if record["state"] == RUNNING:

@@ -131,7 +131,26 @@ def test_orphan_outcome(monkeypatch, record_state, claimed, node_state, idempote
     found = jobs.orphan_outcome(record, claimed, node_state)
     assert (found and found[0]) == outcome
     if found:
-        assert "node2" in found[1]
+        assert "node2" in found[1] and found[2] == "node2"
+
+
+@pytest.mark.parametrize(
+    "record_state, interrupted, node_state, outcome",
+    [
+        ("running", None, "run", ("queued", "node2")),  # its runner resumes it: the undo
+        ("running", None, "dead", None),  # the fence is not done: wait
+        ("running", None, "fence-failed", None),
+        ("running", None, "fenced", ("queued", "primary")),
+        ("queued", "stopped", "fenced", ("queued", "primary")),
+        ("queued", None, "fenced", ("failed", "node2")),  # never ran: made nothing
+    ],
+)
+def test_orphan_outcome_of_a_kind_the_primary_undoes(record_state, interrupted, node_state,
+                                                    outcome):  # fmt: skip
+    record = {"state": record_state, "runner": "node2", "kind": "provision",
+              "interrupted": interrupted}  # fmt: skip
+    found = jobs.orphan_outcome(record, False, node_state)
+    assert (found and (found[0], found[2])) == outcome
 
 
 def test_a_runner_that_died_hands_an_idempotent_job_back(ready, other):
@@ -158,6 +177,30 @@ def test_a_queued_job_of_a_dead_node_fails_with_the_reason(ready, other):
         "its runner node1 died while it ran (its Zookeeper session ended), "
         "and node node1 is fence-failed"
     )
+
+
+def test_a_create_whose_node_is_fenced_is_handed_to_the_primary_to_undo(ready, other):
+    """A provision task (undone_by_primary) that ran on a node now dead waits for the node's
+    fence, then goes to the primary (whose run removes what it made), not failed as is."""
+    job_id, values = jobs.creation("provision", {"name": "vm1"}, runner="node1")
+    ready.write(values)
+    jobs.claim(other, job_id, "node1 b")
+    other.close()
+    assert jobs.settle_orphan(ready, job_id, lambda node: "dead") is None  # fence not done
+    assert jobs.settle_orphan(ready, job_id, lambda node: "fence-failed") is None
+    assert jobs.info(ready, job_id)["state"] == "running"
+    assert jobs.settle_orphan(ready, job_id, lambda node: "fenced") == "queued"
+    record = jobs.info(ready, job_id)
+    assert (record["state"], record["runner"]) == ("queued", jobs.PRIMARY)
+    assert record["progress"]["message"] == (
+        "its runner node1 died while it ran (its Zookeeper session ended), "
+        "and node node1 is fenced: the primary undoes it"
+    )
+    assert jobs.settle_orphan(ready, job_id, lambda node: "fenced") is None  # the primary's now
+    assert jobs.claim(ready, job_id, "node2 c")[0]["attempts"] == 2  # a second run: the undo
+    never_ran, values = jobs.creation("provision", {"name": "vm2"}, runner="node1")
+    ready.write(values)
+    assert jobs.settle_orphan(ready, never_ran, lambda node: "fenced") == "failed"  # made nothing
 
 
 def test_prune_keeps_the_newest_ended_jobs(ready):
