@@ -5,11 +5,15 @@ builds look like where they depend on the nodes rather than on a profile.
   guests (the test machines).
 - `console_log_directory`: where each built VM's serial console is logged
   (`<directory>/<uuid>.log`, appended to by whichever node runs it), which `pvc vm log` reads.
+- `work_directory`: where a create's install script gets its work folder, with the sparse
+  files its disks' filesystems are built in (as large as the disks, written only where
+  used): a disk-backed folder where /tmp is a tmpfs. Default: the system's temporary folder.
+- `script_timeout`: seconds an install script may take, all phases together.
 """
 
 from typing import Any
 
-from pvc.config_values import check_absolute_path
+from pvc.config_values import between, check_absolute_path
 
 DOMAIN_TYPES = ("kvm", "qemu")
 
@@ -28,5 +32,14 @@ def spec(field: Any) -> dict[str, Any]:
             "/var/log/libvirt/qemu",
             "Where provisioned VMs' serial consoles are logged (<uuid>.log), for pvc vm log.",
             check_absolute_path,
+        ),
+        "work_directory": field(
+            (str, type(None)),
+            None,
+            "Where install scripts build their disks' filesystems; default: the system's temp.",
+            check_absolute_path,
+        ),
+        "script_timeout": field(
+            (int, float), 3600.0, "Seconds an install script may take.", between(1, 86400)
         ),
     }

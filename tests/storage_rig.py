@@ -53,12 +53,13 @@ class Storage:
         return vm_uuid
 
 
-def ceph_config(ceph_service) -> pvc_config.Config:
-    """A node configuration that uses the session's Ceph (for ops and daemon parts run here)."""
+def ceph_config(ceph_service, **sections: dict) -> pvc_config.Config:
+    """A node configuration that uses the session's Ceph (for ops and daemon parts run here),
+    with more `sections` if given."""
     return pvc_config.from_dict(
         {"node": {"name": "node1"}, "cluster": {"coordinators": ["node1"]},
          "zookeeper": {"hosts": "127.0.0.1:2181"}, "ceph": ceph_service.settings(),
-         "api": {"authentication": {"enabled": False}}}
+         "api": {"authentication": {"enabled": False}}, **sections}
     )  # fmt: skip
 
 

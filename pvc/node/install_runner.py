@@ -68,7 +68,14 @@ def run(
     stopped (cancel, timeout) or dies; PvcError naming the script when it does not load."""
     install_script.check(script_name, text)
     settings = dict(config.get("ceph")) if config.get("ceph.enabled") else None
-    work = tempfile.mkdtemp(prefix="pvc-install-")
+    folder = config.get("provisioner.work_directory") or tempfile.gettempdir()
+    try:
+        work = tempfile.mkdtemp(prefix="pvc-install-", dir=folder)
+    except OSError as exc:
+        raise PvcError(
+            f"install script '{script_name}': cannot make its work folder in {folder}: "
+            f"{exc.strerror}"
+        ) from None
     request = {"name": script_name, "text": text, "context": context, "work": work,
                "ceph": settings, "parent": os.getpid()}  # fmt: skip
     reader, writer = os.pipe()

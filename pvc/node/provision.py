@@ -64,7 +64,6 @@ log = logging.getLogger("pvc.node.provision")
 STEPS = ("verify", "build the XML", "define the VM", "create volumes", "run the install script",
          "start")  # fmt: skip
 TOTAL = len(STEPS)
-SCRIPT_TIMEOUT = 3600.0  # seconds an install script may take, all phases
 LOCK_TIMEOUT = 30.0  # seconds for `lock.provision`: its holders check MACs and write, briefly
 _FILESYSTEM = re.compile(r"[a-z0-9]{1,16}")
 
@@ -248,7 +247,13 @@ class Build:
         }  # fmt: skip
         try:
             new_xml = install_runner.run(
-                name, text, context, self.config, self._on_phase, self._cancelled, SCRIPT_TIMEOUT
+                name,
+                text,
+                context,
+                self.config,
+                self._on_phase,
+                self._cancelled,
+                self.config.get("provisioner.script_timeout"),
             )
         finally:  # a script stopped by a cancel (or the daemon stopping): the job ends so
             self.job.check()

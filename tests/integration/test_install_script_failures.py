@@ -237,3 +237,25 @@ def test_a_script_whose_runner_dies_stops_and_cleans_up(tmp_path, ceph, ceph_ser
         assert time.monotonic() < deadline, volume_images.mounted_under(work)
         time.sleep(0.2)
     assert_nothing_left(ceph, volume, tmp_path)
+
+
+def test_the_work_folder_is_made_where_the_config_says(tmp_path, ceph_service, volume):
+    """provisioner.work_directory (a disk-backed folder where /tmp is a tmpfs) holds the work
+    folder, removed afterwards; a folder that is not there is named in one line."""
+    where = tmp_path / "work"
+    where.mkdir()
+    report = tmp_path / "report.json"
+    ctx = context([disk(*volume, filesystem="ext4", mountpoint="/")],
+                  arguments={"report": str(report)})  # fmt: skip
+    config = ceph_config(ceph_service, provisioner={"work_directory": str(where)})
+    install_runner.run("good", reporting(), ctx, config, print, lambda: False, TIMEOUT)
+    root = json.loads(report.read_text())["root"]
+    assert os.path.dirname(os.path.dirname(root)) == str(where)
+    assert os.listdir(where) == []
+    missing = ceph_config(ceph_service, provisioner={"work_directory": str(tmp_path / "none")})
+    with pytest.raises(PvcError) as failed:
+        install_runner.run("good", reporting(), ctx, missing, print, lambda: False, TIMEOUT)
+    assert failed.value.message == (
+        f"install script 'good': cannot make its work folder in {tmp_path}/none: "
+        "No such file or directory"
+    )

@@ -46,6 +46,9 @@ def test_node_name_defaults_to_short_hostname(monkeypatch):
         ({**MINIMAL, "cluster": {"coordinators": ["a"], "name": "c" * 64}}, "'cluster.name' is"),
         ({**MINIMAL, "node": {"name": "n" * 64}}, "'node.name' is not a valid name"),
         ({**MINIMAL, 1: "x", "b": 2}, "unknown key '1'"),
+        ({**MINIMAL, "provisioner": {"work_directory": "tmp"}}, "'provisioner.work_directory' "),
+        ({**MINIMAL, "provisioner": {"script_timeout": 0}}, "'provisioner.script_timeout' "),
+        ({**MINIMAL, "provisioner": {"script_timeout": "1h"}}, "'provisioner.script_timeout' "),
     ],
 )
 def test_bad_documents_name_the_key(document, message):
