@@ -17,8 +17,11 @@ order and the last read of a path reflects its newest state.
 Transactions: another session's transaction reaches this one as one event per key, read off
 the connection one at a time. A burst of events is read again behind a barrier (pvc.zk.bulk):
 the events read off the connection before its answer are those of whole transactions, and
-they are read again in one change, applied at once (values deepest first, then new nodes
-listed in their parents): a reader that finds a new node finds what was written with it.
+their paths are read again and applied together (values deepest first, then new nodes listed
+in their parents, then listeners told): a reader that finds a new node (by listing its
+parent) finds what was written with it below it. Not a snapshot: a reader may see one
+changed value before another of the same write, and a transaction committed while the read
+is on its way may show in part until its own events' read (one round trip later).
 """
 
 import logging
@@ -50,7 +53,9 @@ class TreeMirror:
         self._children: dict[str, set[str]] = {}
         self._values: dict[bytes, bytes] = {}  # one copy of each short value ("stop", ...)
         self._lock = threading.Lock()  # guards _children against readers
-        self._issue = threading.Lock()  # keeps completions in the order requests were sent
+        # keeps completions in the order requests were sent; re-entrant: once kazoo's handler
+        # stops, rawlink on a result already set calls back at once, on the same thread
+        self._issue = threading.RLock()
         self._pending = 0
         self._loaded = threading.Event()
         self._complete = False  # the first load has finished
@@ -109,7 +114,8 @@ class TreeMirror:
         called, by any session (False after `timeout` s, or while the copy is not whole).
 
         How, in three round trips: the server sends a session its watch events before it
-        answers a later request, so once a first request is answered every event due has been
+        answers a later request, so once a first request (a sync: a follower answers it once
+        it has applied what the leader committed before) is answered every event due has been
         read off the connection, and each burst of them has put a reread on kazoo's watch
         thread. A marker put on that thread behind them follows each reread's two requests
         (a barrier, then the read sent from the barrier's completion) with two of its own;
@@ -132,7 +138,7 @@ class TreeMirror:
         def behind_events(_: Any) -> None:
             self.client.handler.dispatch_callback(Callback("watch", mark, ()))
 
-        self.client.exists_async(self.roots[0]).rawlink(behind_events)
+        self.client.sync_async(self.roots[0]).rawlink(behind_events)
         return done.wait(timeout) and self.loaded
 
     def covers(self, path: str) -> bool:
@@ -161,6 +167,8 @@ class TreeMirror:
             self._loaded.clear()
             self._pending_change(+1)  # held until every root is asked again
             self._stale = False
+            with self._events_lock:  # the reload reads them; a reread of the lost connection
+                self._events = []  # may never end, and the next event must start a new one
             log.info("reconnected to Zookeeper: reloading %s", ", ".join(self.roots))
             self.client.handler.spawn(self._load_roots)
 
@@ -267,7 +275,7 @@ class TreeMirror:
         """Applies the answers once the last request is answered (the others were before)."""
         self._note_thread()
         try:
-            answers = [answer for result in results for answer in result.get()]
+            answers = [answer for result in results for answer in result.get(block=False)]
         except Exception as exc:  # a lost connection (the reload on reconnecting repairs)
             log.debug("read of %s... failed: %s", operations[0][1], exc)
         else:
@@ -280,18 +288,19 @@ class TreeMirror:
     def _apply(self, answered: list[tuple[tuple[int, str], Any]]) -> list[str]:
         """Applies one answer as one change: values deepest first, then each new node listed
         in its parent deepest first, so a reader that sees a node sees what was read with it
-        below it; listeners are told afterwards, shallowest first. Returns the paths found
-        by listing children, to be read in full."""
+        below it; listeners are told afterwards (removals, then changes shallowest first).
+        Returns the paths found by listing children, to be read in full."""
         below: list[str] = []
+        removed: list[str] = []
         changed: list[tuple[str, bytes]] = []
         new: list[str] = []
         for (kind, path), answer in sorted(answered, key=lambda item: -item[0][1].count("/")):
             if isinstance(answer, NoNodeError):
-                self._drop(path)
+                removed.extend(self._drop(path))
             elif isinstance(answer, Exception):
                 log.debug("read of %s failed: %s", path, answer)
             elif kind == bulk.CHILDREN:
-                below.extend(self._set_children(path, answer))
+                below.extend(self._set_children(path, answer, removed))
             elif (stored := self._store(path, answer)) is not None:
                 changed.append((path, stored[0]))
                 if stored[1] and path not in self.roots:
@@ -301,6 +310,8 @@ class TreeMirror:
                 for path in new:
                     parent, name = path.rsplit("/", 1)
                     self._children.setdefault(parent, set()).add(sys.intern(name))
+        for gone in removed:
+            self._notify(gone, None)
         for path, data in reversed(changed):
             self._notify(path, data)
         return below
@@ -315,19 +326,21 @@ class TreeMirror:
         self._data[path] = data  # one writer (this thread); readers need no lock
         return data, old is None
 
-    def _set_children(self, path: str, names: list[str]) -> list[str]:
-        """Records a path's children; returns every child's path, to be read in full."""
+    def _set_children(self, path: str, names: list[str], removed: list[str]) -> list[str]:
+        """Records a path's children (what is gone: into `removed`); returns every child's
+        path, to be read in full."""
         found = {sys.intern(name) for name in names}
         with self._lock:
             known = self._children.setdefault(path, set())
             gone = known - found
             known |= found
         for name in gone:
-            self._drop(f"{path}/{name}")
+            removed.extend(self._drop(f"{path}/{name}"))
         return [f"{path}/{name}" for name in found]
 
-    def _drop(self, path: str) -> None:
-        """Forgets a removed path and everything under it."""
+    def _drop(self, path: str) -> list[str]:
+        """Forgets a removed path and everything under it; the paths that held values (for
+        the caller to tell listeners of)."""
         removed = []
         with self._lock:
             stack = [path]
@@ -338,8 +351,7 @@ class TreeMirror:
                     removed.append(current)
             parent, name = path.rsplit("/", 1)
             self._children.get(parent, set()).discard(name)
-        for gone in removed:
-            self._notify(gone, None)
+        return removed
 
     def _notify(self, path: str, data: bytes | None) -> None:
         for listener in self._listeners:
