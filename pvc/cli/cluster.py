@@ -55,8 +55,8 @@ def main(args: list[str], options: Globals) -> int:
         return 0
     if arguments["init"]:
         overwrite = arguments["--overwrite"]
-        if overwrite and not arguments["--yes"] and not confirm(OVERWRITE_QUESTION):
-            raise PvcError("aborted")
+        if overwrite:
+            confirm_or_stop(OVERWRITE_QUESTION, arguments["--yes"], "aborted")
         params = {"overwrite": overwrite, "name": arguments["--name"]}
         answer = client.for_options(options).post("/initialize", params)
     else:
@@ -86,6 +86,13 @@ def confirm(question: str) -> bool:
     print(question, end="", file=sys.stderr, flush=True)
     answer = sys.stdin.buffer.readline(ANSWER_MAX).decode("utf-8", errors="replace")
     return answer.strip().lower() in ("y", "yes")
+
+
+def confirm_or_stop(question: str, yes: bool, stopped: str = "not removed") -> None:
+    """Goes on when `yes` (the command's --yes) or when the user answers yes to `question`;
+    otherwise stops the command with `stopped` (exit 1)."""
+    if not yes and not confirm(question):
+        raise PvcError(stopped)
 
 
 def status_text(status: dict[str, Any]) -> str:

@@ -48,11 +48,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from pvc.cli import client
-from pvc.cli.cluster import confirm
+from pvc.cli.cluster import confirm_or_stop
 from pvc.cli.format import check_format, key_values, render, table
 from pvc.cli.parse import parse
 from pvc.cli.storage_pool import whole_number
-from pvc.errors import PvcError, UsageError
+from pvc.errors import UsageError
 
 if TYPE_CHECKING:
     from pvc.__main__ import Globals
@@ -87,8 +87,7 @@ def main(args: list[str], options: Globals) -> int:
         return 0
     if arguments["remove"]:
         question = f"Remove network {vni} with its reservations and ACLs? (y/N) "
-        if not arguments["--yes"] and not confirm(question):
-            raise PvcError("not removed")
+        confirm_or_stop(question, arguments["--yes"])
         print(api.request("DELETE", network_path(vni))["message"])
         return 0
     output_format = check_format(arguments["--format"])

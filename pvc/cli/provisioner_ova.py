@@ -26,11 +26,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pvc.cli import client
-from pvc.cli.cluster import confirm
+from pvc.cli.cluster import confirm_or_stop
 from pvc.cli.format import check_format, key_values, render, table
 from pvc.cli.parse import parse
 from pvc.cli.storage_volume import quote
-from pvc.errors import PvcError
 from pvc.ops.sizes import format_size
 
 if TYPE_CHECKING:
@@ -54,8 +53,7 @@ def main(args: list[str], options: Globals) -> int:
         )
     if arguments["remove"]:
         question = f"Remove OVA '{name}', its volumes and its profile? (y/N) "
-        if not arguments["--yes"] and not confirm(question):
-            raise PvcError("not removed")
+        confirm_or_stop(question, arguments["--yes"])
         print(api.request("DELETE", path)["message"])
         return 0
     output_format = check_format(arguments["--format"])

@@ -51,11 +51,11 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from pvc.cli import client
-from pvc.cli.cluster import confirm
+from pvc.cli.cluster import confirm_or_stop
 from pvc.cli.format import check_format, key_values, render, table
 from pvc.cli.input_files import read_input
 from pvc.cli.parse import parse
-from pvc.errors import PvcError, UsageError
+from pvc.errors import UsageError
 
 if TYPE_CHECKING:
     from pvc.__main__ import Globals
@@ -96,8 +96,7 @@ def main(args: list[str], options: Globals) -> int:
         fields = profile_fields(arguments) if kind == "profile" else {"data": text}
         answer = api.request("PUT", path, fields)
     elif arguments["remove"]:
-        if not arguments["--yes"] and not confirm(f"Remove {kind} '{name}'? (y/N) "):
-            raise PvcError("not removed")
+        confirm_or_stop(f"Remove {kind} '{name}'? (y/N) ", arguments["--yes"])
         answer = api.request("DELETE", path)
     if answer is not None:
         print(answer["message"])

@@ -68,11 +68,11 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from pvc.cli import client
-from pvc.cli.cluster import confirm
+from pvc.cli.cluster import confirm_or_stop
 from pvc.cli.format import check_format, key_values, render, table
 from pvc.cli.parse import parse
 from pvc.cli.storage_pool import whole_number
-from pvc.errors import PvcError, UsageError
+from pvc.errors import UsageError
 from pvc.ops.sizes import format_size
 
 if TYPE_CHECKING:
@@ -112,8 +112,7 @@ def main(args: list[str], options: Globals) -> int:
     elif arguments["modify"]:
         answer = api.request("PUT", path, system_settings(arguments))
     elif arguments["remove"]:
-        if not arguments["--yes"] and not confirm(f"Remove {kind} template '{name}'? (y/N) "):
-            raise PvcError("not removed")
+        confirm_or_stop(f"Remove {kind} template '{name}'? (y/N) ", arguments["--yes"])
         answer = api.request("DELETE", path)
     if answer is not None:
         print(answer["message"])

@@ -36,10 +36,10 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from pvc.cli import client, tasks
-from pvc.cli.cluster import confirm
+from pvc.cli.cluster import confirm_or_stop
 from pvc.cli.format import check_format, key_values, render, table
 from pvc.cli.parse import parse
-from pvc.errors import PvcError, UsageError
+from pvc.errors import UsageError
 
 if TYPE_CHECKING:
     from pvc.__main__ import Globals
@@ -66,8 +66,7 @@ def main(args: list[str], options: Globals) -> int:
         answer = api.post(PATH, params)
         return tasks.show_or_follow(api, answer, arguments["--wait"], output_format)
     elif arguments["remove"]:
-        if not arguments["--yes"] and not confirm(REMOVE_QUESTION.format(id=osd)):
-            raise PvcError("aborted")
+        confirm_or_stop(REMOVE_QUESTION.format(id=osd), arguments["--yes"], "aborted")
         answer = api.request("DELETE", osd_path(osd))
         return tasks.show_or_follow(api, answer, arguments["--wait"], output_format)
     elif arguments["in"] or arguments["out"]:

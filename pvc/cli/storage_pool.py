@@ -25,10 +25,10 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from pvc.cli import client
-from pvc.cli.cluster import confirm
+from pvc.cli.cluster import confirm_or_stop
 from pvc.cli.format import check_format, key_values, render, table
 from pvc.cli.parse import parse
-from pvc.errors import PvcError, UsageError
+from pvc.errors import UsageError
 from pvc.ops.sizes import format_size
 
 if TYPE_CHECKING:
@@ -52,8 +52,7 @@ def main(args: list[str], options: Globals) -> int:
         return 0
     if arguments["remove"]:
         question = f"Remove pool '{pool}' and destroy every volume in it? (y/N) "
-        if not arguments["--yes"] and not confirm(question):
-            raise PvcError("not removed")
+        confirm_or_stop(question, arguments["--yes"])
         print(api.request("DELETE", pool_path(pool), {"confirm": True})["message"])
         return 0
     output_format = check_format(arguments["--format"])

@@ -44,10 +44,9 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from pvc.cli import client
-from pvc.cli.cluster import confirm
+from pvc.cli.cluster import confirm_or_stop
 from pvc.cli.format import check_format, key_values, render, table
 from pvc.cli.parse import parse
-from pvc.errors import PvcError
 from pvc.ops.sizes import format_size
 
 if TYPE_CHECKING:
@@ -77,8 +76,7 @@ def main(args: list[str], options: Globals) -> int:
         params = {"pool": pool, "volume": name, "size": arguments["<size>"]}
         answer = api.post("/storage/ceph/volume", params)
     elif arguments["remove"]:
-        if not arguments["--yes"] and not confirm(f"Remove volume '{pool}/{name}'? (y/N) "):
-            raise PvcError("not removed")
+        confirm_or_stop(f"Remove volume '{pool}/{name}'? (y/N) ", arguments["--yes"])
         answer = api.request("DELETE", path, {"force": arguments["--force"]})
     elif arguments["resize"]:
         params = {"size": arguments["<size>"], "shrink": arguments["--shrink"]}
@@ -109,13 +107,11 @@ def snapshot_command(api: client.ApiClient, arguments: dict[str, Any]) -> int:
     elif arguments["rename"]:
         answer = api.request("PUT", path, {"new_name": arguments["<new_name>"]})
     elif arguments["remove"]:
-        if not arguments["--yes"] and not confirm(f"Remove snapshot {label}? (y/N) "):
-            raise PvcError("not removed")
+        confirm_or_stop(f"Remove snapshot {label}? (y/N) ", arguments["--yes"])
         answer = api.request("DELETE", path)
     elif arguments["rollback"]:
         question = f"Roll volume '{pool}/{volume}' back to {label}, losing later writes? (y/N) "
-        if not arguments["--yes"] and not confirm(question):
-            raise PvcError("not rolled back")
+        confirm_or_stop(question, arguments["--yes"], "not rolled back")
         answer = api.post(path + "/rollback")
     else:
         output_format = check_format(arguments["--format"])
