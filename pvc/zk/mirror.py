@@ -12,7 +12,9 @@ Ordering: the watch is added before anything is read, so every change after the 
 produces an event. Every event makes the mirror read the path again (a missing node is then
 dropped); requests are issued and linked to their completion under one lock, and kazoo runs
 completions on one thread in the order the server answered, so results are applied in server
-order and the last read of a path reflects its newest state.
+order and the last read of a path reflects its newest state. A lost connection drops the
+watch and fails the reads in flight: on every reconnection the mirror adds its watches again
+and reloads its roots in full, and `loaded` is False until it has.
 
 Transactions: another session's transaction reaches this one as one event per key, read off
 the connection one at a time. A burst of events is read again behind a barrier (pvc.zk.bulk):
@@ -22,6 +24,12 @@ in their parents, then listeners told): a reader that finds a new node (by listi
 parent) finds what was written with it below it. Not a snapshot: a reader may see one
 changed value before another of the same write, and a transaction committed while the read
 is on its way may show in part until its own events' read (one round trip later).
+
+Waiting: `wait(predicate, timeout)` is the one way pvc waits for the cluster to get somewhere
+(a VM to settle, a job to end): the predicate, which reads only the mirror, is evaluated again
+on every change, never by a sleeping poll. `sync()` returns once the mirror shows every change
+committed before it was called (a guard that read a version from Zookeeper then knows the
+mirror is at least that new).
 """
 
 import logging
