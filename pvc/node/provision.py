@@ -35,6 +35,7 @@ import re
 import shutil
 import time
 import uuid as uuid_module
+from collections.abc import Iterator
 from typing import Any
 
 from pvc.config import Config
@@ -182,15 +183,20 @@ class Build:
         )  # fmt: skip
         return uuid, xml, nics
 
-    def _macs_lock(self) -> contextlib.AbstractContextManager[Any]:
-        """`lock.provision`: a create's MAC check and the write of those MACs (steps 3 and 6)
-        take turns with every other create's, cluster wide."""
-        return exclusive_lock(self.view, "lock.provision", LOCK_TIMEOUT)
+    @contextlib.contextmanager
+    def _free_macs(
+        self, nics: list[provision_xml.Nic], skip_uuid: str | None = None
+    ) -> Iterator[None]:
+        """Holds `lock.provision` with `nics`' MACs checked free on the newest records: a
+        create's MAC check and the write of those MACs (steps 3 and 6) take turns with every
+        other create's, cluster wide."""
+        with exclusive_lock(self.view, "lock.provision", LOCK_TIMEOUT):
+            self.view.catch_up()
+            provision_xml.require_free_macs(self.view, nics, skip_uuid=skip_uuid)
+            yield
 
     def _define(self, found: Plan, uuid: str, xml: str, nics: list[provision_xml.Nic]) -> str:
-        with self._macs_lock():
-            self.view.catch_up()
-            provision_xml.require_free_macs(self.view, nics)
+        with self._free_macs(nics):
             return self._define_locked(found, uuid, xml)
 
     def _define_locked(self, found: Plan, uuid: str, xml: str) -> str:
@@ -283,11 +289,10 @@ class Build:
     def _finish(self, found: Plan, uuid: str, xml: str, node: str) -> dict[str, Any]:
         """Step 6: the final XML's MACs free (an install script's create() may have changed
         them), then the VM's final state and XML and the job's end, in one transaction."""
-        with self._macs_lock():
-            self.view.catch_up()  # a NIC off pvc's networks: VNI 0, which has no reservations
-            nics = [provision_xml.Nic(network_vms.bridge_vni(nic.bridge) or 0, nic.mac)
-                    for nic in domain_xml.interfaces(xml) if nic.mac]  # fmt: skip
-            provision_xml.require_free_macs(self.view, nics, skip_uuid=uuid)
+        # a NIC off pvc's networks: VNI 0, which has no reservations
+        nics = [provision_xml.Nic(network_vms.bridge_vni(nic.bridge) or 0, nic.mac)
+                for nic in domain_xml.interfaces(xml) if nic.mac]  # fmt: skip
+        with self._free_macs(nics, skip_uuid=uuid):
             return self._finish_locked(found, uuid, xml, node)
 
     def _finish_locked(self, found: Plan, uuid: str, xml: str, node: str) -> dict[str, Any]:
