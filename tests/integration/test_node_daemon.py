@@ -95,10 +95,7 @@ def test_hypervisor_node_runs_as_client(cluster, observer, tmp_path):
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while observer.read(("node.state.daemon", "hv1")) != "run":
-            assert time.monotonic() < deadline, "hypervisor did not start"
-            time.sleep(0.1)
+        cluster.wait_for_run(observer, "hv1", 30)
         assert observer.read(("node.mode", "hv1")) == "hypervisor"
         assert observer.read(("node.state.router", "hv1")) == "client"
         log = (cluster.workdir / "hv1" / "pvc.log").read_text()
@@ -119,10 +116,7 @@ def test_graceful_stop_of_the_primary_hands_over(cluster, observer):
     assert observer.read(("node.state.daemon", primary)) == "stop"
     assert observer.read(("node.state.router", primary)) == "secondary"
     cluster.start(primary)
-    deadline = time.monotonic() + 30
-    while observer.read(("node.state.daemon", primary)) != "run":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    cluster.wait_for_run(observer, primary, 30)
 
 
 def test_partitioned_primary_drops_the_address_before_another_takes_it(cluster, observer):
